@@ -1,0 +1,225 @@
+"""The asyncio bridge: reactor's IOLoop interface on an asyncio event loop.
+
+:class:`AsyncioLoop` runs everything above the loop (futures, streams, HTTP)
+on a standard-library asyncio loop; :class:`UvloopLoop` on uvloop's. Only
+what differs from the interface is documented here:
+
+- ``ERROR`` is never reported on its own: asyncio has no error events. A
+  failed or hung-up fd shows up as readable (or writable), and the read or
+  write then fails, which is what the native backends' callers do anyway.
+- Timers run on ``asyncio_loop.time()``; uvloop's clock has millisecond
+  resolution and is cached per iteration.
+- Exceptions in callbacks go to :meth:`IOLoop.handle_callback_exception`
+  (``reactor.application``), not to asyncio's exception handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import weakref
+from typing import Any, Callable
+
+from reactor.ioloop import FUTURES, FileLike, IOLoop, _as_future, _current
+from reactor.log import gen_log
+
+from .base import READ, WRITE
+
+
+class AsyncioLoop(IOLoop):
+    """The IOLoop interface on an asyncio event loop.
+
+    ``asyncio_loop``: wrap this loop (the bridge does not own it, and
+    ``close`` leaves it open); by default a new loop is created and owned.
+    """
+
+    backend_name = "asyncio"
+
+    _wrappers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncioLoop] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(
+        self,
+        make_current: bool | None = None,
+        asyncio_loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self._owns_loop = asyncio_loop is None
+        self.asyncio_loop = asyncio_loop or self._new_asyncio_loop()
+        AsyncioLoop._wrappers[self.asyncio_loop] = self
+        self._handlers: dict[int, tuple[Any, Callable[[Any, int], Any]]] = {}
+        self._readers: set[int] = set()
+        self._writers: set[int] = set()
+        self._thread_ident = threading.get_ident()
+        self._closed = False
+        super().__init__(make_current=make_current)
+
+    def _new_asyncio_loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.new_event_loop()
+
+    @classmethod
+    def for_asyncio_loop(cls, asyncio_loop: asyncio.AbstractEventLoop) -> AsyncioLoop:
+        """The bridge over an asyncio loop someone else runs (one per loop)."""
+        loop = cls._wrappers.get(asyncio_loop)
+        if loop is None:
+            is_uvloop = type(asyncio_loop).__module__.startswith("uvloop")
+            bridge = UvloopLoop if is_uvloop else AsyncioLoop
+            loop = bridge(make_current=False, asyncio_loop=asyncio_loop)
+        return loop
+
+    def time(self) -> float:
+        return self.asyncio_loop.time()
+
+    # -- running -----------------------------------------------------------
+
+    def _is_running(self) -> bool:
+        return self.asyncio_loop.is_running()
+
+    def start(self) -> None:
+        if self._closed:
+            raise RuntimeError("the IOLoop is closed")
+        old_current = _current.loop
+        _current.loop = self
+        self._thread_ident = threading.get_ident()
+        try:
+            self.asyncio_loop.run_forever()
+        finally:
+            _current.loop = old_current
+
+    def stop(self) -> None:
+        if threading.get_ident() == self._thread_ident:
+            self.asyncio_loop.stop()
+        else:
+            try:
+                self.asyncio_loop.call_soon_threadsafe(self.asyncio_loop.stop)
+            except RuntimeError:
+                pass  # the asyncio loop is closed: nothing left to stop
+
+    def close(self, all_fds: bool = False) -> None:
+        if self.asyncio_loop.is_running():
+            raise RuntimeError("cannot close a running IOLoop")
+        if self._closed:
+            return
+        self._closed = True
+        for fd in list(self._handlers):
+            fileobj, _ = self._handlers[fd]
+            self.remove_handler(fd)
+            if all_fds:
+                self.close_fd(fileobj)
+        AsyncioLoop._wrappers.pop(self.asyncio_loop, None)
+        super().close(all_fds)
+        if self._owns_loop:
+            self.asyncio_loop.close()
+
+    # -- file descriptors ----------------------------------------------------
+
+    def add_handler(
+        self, fd: FileLike, handler: Callable[[Any, int], Any], events: int
+    ) -> None:
+        fd_number, fileobj = self.split_fd(fd)
+        if fd_number in self._handlers:
+            raise ValueError(f"fd {fd_number} added twice")
+        self._handlers[fd_number] = (fileobj, handler)
+        self.update_handler(fd_number, events)
+
+    def update_handler(self, fd: FileLike, events: int) -> None:
+        fd_number, _ = self.split_fd(fd)
+        if fd_number not in self._handlers:
+            raise KeyError(f"fd {fd_number} is not registered")
+        loop = self.asyncio_loop
+        if events & READ:
+            if fd_number not in self._readers:
+                loop.add_reader(fd_number, self._handle_events, fd_number, READ)
+                self._readers.add(fd_number)
+        elif fd_number in self._readers:
+            loop.remove_reader(fd_number)
+            self._readers.discard(fd_number)
+        if events & WRITE:
+            if fd_number not in self._writers:
+                loop.add_writer(fd_number, self._handle_events, fd_number, WRITE)
+                self._writers.add(fd_number)
+        elif fd_number in self._writers:
+            loop.remove_writer(fd_number)
+            self._writers.discard(fd_number)
+
+    def remove_handler(self, fd: FileLike) -> None:
+        fd_number, _ = self.split_fd(fd)
+        if self._handlers.pop(fd_number, None) is None:
+            return
+        try:
+            if fd_number in self._readers:
+                self.asyncio_loop.remove_reader(fd_number)
+            if fd_number in self._writers:
+                self.asyncio_loop.remove_writer(fd_number)
+        except (OSError, ValueError):
+            gen_log.debug("error unregistering fd %d", fd_number, exc_info=True)
+        self._readers.discard(fd_number)
+        self._writers.discard(fd_number)
+
+    def _handle_events(self, fd: int, events: int) -> None:
+        entry = self._handlers.get(fd)
+        if entry is None:
+            return
+        try:
+            entry[1](entry[0], events)
+        except Exception:
+            self.handle_callback_exception(entry[1])
+
+    # -- callbacks and timers ------------------------------------------------
+
+    def _run_callback(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            ret = callback(*args)
+            if ret is not None:
+                self._returned(ret)
+        except Exception:
+            self.handle_callback_exception(callback)
+
+    def _returned(self, ret: Any) -> None:
+        if isinstance(ret, FUTURES) or hasattr(ret, "__await__"):
+            self.add_future(_as_future(ret), self._discard_future_result)
+
+    def add_callback(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        if kwargs:
+            callback = functools.partial(callback, **kwargs)
+        try:
+            if threading.get_ident() == self._thread_ident:
+                self.asyncio_loop.call_soon(self._run_callback, callback, args)
+            else:
+                self.asyncio_loop.call_soon_threadsafe(self._run_callback, callback, args)
+        except RuntimeError:
+            # The asyncio loop is closed. Like the native loop, a callback
+            # added to a closed loop is dropped rather than raising into
+            # whatever thread is shutting down.
+            pass
+
+    def add_callback_from_signal(
+        self, callback: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> None:
+        if kwargs:
+            callback = functools.partial(callback, **kwargs)
+        self.asyncio_loop.call_soon_threadsafe(self._run_callback, callback, args)
+
+    def call_at(
+        self, when: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> asyncio.TimerHandle:
+        if kwargs:
+            callback = functools.partial(callback, **kwargs)
+        return self.asyncio_loop.call_at(when, self._run_callback, callback, args)
+
+    def remove_timeout(self, timeout: object) -> None:
+        assert isinstance(timeout, asyncio.TimerHandle), f"not a timer: {timeout!r}"
+        timeout.cancel()
+
+
+class UvloopLoop(AsyncioLoop):
+    """The asyncio bridge on a uvloop event loop."""
+
+    backend_name = "uvloop"
+
+    def _new_asyncio_loop(self) -> asyncio.AbstractEventLoop:
+        import uvloop
+
+        return uvloop.new_event_loop()
+

@@ -1,0 +1,935 @@
+"""The event loop: one interface, a native implementation, and the way to choose.
+
+:class:`IOLoop` is the interface every backend implements; its docstrings are
+the contract. :class:`PollIOLoop` is reactor's own loop, run over one of the
+native pollers in :mod:`backends` (select, poll, epoll, kqueue). The asyncio
+bridge (:mod:`backends.asyncioloop`) implements the same interface on an
+asyncio event loop.
+
+``IOLoop()`` picks the backend: the ``backend=`` argument, else
+:meth:`IOLoop.configure`, else ``REACTOR_BACKEND``, else the platform default.
+"""
+
+from __future__ import annotations
+
+import abc
+import concurrent.futures
+import contextvars
+import datetime
+import functools
+import heapq
+import itertools
+import math
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar, Union
+
+import backends
+from backends.base import ERROR, READ, WRITE, Poller
+from reactor.concurrent import FUTURES, Future, copy_future_state
+from reactor.log import app_log, gen_log
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class _Selectable(Protocol):
+        def fileno(self) -> int: ...
+        def close(self) -> None: ...
+
+
+_T = TypeVar("_T")
+FileLike = Union[int, "_Selectable"]
+_copy_context = contextvars.copy_context
+_monotonic = time.monotonic
+
+# Compact the timer heap once this many cancelled timers sit in it *and* they
+# outnumber the live ones; below that, lazily skipping them is cheaper.
+_COMPACT_AFTER = 512
+
+
+class _LoopMeta(abc.ABCMeta):
+    """Makes ``IOLoop(...)`` construct the chosen backend's implementation."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is IOLoop:
+            spec = kwargs.pop("backend", None)
+            if spec is None:
+                spec = IOLoop._configured or backends.env_choice()
+            name, impl = backends.get(spec)
+            if isinstance(impl, type) and issubclass(impl, Poller):
+                return PollIOLoop(*args, backend=impl, **kwargs)
+            if not (isinstance(impl, type) and issubclass(impl, IOLoop)):
+                raise backends.BackendError(
+                    f"backend {name!r} resolved to {impl!r}, which is neither "
+                    "a backends.base.Poller nor a reactor.ioloop.IOLoop subclass"
+                )
+            return super(_LoopMeta, impl).__call__(*args, **kwargs)
+        return super().__call__(*args, **kwargs)
+
+
+class _Current(threading.local):
+    loop: IOLoop | None = None
+
+
+_current = _Current()
+
+
+class IOLoop(metaclass=_LoopMeta):
+    """A level-triggered I/O event loop.
+
+    ``IOLoop()`` returns a loop of the chosen backend (see the module
+    docstring); ``IOLoop(backend="poll")`` chooses for this loop alone. Each
+    loop reports its backend as :attr:`backend_name`.
+
+    A loop runs in one thread. The only methods that may be called from other
+    threads are :meth:`add_callback` (and :meth:`add_callback_from_signal`)
+    and :meth:`stop`; everything else belongs to the loop's thread.
+
+    ``make_current``: None (the default) makes the new loop the current one of
+    this thread if there is none yet; True makes it current regardless; False
+    leaves the current loop alone.
+    """
+
+    # Events for add_handler / update_handler; see backends.base.
+    NONE = 0
+    READ = READ
+    WRITE = WRITE
+    ERROR = ERROR
+
+    backend_name: str = "abstract"
+    """The registry name of the backend this loop runs on."""
+
+    _configured: ClassVar[str | type | None] = None
+    _instance: ClassVar[IOLoop | None] = None
+    _instance_lock = threading.Lock()
+
+    def __init__(self, make_current: bool | None = None) -> None:
+        self._executor: concurrent.futures.Executor | None = None
+        self._own_executor = False
+        self._watchdog: _Watchdog | None = None
+        if make_current or (make_current is None and _current.loop is None):
+            self.make_current()
+        gen_log.debug("new IOLoop on the %s backend", self.backend_name)
+
+    # -- choosing the backend ------------------------------------------------
+
+    @classmethod
+    def configure(cls, backend: str | type | None) -> None:
+        """Choose the backend for loops made from now on without ``backend=``.
+
+        Takes precedence over ``REACTOR_BACKEND``. Checked at once: an unknown
+        or unavailable backend raises :class:`backends.BackendError` here.
+        ``configure(None)`` returns to the environment/platform default.
+        """
+        if backend is not None:
+            backends.get(backend)
+        IOLoop._configured = backend
+
+    @classmethod
+    def configured_backend(cls) -> str:
+        """The name of the backend the next ``IOLoop()`` would use."""
+        return backends.get(cls._configured or backends.env_choice())[0]
+
+    # -- the current loop and the global instance -----------------------------
+
+    @staticmethod
+    def current(instance: bool = True) -> IOLoop:
+        """The loop of this thread.
+
+        The loop that is running in this thread, else the one made current
+        with :meth:`make_current`, else the one running inside the thread's
+        asyncio event loop. If none: with ``instance=True``, the main thread
+        gets :meth:`instance` and any other thread a new loop, made current;
+        with ``instance=False``, None is returned.
+        """
+        loop = _current.loop
+        if loop is not None:
+            return loop
+        return IOLoop._current_fallback(instance)  # type: ignore[return-value]
+
+    @staticmethod
+    def _current_fallback(instance: bool) -> IOLoop | None:
+        import asyncio
+
+        running = asyncio._get_running_loop()
+        if running is not None:
+            from backends.asyncioloop import AsyncioLoop
+
+            return AsyncioLoop.for_asyncio_loop(running)
+        if not instance:
+            return None
+        if threading.current_thread() is threading.main_thread():
+            return IOLoop.instance()
+        return IOLoop(make_current=True)
+
+    def make_current(self) -> None:
+        """Make this the current loop of the calling thread."""
+        _current.loop = self
+
+    @staticmethod
+    def clear_current() -> None:
+        """Forget the calling thread's current loop."""
+        _current.loop = None
+
+    @staticmethod
+    def instance() -> IOLoop:
+        """The process-wide loop, created on first use (Tornado 4's singleton).
+
+        Most code wants :meth:`current`; ``instance()`` is for a loop shared
+        with other threads, which may only reach it through
+        :meth:`add_callback`.
+        """
+        if IOLoop._instance is None:
+            with IOLoop._instance_lock:
+                if IOLoop._instance is None:
+                    IOLoop._instance = IOLoop(make_current=False)
+        return IOLoop._instance
+
+    @staticmethod
+    def initialized() -> bool:
+        """True if the global instance exists."""
+        return IOLoop._instance is not None
+
+    def install(self) -> None:
+        """Make this loop the global :meth:`instance`; it must not exist yet."""
+        if IOLoop.initialized():
+            raise RuntimeError("IOLoop.instance() already exists")
+        IOLoop._instance = self
+
+    @staticmethod
+    def clear_instance() -> None:
+        """Forget the global instance (it is not closed)."""
+        IOLoop._instance = None
+
+    # -- running -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Run until :meth:`stop` is called.
+
+        The loop is this thread's current loop while it runs. If :meth:`stop`
+        was called while the loop was not running, ``start`` returns at once.
+        Raises RuntimeError if the loop is running already or closed.
+        """
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop the loop after the current iteration; safe from any thread.
+
+        Callbacks already scheduled when ``stop`` is called still run;
+        the loop keeps its handlers, timers and pending callbacks, and the
+        next :meth:`start` resumes them.
+        """
+
+    def run_sync(self, func: Callable[[], Any], timeout: float | None = None) -> Any:
+        """Start the loop, run ``func``, and stop when its result is ready.
+
+        ``func`` may return a value, None, a :class:`~reactor.concurrent.Future`
+        or a :class:`concurrent.futures.Future` (and, with :mod:`reactor.gen`,
+        anything it can await). Returns the result or raises its exception.
+        With ``timeout`` (seconds) the operation is cancelled after that long
+        and :class:`TimeoutError` is raised.
+        """
+        outcome: list[Future[Any]] = []
+        timed_out = False
+
+        def run() -> None:
+            try:
+                result = func()
+                future = _as_future(result)
+            except Exception as e:
+                future = Future()
+                future.set_exception(e)
+            outcome.append(future)
+            self.add_future(future, lambda _: self.stop())
+
+        def on_timeout() -> None:
+            nonlocal timed_out
+            timed_out = True
+            if outcome:
+                outcome[0].cancel()
+            self.stop()
+
+        self.add_callback(run)
+        handle = None if timeout is None else self.call_later(timeout, on_timeout)
+        self.start()
+        if handle is not None:
+            self.remove_timeout(handle)
+        if timed_out and (not outcome or not outcome[0].done() or outcome[0].cancelled()):
+            raise TimeoutError(f"Operation timed out after {timeout} seconds")
+        if not outcome or not outcome[0].done():
+            raise RuntimeError("the loop stopped before run_sync's function finished")
+        return outcome[0].result()
+
+    def close(self, all_fds: bool = False) -> None:
+        """Release the loop's resources; it cannot be used afterwards.
+
+        With ``all_fds``, also close every file descriptor still registered
+        with :meth:`add_handler`. Raises RuntimeError if the loop is running.
+        """
+        if self._watchdog is not None:
+            self._watchdog.shutdown()
+            self._watchdog = None
+        if self._executor is not None and self._own_executor:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor = None
+        if _current.loop is self:
+            _current.loop = None
+        if IOLoop._instance is self:
+            IOLoop._instance = None
+
+    # -- file descriptors ----------------------------------------------------
+
+    @abc.abstractmethod
+    def add_handler(
+        self, fd: FileLike, handler: Callable[[Any, int], Any], events: int
+    ) -> None:
+        """Call ``handler(fd, events)`` whenever ``fd`` is ready for ``events``.
+
+        ``fd`` is an int or an object with ``fileno()`` (then the handler gets
+        the object back). ``events`` is a mask of ``READ`` and ``WRITE``;
+        ``ERROR`` is always reported, and a peer's hang-up arrives as ``READ``
+        or ``ERROR`` depending on the backend (a read then tells which).
+        Readiness is level-triggered. Adding an fd twice raises ValueError.
+        Remove the handler before closing the fd.
+        """
+
+    @abc.abstractmethod
+    def update_handler(self, fd: FileLike, events: int) -> None:
+        """Change the events ``fd`` is watched for."""
+
+    @abc.abstractmethod
+    def remove_handler(self, fd: FileLike) -> None:
+        """Stop watching ``fd``; unknown fds are ignored.
+
+        Events already collected in this iteration for ``fd`` are dropped, so
+        a handler may remove another fd's handler safely.
+        """
+
+    @staticmethod
+    def split_fd(fd: FileLike) -> tuple[int, FileLike]:
+        """Return ``(fd_number, fd_or_object)`` for an int or a file-like object."""
+        if isinstance(fd, int):
+            return fd, fd
+        return fd.fileno(), fd
+
+    @staticmethod
+    def close_fd(fd: FileLike) -> None:
+        """Close an fd number or a file-like object, ignoring errors."""
+        try:
+            if isinstance(fd, int):
+                os.close(fd)
+            else:
+                fd.close()
+        except OSError:
+            pass
+
+    # -- callbacks and timers ------------------------------------------------
+
+    @abc.abstractmethod
+    def add_callback(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Call ``callback(*args, **kwargs)`` on the next iteration.
+
+        Safe from any thread (the loop is woken if it is waiting). Callbacks
+        run in the order added, in the context (:mod:`contextvars`) of the
+        caller. A callback added while callbacks run waits for the next
+        iteration, so I/O is polled in between. A callback that raises is
+        logged (:meth:`handle_callback_exception`) and the loop goes on.
+        """
+
+    def add_callback_from_signal(
+        self, callback: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> None:
+        """Like :meth:`add_callback`, from a signal handler."""
+        self.add_callback(callback, *args, **kwargs)
+
+    def spawn_callback(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run ``callback`` on the next iteration, detached from the caller.
+
+        Same as :meth:`add_callback` now that there is no stack_context: an
+        error is logged, and a returned future's failure is logged too.
+        """
+        self.add_callback(callback, *args, **kwargs)
+
+    def add_future(
+        self,
+        future: Future[_T] | concurrent.futures.Future[_T],
+        callback: Callable[[Any], Any],
+    ) -> None:
+        """Call ``callback(future)`` on this loop once ``future`` is done.
+
+        ``future`` may be a reactor future or a :class:`concurrent.futures.Future`
+        completed by another thread.
+        """
+        if isinstance(future, Future):
+            future.add_done_callback(lambda f: self.add_callback(callback, f))
+        elif isinstance(future, concurrent.futures.Future):
+            future.add_done_callback(lambda f: self.add_callback(callback, f))
+        else:
+            raise TypeError(f"expected a Future, got {future!r}")
+
+    @abc.abstractmethod
+    def call_at(
+        self, when: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> object:
+        """Call ``callback`` at ``when`` on the :meth:`time` clock.
+
+        Returns a handle for :meth:`remove_timeout`. Timers with the same
+        deadline run in the order they were added.
+        """
+
+    def call_later(
+        self, delay: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> object:
+        """Call ``callback`` after ``delay`` seconds; see :meth:`call_at`."""
+        return self.call_at(self.time() + delay, callback, *args, **kwargs)
+
+    def add_timeout(
+        self,
+        deadline: float | datetime.timedelta,
+        callback: Callable[..., Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> object:
+        """Call ``callback`` at ``deadline``: a :meth:`time` value or a timedelta
+        from now. Returns a handle for :meth:`remove_timeout`."""
+        if isinstance(deadline, datetime.timedelta):
+            return self.call_later(deadline.total_seconds(), callback, *args, **kwargs)
+        if isinstance(deadline, (int, float)):
+            return self.call_at(deadline, callback, *args, **kwargs)
+        raise TypeError(f"Unsupported deadline {deadline!r}")
+
+    @abc.abstractmethod
+    def remove_timeout(self, timeout: object) -> None:
+        """Cancel a pending timer; a timer that ran or was removed is ignored."""
+
+    def time(self) -> float:
+        """The loop's clock: monotonic seconds, the base of :meth:`call_at`."""
+        return _monotonic()
+
+    def handle_callback_exception(self, callback: Any) -> None:
+        """Log the exception being handled, raised by ``callback``.
+
+        Called from inside an ``except`` block. Override to report errors
+        elsewhere; the loop goes on either way.
+        """
+        app_log.error("Exception in callback %r", callback, exc_info=True)
+
+    def _discard_future_result(self, future: Future[Any]) -> None:
+        """Log the failure of a future a callback returned and nobody awaits."""
+        if not future.cancelled() and future.exception() is not None:
+            exc = future.exception()
+            assert exc is not None
+            app_log.error(
+                "Exception in a future returned by a callback",
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+
+    # -- executors ----------------------------------------------------------
+
+    def run_in_executor(
+        self,
+        executor: concurrent.futures.Executor | None,
+        func: Callable[..., _T],
+        *args: Any,
+    ) -> Future[_T]:
+        """Run ``func(*args)`` in ``executor`` (None: the default thread pool).
+
+        Returns a reactor future that completes on this loop's thread.
+        """
+        if executor is None:
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=(os.cpu_count() or 1) * 5,
+                    thread_name_prefix="reactor-executor",
+                )
+                self._own_executor = True
+            executor = self._executor
+        c_future = executor.submit(func, *args)
+        future: Future[_T] = Future()
+        self.add_future(c_future, lambda c: copy_future_state(c, future))
+        return future
+
+    def set_default_executor(self, executor: concurrent.futures.Executor) -> None:
+        """Use ``executor`` for ``run_in_executor(None, ...)``. The caller owns it."""
+        if self._executor is not None and self._own_executor:
+            self._executor.shutdown(wait=False)
+        self._executor = executor
+        self._own_executor = False
+
+    # -- the blocking watchdog ------------------------------------------------
+
+    def set_blocking_log_threshold(self, seconds: float | None) -> None:
+        """Log the stack of whatever blocks the loop for more than ``seconds``.
+
+        A heartbeat timer on the loop and a watchdog thread that reads the
+        loop thread's stack with :func:`sys._current_frames`: no signals, so
+        none of the deadlocks and interrupted system calls of Tornado 4's
+        SIGALRM design, and it works on every backend. Precision is about
+        half the threshold. Each blocked stretch is logged once, as a warning
+        on ``reactor.general``. ``None`` or 0 turns it off.
+        """
+        if self._watchdog is not None:
+            self._watchdog.shutdown()
+            self._watchdog = None
+        if seconds:
+            self._watchdog = _Watchdog(self, seconds)
+
+    @abc.abstractmethod
+    def _is_running(self) -> bool:
+        """True while :meth:`start` runs (used by the watchdog thread)."""
+
+
+def _as_future(result: Any) -> Future[Any]:
+    if isinstance(result, Future):
+        return result
+    future: Future[Any] = Future()
+    if isinstance(result, concurrent.futures.Future):
+        IOLoop.current().add_future(result, lambda c: copy_future_state(c, future))
+        return future
+    converted = _convert_hook(result) if _convert_hook is not None else None
+    if converted is not None:
+        return converted
+    if result is not None and hasattr(result, "__await__"):
+        raise TypeError(
+            f"cannot wait for {result!r} without reactor.gen; import reactor.gen"
+        )
+    future.set_result(result)
+    return future
+
+
+_convert_hook: Callable[[Any], Future[Any] | None] | None = None
+"""Set by :mod:`reactor.gen` to turn awaitables into futures (run_sync, callbacks)."""
+
+
+class _Timeout:
+    """A timer: the handle ``call_at`` returns. ``callback`` None = cancelled/ran."""
+
+    __slots__ = ("deadline", "callback", "args", "context")
+
+    def __init__(
+        self,
+        deadline: float,
+        callback: Callable[..., Any],
+        args: tuple[Any, ...],
+        context: contextvars.Context,
+    ) -> None:
+        self.deadline = deadline
+        self.callback: Callable[..., Any] | None = callback
+        self.args = args
+        self.context = context
+
+    def __repr__(self) -> str:
+        return f"<Timeout at {self.deadline:.6f} {self.callback!r}>"
+
+
+class PollIOLoop(IOLoop):
+    """reactor's native loop, over one of the pollers in :mod:`backends`.
+
+    ``backend`` is a :class:`~backends.base.Poller` instance, a Poller class,
+    or the name/spec of a native backend (None: the default native one).
+    """
+
+    def __init__(
+        self,
+        backend: Poller | type[Poller] | str | None = None,
+        make_current: bool | None = None,
+    ) -> None:
+        if isinstance(backend, Poller):
+            poller = backend
+        else:
+            cls = backends.load(backend) if not isinstance(backend, type) else backend
+            if not issubclass(cls, Poller):
+                raise backends.BackendError(f"{backend!r} is not a native backend")
+            poller = cls()
+        self._poller = poller
+        self.backend_name = poller.name
+        self._handlers: dict[int, tuple[Any, Callable[[Any, int], Any]]] = {}
+        self._callbacks: deque[tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._timeouts: list[tuple[float, int, _Timeout]] = []
+        self._cancellations = 0
+        self._sequence = itertools.count()
+        self._running = False
+        self._stopped = False
+        self._closed = False
+        self._polling = False
+        self._thread_ident: int | None = None
+        # The waker: a socket pair whose read end is always registered. A
+        # write wakes a poll() from another thread, and doubles as the
+        # signal wakeup fd (see start()).
+        self._waker_r, self._waker_w = socket.socketpair()
+        self._waker_r.setblocking(False)
+        self._waker_w.setblocking(False)
+        self._poller.register(self._waker_r.fileno(), READ | ERROR)
+        self._handlers[self._waker_r.fileno()] = (self._waker_r, self._drain_waker)
+        super().__init__(make_current=make_current)
+
+    def _wake(self) -> None:
+        try:
+            self._waker_w.send(b"x")
+        except OSError:
+            pass  # full (a wake is pending anyway) or closed (loop is closing)
+
+    def _drain_waker(self, sock: socket.socket, events: int) -> None:
+        try:
+            while sock.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    # -- running -----------------------------------------------------------
+
+    def _is_running(self) -> bool:
+        return self._running
+
+    def start(self) -> None:
+        if self._closed:
+            raise RuntimeError("the IOLoop is closed")
+        if self._running:
+            raise RuntimeError("the IOLoop is already running")
+        if self._stopped:
+            self._stopped = False
+            return
+        old_current = _current.loop
+        _current.loop = self
+        self._thread_ident = threading.get_ident()
+        self._running = True
+        # In the main thread, make the waker the signal wakeup fd: a signal
+        # that arrives just before poll() then still wakes it, instead of
+        # waiting for the poll timeout (the classic signal race).
+        old_wakeup_fd: int | None = None
+        if threading.current_thread() is threading.main_thread():
+            try:
+                old_wakeup_fd = signal.set_wakeup_fd(
+                    self._waker_w.fileno(), warn_on_full_buffer=False
+                )
+            except ValueError:
+                old_wakeup_fd = None
+        try:
+            self._run()
+        finally:
+            self._running = False
+            self._stopped = False
+            self._polling = False
+            if old_wakeup_fd is not None:
+                signal.set_wakeup_fd(old_wakeup_fd)
+            _current.loop = old_current
+
+    def _run(self) -> None:
+        # The hot path: locals for everything touched per event and callback.
+        callbacks = self._callbacks
+        popleft = callbacks.popleft
+        timeouts = self._timeouts
+        handlers = self._handlers
+        poll = self._poller.poll
+        heappop = heapq.heappop
+        handle_exception = self.handle_callback_exception
+        context: Any
+        callback: Any
+        args: Any
+        ret: Any
+        timeout: Any
+        entry: Any
+
+        while True:
+            # Run only the callbacks that are queued now: ones they add wait
+            # for the next iteration, so a self-rescheduling callback cannot
+            # starve I/O.
+            ncallbacks = len(callbacks)
+            due: list[_Timeout] | None = None
+            if timeouts:
+                now = _monotonic()
+                while timeouts:
+                    timeout = timeouts[0][2]
+                    if timeout.callback is None:
+                        heappop(timeouts)
+                        self._cancellations -= 1
+                    elif timeout.deadline <= now:
+                        heappop(timeouts)
+                        if due is None:
+                            due = [timeout]
+                        else:
+                            due.append(timeout)
+                    else:
+                        break
+                if (
+                    self._cancellations > _COMPACT_AFTER
+                    and self._cancellations > len(timeouts) >> 1
+                ):
+                    self._compact_timeouts()
+
+            for _ in range(ncallbacks):
+                context, callback, args = popleft()
+                try:
+                    ret = context.run(callback, *args)
+                    if ret is not None:
+                        self._returned(ret)
+                except Exception:
+                    handle_exception(callback)
+            if due is not None:
+                for timeout in due:
+                    callback = timeout.callback
+                    if callback is None:  # removed by an earlier callback
+                        continue
+                    timeout.callback = None
+                    try:
+                        timeout.context.run(callback, *timeout.args)
+                    except Exception:
+                        handle_exception(callback)
+                due = None
+            # Drop the last callback's references before a possibly long wait.
+            context = callback = args = ret = timeout = entry = None
+
+            # Publish "polling" before the last look at the queue and the
+            # stop flag: another thread sets those first and then reads
+            # _polling, so either we see its change or it sees us polling
+            # and wakes us.
+            self._polling = True
+            if self._stopped:
+                self._polling = False
+                break
+            if callbacks:
+                poll_timeout: float | None = 0.0
+            elif timeouts:
+                poll_timeout = timeouts[0][0] - _monotonic()
+                if poll_timeout < 0.0:
+                    poll_timeout = 0.0
+            else:
+                poll_timeout = None
+            try:
+                events = poll(poll_timeout)
+            except InterruptedError:
+                # PEP 475 retries EINTR for us unless a signal handler
+                # raised; a poller that surfaces it anyway just loops.
+                events = []
+            self._polling = False
+
+            for fd, mask in events:
+                entry = handlers.get(fd)
+                if entry is None:  # removed by an earlier handler this iteration
+                    continue
+                try:
+                    entry[1](entry[0], mask)
+                except Exception:
+                    handle_exception(entry[1])
+
+    def _returned(self, ret: Any) -> None:
+        """A callback returned something: watch a returned future (or
+        awaitable) so that its failure is logged rather than lost."""
+        if isinstance(ret, FUTURES) or hasattr(ret, "__await__"):
+            self.add_future(_as_future(ret), self._discard_future_result)
+
+    def _compact_timeouts(self) -> None:
+        self._timeouts[:] = [t for t in self._timeouts if t[2].callback is not None]
+        heapq.heapify(self._timeouts)
+        self._cancellations = 0
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._polling:
+            self._wake()
+
+    def close(self, all_fds: bool = False) -> None:
+        if self._running:
+            raise RuntimeError("cannot close a running IOLoop")
+        if self._closed:
+            return
+        self._closed = True
+        waker_fd = self._waker_r.fileno()
+        self._handlers.pop(waker_fd, None)
+        if all_fds:
+            for fileobj, _ in list(self._handlers.values()):
+                self.close_fd(fileobj)
+        self._handlers.clear()
+        self._poller.close()
+        self._waker_r.close()
+        self._waker_w.close()
+        self._callbacks.clear()
+        self._timeouts.clear()
+        super().close(all_fds)
+
+    # -- file descriptors ----------------------------------------------------
+
+    def add_handler(
+        self, fd: FileLike, handler: Callable[[Any, int], Any], events: int
+    ) -> None:
+        fd_number, fileobj = self.split_fd(fd)
+        if fd_number in self._handlers:
+            raise ValueError(f"fd {fd_number} added twice")
+        self._poller.register(fd_number, events | ERROR)
+        self._handlers[fd_number] = (fileobj, handler)
+
+    def update_handler(self, fd: FileLike, events: int) -> None:
+        fd_number, _ = self.split_fd(fd)
+        self._poller.modify(fd_number, events | ERROR)
+
+    def remove_handler(self, fd: FileLike) -> None:
+        fd_number, _ = self.split_fd(fd)
+        if self._handlers.pop(fd_number, None) is None:
+            return
+        try:
+            self._poller.unregister(fd_number)
+        except (OSError, KeyError, ValueError):
+            gen_log.debug("error unregistering fd %d", fd_number, exc_info=True)
+
+    # -- callbacks and timers ------------------------------------------------
+
+    def add_callback(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        if kwargs:
+            callback = functools.partial(callback, **kwargs)
+        self._callbacks.append((_copy_context(), callback, args))
+        if self._polling:
+            self._wake()
+
+    def call_at(
+        self, when: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> _Timeout:
+        if kwargs:
+            callback = functools.partial(callback, **kwargs)
+        timeout = _Timeout(when, callback, args, _copy_context())
+        heapq.heappush(self._timeouts, (when, next(self._sequence), timeout))
+        return timeout
+
+    def call_later(
+        self, delay: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> _Timeout:
+        return self.call_at(_monotonic() + delay, callback, *args, **kwargs)
+
+    def remove_timeout(self, timeout: object) -> None:
+        assert isinstance(timeout, _Timeout), f"not a timer of this loop: {timeout!r}"
+        if timeout.callback is not None:
+            timeout.callback = None
+            timeout.args = ()
+            self._cancellations += 1
+
+
+class PeriodicCallback:
+    """Call ``callback`` every ``callback_time`` on the current loop.
+
+    ``callback_time`` is in milliseconds, or a :class:`datetime.timedelta`.
+    ``jitter`` (0 to 1) spreads each interval randomly by up to that fraction,
+    so many periodic tasks do not fire in lockstep. If a run is late (the
+    callback or the loop was slow), the beats it missed are skipped: the next
+    run is at the next beat still in the future, never a burst to catch up.
+    A callback may be a coroutine function; the next beat is not delayed by
+    it, and its failure is logged.
+    """
+
+    def __init__(
+        self,
+        callback: Callable[[], Any],
+        callback_time: float | datetime.timedelta,
+        jitter: float = 0,
+    ) -> None:
+        self.callback = callback
+        if isinstance(callback_time, datetime.timedelta):
+            self.callback_time = callback_time.total_seconds() * 1000
+        else:
+            self.callback_time = float(callback_time)
+        if self.callback_time <= 0:
+            raise ValueError("Periodic callback must have a positive callback_time")
+        self.jitter = jitter
+        self._running = False
+        self._timeout: object | None = None
+        self.io_loop: IOLoop | None = None
+        self._next_timeout = 0.0
+
+    def start(self) -> None:
+        """Start calling; the first call is one period from now."""
+        self.io_loop = IOLoop.current()
+        self._running = True
+        self._next_timeout = self.io_loop.time()
+        self._schedule_next()
+
+    def stop(self) -> None:
+        """Stop calling; a pending beat is cancelled."""
+        self._running = False
+        if self._timeout is not None and self.io_loop is not None:
+            self.io_loop.remove_timeout(self._timeout)
+            self._timeout = None
+
+    def is_running(self) -> bool:
+        return self._running
+
+    def _run(self) -> None:
+        if not self._running:
+            return
+        try:
+            result = self.callback()
+            if result is not None and self.io_loop is not None:
+                self.io_loop.add_future(_as_future(result), self.io_loop._discard_future_result)
+        except Exception:
+            app_log.error("Exception in callback %r", self.callback, exc_info=True)
+        finally:
+            self._schedule_next()
+
+    def _schedule_next(self) -> None:
+        if not self._running or self.io_loop is None:
+            return
+        period = self.callback_time / 1000.0
+        if self.jitter:
+            period *= 1 + self.jitter * (random.random() - 0.5)
+        now = self.io_loop.time()
+        self._next_timeout += period
+        if self._next_timeout <= now:
+            # Late: skip the missed beats, land on the next one ahead.
+            missed = math.floor((now - self._next_timeout) / period) + 1
+            self._next_timeout += missed * period
+        self._timeout = self.io_loop.call_at(self._next_timeout, self._run)
+
+
+class _Watchdog:
+    """Logs the loop thread's stack when the loop stops beating for too long."""
+
+    def __init__(self, loop: IOLoop, threshold: float) -> None:
+        self.loop = loop
+        self.threshold = threshold
+        self.period = threshold / 2
+        self.last_beat = _monotonic()
+        self.reported_beat = -1.0
+        self.loop_thread: int | None = None
+        self.handle: object | None = None
+        self._stop = threading.Event()
+        self.loop.add_callback(self.beat)
+        self._thread = threading.Thread(
+            target=self._watch, name="reactor-watchdog", daemon=True
+        )
+        self._thread.start()
+
+    def beat(self) -> None:
+        if self._stop.is_set():
+            return
+        self.last_beat = _monotonic()
+        self.loop_thread = threading.get_ident()
+        self.handle = self.loop.call_later(self.period, self.beat)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.period / 2):
+            now = _monotonic()
+            if not self.loop._is_running():
+                self.last_beat = now  # not running is not blocked
+                continue
+            late = now - self.last_beat - self.period
+            if late < self.threshold or self.reported_beat == self.last_beat:
+                continue
+            self.reported_beat = self.last_beat
+            frame = sys._current_frames().get(self.loop_thread or -1)
+            stack = "".join(traceback.format_stack(frame)) if frame else "(no stack)"
+            gen_log.warning(
+                "IOLoop blocked for %.3f seconds (threshold %.3f) in\n%s",
+                late,
+                self.threshold,
+                stack,
+            )
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        if self.handle is not None:
+            self.loop.remove_timeout(self.handle)
