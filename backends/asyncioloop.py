@@ -209,8 +209,8 @@ class AsyncioLoop(IOLoop):
         return self.asyncio_loop.call_at(when, self._run_callback, callback, args)
 
     def remove_timeout(self, timeout: object) -> None:
-        assert isinstance(timeout, asyncio.TimerHandle), f"not a timer: {timeout!r}"
-        timeout.cancel()
+        # asyncio.TimerHandle, or uvloop's own TimerHandle class.
+        timeout.cancel()  # type: ignore[attr-defined]
 
 
 class UvloopLoop(AsyncioLoop):

@@ -1,0 +1,24 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from reactor.concurrent import Future
+from reactor.ioloop import IOLoop
+
+WAIT = 10.0
+"""Upper bound for anything a test waits for: a hang fails, it never blocks CI."""
+
+
+def wait_for(loop: IOLoop, future: Future[Any], timeout: float = WAIT) -> Any:
+    """Run ``loop`` until ``future`` is done and return its result."""
+    return loop.run_sync(lambda: future, timeout=timeout)
+
+
+def socketpair() -> tuple[socket.socket, socket.socket]:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    return a, b
