@@ -1,0 +1,694 @@
+#!/usr/bin/env python
+"""Event-loop micro-benchmarks: reactor's backends next to asyncio, uvloop and Tornado.
+
+Three benchmarks, each measured in a fresh subprocess per implementation:
+
+``chain``
+    A chain of callbacks, each scheduling the next with ``add_callback`` (or
+    ``call_soon``), so every loop iteration runs exactly one callback and
+    polls once with a zero timeout. Reported as callbacks per second.
+``timers``
+    200,000 ``call_later`` with seeded random delays in [0, 0.2) s, every
+    second one cancelled, then run until the last live timer has fired.
+    Reports the time to schedule and cancel, the wall time until the last
+    live timer ran, the CPU time of the whole, and the growth of peak RSS.
+    Exactly half the timers must fire; anything else fails the run.
+``idle``
+    N idle sockets (N/2 socket pairs, both ends registered for reading with a
+    no-op handler) and a self-rescheduling callback: the cost of one loop
+    iteration (one zero-timeout poll) with N sockets watched, in µs.
+
+The parent process runs every implementation in turn, repeats the whole set
+``--repeat`` times, and prints the median of each cell and its ratio to
+asyncio's default event loop. Run ``python benchmarks/bench_loop.py --help``.
+
+Timings depend on the machine and on whatever else it is doing: they belong
+in documents, never in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import importlib.metadata
+import json
+import os
+import platform
+import random
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if (ROOT / "reactor").is_dir() and str(ROOT) not in sys.path:
+    # Benchmark the checkout this script lives in, installed or not.
+    sys.path.insert(0, str(ROOT))
+
+BASELINE = "asyncio"
+RESULT_MARK = "BENCH-RESULT "
+
+# Sizes: (full, quick).
+CHAIN_CALLBACKS = (1_000_000, 100_000)
+TIMER_COUNT = (200_000, 20_000)
+TIMER_MAX_DELAY = 0.2
+TIMER_SEED = 20240601
+IDLE_SOCKETS = (100, 1_000, 10_000)
+# Iterations of the idle loop per socket count: (full, quick).
+IDLE_ITERATIONS = {100: (50_000, 5_000), 1_000: (50_000, 5_000), 10_000: (20_000, 2_000)}
+
+
+# -- implementations ---------------------------------------------------------
+#
+# Every implementation is reduced to the same handful of operations. The
+# adapters hand out the implementation's own bound methods (no wrapper is
+# called per operation), so the hot loops below call straight into the loop
+# under test.
+
+
+def _noop(*args: Any) -> None:
+    pass
+
+
+class Adapter:
+    """One event loop, seen through the operations the benchmarks need."""
+
+    # Set by subclasses: the loop's own methods.
+    call_soon: Callable[..., Any]
+    call_later: Callable[..., Any]
+    run: Callable[[], Any]
+    stop: Callable[[], Any]
+
+    def cancel_all(self, handles: list[Any]) -> None:
+        raise NotImplementedError
+
+    def watch_read(self, fd: int) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class ReactorAdapter(Adapter):
+    """reactor's ``IOLoop`` on one of its backends (native or bridged)."""
+
+    def __init__(self, backend: str) -> None:
+        from reactor.ioloop import IOLoop
+
+        self.loop = IOLoop(backend=backend, make_current=False)
+        assert self.loop.backend_name == backend, self.loop.backend_name
+        self.call_soon = self.loop.add_callback
+        self.call_later = self.loop.call_later
+        self.run = self.loop.start
+        self.stop = self.loop.stop
+        self._read = IOLoop.READ
+
+    def cancel_all(self, handles: list[Any]) -> None:
+        remove = self.loop.remove_timeout
+        for handle in handles:
+            remove(handle)
+
+    def watch_read(self, fd: int) -> None:
+        # reactor's select backend raises ValueError here for fd >= FD_SETSIZE.
+        self.loop.add_handler(fd, _noop, self._read)
+
+    def close(self) -> None:
+        self.loop.close()
+
+
+class TornadoAdapter(ReactorAdapter):
+    """Tornado's ``IOLoop`` (on asyncio's default loop since Tornado 5)."""
+
+    def __init__(self) -> None:
+        from tornado.ioloop import IOLoop
+
+        self.loop = IOLoop(make_current=False)
+        self.call_soon = self.loop.add_callback
+        self.call_later = self.loop.call_later
+        self.run = self.loop.start
+        self.stop = self.loop.stop
+        self._read = IOLoop.READ
+
+
+class AsyncioAdapter(Adapter):
+    """A bare asyncio event loop (the standard library's, or uvloop's)."""
+
+    def __init__(self, uvloop: bool) -> None:
+        if uvloop:
+            import uvloop as uv
+
+            self.loop = uv.new_event_loop()
+        else:
+            import asyncio
+
+            self.loop = asyncio.new_event_loop()
+        self.call_soon = self.loop.call_soon
+        self.call_later = self.loop.call_later
+        self.run = self.loop.run_forever
+        self.stop = self.loop.stop
+
+    def cancel_all(self, handles: list[Any]) -> None:
+        for handle in handles:
+            handle.cancel()
+
+    def watch_read(self, fd: int) -> None:
+        self.loop.add_reader(fd, _noop)
+
+    def close(self) -> None:
+        self.loop.close()
+
+
+@dataclass(frozen=True)
+class Impl:
+    name: str
+    description: str
+    make: Callable[[], Adapter]
+
+
+def _reactor(backend: str) -> Impl:
+    kind = "bridge" if backend in ("asyncio", "uvloop") else "native loop"
+    return Impl(
+        f"reactor-{backend}",
+        f"reactor IOLoop(backend={backend!r}) ({kind})",
+        lambda: ReactorAdapter(backend),
+    )
+
+
+IMPLEMENTATIONS: dict[str, Impl] = {
+    impl.name: impl
+    for impl in [
+        _reactor("select"),
+        _reactor("poll"),
+        _reactor("epoll"),
+        _reactor("kqueue"),
+        _reactor("asyncio"),
+        _reactor("uvloop"),
+        Impl("asyncio", "asyncio.new_event_loop() (stdlib default loop)",
+             lambda: AsyncioAdapter(uvloop=False)),
+        Impl("uvloop", "uvloop.new_event_loop()", lambda: AsyncioAdapter(uvloop=True)),
+        Impl("tornado", "tornado.ioloop.IOLoop (Tornado on asyncio)", TornadoAdapter),
+    ]
+}
+
+
+def unavailable_reason(name: str) -> str | None:
+    """Why an implementation cannot run on this machine, or None."""
+    if name.startswith("reactor-"):
+        import backends
+
+        return backends.available().get(name.removeprefix("reactor-"), "unknown backend")
+    module = {"uvloop": "uvloop", "tornado": "tornado"}.get(name)
+    if module is not None:
+        try:
+            importlib.metadata.version(module)
+        except importlib.metadata.PackageNotFoundError:
+            return f"{module} is not installed (pip install -e .[bench])"
+    return None
+
+
+# -- the benchmarks (run in the worker subprocess) ---------------------------
+
+
+def _maxrss_mib() -> float:
+    # ru_maxrss is in KiB on Linux (bytes on macOS).
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def bench_chain(ad: Adapter, n: int) -> dict[str, Any]:
+    """``n`` callbacks, each scheduling the next one."""
+    soon = ad.call_soon
+    stop = ad.stop
+    remaining = 0
+
+    def step() -> None:
+        nonlocal remaining
+        remaining -= 1
+        if remaining:
+            soon(step)
+        else:
+            stop()
+
+    # Warm-up: a short chain, untimed, so first-use allocations are not measured.
+    remaining = max(n // 100, 1000)
+    soon(step)
+    ad.run()
+
+    remaining = n
+    soon(step)
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    ad.run()
+    elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - c0
+    if remaining != 0:
+        raise AssertionError(f"the chain stopped with {remaining} callbacks left")
+    return {"callbacks": n, "seconds": elapsed, "cpu_seconds": cpu, "per_second": n / elapsed}
+
+
+def bench_timers(ad: Adapter, n: int) -> dict[str, Any]:
+    """``n`` timers with random delays, every second one cancelled."""
+    rng = random.Random(TIMER_SEED)
+    delays = [rng.random() * TIMER_MAX_DELAY for _ in range(n)]
+    live = (n + 1) // 2  # indices 0, 2, 4...; the odd ones are cancelled
+    max_live_delay = max(delays[0::2])
+    fired = 0
+    wrongly_fired = 0
+    out: dict[str, float] = {}
+
+    def on_live() -> None:
+        nonlocal fired
+        fired += 1
+        if fired == live:
+            out["t_end"] = time.monotonic()
+            out["c_end"] = time.process_time()
+            ad.stop()
+
+    def on_cancelled() -> None:
+        nonlocal wrongly_fired
+        wrongly_fired += 1
+
+    callbacks = [on_live, on_cancelled] * (n // 2) + [on_live] * (n % 2)
+
+    def schedule() -> None:
+        call_later = ad.call_later
+        out["rss0"] = _maxrss_mib()
+        out["c0"] = time.process_time()
+        out["t0"] = t0 = time.monotonic()
+        handles = [call_later(d, cb) for d, cb in zip(delays, callbacks)]
+        ad.cancel_all(handles[1::2])
+        out["t_sched"] = time.monotonic() - t0
+        # A safety net, scheduled after the measured part: if timers go
+        # missing, stop long after they were due and fail below.
+        out["guard"] = call_later(TIMER_MAX_DELAY + 30.0, ad.stop)
+        del handles
+
+    ad.call_soon(schedule)
+    ad.run()
+    rss1 = _maxrss_mib()
+    if fired != live:
+        raise AssertionError(
+            f"{fired} live timers fired, expected exactly {live} (guard timer stopped the loop)"
+        )
+    # Keep running past the latest deadline any timer could have, to catch
+    # cancelled timers firing anyway (not measured).
+    latest = out["t0"] + out["t_sched"] + TIMER_MAX_DELAY
+    ad.cancel_all([out.pop("guard")])
+    ad.call_later(max(latest - time.monotonic(), 0.0) + 0.05, ad.stop)
+    ad.run()
+    if fired != live or wrongly_fired:
+        raise AssertionError(
+            f"{fired} live timers fired (expected exactly {live}) and "
+            f"{wrongly_fired} cancelled timers fired (expected 0)"
+        )
+    # The live timer with the longest delay was scheduled after t0; firing
+    # it before t0 + delay would be a bug (uvloop rounds delays to 1 ms).
+    early = out["t0"] + max_live_delay - out["t_end"]
+    if early > 0.005:
+        raise AssertionError(f"the last live timer fired {early * 1000:.1f} ms early")
+    return {
+        "timers": n,
+        "fired": fired,
+        "cancelled": n - live,
+        "schedule_cancel_ms": out["t_sched"] * 1000,
+        "wall_ms": (out["t_end"] - out["t0"]) * 1000,
+        "cpu_ms": (out["c_end"] - out["c0"]) * 1000,
+        "peak_rss_delta_mib": rss1 - out["rss0"],
+    }
+
+
+def _raise_nofile() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def bench_idle(ad: Adapter, nsockets: int, iterations: int) -> dict[str, Any]:
+    """Cost of one loop iteration with ``nsockets`` idle sockets watched."""
+    nofile = _raise_nofile()
+    pairs = [socket.socketpair() for _ in range(nsockets // 2)]
+    socks = [s for pair in pairs for s in pair]
+    max_fd = max(s.fileno() for s in socks)
+    try:
+        for s in socks:
+            try:
+                ad.watch_read(s.fileno())
+            except ValueError as e:
+                # reactor's select backend refuses fds >= FD_SETSIZE.
+                return {"na": "FD_SETSIZE", "detail": str(e), "max_fd": max_fd}
+
+        soon = ad.call_soon
+        stop = ad.stop
+        remaining = 0
+
+        def step() -> None:
+            nonlocal remaining
+            remaining -= 1
+            if remaining:
+                soon(step)
+            else:
+                stop()
+
+        remaining = max(iterations // 10, 100)  # warm-up, untimed
+        soon(step)
+        ad.run()
+        remaining = iterations
+        soon(step)
+        t0 = time.perf_counter()
+        ad.run()
+        elapsed = time.perf_counter() - t0
+        if remaining != 0:
+            raise AssertionError(f"the chain stopped with {remaining} iterations left")
+        return {
+            "sockets": len(socks),
+            "iterations": iterations,
+            "max_fd": max_fd,
+            "nofile": nofile,
+            "us_per_iteration": elapsed / iterations * 1e6,
+        }
+    finally:
+        # Closing the loop without unregistering first is fine for a loop we
+        # drop anyway; the sockets are closed after it (outside the timing).
+        ad.close()
+        for s in socks:
+            s.close()
+
+
+def worker(spec: dict[str, Any]) -> int:
+    """Run one benchmark on one implementation; print its result as JSON."""
+    gc.collect()
+    ad = IMPLEMENTATIONS[spec["impl"]].make()
+    bench = spec["bench"]
+    if bench == "idle":
+        result = bench_idle(ad, spec["n"], spec["iterations"])  # closes the loop
+    else:
+        try:
+            if bench == "chain":
+                result = bench_chain(ad, spec["n"])
+            elif bench == "timers":
+                result = bench_timers(ad, spec["n"])
+            else:
+                raise ValueError(f"unknown benchmark {bench!r}")
+        finally:
+            ad.close()
+    sys.stdout.write(RESULT_MARK + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+# -- the driver ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    title: str
+    unit: str
+    higher_is_better: bool
+    digits: int
+
+
+CHAIN_METRIC = Metric("per_second", "callbacks per second", "callbacks/s", True, 0)
+TIMER_METRICS = [
+    Metric("schedule_cancel_ms", "time to schedule + cancel", "ms", False, 1),
+    Metric("wall_ms", "wall time until the last live timer ran", "ms", False, 1),
+    Metric("cpu_ms", "CPU time (process_time) of the whole", "ms", False, 1),
+    Metric("peak_rss_delta_mib", "peak RSS growth (ru_maxrss delta)", "MiB", False, 1),
+]
+IDLE_METRIC = Metric("us_per_iteration", "µs per loop iteration", "µs", False, 2)
+
+
+@dataclass(frozen=True)
+class Case:
+    bench: str
+    label: str
+    params: dict[str, Any]
+    metrics: list[Metric]
+    timeout: float
+
+
+def make_cases(benches: list[str], quick: bool) -> list[Case]:
+    q = 1 if quick else 0
+    cases = []
+    if "chain" in benches:
+        n = CHAIN_CALLBACKS[q]
+        cases.append(Case("chain", f"chain of {n:,} callbacks", {"n": n}, [CHAIN_METRIC], 120))
+    if "timers" in benches:
+        n = TIMER_COUNT[q]
+        cases.append(Case(
+            "timers",
+            f"{n:,} timers, every second one cancelled",
+            {"n": n},
+            TIMER_METRICS,
+            120,
+        ))
+    if "idle" in benches:
+        for nsock in IDLE_SOCKETS:
+            k = IDLE_ITERATIONS[nsock][q]
+            cases.append(Case(
+                "idle",
+                f"{nsock:,} idle sockets, {k:,} iterations",
+                {"n": nsock, "iterations": k},
+                [IDLE_METRIC],
+                180,
+            ))
+    return cases
+
+
+def run_one(impl: str, case: Case, timeout_scale: float) -> dict[str, Any]:
+    """One subprocess: returns its result, or {"error": ...}."""
+    spec = {"impl": impl, "bench": case.bench, **case.params}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
+    env = dict(os.environ)
+    env.pop("REACTOR_BACKEND", None)
+    timeout = case.timeout * timeout_scale
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_MARK) and proc.returncode == 0:
+            result: dict[str, Any] = json.loads(line[len(RESULT_MARK):])
+            return result
+    tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+    return {"error": f"exit status {proc.returncode}: {tail}", "stderr": proc.stderr}
+
+
+def machine_info() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+
+    def version(dist: str) -> str:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    import reactor
+
+    load = ""
+    if hasattr(os, "getloadavg"):
+        load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} logical CPUs",
+        "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "tornado": version("tornado"),
+        "uvloop": version("uvloop"),
+        "reactor": f"{reactor.version} (from {Path(reactor.__file__).parent.parent})",
+        "load": load,
+    }
+
+
+def _fmt(value: float, digits: int) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def render_table(
+    case: Case, metric: Metric, impls: list[str], cells: dict[str, list[dict[str, Any]]]
+) -> list[str]:
+    """Rows of a markdown table: implementation | median | min – max | ratio."""
+    direction = "higher is better" if metric.higher_is_better else "lower is better"
+    medians: dict[str, float] = {}
+    for impl in impls:
+        values = [r[metric.key] for r in cells.get(impl, []) if metric.key in r]
+        if values:
+            medians[impl] = statistics.median(values)
+    base = medians.get(BASELINE)
+    header = [
+        f"| implementation | median {metric.unit} | min – max | ratio vs {BASELINE} |",
+        "|---|---:|---:|---:|",
+    ]
+    rows = []
+    for impl in impls:
+        results = cells.get(impl, [])
+        errors = [r["error"] for r in results if "error" in r]
+        na = [r for r in results if "na" in r]
+        values = [r[metric.key] for r in results if metric.key in r]
+        if errors:
+            cell = f"FAILED ({len(errors)}/{len(results)}): {errors[0]}"
+            rows.append(f"| {impl} | {cell} | | |")
+        elif na:
+            rows.append(f"| {impl} | n/a ({na[0]['na']}) | | |")
+        elif values:
+            med = medians[impl]
+            spread = f"{_fmt(min(values), metric.digits)} – {_fmt(max(values), metric.digits)}"
+            ratio = "—" if not base else f"{med / base:.2f}×"
+            rows.append(f"| {impl} | {_fmt(med, metric.digits)} | {spread} | {ratio} |")
+        else:
+            rows.append(f"| {impl} | no result | | |")
+    title = f"**{case.label}: {metric.title}** ({direction}; n = {_runs(cells)} runs per cell)"
+    return [title, "", *header, *rows, ""]
+
+
+def _runs(cells: dict[str, list[dict[str, Any]]]) -> int:
+    return max((len(v) for v in cells.values()), default=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Event-loop benchmarks: reactor's backends vs asyncio, uvloop, Tornado.",
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--repeat", type=int, default=5, metavar="R",
+                        help="run the whole set R times and report medians (default 5)")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help=f"only these implementations (of: {', '.join(IMPLEMENTATIONS)})")
+    parser.add_argument("--bench", action="append", choices=["chain", "timers", "idle"],
+                        help="only this benchmark (may be repeated; default: all)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print a markdown fragment with headings, ready for docs/")
+    parser.add_argument("--json", metavar="PATH", help="also save every raw result here")
+    parser.add_argument("--timeout-scale", type=float, default=1.0,
+                        help="multiply every subprocess time limit by this")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        return worker(json.loads(args.worker))
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+
+    names = args.only or list(IMPLEMENTATIONS)
+    unknown = [n for n in names if n not in IMPLEMENTATIONS]
+    if unknown:
+        parser.error(f"unknown implementation(s) {unknown}; known: {', '.join(IMPLEMENTATIONS)}")
+    impls, skipped = [], {}
+    for name in names:
+        reason = unavailable_reason(name)
+        if reason is None:
+            impls.append(name)
+        else:
+            skipped[name] = reason
+    benches = args.bench or ["chain", "timers", "idle"]
+    cases = make_cases(benches, args.quick)
+    info = machine_info()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    command = "python benchmarks/bench_loop.py " + " ".join(argv or sys.argv[1:])
+
+    def progress(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    for name, reason in skipped.items():
+        progress(f"skipping {name}: {reason}")
+    # results[case index][impl] = list of per-run result dicts
+    results: list[dict[str, list[dict[str, Any]]]] = [{} for _ in cases]
+    failures = 0
+    t_start = time.monotonic()
+    for rep in range(args.repeat):
+        # Rotate the order each round, so no implementation always runs first.
+        order = impls[rep % len(impls):] + impls[:rep % len(impls)] if impls else []
+        for ci, case in enumerate(cases):
+            for impl in order:
+                result = run_one(impl, case, args.timeout_scale)
+                results[ci].setdefault(impl, []).append(result)
+                if "error" in result:
+                    failures += 1
+                    progress(f"[{rep + 1}/{args.repeat}] {case.label} / {impl}: "
+                             f"FAILED: {result['error']}")
+                    if result.get("stderr"):
+                        progress(result["stderr"].rstrip())
+                else:
+                    shown = ", ".join(
+                        f"{m.key}={_fmt(result[m.key], m.digits)}"
+                        for m in case.metrics if m.key in result
+                    ) or f"n/a ({result.get('na')})"
+                    progress(f"[{rep + 1}/{args.repeat}] {case.label} / {impl}: {shown}")
+    elapsed = time.monotonic() - t_start
+
+    out: list[str] = []
+    h = "### " if args.markdown else ""
+    if args.markdown:
+        out += ["## Run", ""]
+    out += [
+        f"- command: `{command.strip()}`",
+        f"- date: {started:%Y-%m-%d %H:%M} UTC, {elapsed / 60:.1f} min in all",
+        f"- CPU: {info['cpu']}",
+        f"- OS: {info['os']}",
+        f"- Python: {info['python']}; tornado {info['tornado']}; uvloop {info['uvloop']}; "
+        f"reactor {info['reactor']}",
+        f"- load average at the end: {info['load']}",
+        f"- each cell: median of {args.repeat} runs, each in a fresh subprocess; "
+        f"ratio = median / median of {BASELINE}",
+    ]
+    for name, reason in skipped.items():
+        out.append(f"- skipped {name}: {reason}")
+    out.append("")
+    titles = {"chain": "Callback chain", "timers": "Timers", "idle": "Idle poll cost"}
+    shown_bench = None
+    for ci, case in enumerate(cases):
+        if case.bench != shown_bench:
+            out += [f"{h}{titles[case.bench]}", ""]
+            shown_bench = case.bench
+        for metric in case.metrics:
+            out += render_table(case, metric, impls, results[ci])
+    print("\n".join(out))
+
+    if args.json:
+        raw = {
+            "command": command,
+            "date": started.isoformat(),
+            "machine": info,
+            "repeat": args.repeat,
+            "quick": args.quick,
+            "skipped": skipped,
+            "cases": [
+                {"bench": c.bench, "label": c.label, "params": c.params,
+                 "results": {k: [{x: y for x, y in r.items() if x != "stderr"} for r in v]
+                             for k, v in results[i].items()}}
+                for i, c in enumerate(cases)
+            ],
+        }
+        Path(args.json).write_text(json.dumps(raw, indent=1) + "\n")
+    if failures:
+        progress(f"{failures} run(s) FAILED; see above")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception:
+        traceback.print_exc()
+        sys.exit(1)
