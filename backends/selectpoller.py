@@ -50,9 +50,9 @@ class SelectPoller(Poller):
         self.register(fd, events)
 
     def unregister(self, fd: int) -> None:
+        self._errors.remove(fd)  # KeyError if unknown, like the others
         self._readers.discard(fd)
         self._writers.discard(fd)
-        self._errors.discard(fd)
 
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
         readable, writable, failed = select.select(

@@ -17,8 +17,15 @@ from reactor.ioloop import IOLoop, PeriodicCallback
 from tests.util import wait_for
 
 
-def _collect(io_loop: IOLoop, pc_args: dict, count: int, first_hook=None) -> list[float]:  # type: ignore[type-arg,no-untyped-def]
+# uvloop's clock counts whole milliseconds, so a timer may appear to run up
+# to a millisecond before its deadline; lateness is always allowed.
+CLOCK_SLACK = 0.002
+
+
+def _collect(io_loop: IOLoop, pc_args: dict, count: int, first_hook=None) -> tuple[float, list[float]]:  # type: ignore[type-arg,no-untyped-def]
+    """Run a PeriodicCallback for ``count`` calls; return (start time, call times)."""
     times: list[float] = []
+    started: list[float] = []
     done: Future[None] = Future()
 
     def tick() -> None:
@@ -29,28 +36,34 @@ def _collect(io_loop: IOLoop, pc_args: dict, count: int, first_hook=None) -> lis
             pc.stop()
             done.set_result(None)
 
+    def start() -> None:
+        started.append(io_loop.time())
+        pc.start()
+
     pc = PeriodicCallback(tick, **pc_args)
-    io_loop.add_callback(pc.start)
+    io_loop.add_callback(start)
     wait_for(io_loop, done)
     assert not pc.is_running()
-    return times
+    return started[0], times
 
 
 def test_runs_every_period(io_loop: IOLoop) -> None:
-    started = io_loop.time()
-    times = _collect(io_loop, {"callback_time": 10}, 5)
-    gaps = [b - a for a, b in zip([started, *times], times)]
-    assert all(gap >= 0.009 for gap in gaps), gaps
+    """Fixed-rate: the k-th call is at or after the k-th beat, never before."""
+    period = 0.01
+    start, times = _collect(io_loop, {"callback_time": period * 1000}, 5)
+    for k, t in enumerate(times):
+        assert t >= start + (k + 1) * period - CLOCK_SLACK, (k, t - start)
 
 
 def test_timedelta_period(io_loop: IOLoop) -> None:
-    times = _collect(io_loop, {"callback_time": datetime.timedelta(milliseconds=5)}, 3)
-    assert len(times) == 3
+    start, times = _collect(io_loop, {"callback_time": datetime.timedelta(milliseconds=5)}, 3)
+    assert times[-1] >= start + 3 * 0.005 - CLOCK_SLACK
 
 
 def test_late_run_skips_missed_beats_instead_of_bursting(io_loop: IOLoop) -> None:
-    """The first run blocks for 3.5 periods. Without skipping, the three
-    missed beats would fire back to back; with it, gaps stay near a period."""
+    """The first call (at beat 1 or later) blocks for 3.5 periods, so beats
+    2-4 are missed. Bursting would run them at once, right after the block;
+    skipping runs the next call at beat 5 at the earliest, then 6, 7..."""
     period = 0.02
 
     def block() -> None:
@@ -58,17 +71,17 @@ def test_late_run_skips_missed_beats_instead_of_bursting(io_loop: IOLoop) -> Non
         while time.monotonic() < end:
             pass  # deliberately hold the loop
 
-    times = _collect(io_loop, {"callback_time": period * 1000}, 5, first_hook=block)
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    assert min(gaps) >= period / 2, gaps
+    start, times = _collect(io_loop, {"callback_time": period * 1000}, 4, first_hook=block)
+    for k, t in enumerate(times[1:], start=1):
+        assert t >= start + (k + 4) * period - CLOCK_SLACK, (k, (t - start) / period)
 
 
 def test_jitter_spreads_within_bounds(io_loop: IOLoop) -> None:
     period, jitter = 0.01, 0.5
-    times = _collect(io_loop, {"callback_time": period * 1000, "jitter": jitter}, 6)
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    # jitter spreads each interval by up to +-jitter/2 of the period.
-    assert min(gaps) >= period * (1 - jitter / 2) - 0.002, gaps
+    start, times = _collect(io_loop, {"callback_time": period * 1000, "jitter": jitter}, 6)
+    # jitter shortens or stretches each interval by up to jitter/2 of it.
+    for k, t in enumerate(times):
+        assert t >= start + (k + 1) * period * (1 - jitter / 2) - CLOCK_SLACK, (k, t - start)
 
 
 def test_stop_and_restart(io_loop: IOLoop) -> None:
