@@ -32,14 +32,14 @@ import importlib.metadata
 import os
 import select
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 __all__ = [
-    "Backend",
-    "BackendError",
     "BACKENDS",
     "ENTRY_POINT_GROUP",
+    "Backend",
+    "BackendError",
     "available",
     "default_name",
     "get",
@@ -77,9 +77,7 @@ def _probe_epoll() -> str | None:
 
 def _probe_kqueue() -> str | None:
     if not hasattr(select, "kqueue"):
-        return (
-            f"kqueue is BSD/macOS-only; select.kqueue does not exist on {sys.platform}"
-        )
+        return f"kqueue is BSD/macOS-only; select.kqueue does not exist on {sys.platform}"
     try:
         select.kqueue().close()
     except OSError as e:
@@ -220,8 +218,7 @@ def get(spec: str | type | None = None) -> tuple[str, type]:
             return name, _import_target(name)
         except (ImportError, AttributeError) as e:
             raise BackendError(
-                f"cannot load backend {name!r}: {e}; "
-                f"available: {_describe_available()}"
+                f"cannot load backend {name!r}: {e}; available: {_describe_available()}"
             ) from e
     for ep in _entry_points():
         if ep.name == name:

@@ -19,9 +19,11 @@ import asyncio
 import functools
 import threading
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from reactor.ioloop import FUTURES, FileLike, IOLoop, _as_future, _current
+from reactor.concurrent import FUTURES
+from reactor.ioloop import FileLike, IOLoop, _as_future, _current
 from reactor.log import gen_log
 
 from .base import READ, WRITE
@@ -114,9 +116,7 @@ class AsyncioLoop(IOLoop):
 
     # -- file descriptors ----------------------------------------------------
 
-    def add_handler(
-        self, fd: FileLike, handler: Callable[[Any, int], Any], events: int
-    ) -> None:
+    def add_handler(self, fd: FileLike, handler: Callable[[Any, int], Any], events: int) -> None:
         fd_number, fileobj = self.split_fd(fd)
         if fd_number in self._handlers:
             raise ValueError(f"fd {fd_number} added twice")
@@ -222,4 +222,3 @@ class UvloopLoop(AsyncioLoop):
         import uvloop
 
         return uvloop.new_event_loop()
-

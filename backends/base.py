@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import abc
 import selectors
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 READ = 0x001
 """The fd is readable, or a read would not block (including at end of file)."""
@@ -66,6 +67,7 @@ class Poller(abc.ABC):
         Returns ``[(fd, events), ...]``.
         """
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Release the kernel object behind the poller, if any."""
 
@@ -93,9 +95,7 @@ class PollerSelector(selectors.BaseSelector):
         self._poller = poller
         self._keys: dict[int, selectors.SelectorKey] = {}
 
-    def register(
-        self, fileobj: Any, events: int, data: Any = None
-    ) -> selectors.SelectorKey:
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         if not events or events & ~(selectors.EVENT_READ | selectors.EVENT_WRITE):
             raise ValueError(f"Invalid events: {events!r}")
         fd = _fileobj_to_fd(fileobj)
@@ -112,9 +112,7 @@ class PollerSelector(selectors.BaseSelector):
         self._poller.unregister(fd)
         return key
 
-    def modify(
-        self, fileobj: Any, events: int, data: Any = None
-    ) -> selectors.SelectorKey:
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         fd = _fileobj_to_fd(fileobj)
         key = self._keys[fd]
         if events != key.events:
@@ -123,9 +121,7 @@ class PollerSelector(selectors.BaseSelector):
         self._keys[fd] = key
         return key
 
-    def select(
-        self, timeout: float | None = None
-    ) -> list[tuple[selectors.SelectorKey, int]]:
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is not None and timeout < 0:
             timeout = 0
         ready = []

@@ -71,4 +71,3 @@ class SelectPoller(Poller):
         self._readers.clear()
         self._writers.clear()
         self._errors.clear()
-

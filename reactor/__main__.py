@@ -43,9 +43,7 @@ def _backends(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reactor")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("backends", help="list the event-loop backends").set_defaults(
-        run=_backends
-    )
+    commands.add_parser("backends", help="list the event-loop backends").set_defaults(run=_backends)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import types
-from typing import TYPE_CHECKING, Any, Callable, Generator, Generic, TypeVar, Union
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 if TYPE_CHECKING:
     from reactor.ioloop import IOLoop
@@ -53,7 +54,7 @@ class Future(Generic[_T]):
     Not thread-safe: complete it on its loop's thread.
     """
 
-    __slots__ = ("_state", "_result", "_exception", "_callbacks", "__weakref__")
+    __slots__ = ("__weakref__", "_callbacks", "_exception", "_result", "_state")
 
     def __init__(self) -> None:
         self._state = _PENDING
@@ -196,9 +197,7 @@ def future_set_result_unless_cancelled(future: AnyFuture[_T], value: _T) -> None
         future.set_result(value)
 
 
-def future_set_exception_unless_cancelled(
-    future: AnyFuture[Any], exc: BaseException
-) -> None:
+def future_set_exception_unless_cancelled(future: AnyFuture[Any], exc: BaseException) -> None:
     """Set the exception unless the future was cancelled (then drop it)."""
     if not future.cancelled():
         future.set_exception(exc)
@@ -214,9 +213,7 @@ def future_set_exc_info(
     future_set_exception_unless_cancelled(future, exc_info[1])
 
 
-def future_add_done_callback(
-    future: AnyFuture[_T], callback: Callable[[Any], Any]
-) -> None:
+def future_add_done_callback(future: AnyFuture[_T], callback: Callable[[Any], Any]) -> None:
     """Call ``callback(future)`` when done: *immediately* if it is done already.
 
     Unlike ``add_done_callback`` this does not go through the loop for a done

@@ -29,7 +29,8 @@ import threading
 import time
 import traceback
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar, Union
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union
 
 import backends
 from backends.base import ERROR, READ, WRITE, Poller
@@ -63,14 +64,15 @@ class _LoopMeta(abc.ABCMeta):
             if spec is None:
                 spec = IOLoop._configured or backends.env_choice()
             name, impl = backends.get(spec)
-            if isinstance(impl, type) and issubclass(impl, Poller):
-                return PollIOLoop(*args, backend=impl, **kwargs)
-            if not (isinstance(impl, type) and issubclass(impl, IOLoop)):
+            if issubclass(impl, Poller):
+                kwargs["backend"] = impl
+                return PollIOLoop(*args, **kwargs)
+            if not issubclass(impl, IOLoop):
                 raise backends.BackendError(
                     f"backend {name!r} resolved to {impl!r}, which is neither "
                     "a backends.base.Poller nor a reactor.ioloop.IOLoop subclass"
                 )
-            return super(_LoopMeta, impl).__call__(*args, **kwargs)
+            return type.__call__(impl, *args, **kwargs)
         return super().__call__(*args, **kwargs)
 
 
@@ -167,7 +169,7 @@ class IOLoop(metaclass=_LoopMeta):
             return None
         if threading.current_thread() is threading.main_thread():
             return IOLoop.instance()
-        return IOLoop(make_current=True)
+        return IOLoop(make_current=True)  # type: ignore[abstract]
 
     def make_current(self) -> None:
         """Make this the current loop of the calling thread."""
@@ -189,7 +191,7 @@ class IOLoop(metaclass=_LoopMeta):
         if IOLoop._instance is None:
             with IOLoop._instance_lock:
                 if IOLoop._instance is None:
-                    IOLoop._instance = IOLoop(make_current=False)
+                    IOLoop._instance = IOLoop(make_current=False)  # type: ignore[abstract]
         return IOLoop._instance
 
     @staticmethod
@@ -288,9 +290,7 @@ class IOLoop(metaclass=_LoopMeta):
     # -- file descriptors ----------------------------------------------------
 
     @abc.abstractmethod
-    def add_handler(
-        self, fd: FileLike, handler: Callable[[Any, int], Any], events: int
-    ) -> None:
+    def add_handler(self, fd: FileLike, handler: Callable[[Any, int], Any], events: int) -> None:
         """Call ``handler(fd, events)`` whenever ``fd`` is ready for ``events``.
 
         ``fd`` is an int or an object with ``fileno()`` (then the handler gets
@@ -368,12 +368,11 @@ class IOLoop(metaclass=_LoopMeta):
         ``future`` may be a reactor future or a :class:`concurrent.futures.Future`
         completed by another thread.
         """
-        if isinstance(future, Future):
-            future.add_done_callback(lambda f: self.add_callback(callback, f))
-        elif isinstance(future, concurrent.futures.Future):
-            future.add_done_callback(lambda f: self.add_callback(callback, f))
-        else:
+        if not isinstance(future, FUTURES):
             raise TypeError(f"expected a Future, got {future!r}")
+        # Both kinds call back from wherever they complete (a concurrent
+        # future: a worker thread); add_callback brings it to this loop.
+        future.add_done_callback(lambda f: self.add_callback(callback, f))
 
     @abc.abstractmethod
     def call_at(
@@ -498,9 +497,7 @@ def _as_future(result: Any) -> Future[Any]:
     if converted is not None:
         return converted
     if result is not None and hasattr(result, "__await__"):
-        raise TypeError(
-            f"cannot wait for {result!r} without reactor.gen; import reactor.gen"
-        )
+        raise TypeError(f"cannot wait for {result!r} without reactor.gen; import reactor.gen")
     future.set_result(result)
     return future
 
@@ -512,7 +509,7 @@ _convert_hook: Callable[[Any], Future[Any] | None] | None = None
 class _Timeout:
     """A timer: the handle ``call_at`` returns. ``callback`` None = cancelled/ran."""
 
-    __slots__ = ("deadline", "callback", "args", "context")
+    __slots__ = ("args", "callback", "context", "deadline")
 
     def __init__(
         self,
@@ -552,7 +549,9 @@ class PollIOLoop(IOLoop):
         self._poller = poller
         self.backend_name = poller.name
         self._handlers: dict[int, tuple[Any, Callable[[Any, int], Any]]] = {}
-        self._callbacks: deque[tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._callbacks: deque[tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...]]] = (
+            deque()
+        )
         self._timeouts: list[tuple[float, int, _Timeout]] = []
         self._cancellations = 0
         self._sequence = itertools.count()
@@ -757,9 +756,7 @@ class PollIOLoop(IOLoop):
 
     # -- file descriptors ----------------------------------------------------
 
-    def add_handler(
-        self, fd: FileLike, handler: Callable[[Any, int], Any], events: int
-    ) -> None:
+    def add_handler(self, fd: FileLike, handler: Callable[[Any, int], Any], events: int) -> None:
         fd_number, fileobj = self.split_fd(fd)
         if fd_number in self._handlers:
             raise ValueError(f"fd {fd_number} added twice")
@@ -898,9 +895,7 @@ class _Watchdog:
         self.handle: object | None = None
         self._stop = threading.Event()
         self.loop.add_callback(self.beat)
-        self._thread = threading.Thread(
-            target=self._watch, name="reactor-watchdog", daemon=True
-        )
+        self._thread = threading.Thread(target=self._watch, name="reactor-watchdog", daemon=True)
         self._thread.start()
 
     def beat(self) -> None:

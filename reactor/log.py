@@ -48,8 +48,7 @@ class LogFormatter(logging.Formatter):
     """
 
     DEFAULT_FORMAT = (
-        "%(color)s[%(levelname)1.1s %(asctime)s %(module)s:%(lineno)d]%(end_color)s"
-        " %(message)s"
+        "%(color)s[%(levelname)1.1s %(asctime)s %(module)s:%(lineno)d]%(end_color)s %(message)s"
     )
     DEFAULT_DATE_FORMAT = "%y%m%d %H:%M:%S"
 
@@ -62,7 +61,7 @@ class LogFormatter(logging.Formatter):
         colors: dict[int, str] | None = None,
     ) -> None:
         super().__init__(datefmt=datefmt)
-        self._fmt = fmt
+        self._line_format = fmt
         self._colors = (colors or _COLORS) if color and _stderr_supports_color() else {}
 
     def format(self, record: logging.LogRecord) -> str:
@@ -76,7 +75,7 @@ class LogFormatter(logging.Formatter):
         fields: dict[str, Any] = dict(record.__dict__)
         fields["color"] = color
         fields["end_color"] = _RESET if color else ""
-        formatted = self._fmt % fields
+        formatted = self._line_format % fields
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         extra = [formatted.rstrip()]
@@ -87,9 +86,7 @@ class LogFormatter(logging.Formatter):
         return "\n    ".join("\n".join(extra).split("\n"))
 
 
-def enable_pretty_logging(
-    options: Any = None, logger: logging.Logger | None = None
-) -> None:
+def enable_pretty_logging(options: Any = None, logger: logging.Logger | None = None) -> None:
     """Send log records to stderr (and optionally a file) with :class:`LogFormatter`.
 
     ``options`` may be any object with Tornado's logging options as

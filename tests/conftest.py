@@ -68,9 +68,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     names = [name for name, _ in config._reactor_backends]  # type: ignore[attr-defined]
-    emulated = " (kqueue through the kevent emulation)" if any(
-        spec is EmulatedKqueuePoller for _, spec in config._reactor_backends  # type: ignore[attr-defined]
-    ) else ""
+    emulated = (
+        " (kqueue through the kevent emulation)"
+        if any(
+            spec is EmulatedKqueuePoller
+            for _, spec in config._reactor_backends  # type: ignore[attr-defined]
+        )
+        else ""
+    )
     return f"reactor backends: {', '.join(names)}{emulated}"
 
 
@@ -102,4 +107,3 @@ def io_loop(backend: Any) -> Iterator[IOLoop]:
         if instance is not None and instance is not loop:
             instance.close(all_fds=True)
         IOLoop.clear_instance()
-

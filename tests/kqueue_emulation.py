@@ -40,7 +40,7 @@ _RDHUP = getattr(select, "POLLRDHUP", 0x2000)
 _HUP_OR_ERR = select.POLLHUP | select.POLLERR
 
 
-class kevent:  # noqa: N801 - mirrors select.kevent
+class kevent:
     def __init__(
         self,
         ident: int,
@@ -61,7 +61,7 @@ class kevent:  # noqa: N801 - mirrors select.kevent
         return f"<emulated kevent ident={self.ident} filter={self.filter} flags={self.flags:#x}>"
 
 
-class kqueue:  # noqa: N801 - mirrors select.kqueue
+class kqueue:
     def __init__(self) -> None:
         self._poll = select.poll()
         self._filters: dict[int, set[int]] = {}

@@ -68,7 +68,7 @@ def test_errors_are_reported_unasked(poller: Poller) -> None:
     with a:
         poller.register(a.fileno(), WRITE)
         b.close()
-        (fd, events), = poller.poll(1)
+        ((fd, events),) = poller.poll(1)
         assert fd == a.fileno() and events & (WRITE | ERROR)
         poller.unregister(a.fileno())
 

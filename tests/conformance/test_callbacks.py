@@ -263,5 +263,7 @@ def test_run_in_executor(io_loop: IOLoop) -> None:
 def test_set_default_executor(io_loop: IOLoop) -> None:
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mine") as pool:
         io_loop.set_default_executor(pool)
-        name = wait_for(io_loop, io_loop.run_in_executor(None, lambda: threading.current_thread().name))
+        name = wait_for(
+            io_loop, io_loop.run_in_executor(None, lambda: threading.current_thread().name)
+        )
     assert name.startswith("mine")

@@ -247,9 +247,7 @@ def test_handler_exception_is_logged_and_loop_goes_on(
             io_loop.call_later(0.05, io_loop.stop)
             io_loop.start()
         assert io_loop.run_sync(lambda: 7) == 7
-    assert any(
-        r.exc_info and isinstance(r.exc_info[1], ZeroDivisionError) for r in caplog.records
-    )
+    assert any(r.exc_info and isinstance(r.exc_info[1], ZeroDivisionError) for r in caplog.records)
 
 
 def test_fd_limit_is_a_clear_error_or_no_limit(io_loop: IOLoop) -> None:

@@ -16,13 +16,14 @@ from reactor.concurrent import Future
 from reactor.ioloop import IOLoop, PeriodicCallback
 from tests.util import wait_for
 
-
 # uvloop's clock counts whole milliseconds, so a timer may appear to run up
 # to a millisecond before its deadline; lateness is always allowed.
 CLOCK_SLACK = 0.002
 
 
-def _collect(io_loop: IOLoop, pc_args: dict, count: int, first_hook=None) -> tuple[float, list[float]]:  # type: ignore[type-arg,no-untyped-def]
+def _collect(
+    io_loop: IOLoop, pc_args: dict, count: int, first_hook=None
+) -> tuple[float, list[float]]:  # type: ignore[type-arg,no-untyped-def]
     """Run a PeriodicCallback for ``count`` calls; return (start time, call times)."""
     times: list[float] = []
     started: list[float] = []

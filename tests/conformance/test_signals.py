@@ -48,7 +48,9 @@ def test_signal_wakes_a_loop_blocked_in_poll(io_loop: IOLoop, sigusr1: list[Any]
     """No timers, no ready fds: the loop blocks in poll until the signal,
     sent from another thread, wakes it; a hang here fails by timeout."""
     seen: list[str] = []
-    sigusr1.append(lambda: io_loop.add_callback_from_signal(lambda: (seen.append("signal"), io_loop.stop())))
+    sigusr1.append(
+        lambda: io_loop.add_callback_from_signal(lambda: (seen.append("signal"), io_loop.stop()))
+    )
     started = threading.Event()
     io_loop.add_callback(started.set)
     sender = threading.Thread(

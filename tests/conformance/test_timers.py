@@ -127,9 +127,7 @@ def test_any_schedule_fires_exactly_the_live_timers_in_deadline_order(
                 removed.add(timer_id)
         loop.call_at(base + 0.06, loop.stop)
         loop.start()
-        live = sorted(
-            (slot, timer_id) for timer_id, slot, _ in handles if timer_id not in removed
-        )
+        live = sorted((slot, timer_id) for timer_id, slot, _ in handles if timer_id not in removed)
         assert fired == [timer_id for _, timer_id in live]
     finally:
         loop.close()
