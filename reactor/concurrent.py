@@ -13,6 +13,7 @@ hand results over with :meth:`IOLoop.add_future
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import types
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
@@ -54,13 +55,24 @@ class Future(Generic[_T]):
     Not thread-safe: complete it on its loop's thread.
     """
 
-    __slots__ = ("__weakref__", "_callbacks", "_exception", "_result", "_state")
+    __slots__ = (
+        "__weakref__",
+        "_asyncio_future_blocking",
+        "_callbacks",
+        "_exception",
+        "_result",
+        "_state",
+    )
 
     def __init__(self) -> None:
         self._state = _PENDING
         self._result: Any = None
         self._exception: BaseException | None = None
         self._callbacks: list[Callable[[Future[_T]], Any]] | None = []
+        # asyncio's duck-typing protocol: a Task that awaits an object with
+        # this attribute (and get_loop / add_done_callback) suspends on it,
+        # so reactor futures are awaitable from asyncio tasks.
+        self._asyncio_future_blocking = False
 
     def __repr__(self) -> str:
         if self._state == _PENDING:
@@ -113,12 +125,31 @@ class Future(Generic[_T]):
         exc = self.exception()
         return None if exc is None else (type(exc), exc, exc.__traceback__)
 
-    def add_done_callback(self, fn: Callable[[Future[_T]], Any]) -> None:
-        """Call ``fn(future)`` on the current loop once the future is done."""
+    def add_done_callback(
+        self, fn: Callable[[Future[_T]], Any], *, context: contextvars.Context | None = None
+    ) -> None:
+        """Call ``fn(future)`` on the current loop once the future is done.
+
+        ``context`` (as in asyncio) runs ``fn`` in that :mod:`contextvars`
+        context instead of the one current when the future completes.
+        """
+        callback = fn
+        if context is not None:
+            ctx = context
+
+            def callback(future: Future[_T]) -> Any:
+                return ctx.run(fn, future)
+
         if self._callbacks is None:
-            _loop().add_callback(fn, self)
+            _loop().add_callback(callback, self)
         else:
-            self._callbacks.append(fn)
+            self._callbacks.append(callback)
+
+    def get_loop(self) -> Any:
+        """The running asyncio loop, for asyncio tasks awaiting this future."""
+        import asyncio
+
+        return asyncio.get_running_loop()
 
     def remove_done_callback(self, fn: Callable[[Future[_T]], Any]) -> int:
         """Remove every registration of ``fn``; return how many there were."""
@@ -175,6 +206,7 @@ class Future(Generic[_T]):
 
     def __await__(self) -> Generator[Any, None, _T]:
         if self._state == _PENDING:
+            self._asyncio_future_blocking = True
             yield self
         return self.result()
 

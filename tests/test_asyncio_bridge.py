@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -39,3 +40,31 @@ def test_current_inside_a_running_asyncio_loop_is_its_bridge(name: str) -> None:
         assert not aloop.is_closed()  # the bridge does not own a loop it wraps
     finally:
         aloop.close()
+
+
+@pytest.mark.parametrize("name", sorted(LOOP_FACTORIES))
+def test_asyncio_task_awaits_a_reactor_future(name: str) -> None:
+    from reactor.concurrent import Future
+
+    loop = IOLoop(backend=name, make_current=False)
+
+    async def main() -> str:
+        f: Future[str] = Future()
+        IOLoop.current().call_later(0.01, f.set_result, "awaited")
+        return await f
+
+    try:
+        assert loop.run_sync(lambda: _as_task(loop, main())) == "awaited"
+    finally:
+        loop.close()
+
+
+def _as_task(loop: IOLoop, coro: Any) -> Any:
+    """Run ``coro`` as an asyncio task and hand back a reactor future."""
+    from reactor.concurrent import Future
+
+    assert isinstance(loop, AsyncioLoop)
+    task = loop.asyncio_loop.create_task(coro)
+    out: Future[Any] = Future()
+    task.add_done_callback(lambda t: out.set_result(t.result()))
+    return out
