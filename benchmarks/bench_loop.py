@@ -62,8 +62,13 @@ TIMER_COUNT = (200_000, 20_000)
 TIMER_MAX_DELAY = 0.2
 TIMER_SEED = 20240601
 IDLE_SOCKETS = (100, 1_000, 10_000)
-# Iterations of the idle loop per socket count: (full, quick).
-IDLE_ITERATIONS = {100: (50_000, 5_000), 1_000: (50_000, 5_000), 10_000: (20_000, 2_000)}
+# The idle loop runs K iterations, K chosen per run from a short calibration
+# so that the timed part lasts about this long (full, quick), within bounds.
+IDLE_TARGET_SECONDS = (0.5, 0.1)
+IDLE_WARMUP = 200
+IDLE_CALIBRATION = 500
+IDLE_MIN_ITERATIONS = 1_000
+IDLE_MAX_ITERATIONS = 1_000_000
 
 
 # -- implementations ---------------------------------------------------------
@@ -191,8 +196,11 @@ IMPLEMENTATIONS: dict[str, Impl] = {
         _reactor("kqueue"),
         _reactor("asyncio"),
         _reactor("uvloop"),
-        Impl("asyncio", "asyncio.new_event_loop() (stdlib default loop)",
-             lambda: AsyncioAdapter(uvloop=False)),
+        Impl(
+            "asyncio",
+            "asyncio.new_event_loop() (stdlib default loop)",
+            lambda: AsyncioAdapter(uvloop=False),
+        ),
         Impl("uvloop", "uvloop.new_event_loop()", lambda: AsyncioAdapter(uvloop=True)),
         Impl("tornado", "tornado.ioloop.IOLoop (Tornado on asyncio)", TornadoAdapter),
     ]
@@ -283,7 +291,7 @@ def bench_timers(ad: Adapter, n: int) -> dict[str, Any]:
         out["rss0"] = _maxrss_mib()
         out["c0"] = time.process_time()
         out["t0"] = t0 = time.monotonic()
-        handles = [call_later(d, cb) for d, cb in zip(delays, callbacks)]
+        handles = [call_later(d, cb) for d, cb in zip(delays, callbacks, strict=True)]
         ad.cancel_all(handles[1::2])
         out["t_sched"] = time.monotonic() - t0
         # A safety net, scheduled after the measured part: if timers go
@@ -332,8 +340,13 @@ def _raise_nofile() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def bench_idle(ad: Adapter, nsockets: int, iterations: int) -> dict[str, Any]:
-    """Cost of one loop iteration with ``nsockets`` idle sockets watched."""
+def bench_idle(ad: Adapter, nsockets: int, target: float) -> dict[str, Any]:
+    """Cost of one loop iteration with ``nsockets`` idle sockets watched.
+
+    A callback that reschedules itself K times: every iteration runs it and
+    polls once with a zero timeout. K is chosen from short untimed warm-up
+    and calibration runs so that the timed run lasts about ``target`` seconds.
+    """
     nofile = _raise_nofile()
     pairs = [socket.socketpair() for _ in range(nsockets // 2)]
     socks = [s for pair in pairs for s in pair]
@@ -358,16 +371,21 @@ def bench_idle(ad: Adapter, nsockets: int, iterations: int) -> dict[str, Any]:
             else:
                 stop()
 
-        remaining = max(iterations // 10, 100)  # warm-up, untimed
-        soon(step)
-        ad.run()
-        remaining = iterations
-        soon(step)
-        t0 = time.perf_counter()
-        ad.run()
-        elapsed = time.perf_counter() - t0
-        if remaining != 0:
-            raise AssertionError(f"the chain stopped with {remaining} iterations left")
+        def timed(k: int) -> float:
+            nonlocal remaining
+            remaining = k
+            soon(step)
+            t0 = time.perf_counter()
+            ad.run()
+            elapsed = time.perf_counter() - t0
+            if remaining != 0:
+                raise AssertionError(f"the chain stopped with {remaining} iterations left")
+            return elapsed
+
+        timed(IDLE_WARMUP)  # untimed: some loops do first-iteration work (uvloop)
+        estimate = timed(IDLE_CALIBRATION) / IDLE_CALIBRATION
+        iterations = int(min(max(target / estimate, IDLE_MIN_ITERATIONS), IDLE_MAX_ITERATIONS))
+        elapsed = timed(iterations)
         return {
             "sockets": len(socks),
             "iterations": iterations,
@@ -389,7 +407,7 @@ def worker(spec: dict[str, Any]) -> int:
     ad = IMPLEMENTATIONS[spec["impl"]].make()
     bench = spec["bench"]
     if bench == "idle":
-        result = bench_idle(ad, spec["n"], spec["iterations"])  # closes the loop
+        result = bench_idle(ad, spec["n"], spec["target"])  # closes the loop
     else:
         try:
             if bench == "chain":
@@ -444,23 +462,26 @@ def make_cases(benches: list[str], quick: bool) -> list[Case]:
         cases.append(Case("chain", f"chain of {n:,} callbacks", {"n": n}, [CHAIN_METRIC], 120))
     if "timers" in benches:
         n = TIMER_COUNT[q]
-        cases.append(Case(
-            "timers",
-            f"{n:,} timers, every second one cancelled",
-            {"n": n},
-            TIMER_METRICS,
-            120,
-        ))
+        cases.append(
+            Case(
+                "timers",
+                f"{n:,} timers, every second one cancelled",
+                {"n": n},
+                TIMER_METRICS,
+                120,
+            )
+        )
     if "idle" in benches:
         for nsock in IDLE_SOCKETS:
-            k = IDLE_ITERATIONS[nsock][q]
-            cases.append(Case(
-                "idle",
-                f"{nsock:,} idle sockets, {k:,} iterations",
-                {"n": nsock, "iterations": k},
-                [IDLE_METRIC],
-                180,
-            ))
+            cases.append(
+                Case(
+                    "idle",
+                    f"{nsock:,} idle sockets",
+                    {"n": nsock, "target": IDLE_TARGET_SECONDS[q]},
+                    [IDLE_METRIC],
+                    180,
+                )
+            )
     return cases
 
 
@@ -476,10 +497,10 @@ def run_one(impl: str, case: Case, timeout_scale: float) -> dict[str, Any]:
             cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
         )
     except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
+        return {"error": f"timed out after {timeout:g} s"}
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_MARK) and proc.returncode == 0:
-            result: dict[str, Any] = json.loads(line[len(RESULT_MARK):])
+            result: dict[str, Any] = json.loads(line[len(RESULT_MARK) :])
             return result
     tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
     return {"error": f"exit status {proc.returncode}: {tail}", "stderr": proc.stderr}
@@ -504,6 +525,30 @@ def machine_info() -> dict[str, str]:
 
     import reactor
 
+    commit = "unknown commit"
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=ROOT,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "reactor", "backends"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=ROOT,
+            check=True,
+        ).stdout.strip()
+        commit = f"commit {head}" + (
+            " with local changes in reactor/ or backends/" if dirty else ""
+        )
+    except (OSError, subprocess.SubprocessError):
+        pass
+
     load = ""
     if hasattr(os, "getloadavg"):
         load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -513,7 +558,7 @@ def machine_info() -> dict[str, str]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "tornado": version("tornado"),
         "uvloop": version("uvloop"),
-        "reactor": f"{reactor.version} (from {Path(reactor.__file__).parent.parent})",
+        "reactor": f"{reactor.version} ({commit}, from {Path(reactor.__file__).parent.parent})",
         "load": load,
     }
 
@@ -525,7 +570,7 @@ def _fmt(value: float, digits: int) -> str:
 def render_table(
     case: Case, metric: Metric, impls: list[str], cells: dict[str, list[dict[str, Any]]]
 ) -> list[str]:
-    """Rows of a markdown table: implementation | median | min – max | ratio."""
+    """Rows of a markdown table: implementation | median | min - max | ratio."""
     direction = "higher is better" if metric.higher_is_better else "lower is better"
     medians: dict[str, float] = {}
     for impl in impls:
@@ -534,7 +579,7 @@ def render_table(
             medians[impl] = statistics.median(values)
     base = medians.get(BASELINE)
     header = [
-        f"| implementation | median {metric.unit} | min – max | ratio vs {BASELINE} |",
+        f"| implementation | median {metric.unit} | min - max | ratio vs {BASELINE} |",
         "|---|---:|---:|---:|",
     ]
     rows = []
@@ -550,13 +595,22 @@ def render_table(
             rows.append(f"| {impl} | n/a ({na[0]['na']}) | | |")
         elif values:
             med = medians[impl]
-            spread = f"{_fmt(min(values), metric.digits)} – {_fmt(max(values), metric.digits)}"
-            ratio = "—" if not base else f"{med / base:.2f}×"
+            spread = f"{_fmt(min(values), metric.digits)} - {_fmt(max(values), metric.digits)}"
+            ratio = "—" if not base else f"{med / base:.2f}x"
             rows.append(f"| {impl} | {_fmt(med, metric.digits)} | {spread} | {ratio} |")
         else:
             rows.append(f"| {impl} | no result | | |")
     title = f"**{case.label}: {metric.title}** ({direction}; n = {_runs(cells)} runs per cell)"
-    return [title, "", *header, *rows, ""]
+    notes = []
+    if case.bench == "idle":
+        done = [r for v in cells.values() for r in v if "error" not in r]
+        fds = [r["max_fd"] for r in done if "max_fd" in r]
+        ks = [r["iterations"] for r in done if "iterations" in r]
+        if fds:
+            notes.append(f"Highest socket fd: {min(fds)} to {max(fds)}.")
+        if ks:
+            notes.append(f"K (iterations timed per run): {min(ks):,} to {max(ks):,}.")
+    return [title, "", *header, *rows, "", *([" ".join(notes), ""] if notes else [])]
 
 
 def _runs(cells: dict[str, list[dict[str, Any]]]) -> int:
@@ -568,17 +622,37 @@ def main(argv: list[str] | None = None) -> int:
         description="Event-loop benchmarks: reactor's backends vs asyncio, uvloop, Tornado.",
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    parser.add_argument("--repeat", type=int, default=5, metavar="R",
-                        help="run the whole set R times and report medians (default 5)")
-    parser.add_argument("--only", nargs="+", metavar="NAME",
-                        help=f"only these implementations (of: {', '.join(IMPLEMENTATIONS)})")
-    parser.add_argument("--bench", action="append", choices=["chain", "timers", "idle"],
-                        help="only this benchmark (may be repeated; default: all)")
-    parser.add_argument("--markdown", action="store_true",
-                        help="print a markdown fragment with headings, ready for docs/")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=5,
+        metavar="R",
+        help="run the whole set R times and report medians (default 5)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help=f"only these implementations (of: {', '.join(IMPLEMENTATIONS)})",
+    )
+    parser.add_argument(
+        "--bench",
+        action="append",
+        choices=["chain", "timers", "idle"],
+        help="only this benchmark (may be repeated; default: all)",
+    )
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print a markdown fragment with headings, ready for docs/",
+    )
     parser.add_argument("--json", metavar="PATH", help="also save every raw result here")
-    parser.add_argument("--timeout-scale", type=float, default=1.0,
-                        help="multiply every subprocess time limit by this")
+    parser.add_argument(
+        "--timeout-scale",
+        type=float,
+        default=1.0,
+        help="multiply every subprocess time limit by this",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -615,22 +689,30 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.monotonic()
     for rep in range(args.repeat):
         # Rotate the order each round, so no implementation always runs first.
-        order = impls[rep % len(impls):] + impls[:rep % len(impls)] if impls else []
+        order = impls[rep % len(impls) :] + impls[: rep % len(impls)] if impls else []
         for ci, case in enumerate(cases):
             for impl in order:
                 result = run_one(impl, case, args.timeout_scale)
                 results[ci].setdefault(impl, []).append(result)
                 if "error" in result:
                     failures += 1
-                    progress(f"[{rep + 1}/{args.repeat}] {case.label} / {impl}: "
-                             f"FAILED: {result['error']}")
+                    progress(
+                        f"[{rep + 1}/{args.repeat}] {case.label} / {impl}: "
+                        f"FAILED: {result['error']}"
+                    )
                     if result.get("stderr"):
                         progress(result["stderr"].rstrip())
                 else:
-                    shown = ", ".join(
-                        f"{m.key}={_fmt(result[m.key], m.digits)}"
-                        for m in case.metrics if m.key in result
-                    ) or f"n/a ({result.get('na')})"
+                    shown = (
+                        ", ".join(
+                            f"{m.key}={_fmt(result[m.key], m.digits)}"
+                            for m in case.metrics
+                            if m.key in result
+                        )
+                        or f"n/a ({result.get('na')})"
+                    )
+                    if "iterations" in result:
+                        shown += f" (K={result['iterations']:,})"
                     progress(f"[{rep + 1}/{args.repeat}] {case.label} / {impl}: {shown}")
     elapsed = time.monotonic() - t_start
 
@@ -671,9 +753,15 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
             "skipped": skipped,
             "cases": [
-                {"bench": c.bench, "label": c.label, "params": c.params,
-                 "results": {k: [{x: y for x, y in r.items() if x != "stderr"} for r in v]
-                             for k, v in results[i].items()}}
+                {
+                    "bench": c.bench,
+                    "label": c.label,
+                    "params": c.params,
+                    "results": {
+                        k: [{x: y for x, y in r.items() if x != "stderr"} for r in v]
+                        for k, v in results[i].items()
+                    },
+                }
                 for i, c in enumerate(cases)
             ],
         }
