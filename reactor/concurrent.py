@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
+import functools
 import types
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 if TYPE_CHECKING:
+    import asyncio
+
     from reactor.ioloop import IOLoop
 
 _T = TypeVar("_T")
@@ -62,6 +65,7 @@ class Future(Generic[_T]):
         "_exception",
         "_result",
         "_state",
+        "_tb_logger",
     )
 
     def __init__(self) -> None:
@@ -73,6 +77,7 @@ class Future(Generic[_T]):
         # this attribute (and get_loop / add_done_callback) suspends on it,
         # so reactor futures are awaitable from asyncio tasks.
         self._asyncio_future_blocking = False
+        self._tb_logger: _TracebackLogger | None = None
 
     def __repr__(self) -> str:
         if self._state == _PENDING:
@@ -105,6 +110,7 @@ class Future(Generic[_T]):
         """
         if self._state == _FINISHED:
             if self._exception is not None:
+                self._retrieved()
                 raise self._exception.with_traceback(self._exception.__traceback__)
             return self._result  # type: ignore[no-any-return]
         if self._state == _CANCELLED:
@@ -114,6 +120,7 @@ class Future(Generic[_T]):
     def exception(self, timeout: None = None) -> BaseException | None:
         """The exception the future failed with, or None if it succeeded."""
         if self._state == _FINISHED:
+            self._retrieved()
             return self._exception
         if self._state == _CANCELLED:
             raise CancelledError()
@@ -176,6 +183,7 @@ class Future(Generic[_T]):
             raise TypeError("StopIteration cannot be raised into a Future")
         self._exception = exception
         self._state = _FINISHED
+        self._tb_logger = _TracebackLogger(self, exception)
         self._schedule_callbacks()
 
     def set_exc_info(
@@ -196,6 +204,11 @@ class Future(Generic[_T]):
         self._schedule_callbacks()
         return True
 
+    def _retrieved(self) -> None:
+        if self._tb_logger is not None:
+            self._tb_logger.exception = None
+            self._tb_logger = None
+
     def _schedule_callbacks(self) -> None:
         callbacks = self._callbacks
         self._callbacks = None
@@ -213,10 +226,37 @@ class Future(Generic[_T]):
     __iter__ = __await__
 
 
+class _TracebackLogger:
+    """Logs a failed future's exception if the future dies unretrieved.
+
+    A separate little object, made only when a future fails, so that
+    successful futures pay nothing for it (no ``__del__`` on Future itself).
+    Calling ``result()`` or ``exception()`` disarms it.
+    """
+
+    __slots__ = ("description", "exception")
+
+    def __init__(self, future: Future[Any], exception: BaseException) -> None:
+        self.exception: BaseException | None = exception
+        self.description = type(future).__name__
+
+    def __del__(self) -> None:
+        exc = self.exception
+        if exc is not None:
+            from reactor.log import app_log
+
+            app_log.error(
+                "%s exception was never retrieved: %r",
+                self.description,
+                exc,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+
+
 FUTURES = (Future, concurrent.futures.Future)
 """The future types reactor's loop accepts (``isinstance(x, FUTURES)``)."""
 
-AnyFuture = Union[Future[_T], "concurrent.futures.Future[_T]"]
+AnyFuture = Union[Future[_T], "concurrent.futures.Future[_T]", "asyncio.Future[_T]"]
 
 
 def is_future(x: Any) -> bool:
@@ -280,5 +320,45 @@ def chain_future(a: AnyFuture[_T], b: AnyFuture[_T]) -> None:
     """
     if isinstance(a, Future):
         future_add_done_callback(a, lambda a: copy_future_state(a, b))
-    else:
+    elif isinstance(a, concurrent.futures.Future):
         _loop().add_future(a, lambda a: copy_future_state(a, b))
+    else:  # an asyncio future: its callbacks run on its own loop
+        a.add_done_callback(lambda a: copy_future_state(a, b))
+
+
+def run_on_executor(*args: Any, **kwargs: Any) -> Any:
+    """Run a method in an executor and return a reactor future for its result.
+
+    ``@run_on_executor`` uses ``self.executor``; ``@run_on_executor(executor=
+    "_pool")`` names another attribute. The future completes on the loop of
+    the thread that called the method (its current loop at call time)::
+
+        class Worker:
+            executor = ThreadPoolExecutor(4)
+
+            @run_on_executor
+            def checksum(self, path): ...  # runs in the pool
+
+            async def handle(self, path):
+                return await self.checksum(path)
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Future[Any]]:
+        executor_name = kwargs.get("executor", "executor")
+
+        @functools.wraps(fn)
+        def wrapper(self: Any, *call_args: Any, **call_kwargs: Any) -> Future[Any]:
+            c_future = getattr(self, executor_name).submit(fn, self, *call_args, **call_kwargs)
+            future: Future[Any] = Future()
+            _loop().add_future(c_future, lambda c: copy_future_state(c, future))
+            return future
+
+        return wrapper
+
+    if args and kwargs:
+        raise ValueError("run_on_executor takes a function or keyword arguments, not both")
+    if len(args) == 1:
+        return decorate(args[0])
+    if args:
+        raise ValueError(f"run_on_executor takes one function, got {len(args)} arguments")
+    return decorate

@@ -487,23 +487,24 @@ class IOLoop(metaclass=_LoopMeta):
 
 
 def _as_future(result: Any) -> Future[Any]:
+    """A future for what a callback or run_sync's function returned.
+
+    Futures pass through; None and plain values become done futures;
+    anything awaitable (coroutines, asyncio futures, lists of futures...) is
+    handed to :func:`reactor.gen.convert_yielded`, imported here lazily
+    because gen sits above the loop.
+    """
     if isinstance(result, Future):
         return result
-    future: Future[Any] = Future()
-    if isinstance(result, concurrent.futures.Future):
-        IOLoop.current().add_future(result, lambda c: copy_future_state(c, future))
+    if result is None or not (
+        isinstance(result, (concurrent.futures.Future, list, dict)) or hasattr(result, "__await__")
+    ):
+        future: Future[Any] = Future()
+        future.set_result(result)
         return future
-    converted = _convert_hook(result) if _convert_hook is not None else None
-    if converted is not None:
-        return converted
-    if result is not None and hasattr(result, "__await__"):
-        raise TypeError(f"cannot wait for {result!r} without reactor.gen; import reactor.gen")
-    future.set_result(result)
-    return future
+    from reactor.gen import convert_yielded
 
-
-_convert_hook: Callable[[Any], Future[Any] | None] | None = None
-"""Set by :mod:`reactor.gen` to turn awaitables into futures (run_sync, callbacks)."""
+    return convert_yielded(result)
 
 
 class _Timeout:
