@@ -12,7 +12,6 @@ asyncio event loop.
 
 from __future__ import annotations
 
-import abc
 import concurrent.futures
 import contextvars
 import datetime
@@ -55,7 +54,7 @@ _monotonic = time.monotonic
 _COMPACT_AFTER = 512
 
 
-class _LoopMeta(abc.ABCMeta):
+class _LoopMeta(type):
     """Makes ``IOLoop(...)`` construct the chosen backend's implementation."""
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
@@ -169,7 +168,7 @@ class IOLoop(metaclass=_LoopMeta):
             return None
         if threading.current_thread() is threading.main_thread():
             return IOLoop.instance()
-        return IOLoop(make_current=True)  # type: ignore[abstract]
+        return IOLoop(make_current=True)
 
     def make_current(self) -> None:
         """Make this the current loop of the calling thread."""
@@ -191,7 +190,7 @@ class IOLoop(metaclass=_LoopMeta):
         if IOLoop._instance is None:
             with IOLoop._instance_lock:
                 if IOLoop._instance is None:
-                    IOLoop._instance = IOLoop(make_current=False)  # type: ignore[abstract]
+                    IOLoop._instance = IOLoop(make_current=False)
         return IOLoop._instance
 
     @staticmethod
@@ -212,7 +211,6 @@ class IOLoop(metaclass=_LoopMeta):
 
     # -- running -----------------------------------------------------------
 
-    @abc.abstractmethod
     def start(self) -> None:
         """Run until :meth:`stop` is called.
 
@@ -220,8 +218,8 @@ class IOLoop(metaclass=_LoopMeta):
         was called while the loop was not running, ``start`` returns at once.
         Raises RuntimeError if the loop is running already or closed.
         """
+        raise NotImplementedError(f"{type(self).__name__}.start")
 
-    @abc.abstractmethod
     def stop(self) -> None:
         """Stop the loop after the current iteration; safe from any thread.
 
@@ -229,6 +227,7 @@ class IOLoop(metaclass=_LoopMeta):
         the loop keeps its handlers, timers and pending callbacks, and the
         next :meth:`start` resumes them.
         """
+        raise NotImplementedError(f"{type(self).__name__}.stop")
 
     def run_sync(self, func: Callable[[], Any], timeout: float | None = None) -> Any:
         """Start the loop, run ``func``, and stop when its result is ready.
@@ -289,7 +288,6 @@ class IOLoop(metaclass=_LoopMeta):
 
     # -- file descriptors ----------------------------------------------------
 
-    @abc.abstractmethod
     def add_handler(self, fd: FileLike, handler: Callable[[Any, int], Any], events: int) -> None:
         """Call ``handler(fd, events)`` whenever ``fd`` is ready for ``events``.
 
@@ -300,18 +298,19 @@ class IOLoop(metaclass=_LoopMeta):
         Readiness is level-triggered. Adding an fd twice raises ValueError.
         Remove the handler before closing the fd.
         """
+        raise NotImplementedError(f"{type(self).__name__}.add_handler")
 
-    @abc.abstractmethod
     def update_handler(self, fd: FileLike, events: int) -> None:
         """Change the events ``fd`` is watched for."""
+        raise NotImplementedError(f"{type(self).__name__}.update_handler")
 
-    @abc.abstractmethod
     def remove_handler(self, fd: FileLike) -> None:
         """Stop watching ``fd``; unknown fds are ignored.
 
         Events already collected in this iteration for ``fd`` are dropped, so
         a handler may remove another fd's handler safely.
         """
+        raise NotImplementedError(f"{type(self).__name__}.remove_handler")
 
     @staticmethod
     def split_fd(fd: FileLike) -> tuple[int, FileLike]:
@@ -333,7 +332,6 @@ class IOLoop(metaclass=_LoopMeta):
 
     # -- callbacks and timers ------------------------------------------------
 
-    @abc.abstractmethod
     def add_callback(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Call ``callback(*args, **kwargs)`` on the next iteration.
 
@@ -343,6 +341,7 @@ class IOLoop(metaclass=_LoopMeta):
         iteration, so I/O is polled in between. A callback that raises is
         logged (:meth:`handle_callback_exception`) and the loop goes on.
         """
+        raise NotImplementedError(f"{type(self).__name__}.add_callback")
 
     def add_callback_from_signal(
         self, callback: Callable[..., Any], *args: Any, **kwargs: Any
@@ -374,7 +373,6 @@ class IOLoop(metaclass=_LoopMeta):
         # future: a worker thread); add_callback brings it to this loop.
         future.add_done_callback(lambda f: self.add_callback(callback, f))
 
-    @abc.abstractmethod
     def call_at(
         self, when: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> object:
@@ -383,6 +381,7 @@ class IOLoop(metaclass=_LoopMeta):
         Returns a handle for :meth:`remove_timeout`. Timers with the same
         deadline run in the order they were added.
         """
+        raise NotImplementedError(f"{type(self).__name__}.call_at")
 
     def call_later(
         self, delay: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
@@ -405,9 +404,9 @@ class IOLoop(metaclass=_LoopMeta):
             return self.call_at(deadline, callback, *args, **kwargs)
         raise TypeError(f"Unsupported deadline {deadline!r}")
 
-    @abc.abstractmethod
     def remove_timeout(self, timeout: object) -> None:
         """Cancel a pending timer; a timer that ran or was removed is ignored."""
+        raise NotImplementedError(f"{type(self).__name__}.remove_timeout")
 
     def time(self) -> float:
         """The loop's clock: monotonic seconds, the base of :meth:`call_at`."""
@@ -481,9 +480,9 @@ class IOLoop(metaclass=_LoopMeta):
         if seconds:
             self._watchdog = _Watchdog(self, seconds)
 
-    @abc.abstractmethod
     def _is_running(self) -> bool:
         """True while :meth:`start` runs (used by the watchdog thread)."""
+        raise NotImplementedError(f"{type(self).__name__}._is_running")
 
 
 def _as_future(result: Any) -> Future[Any]:
@@ -597,6 +596,17 @@ class PollIOLoop(IOLoop):
         if self._stopped:
             self._stopped = False
             return
+        # While the loop runs, asyncio code finds it through its asyncio view
+        # (reactor.asyncio_view, made on the first start): the running asyncio
+        # loop, and the owner of the async generators first iterated meanwhile.
+        from asyncio import events as asyncio_events
+
+        from reactor.asyncio_view import NativeAsyncioLoop
+
+        view: NativeAsyncioLoop | None = getattr(self, "_asyncio_view", None)
+        if view is None:
+            view = NativeAsyncioLoop(self)  # type: ignore[abstract]
+            self._asyncio_view: NativeAsyncioLoop | None = view
         old_current = _current.loop
         _current.loop = self
         self._thread_ident = threading.get_ident()
@@ -612,6 +622,10 @@ class PollIOLoop(IOLoop):
                 )
             except ValueError:
                 old_wakeup_fd = None
+        old_running_loop = asyncio_events._get_running_loop()
+        old_asyncgen_hooks = sys.get_asyncgen_hooks()
+        asyncio_events._set_running_loop(view)
+        sys.set_asyncgen_hooks(view._asyncgen_firstiter_hook, view._asyncgen_finalizer_hook)
         try:
             self._run()
         finally:
@@ -620,6 +634,8 @@ class PollIOLoop(IOLoop):
             self._polling = False
             if old_wakeup_fd is not None:
                 signal.set_wakeup_fd(old_wakeup_fd)
+            sys.set_asyncgen_hooks(*old_asyncgen_hooks)
+            asyncio_events._set_running_loop(old_running_loop)
             _current.loop = old_current
 
     def _run(self) -> None:
@@ -742,6 +758,10 @@ class PollIOLoop(IOLoop):
         if self._closed:
             return
         self._closed = True
+        view = getattr(self, "_asyncio_view", None)
+        if view is not None:
+            self._asyncio_view = None
+            view._detach()
         waker_fd = self._waker_r.fileno()
         self._handlers.pop(waker_fd, None)
         if all_fds:
@@ -806,6 +826,32 @@ class PollIOLoop(IOLoop):
             timeout.callback = None
             timeout.args = ()
             self._cancellations += 1
+
+    # -- for reactor.asyncio_view ---------------------------------------------
+
+    def _add_callback_in_context(
+        self, context: contextvars.Context, callback: Callable[..., Any], args: tuple[Any, ...]
+    ) -> None:
+        """:meth:`add_callback` run in ``context`` itself, not a copy; thread-safe.
+
+        The loop runs ``context.run(callback, *args)``, so ``callback`` must
+        not enter ``context`` again.
+        """
+        self._callbacks.append((context, callback, args))
+        if self._polling:
+            self._wake()
+
+    def _call_at_in_context(
+        self,
+        when: float,
+        context: contextvars.Context,
+        callback: Callable[..., Any],
+        args: tuple[Any, ...],
+    ) -> _Timeout:
+        """:meth:`call_at` run in ``context`` itself, not a copy (loop thread only)."""
+        timeout = _Timeout(when, callback, args, context)
+        heapq.heappush(self._timeouts, (when, next(self._sequence), timeout))
+        return timeout
 
 
 class PeriodicCallback:

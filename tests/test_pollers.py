@@ -15,7 +15,7 @@ import pytest
 import backends
 from backends.base import ERROR, READ, WRITE, Poller, PollerSelector
 from reactor.ioloop import IOLoop, PollIOLoop
-from tests.kqueue_emulation import EmulatedKqueuePoller
+from reactor.testing.kqueue_emulation import EmulatedKqueuePoller
 
 
 def _native_pollers() -> list[type[Poller]]:

@@ -37,9 +37,9 @@ def test_current_is_per_thread(io_loop: IOLoop) -> None:
     assert IOLoop.current() is io_loop  # untouched by the other thread
 
 
-def test_running_loop_is_current_and_restores_the_previous(backend: Any) -> None:
-    outer = IOLoop(backend=backend, make_current=True)
-    inner = IOLoop(backend=backend, make_current=False)
+def test_running_loop_is_current_and_restores_the_previous(reactor_backend: Any) -> None:
+    outer = IOLoop(backend=reactor_backend, make_current=True)
+    inner = IOLoop(backend=reactor_backend, make_current=False)
     try:
         assert IOLoop.current() is outer
         assert inner.run_sync(IOLoop.current) is inner
@@ -50,9 +50,9 @@ def test_running_loop_is_current_and_restores_the_previous(backend: Any) -> None
         outer.close()
 
 
-def test_make_current_and_clear_current(backend: Any) -> None:
-    a = IOLoop(backend=backend, make_current=False)
-    b = IOLoop(backend=backend, make_current=False)
+def test_make_current_and_clear_current(reactor_backend: Any) -> None:
+    a = IOLoop(backend=reactor_backend, make_current=False)
+    b = IOLoop(backend=reactor_backend, make_current=False)
     try:
         a.make_current()
         assert IOLoop.current() is a
@@ -65,10 +65,10 @@ def test_make_current_and_clear_current(backend: Any) -> None:
         b.close()
 
 
-def test_new_loop_becomes_current_only_if_none_is(backend: Any) -> None:
+def test_new_loop_becomes_current_only_if_none_is(reactor_backend: Any) -> None:
     IOLoop.clear_current()
-    first = IOLoop(backend=backend)
-    second = IOLoop(backend=backend)
+    first = IOLoop(backend=reactor_backend)
+    second = IOLoop(backend=reactor_backend)
     try:
         assert IOLoop.current() is first
     finally:
@@ -77,8 +77,8 @@ def test_new_loop_becomes_current_only_if_none_is(backend: Any) -> None:
         second.close()
 
 
-def test_close_forgets_the_current_loop(backend: Any) -> None:
-    loop = IOLoop(backend=backend, make_current=True)
+def test_close_forgets_the_current_loop(reactor_backend: Any) -> None:
+    loop = IOLoop(backend=reactor_backend, make_current=True)
     loop.close()
     assert IOLoop.current(instance=False) is None
 

@@ -350,10 +350,10 @@ _child_kinds = st.lists(st.sampled_from(["ready", "pending", "failing", "cancell
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kinds=_child_kinds, as_dict=st.booleans())
-def test_multi_property(backend: Any, kinds: list[str], as_dict: bool) -> None:
+def test_multi_property(reactor_backend: Any, kinds: list[str], as_dict: bool) -> None:
     """Any mix of ready, pending, failing and cancelled children: the result is
     the children's values in order, or the first failure in input order."""
-    loop = IOLoop(backend=backend, make_current=True)
+    loop = IOLoop(backend=reactor_backend, make_current=True)
     try:
 
         def build() -> Future[Any]:

@@ -274,8 +274,8 @@ def test_fd_limit_is_a_clear_error_or_no_limit(io_loop: IOLoop) -> None:
         b.close()
 
 
-def test_close_all_fds_closes_registered_fds(backend: Any) -> None:
-    loop = IOLoop(backend=backend, make_current=False)
+def test_close_all_fds_closes_registered_fds(reactor_backend: Any) -> None:
+    loop = IOLoop(backend=reactor_backend, make_current=False)
     a, b = socketpair()
     r, w = os.pipe()
     loop.add_handler(a, lambda f, m: None, IOLoop.READ)
@@ -288,8 +288,8 @@ def test_close_all_fds_closes_registered_fds(backend: Any) -> None:
     os.close(w)
 
 
-def test_close_without_all_fds_leaves_them_open(backend: Any) -> None:
-    loop = IOLoop(backend=backend, make_current=False)
+def test_close_without_all_fds_leaves_them_open(reactor_backend: Any) -> None:
+    loop = IOLoop(backend=reactor_backend, make_current=False)
     a, b = socketpair()
     with a, b:
         loop.add_handler(a, lambda f, m: None, IOLoop.READ)

@@ -157,12 +157,12 @@ _ops = st.lists(
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=_ops, maxsize=st.integers(0, 3))
 def test_any_schedule_loses_and_duplicates_nothing(
-    backend: Any, ops: list[tuple[str, float | None]], maxsize: int
+    reactor_backend: Any, ops: list[tuple[str, float | None]], maxsize: int
 ) -> None:
     """Every item whose put succeeded is received exactly once (by a get that
     succeeded, or drained at the end), and nothing else is: timed-out puts
     deliver nothing, timed-out gets take nothing."""
-    loop = IOLoop(backend=backend, make_current=True)
+    loop = IOLoop(backend=reactor_backend, make_current=True)
     try:
 
         async def run() -> tuple[list[int], list[int]]:

@@ -68,8 +68,8 @@ def test_finishing_within_the_timeout_wins(io_loop: IOLoop) -> None:
     assert io_loop.run_sync(quick, timeout=5) == 1
 
 
-def test_run_sync_on_closed_loop_is_an_error(backend: object) -> None:
-    loop = IOLoop(backend=backend, make_current=False)  # type: ignore[arg-type]
+def test_run_sync_on_closed_loop_is_an_error(reactor_backend: object) -> None:
+    loop = IOLoop(backend=reactor_backend, make_current=False)  # type: ignore[arg-type]
     loop.close()
     with pytest.raises(RuntimeError):
         loop.run_sync(lambda: None)

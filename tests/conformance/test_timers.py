@@ -106,9 +106,9 @@ _schedule = st.lists(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=_schedule)
 def test_any_schedule_fires_exactly_the_live_timers_in_deadline_order(
-    backend: Any, steps: list[tuple[str, int]]
+    reactor_backend: Any, steps: list[tuple[str, int]]
 ) -> None:
-    loop = IOLoop(backend=backend, make_current=False)
+    loop = IOLoop(backend=reactor_backend, make_current=False)
     try:
         base = loop.time() + 0.005
         fired: list[int] = []

@@ -1,0 +1,256 @@
+"""Testing asynchronous code: unittest classes, decorators and log checks.
+
+- :class:`AsyncTestCase`: a ``unittest.TestCase`` with a fresh loop per test
+  (``self.io_loop``), and ``stop()``/``wait()`` for callback-style code.
+- :func:`gen_test`: run a generator or ``async def`` test method on that
+  loop, with a timeout.
+- :class:`ExpectLog`: assert that a log message is written (and keep it out
+  of the test output).
+- :func:`bind_unused_port`: a listening socket on a free port on loopback.
+
+For pytest, the plugin in :mod:`reactor.testing.plugin` (installed with
+reactor) gives the ``io_loop`` fixture, parametrized over every backend.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+import re
+import socket
+import sys
+import types
+import unittest
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from reactor import gen
+from reactor.ioloop import IOLoop
+
+__all__ = [
+    "AsyncTestCase",
+    "ExpectLog",
+    "bind_unused_port",
+    "gen_test",
+    "get_async_test_timeout",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def get_async_test_timeout() -> float:
+    """Seconds an async test may take: ``ASYNC_TEST_TIMEOUT``, default 5."""
+    try:
+        return float(os.environ.get("ASYNC_TEST_TIMEOUT", 5))
+    except ValueError:
+        return 5.0
+
+
+def bind_unused_port(
+    reuse_port: bool = False, address: str = "127.0.0.1"
+) -> tuple[socket.socket, int]:
+    """A non-blocking socket listening on a free port; returns ``(sock, port)``."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((address, 0))
+        sock.listen(128)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, sock.getsockname()[1]
+
+
+class AsyncTestCase(unittest.TestCase):
+    """A TestCase whose every test gets a fresh, current :class:`IOLoop`.
+
+    Callback-style tests call ``self.wait()`` to run the loop until a
+    callback calls ``self.stop(value)``; ``wait`` returns the value. Tests
+    written as coroutines use :func:`gen_test`. An exception raised by a
+    callback while the loop runs fails the test instead of being only logged.
+    Override :meth:`get_new_ioloop` to choose the backend (by default the
+    configured one: ``IOLoop.configure`` or ``REACTOR_BACKEND``).
+    """
+
+    def __init__(self, methodName: str = "runTest") -> None:
+        super().__init__(methodName)
+        self.__stopped = False
+        self.__running = False
+        self.__failure: BaseException | None = None
+        self.__stop_args: Any = None
+        self.__timeout: object | None = None
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.io_loop = self.get_new_ioloop()
+        self.io_loop.make_current()
+        self.io_loop.handle_callback_exception = self._handle_callback_exception  # type: ignore[method-assign]
+
+    def tearDown(self) -> None:
+        IOLoop.clear_current()
+        self.io_loop.close(all_fds=True)
+        super().tearDown()
+        self.__rethrow()
+
+    def get_new_ioloop(self) -> IOLoop:
+        """The loop for one test; override to pick a backend."""
+        return IOLoop(make_current=False)
+
+    def _handle_callback_exception(self, callback: Any) -> None:
+        if self.__failure is None:
+            self.__failure = sys.exc_info()[1]
+        else:
+            logging.getLogger("reactor.application").error(
+                "Exception in callback %r", callback, exc_info=True
+            )
+        self.stop()
+
+    def __rethrow(self) -> None:
+        if self.__failure is not None:
+            failure, self.__failure = self.__failure, None
+            raise failure
+
+    def stop(self, _arg: Any = None, **kwargs: Any) -> None:
+        """End :meth:`wait`, which returns ``_arg`` (or the keyword arguments)."""
+        assert _arg is None or not kwargs
+        self.__stop_args = kwargs or _arg
+        if self.__running:
+            self.io_loop.stop()
+            self.__running = False
+        self.__stopped = True
+
+    def wait(
+        self, condition: Callable[[], bool] | None = None, timeout: float | None = None
+    ) -> Any:
+        """Run the loop until :meth:`stop` is called (and ``condition()`` is
+        true, if given); fail the test after ``timeout`` seconds."""
+        if timeout is None:
+            timeout = get_async_test_timeout()
+        if not self.__stopped:
+
+            def timeout_func() -> None:
+                try:
+                    raise self.failureException(
+                        f"Async operation timed out after {timeout} seconds"
+                    )
+                except Exception:
+                    self.__failure = sys.exc_info()[1]
+                self.stop()
+
+            self.__timeout = self.io_loop.call_later(timeout, timeout_func)
+            while True:
+                self.__running = True
+                self.io_loop.start()
+                if self.__failure is not None or condition is None or condition():
+                    break
+            if self.__timeout is not None:
+                self.io_loop.remove_timeout(self.__timeout)
+                self.__timeout = None
+        assert self.__stopped
+        self.__stopped = False
+        self.__rethrow()
+        result, self.__stop_args = self.__stop_args, None
+        return result
+
+
+def gen_test(func: Callable[..., Any] | None = None, timeout: float | None = None) -> Any:
+    """Run a coroutine test on its loop: an :class:`AsyncTestCase` method's
+    ``self.io_loop``, or a pytest test's ``io_loop`` fixture argument.
+
+    The test may be a generator (``yield``) or ``async def``. It fails with
+    :class:`TimeoutError` after ``timeout`` seconds (default:
+    ``ASYNC_TEST_TIMEOUT``, else 5). Use as ``@gen_test`` or
+    ``@gen_test(timeout=30)``.
+    """
+    if timeout is None:
+        timeout = get_async_test_timeout()
+    seconds = timeout
+
+    def decorate(f: _F) -> _F:
+        coro_func = gen.coroutine(f) if inspect.isgeneratorfunction(f) else f
+
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> None:
+            loop = kwargs.get("io_loop")
+            if loop is None and args:
+                loop = getattr(args[0], "io_loop", None)
+            if not isinstance(loop, IOLoop):
+                raise TypeError(
+                    "gen_test needs an AsyncTestCase method or a test taking the io_loop fixture"
+                )
+            try:
+                loop.run_sync(functools.partial(coro_func, *args, **kwargs), timeout=seconds)
+            except TimeoutError as e:
+                if "timed out after" in str(e):
+                    raise TimeoutError(
+                        f"Async test {f.__qualname__} timed out after {seconds} seconds"
+                    ) from e
+                raise
+
+        # pytest must not see a coroutine function (it would refuse it).
+        wrapper.__signature__ = inspect.signature(f)  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    if func is not None:
+        return decorate(func)
+    return decorate
+
+
+class ExpectLog(logging.Filter):
+    """``with ExpectLog(logger, regex):`` the block must log a matching message.
+
+    Matching records are swallowed (kept out of the test output); with
+    ``required=False`` the message may also not come. ``level`` limits the
+    match to records of at least that level. Afterwards :attr:`logged` is the
+    number of matching records.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger | str,
+        regex: str,
+        required: bool = True,
+        level: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.logger = logging.getLogger(logger) if isinstance(logger, str) else logger
+        self.regex = re.compile(regex)
+        self.required = required
+        self.level = level
+        self.logged = 0
+        self._old_level: int | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.level is not None and record.levelno < self.level:
+            return True
+        if self.regex.match(record.getMessage()):
+            self.logged += 1
+            return False
+        return True
+
+    def __enter__(self) -> ExpectLog:
+        self._old_level = self.logger.level
+        if self.level is not None and (
+            self.logger.getEffectiveLevel() > self.level or self.logger.level == logging.NOTSET
+        ):
+            self.logger.setLevel(self.level)
+        self.logger.addFilter(self)
+        return self
+
+    def __exit__(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        self.logger.removeFilter(self)
+        if self._old_level is not None:
+            self.logger.setLevel(self._old_level)
+        if typ is None and self.required and not self.logged:
+            raise AssertionError(f"did not get expected log message {self.regex.pattern!r}")
