@@ -597,16 +597,11 @@ class PollIOLoop(IOLoop):
             self._stopped = False
             return
         # While the loop runs, asyncio code finds it through its asyncio view
-        # (reactor.asyncio_view, made on the first start): the running asyncio
-        # loop, and the owner of the async generators first iterated meanwhile.
+        # (reactor.asyncio_view): the running asyncio loop, and the owner of
+        # the async generators first iterated meanwhile.
         from asyncio import events as asyncio_events
 
-        from reactor.asyncio_view import NativeAsyncioLoop
-
-        view: NativeAsyncioLoop | None = getattr(self, "_asyncio_view", None)
-        if view is None:
-            view = NativeAsyncioLoop(self)  # type: ignore[abstract]
-            self._asyncio_view: NativeAsyncioLoop | None = view
+        view = self.asyncio_loop
         old_current = _current.loop
         _current.loop = self
         self._thread_ident = threading.get_ident()
@@ -758,9 +753,8 @@ class PollIOLoop(IOLoop):
         if self._closed:
             return
         self._closed = True
-        view = getattr(self, "_asyncio_view", None)
+        view = self.__dict__.pop("_asyncio_view", None)
         if view is not None:
-            self._asyncio_view = None
             view._detach()
         waker_fd = self._waker_r.fileno()
         self._handlers.pop(waker_fd, None)
@@ -828,6 +822,20 @@ class PollIOLoop(IOLoop):
             self._cancellations += 1
 
     # -- for reactor.asyncio_view ---------------------------------------------
+
+    @property
+    def asyncio_loop(self) -> Any:
+        """This loop's asyncio face: a :class:`reactor.asyncio_view.NativeAsyncioLoop`,
+        made on first use, and ``asyncio.get_running_loop()`` while the loop runs
+        (the counterpart of ``AsyncioLoop.asyncio_loop``)."""
+        view = getattr(self, "_asyncio_view", None)
+        if view is None:
+            if self._closed:
+                raise RuntimeError("the IOLoop is closed")
+            from reactor.asyncio_view import NativeAsyncioLoop
+
+            view = self._asyncio_view = NativeAsyncioLoop(self)  # type: ignore[abstract]
+        return view
 
     def _add_callback_in_context(
         self, context: contextvars.Context, callback: Callable[..., Any], args: tuple[Any, ...]
