@@ -163,7 +163,9 @@ class AsyncioLoop(IOLoop):
             return
         try:
             entry[1](entry[0], events)
-        except Exception:
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
             self.handle_callback_exception(entry[1])
 
     # -- callbacks and timers ------------------------------------------------
@@ -173,7 +175,9 @@ class AsyncioLoop(IOLoop):
             ret = callback(*args)
             if ret is not None:
                 self._returned(ret)
-        except Exception:
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:  # asyncio.CancelledError included, as the native loop does
             self.handle_callback_exception(callback)
 
     def _returned(self, ret: Any) -> None:

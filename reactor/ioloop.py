@@ -161,6 +161,9 @@ class IOLoop(metaclass=_LoopMeta):
 
         running = asyncio._get_running_loop()
         if running is not None:
+            owner = getattr(running, "_io_loop", None)  # a native loop's asyncio view
+            if isinstance(owner, IOLoop):
+                return owner
             from backends.asyncioloop import AsyncioLoop
 
             return AsyncioLoop.for_asyncio_loop(running)
@@ -506,27 +509,13 @@ def _as_future(result: Any) -> Future[Any]:
     return convert_yielded(result)
 
 
-class _Timeout:
-    """A timer: the handle ``call_at`` returns. ``callback`` None = cancelled/ran."""
-
-    __slots__ = ("args", "callback", "context", "deadline")
-
-    def __init__(
-        self,
-        deadline: float,
-        callback: Callable[..., Any],
-        args: tuple[Any, ...],
-        context: contextvars.Context,
-    ) -> None:
-        self.deadline = deadline
-        self.callback: Callable[..., Any] | None = callback
-        self.args = args
-        self.context = context
-
-    def __repr__(self) -> str:
-        return f"<Timeout at {self.deadline:.6f} {self.callback!r}>"
-
-
+# A native timer is one list, both heap entry and the handle call_at returns:
+#     [deadline, sequence, callback, args, context]
+# Lists compare item by item, so the heap orders by deadline, then by the
+# unique sequence number (ties run in the order added; the callback is
+# never compared). Cancelling sets the callback to None. One list per timer,
+# instead of a tuple wrapping an object, halves what the garbage collector
+# tracks for a timer-heavy program.
 class PollIOLoop(IOLoop):
     """reactor's native loop, over one of the pollers in :mod:`backends`.
 
@@ -552,7 +541,7 @@ class PollIOLoop(IOLoop):
         self._callbacks: deque[tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...]]] = (
             deque()
         )
-        self._timeouts: list[tuple[float, int, _Timeout]] = []
+        self._timeouts: list[list[Any]] = []
         self._cancellations = 0
         self._sequence = itertools.count()
         self._running = False
@@ -646,7 +635,7 @@ class PollIOLoop(IOLoop):
         callback: Any
         args: Any
         ret: Any
-        timeout: Any
+        timer: Any
         entry: Any
 
         while True:
@@ -654,49 +643,66 @@ class PollIOLoop(IOLoop):
             # for the next iteration, so a self-rescheduling callback cannot
             # starve I/O.
             ncallbacks = len(callbacks)
-            due: list[_Timeout] | None = None
+            due: list[list[Any]] | None = None
             if timeouts:
                 now = _monotonic()
                 while timeouts:
-                    timeout = timeouts[0][2]
-                    if timeout.callback is None:
+                    timer = timeouts[0]
+                    if timer[2] is None:  # cancelled: dropped lazily, here
                         heappop(timeouts)
                         self._cancellations -= 1
-                    elif timeout.deadline <= now:
+                    elif timer[0] <= now:
                         heappop(timeouts)
                         if due is None:
-                            due = [timeout]
+                            due = [timer]
                         else:
-                            due.append(timeout)
+                            due.append(timer)
                     else:
                         break
                 if (
                     self._cancellations > _COMPACT_AFTER
-                    and self._cancellations > len(timeouts) >> 1
+                    and self._cancellations > len(timeouts) >> 2
                 ):
                     self._compact_timeouts()
 
-            for _ in range(ncallbacks):
-                context, callback, args = popleft()
-                try:
-                    ret = context.run(callback, *args)
-                    if ret is not None:
-                        self._returned(ret)
-                except Exception:
-                    handle_exception(callback)
-            if due is not None:
-                for timeout in due:
-                    callback = timeout.callback
-                    if callback is None:  # removed by an earlier callback
-                        continue
-                    timeout.callback = None
+            try:
+                for _ in range(ncallbacks):
+                    context, callback, args = popleft()
                     try:
-                        timeout.context.run(callback, *timeout.args)
-                    except Exception:
+                        ret = context.run(callback, *args)
+                        if ret is not None:
+                            self._returned(ret)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException:
                         handle_exception(callback)
-                due = None
+                if due is not None:
+                    for timer in due:
+                        callback = timer[2]
+                        if callback is None:  # removed after it was taken off the heap
+                            self._cancellations -= 1
+                            continue
+                        timer[2] = None
+                        try:
+                            ret = timer[4].run(callback, *timer[3])
+                            if ret is not None:
+                                self._returned(ret)
+                        except (SystemExit, KeyboardInterrupt):
+                            raise
+                        except BaseException:
+                            handle_exception(callback)
+                    due = None
+            except BaseException:
+                # Leaving start() (KeyboardInterrupt, SystemExit) with timers
+                # taken off the heap but not run: put them back, so that the
+                # next start() runs them. Unrun callbacks are still queued.
+                if due is not None:
+                    for timer in due:
+                        if timer[2] is not None:
+                            heapq.heappush(timeouts, timer)
+                raise
             # Drop the last callback's references before a possibly long wait.
-            context = callback = args = ret = timeout = entry = None
+            context = callback = args = ret = timer = entry = None
 
             # Publish "polling" before the last look at the queue and the
             # stop flag: another thread sets those first and then reads
@@ -728,7 +734,9 @@ class PollIOLoop(IOLoop):
                     continue
                 try:
                     entry[1](entry[0], mask)
-                except Exception:
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException:
                     handle_exception(entry[1])
 
     def _returned(self, ret: Any) -> None:
@@ -738,7 +746,7 @@ class PollIOLoop(IOLoop):
             self.add_future(_as_future(ret), self._discard_future_result)
 
     def _compact_timeouts(self) -> None:
-        self._timeouts[:] = [t for t in self._timeouts if t[2].callback is not None]
+        self._timeouts[:] = [t for t in self._timeouts if t[2] is not None]
         heapq.heapify(self._timeouts)
         self._cancellations = 0
 
@@ -802,23 +810,28 @@ class PollIOLoop(IOLoop):
 
     def call_at(
         self, when: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> _Timeout:
+    ) -> object:
         if kwargs:
             callback = functools.partial(callback, **kwargs)
-        timeout = _Timeout(when, callback, args, _copy_context())
-        heapq.heappush(self._timeouts, (when, next(self._sequence), timeout))
-        return timeout
+        timer = [when, next(self._sequence), callback, args, _copy_context()]
+        heapq.heappush(self._timeouts, timer)
+        return timer
 
     def call_later(
         self, delay: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> _Timeout:
-        return self.call_at(_monotonic() + delay, callback, *args, **kwargs)
+    ) -> object:
+        if kwargs:
+            callback = functools.partial(callback, **kwargs)
+        timer = [_monotonic() + delay, next(self._sequence), callback, args, _copy_context()]
+        heapq.heappush(self._timeouts, timer)
+        return timer
 
     def remove_timeout(self, timeout: object) -> None:
-        assert isinstance(timeout, _Timeout), f"not a timer of this loop: {timeout!r}"
-        if timeout.callback is not None:
-            timeout.callback = None
-            timeout.args = ()
+        if type(timeout) is not list or len(timeout) != 5:
+            raise TypeError(f"not a timer of this loop: {timeout!r}")
+        if timeout[2] is not None:
+            timeout[2] = None
+            timeout[3] = ()
             self._cancellations += 1
 
     # -- for reactor.asyncio_view ---------------------------------------------
@@ -855,11 +868,11 @@ class PollIOLoop(IOLoop):
         context: contextvars.Context,
         callback: Callable[..., Any],
         args: tuple[Any, ...],
-    ) -> _Timeout:
+    ) -> object:
         """:meth:`call_at` run in ``context`` itself, not a copy (loop thread only)."""
-        timeout = _Timeout(when, callback, args, context)
-        heapq.heappush(self._timeouts, (when, next(self._sequence), timeout))
-        return timeout
+        timer = [when, next(self._sequence), callback, args, context]
+        heapq.heappush(self._timeouts, timer)
+        return timer
 
 
 class PeriodicCallback:

@@ -267,3 +267,67 @@ def test_set_default_executor(io_loop: IOLoop) -> None:
             io_loop, io_loop.run_in_executor(None, lambda: threading.current_thread().name)
         )
     assert name.startswith("mine")
+
+
+def test_base_exceptions_from_callbacks_are_logged_except_exit_and_interrupt(
+    io_loop: IOLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    """asyncio.CancelledError is a BaseException: logged like any error. Only
+    KeyboardInterrupt and SystemExit leave start(), and nothing queued is lost."""
+    import asyncio
+
+    seen: list[str] = []
+
+    def cancelled() -> None:
+        raise asyncio.CancelledError()
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    with caplog.at_level(logging.ERROR, logger="reactor.application"):
+        io_loop.add_callback(cancelled)
+        io_loop.add_callback(interrupt)
+        io_loop.add_callback(seen.append, "queued after the interrupt")
+        io_loop.call_later(0, seen.append, "timer due at the interrupt")
+        with pytest.raises(KeyboardInterrupt):
+            io_loop.start()
+        io_loop.call_later(0.02, io_loop.stop)
+        io_loop.start()
+    assert sorted(seen) == ["queued after the interrupt", "timer due at the interrupt"]
+    assert any(
+        r.exc_info and isinstance(r.exc_info[1], asyncio.CancelledError) for r in caplog.records
+    )
+
+
+def test_interrupt_from_a_timer_keeps_the_other_due_timers(io_loop: IOLoop) -> None:
+    seen: list[int] = []
+    now = io_loop.time()
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    io_loop.call_at(now, seen.append, 1)
+    io_loop.call_at(now + 0.0001, interrupt)
+    io_loop.call_at(now + 0.0002, seen.append, 2)
+    io_loop.call_at(now + 0.0003, seen.append, 3)
+    with pytest.raises(KeyboardInterrupt):
+        io_loop.call_later(0.01, io_loop.stop)
+        io_loop.start()
+    io_loop.call_later(0.02, io_loop.stop)
+    io_loop.start()
+    assert seen == [1, 2, 3]
+
+
+def test_failed_future_returned_by_a_timer_is_logged(
+    io_loop: IOLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    def returns_failed_future() -> Future[None]:
+        f: Future[None] = Future()
+        f.set_exception(KeyError("lost in a timer"))
+        return f
+
+    with caplog.at_level(logging.ERROR, logger="reactor.application"):
+        io_loop.call_later(0, returns_failed_future)
+        io_loop.call_later(0.02, io_loop.stop)
+        io_loop.start()
+    assert any(r.exc_info and "lost in a timer" in str(r.exc_info[1]) for r in caplog.records)

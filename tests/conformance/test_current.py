@@ -114,3 +114,19 @@ def test_instance_is_created_on_demand(io_loop: IOLoop) -> None:
 
 def test_backend_name_is_reported(io_loop: IOLoop, request: pytest.FixtureRequest) -> None:
     assert io_loop.backend_name == request.node.callspec.id
+
+
+def test_current_inside_a_running_loop_without_a_current_loop(io_loop: IOLoop) -> None:
+    """Even after clear_current() inside a running loop, current() finds the
+    running loop (through its asyncio face), not a new bridge or loop."""
+    seen: list[IOLoop] = []
+
+    def inside() -> None:
+        IOLoop.clear_current()
+        seen.append(IOLoop.current())
+        io_loop.make_current()
+        io_loop.stop()
+
+    io_loop.add_callback(inside)
+    io_loop.start()
+    assert seen == [io_loop]
