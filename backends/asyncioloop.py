@@ -212,6 +212,14 @@ class AsyncioLoop(IOLoop):
             callback = functools.partial(callback, **kwargs)
         return self.asyncio_loop.call_at(when, self._run_callback, callback, args)
 
+    def call_later(
+        self, delay: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> asyncio.TimerHandle:
+        # Straight to asyncio: no detour through time() and call_at per timer.
+        if kwargs:
+            callback = functools.partial(callback, **kwargs)
+        return self.asyncio_loop.call_later(delay, self._run_callback, callback, args)
+
     def remove_timeout(self, timeout: object) -> None:
         # asyncio.TimerHandle, or uvloop's own TimerHandle class.
         timeout.cancel()  # type: ignore[attr-defined]
