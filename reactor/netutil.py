@@ -301,8 +301,8 @@ def add_accept_handler(
     """Call ``callback(connection, address)`` for each connection ``sock`` accepts.
 
     ``sock`` is a listening socket, non-blocking (as :func:`bind_sockets` makes
-    them). The handler runs on the current IOLoop and takes at most
-    ``_DEFAULT_BACKLOG`` connections per readiness event, so that a busy
+    them). The handler runs on the current IOLoop and takes at most 128
+    connections (the default backlog) per readiness event, so that a busy
     listener cannot starve the loop. ``connection`` is as ``sock.accept()``
     returns it: the callback owns it (an IOStream makes it non-blocking).
 
@@ -577,9 +577,6 @@ class ThreadedResolver(ExecutorResolver):
         return ThreadedResolver._pool
 
 
-_Mapping = dict[str | tuple[str, int] | tuple[str, int, int], str | tuple[str, int]]
-
-
 class OverrideResolver(Resolver):
     """Redirects some lookups, then asks ``resolver``; for tests, mostly.
 
@@ -588,14 +585,14 @@ class OverrideResolver(Resolver):
     to a new host, keeping the port. ``close`` closes ``resolver`` too.
     """
 
-    def __init__(self, resolver: Resolver, mapping: _Mapping) -> None:
+    def __init__(self, resolver: Resolver, mapping: dict[Any, Any]) -> None:
         self.resolver = resolver
         self.mapping = mapping
 
     def resolve(
         self, host: str, port: int, family: socket.AddressFamily = socket.AF_UNSPEC
     ) -> Future[list[tuple[int, Address]]]:
-        mapping: dict[Any, Any] = self.mapping
+        mapping = self.mapping
         if (host, port, family) in mapping:
             host, port = mapping[(host, port, family)]
         elif (host, port) in mapping:
@@ -623,9 +620,9 @@ def ssl_options_to_context(
     ``cert_reqs``, ``ca_certs`` and ``ciphers``; any other raises ValueError.
     ``server_side`` True or False makes a server or client context (a client
     context checks the peer's certificate and host name unless ``cert_reqs``
-    is ``ssl.CERT_NONE``). None makes one for either side, with the
-    deprecated ``ssl.PROTOCOL_TLS``, and a DeprecationWarning. TLS
-    compression is always off.
+    is ``ssl.CERT_NONE``). None makes one for either side with the
+    deprecated ``ssl.PROTOCOL_TLS``: a DeprecationWarning names the fix (and
+    the :mod:`ssl` module adds its own). TLS compression is always off.
     """
     if isinstance(ssl_options, ssl.SSLContext):
         return ssl_options
