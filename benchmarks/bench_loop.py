@@ -31,30 +31,31 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import importlib.metadata
 import json
-import os
-import platform
 import random
 import resource
 import socket
-import statistics
-import subprocess
 import sys
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if (ROOT / "reactor").is_dir() and str(ROOT) not in sys.path:
-    # Benchmark the checkout this script lives in, installed or not.
-    sys.path.insert(0, str(ROOT))
-
-BASELINE = "asyncio"
-RESULT_MARK = "BENCH-RESULT "
+from _common import (
+    Case,
+    Metric,
+    add_arguments,
+    emit_result,
+    load_average,
+    machine_info,
+    progress,
+    render_table,
+    report_header,
+    run_cases,
+    save_json,
+    unavailable_reason,
+)
 
 # Sizes: (full, quick).
 CHAIN_CALLBACKS = (1_000_000, 100_000)
@@ -205,21 +206,6 @@ IMPLEMENTATIONS: dict[str, Impl] = {
         Impl("tornado", "tornado.ioloop.IOLoop (Tornado on asyncio)", TornadoAdapter),
     ]
 }
-
-
-def unavailable_reason(name: str) -> str | None:
-    """Why an implementation cannot run on this machine, or None."""
-    if name.startswith("reactor-"):
-        import backends
-
-        return backends.available().get(name.removeprefix("reactor-"), "unknown backend")
-    module = {"uvloop": "uvloop", "tornado": "tornado"}.get(name)
-    if module is not None:
-        try:
-            importlib.metadata.version(module)
-        except importlib.metadata.PackageNotFoundError:
-            return f"{module} is not installed (pip install -e .[bench])"
-    return None
 
 
 # -- the benchmarks (run in the worker subprocess) ---------------------------
@@ -418,21 +404,11 @@ def worker(spec: dict[str, Any]) -> int:
                 raise ValueError(f"unknown benchmark {bench!r}")
         finally:
             ad.close()
-    sys.stdout.write(RESULT_MARK + json.dumps(result) + "\n")
-    sys.stdout.flush()
+    emit_result(result)
     return 0
 
 
 # -- the driver ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Metric:
-    key: str
-    title: str
-    unit: str
-    higher_is_better: bool
-    digits: int
 
 
 CHAIN_METRIC = Metric("per_second", "callbacks per second", "callbacks/s", True, 0)
@@ -443,15 +419,6 @@ TIMER_METRICS = [
     Metric("peak_rss_delta_mib", "peak RSS growth (ru_maxrss delta)", "MiB", False, 1),
 ]
 IDLE_METRIC = Metric("us_per_iteration", "µs per loop iteration", "µs", False, 2)
-
-
-@dataclass(frozen=True)
-class Case:
-    bench: str
-    label: str
-    params: dict[str, Any]
-    metrics: list[Metric]
-    timeout: float
 
 
 def make_cases(benches: list[str], quick: bool) -> list[Case]:
@@ -485,175 +452,28 @@ def make_cases(benches: list[str], quick: bool) -> list[Case]:
     return cases
 
 
-def run_one(impl: str, case: Case, timeout_scale: float) -> dict[str, Any]:
-    """One subprocess: returns its result, or {"error": ...}."""
-    spec = {"impl": impl, "bench": case.bench, **case.params}
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
-    env = dict(os.environ)
-    env.pop("REACTOR_BACKEND", None)
-    timeout = case.timeout * timeout_scale
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:g} s"}
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_MARK) and proc.returncode == 0:
-            result: dict[str, Any] = json.loads(line[len(RESULT_MARK) :])
-            return result
-    tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-    return {"error": f"exit status {proc.returncode}: {tail}", "stderr": proc.stderr}
-
-
-def machine_info() -> dict[str, str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-
-    def version(dist: str) -> str:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-
-    import reactor
-
-    commit = "unknown commit"
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=ROOT,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "reactor", "backends"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=ROOT,
-            check=True,
-        ).stdout.strip()
-        commit = f"commit {head}" + (
-            " with local changes in reactor/ or backends/" if dirty else ""
-        )
-    except (OSError, subprocess.SubprocessError):
-        pass
-
-    load = ""
-    if hasattr(os, "getloadavg"):
-        load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    return {
-        "cpu": f"{cpu}, {os.cpu_count()} logical CPUs",
-        "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "tornado": version("tornado"),
-        "uvloop": version("uvloop"),
-        "reactor": f"{reactor.version} ({commit}, from {Path(reactor.__file__).parent.parent})",
-        "load": load,
-    }
-
-
-def _fmt(value: float, digits: int) -> str:
-    return f"{value:,.{digits}f}"
-
-
-def render_table(
-    case: Case, metric: Metric, impls: list[str], cells: dict[str, list[dict[str, Any]]]
-) -> list[str]:
-    """Rows of a markdown table: implementation | median | min - max | ratio."""
-    direction = "higher is better" if metric.higher_is_better else "lower is better"
-    medians: dict[str, float] = {}
-    for impl in impls:
-        values = [r[metric.key] for r in cells.get(impl, []) if metric.key in r]
-        if values:
-            medians[impl] = statistics.median(values)
-    base = medians.get(BASELINE)
-    header = [
-        f"| implementation | median {metric.unit} | min - max | ratio vs {BASELINE} |",
-        "|---|---:|---:|---:|",
-    ]
-    rows = []
-    for impl in impls:
-        results = cells.get(impl, [])
-        errors = [r["error"] for r in results if "error" in r]
-        na = [r for r in results if "na" in r]
-        values = [r[metric.key] for r in results if metric.key in r]
-        if errors:
-            cell = f"FAILED ({len(errors)}/{len(results)}): {errors[0]}"
-            rows.append(f"| {impl} | {cell} | | |")
-        elif na:
-            rows.append(f"| {impl} | n/a ({na[0]['na']}) | | |")
-        elif values:
-            med = medians[impl]
-            spread = f"{_fmt(min(values), metric.digits)} - {_fmt(max(values), metric.digits)}"
-            ratio = "—" if not base else f"{med / base:.2f}x"
-            rows.append(f"| {impl} | {_fmt(med, metric.digits)} | {spread} | {ratio} |")
-        else:
-            rows.append(f"| {impl} | no result | | |")
-    title = f"**{case.label}: {metric.title}** ({direction}; n = {_runs(cells)} runs per cell)"
+def idle_notes(cells: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Below an idle table: the fds the sockets got, and the K timed per run."""
     notes = []
-    if case.bench == "idle":
-        done = [r for v in cells.values() for r in v if "error" not in r]
-        fds = [r["max_fd"] for r in done if "max_fd" in r]
-        ks = [r["iterations"] for r in done if "iterations" in r]
-        if fds:
-            notes.append(f"Highest socket fd: {min(fds)} to {max(fds)}.")
-        if ks:
-            notes.append(f"K (iterations timed per run): {min(ks):,} to {max(ks):,}.")
-    return [title, "", *header, *rows, "", *([" ".join(notes), ""] if notes else [])]
+    done = [r for v in cells.values() for r in v if "error" not in r]
+    fds = [r["max_fd"] for r in done if "max_fd" in r]
+    ks = [r["iterations"] for r in done if "iterations" in r]
+    if fds:
+        notes.append(f"Highest socket fd: {min(fds)} to {max(fds)}.")
+    if ks:
+        notes.append(f"K (iterations timed per run): {min(ks):,} to {max(ks):,}.")
+    return notes
 
 
-def _runs(cells: dict[str, list[dict[str, Any]]]) -> int:
-    return max((len(v) for v in cells.values()), default=0)
+def _describe(result: dict[str, Any]) -> str:
+    return f" (K={result['iterations']:,})" if "iterations" in result else ""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Event-loop benchmarks: reactor's backends vs asyncio, uvloop, Tornado.",
     )
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    parser.add_argument(
-        "--repeat",
-        type=int,
-        default=5,
-        metavar="R",
-        help="run the whole set R times and report medians (default 5)",
-    )
-    parser.add_argument(
-        "--only",
-        nargs="+",
-        metavar="NAME",
-        help=f"only these implementations (of: {', '.join(IMPLEMENTATIONS)})",
-    )
-    parser.add_argument(
-        "--bench",
-        action="append",
-        choices=["chain", "timers", "idle"],
-        help="only this benchmark (may be repeated; default: all)",
-    )
-    parser.add_argument(
-        "--markdown",
-        action="store_true",
-        help="print a markdown fragment with headings, ready for docs/",
-    )
-    parser.add_argument("--json", metavar="PATH", help="also save every raw result here")
-    parser.add_argument(
-        "--timeout-scale",
-        type=float,
-        default=1.0,
-        help="multiply every subprocess time limit by this",
-    )
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    add_arguments(parser, list(IMPLEMENTATIONS), ["chain", "timers", "idle"])
     args = parser.parse_args(argv)
 
     if args.worker:
@@ -678,94 +498,48 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.timezone.utc)
     command = "python benchmarks/bench_loop.py " + " ".join(argv or sys.argv[1:])
 
-    def progress(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
     for name, reason in skipped.items():
         progress(f"skipping {name}: {reason}")
-    # results[case index][impl] = list of per-run result dicts
-    results: list[dict[str, list[dict[str, Any]]]] = [{} for _ in cases]
-    failures = 0
     t_start = time.monotonic()
-    for rep in range(args.repeat):
-        # Rotate the order each round, so no implementation always runs first.
-        order = impls[rep % len(impls) :] + impls[: rep % len(impls)] if impls else []
-        for ci, case in enumerate(cases):
-            for impl in order:
-                result = run_one(impl, case, args.timeout_scale)
-                results[ci].setdefault(impl, []).append(result)
-                if "error" in result:
-                    failures += 1
-                    progress(
-                        f"[{rep + 1}/{args.repeat}] {case.label} / {impl}: "
-                        f"FAILED: {result['error']}"
-                    )
-                    if result.get("stderr"):
-                        progress(result["stderr"].rstrip())
-                else:
-                    shown = (
-                        ", ".join(
-                            f"{m.key}={_fmt(result[m.key], m.digits)}"
-                            for m in case.metrics
-                            if m.key in result
-                        )
-                        or f"n/a ({result.get('na')})"
-                    )
-                    if "iterations" in result:
-                        shown += f" (K={result['iterations']:,})"
-                    progress(f"[{rep + 1}/{args.repeat}] {case.label} / {impl}: {shown}")
+    results, failures = run_cases(
+        __file__, cases, impls, args.repeat, args.timeout_scale, describe=_describe
+    )
     elapsed = time.monotonic() - t_start
+    info["load"] = load_average()
 
-    out: list[str] = []
+    out = report_header(
+        command=command,
+        started=started,
+        elapsed=elapsed,
+        info=info,
+        repeat=args.repeat,
+        skipped=skipped,
+        markdown=args.markdown,
+    )
     h = "### " if args.markdown else ""
-    if args.markdown:
-        out += ["## Run", ""]
-    out += [
-        f"- command: `{command.strip()}`",
-        f"- date: {started:%Y-%m-%d %H:%M} UTC, {elapsed / 60:.1f} min in all",
-        f"- CPU: {info['cpu']}",
-        f"- OS: {info['os']}",
-        f"- Python: {info['python']}; tornado {info['tornado']}; uvloop {info['uvloop']}; "
-        f"reactor {info['reactor']}",
-        f"- load average at the end: {info['load']}",
-        f"- each cell: median of {args.repeat} runs, each in a fresh subprocess; "
-        f"ratio = median / median of {BASELINE}",
-    ]
-    for name, reason in skipped.items():
-        out.append(f"- skipped {name}: {reason}")
-    out.append("")
     titles = {"chain": "Callback chain", "timers": "Timers", "idle": "Idle poll cost"}
     shown_bench = None
     for ci, case in enumerate(cases):
         if case.bench != shown_bench:
             out += [f"{h}{titles[case.bench]}", ""]
             shown_bench = case.bench
+        notes = idle_notes(results[ci]) if case.bench == "idle" else []
         for metric in case.metrics:
-            out += render_table(case, metric, impls, results[ci])
+            out += render_table(case, metric, impls, results[ci], notes)
     print("\n".join(out))
 
     if args.json:
-        raw = {
-            "command": command,
-            "date": started.isoformat(),
-            "machine": info,
-            "repeat": args.repeat,
-            "quick": args.quick,
-            "skipped": skipped,
-            "cases": [
-                {
-                    "bench": c.bench,
-                    "label": c.label,
-                    "params": c.params,
-                    "results": {
-                        k: [{x: y for x, y in r.items() if x != "stderr"} for r in v]
-                        for k, v in results[i].items()
-                    },
-                }
-                for i, c in enumerate(cases)
-            ],
-        }
-        Path(args.json).write_text(json.dumps(raw, indent=1) + "\n")
+        save_json(
+            args.json,
+            command=command,
+            started=started,
+            info=info,
+            repeat=args.repeat,
+            quick=args.quick,
+            skipped=skipped,
+            cases=cases,
+            results=results,
+        )
     if failures:
         progress(f"{failures} run(s) FAILED; see above")
         return 1

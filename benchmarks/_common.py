@@ -1,0 +1,388 @@
+"""What the benchmark scripts share: the subprocess driver, the machine report, the tables.
+
+Every script in this folder works the same way. The parent process runs each
+(benchmark, implementation) cell in a fresh subprocess of the script itself
+(``--worker SPEC``), with a time limit; the worker prints one result line
+(:data:`RESULT_MARK` + JSON). The whole set is repeated ``--repeat`` times,
+rotating the order of the implementations, and each cell is reported as the
+median, the min-max range and the ratio of the median to a baseline's
+(asyncio's default event loop unless a case says otherwise).
+
+This module is imported, never run. Importing it puts the checkout it lives
+in on ``sys.path``, so the scripts benchmark that checkout, installed or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if (ROOT / "reactor").is_dir() and str(ROOT) not in sys.path:
+    # Benchmark the checkout this script lives in, installed or not.
+    sys.path.insert(0, str(ROOT))
+
+BASELINE = "asyncio"
+RESULT_MARK = "BENCH-RESULT "
+
+Cells = dict[str, list[dict[str, Any]]]
+"""One case's results: implementation name -> one result dict per run."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    title: str
+    unit: str
+    higher_is_better: bool
+    digits: int
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark with its parameters: a group of cells in the report.
+
+    ``impls``: the implementations this case runs (None: all of the run's);
+    ``baseline``: the implementation the ratio column divides by.
+    """
+
+    bench: str
+    label: str
+    params: dict[str, Any]
+    metrics: list[Metric]
+    timeout: float
+    impls: tuple[str, ...] | None = None
+    baseline: str = BASELINE
+
+
+def unavailable_reason(name: str) -> str | None:
+    """Why an event-loop implementation cannot run on this machine, or None.
+
+    ``reactor-BACKEND`` asks reactor's backend registry; ``uvloop`` and
+    ``tornado`` need their distribution installed; anything else is assumed
+    to be available.
+    """
+    if name.startswith("reactor-"):
+        import backends
+
+        return backends.available().get(name.removeprefix("reactor-"), "unknown backend")
+    module = {"uvloop": "uvloop", "tornado": "tornado"}.get(name)
+    if module is not None:
+        try:
+            importlib.metadata.version(module)
+        except importlib.metadata.PackageNotFoundError:
+            return f"{module} is not installed (pip install -e .[bench])"
+    return None
+
+
+def emit_result(result: dict[str, Any]) -> None:
+    """The worker's last word: its result, on one line of stdout."""
+    sys.stdout.write(RESULT_MARK + json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+def run_one(script: str | Path, impl: str, case: Case, timeout_scale: float) -> dict[str, Any]:
+    """One subprocess of ``script --worker``: returns its result, or {"error": ...}."""
+    spec = {"impl": impl, "bench": case.bench, **case.params}
+    cmd = [sys.executable, str(Path(script).resolve()), "--worker", json.dumps(spec)]
+    env = dict(os.environ)
+    env.pop("REACTOR_BACKEND", None)
+    timeout = case.timeout * timeout_scale
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:g} s"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_MARK) and proc.returncode == 0:
+            result: dict[str, Any] = json.loads(line[len(RESULT_MARK) :])
+            return result
+    tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+    return {"error": f"exit status {proc.returncode}: {tail}", "stderr": proc.stderr}
+
+
+def machine_info() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+
+    def version(dist: str) -> str:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    import reactor
+
+    commit = "unknown commit"
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=ROOT,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "reactor", "backends"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=ROOT,
+            check=True,
+        ).stdout.strip()
+        commit = f"commit {head}" + (
+            " with local changes in reactor/ or backends/" if dirty else ""
+        )
+    except (OSError, subprocess.SubprocessError):
+        pass
+
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} logical CPUs",
+        "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "tornado": version("tornado"),
+        "uvloop": version("uvloop"),
+        "reactor": f"{reactor.version} ({commit}, from {Path(reactor.__file__).parent.parent})",
+        "load": load_average(),
+    }
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, or "" where there are none."""
+    if not hasattr(os, "getloadavg"):
+        return ""
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def fmt(value: float, digits: int) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def runs(cells: Cells) -> int:
+    """The number of runs in the fullest cell."""
+    return max((len(v) for v in cells.values()), default=0)
+
+
+def medians(metric: Metric, impls: Sequence[str], cells: Cells) -> dict[str, float]:
+    """The median of ``metric`` for each implementation that has a value."""
+    out: dict[str, float] = {}
+    for impl in impls:
+        values = [r[metric.key] for r in cells.get(impl, []) if metric.key in r]
+        if values:
+            out[impl] = statistics.median(values)
+    return out
+
+
+def render_table(
+    case: Case,
+    metric: Metric,
+    impls: Sequence[str],
+    cells: Cells,
+    notes: Sequence[str] = (),
+) -> list[str]:
+    """Lines of a markdown table: implementation | median | min - max | ratio,
+    under a bold title and followed by ``notes`` (one paragraph), if any."""
+    direction = "higher is better" if metric.higher_is_better else "lower is better"
+    meds = medians(metric, impls, cells)
+    base = meds.get(case.baseline)
+    header = [
+        f"| implementation | median {metric.unit} | min - max | ratio vs {case.baseline} |",
+        "|---|---:|---:|---:|",
+    ]
+    rows = []
+    for impl in impls:
+        results = cells.get(impl, [])
+        errors = [r["error"] for r in results if "error" in r]
+        na = [r for r in results if "na" in r]
+        values = [r[metric.key] for r in results if metric.key in r]
+        if errors:
+            cell = f"FAILED ({len(errors)}/{len(results)}): {errors[0]}"
+            rows.append(f"| {impl} | {cell} | | |")
+        elif na:
+            rows.append(f"| {impl} | n/a ({na[0]['na']}) | | |")
+        elif values:
+            med = meds[impl]
+            spread = f"{fmt(min(values), metric.digits)} - {fmt(max(values), metric.digits)}"
+            ratio = "—" if not base else f"{med / base:.2f}x"
+            rows.append(f"| {impl} | {fmt(med, metric.digits)} | {spread} | {ratio} |")
+        else:
+            rows.append(f"| {impl} | no result | | |")
+    title = f"**{case.label}: {metric.title}** ({direction}; n = {runs(cells)} runs per cell)"
+    return [title, "", *header, *rows, "", *([" ".join(notes), ""] if notes else [])]
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser, implementations: Sequence[str], benches: Sequence[str]
+) -> None:
+    """The options every benchmark script takes (see benchmarks/README.md)."""
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=5,
+        metavar="R",
+        help="run the whole set R times and report medians (default 5)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help=f"only these implementations (of: {', '.join(implementations)})",
+    )
+    parser.add_argument(
+        "--bench",
+        action="append",
+        choices=list(benches),
+        help="only this benchmark (may be repeated; default: all)",
+    )
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print a markdown fragment with headings, ready for docs/",
+    )
+    parser.add_argument("--json", metavar="PATH", help="also save every raw result here")
+    parser.add_argument(
+        "--timeout-scale",
+        type=float,
+        default=1.0,
+        help="multiply every subprocess time limit by this",
+    )
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+
+
+def progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_cases(
+    script: str | Path,
+    cases: Sequence[Case],
+    impls: Sequence[str],
+    repeat: int,
+    timeout_scale: float,
+    describe: Callable[[dict[str, Any]], str] | None = None,
+) -> tuple[list[Cells], int]:
+    """Run every case ``repeat`` times, each cell in its own subprocess.
+
+    Returns the results (``results[case index][impl]`` = list of per-run
+    result dicts) and the number of failed runs. Progress goes to stderr;
+    ``describe(result)`` may add to a successful run's progress line.
+    """
+    results: list[Cells] = [{} for _ in cases]
+    failures = 0
+    for rep in range(repeat):
+        # Rotate the order each round, so no implementation always runs first.
+        order = list(impls[rep % len(impls) :]) + list(impls[: rep % len(impls)]) if impls else []
+        for ci, case in enumerate(cases):
+            for impl in order:
+                if case.impls is not None and impl not in case.impls:
+                    continue
+                result = run_one(script, impl, case, timeout_scale)
+                results[ci].setdefault(impl, []).append(result)
+                if "error" in result:
+                    failures += 1
+                    progress(
+                        f"[{rep + 1}/{repeat}] {case.label} / {impl}: FAILED: {result['error']}"
+                    )
+                    if result.get("stderr"):
+                        progress(result["stderr"].rstrip())
+                else:
+                    shown = (
+                        ", ".join(
+                            f"{m.key}={fmt(result[m.key], m.digits)}"
+                            for m in case.metrics
+                            if m.key in result
+                        )
+                        or f"n/a ({result.get('na')})"
+                    )
+                    if describe is not None:
+                        shown += describe(result)
+                    progress(f"[{rep + 1}/{repeat}] {case.label} / {impl}: {shown}")
+    return results, failures
+
+
+def report_header(
+    *,
+    command: str,
+    started: datetime.datetime,
+    elapsed: float,
+    info: dict[str, str],
+    repeat: int,
+    skipped: dict[str, str],
+    markdown: bool,
+) -> list[str]:
+    """The "how it was run" lines that open every report."""
+    out: list[str] = []
+    if markdown:
+        out += ["## Run", ""]
+    out += [
+        f"- command: `{command.strip()}`",
+        f"- date: {started:%Y-%m-%d %H:%M} UTC, {elapsed / 60:.1f} min in all",
+        f"- CPU: {info['cpu']}",
+        f"- OS: {info['os']}",
+        f"- Python: {info['python']}; tornado {info['tornado']}; uvloop {info['uvloop']}; "
+        f"reactor {info['reactor']}",
+        f"- load average at the end: {info['load']}",
+        f"- each cell: median of {repeat} runs, each in a fresh subprocess; "
+        f"ratio = median / median of {BASELINE}",
+    ]
+    for name, reason in skipped.items():
+        out.append(f"- skipped {name}: {reason}")
+    out.append("")
+    return out
+
+
+def save_json(
+    path: str | Path,
+    *,
+    command: str,
+    started: datetime.datetime,
+    info: dict[str, str],
+    repeat: int,
+    quick: bool,
+    skipped: dict[str, str],
+    cases: Sequence[Case],
+    results: Sequence[Cells],
+) -> None:
+    """Every raw per-run result (less the failed workers' stderr), as JSON."""
+    raw = {
+        "command": command,
+        "date": started.isoformat(),
+        "machine": info,
+        "repeat": repeat,
+        "quick": quick,
+        "skipped": skipped,
+        "cases": [
+            {
+                "bench": c.bench,
+                "label": c.label,
+                "params": c.params,
+                "results": {
+                    k: [{x: y for x, y in r.items() if x != "stderr"} for r in v]
+                    for k, v in results[i].items()
+                },
+            }
+            for i, c in enumerate(cases)
+        ],
+    }
+    Path(path).write_text(json.dumps(raw, indent=1) + "\n")
