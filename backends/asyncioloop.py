@@ -55,6 +55,7 @@ class AsyncioLoop(IOLoop):
         self._writers: set[int] = set()
         self._thread_ident = threading.get_ident()
         self._closed = False
+        self._run = self._run_callback  # bound once: one less object per callback
         super().__init__(make_current=make_current)
 
     def _new_asyncio_loop(self) -> asyncio.AbstractEventLoop:
@@ -189,28 +190,39 @@ class AsyncioLoop(IOLoop):
             callback = functools.partial(callback, **kwargs)
         try:
             if threading.get_ident() == self._thread_ident:
-                self.asyncio_loop.call_soon(self._run_callback, callback, args)
+                self.asyncio_loop.call_soon(self._run, callback, args)
             else:
-                self.asyncio_loop.call_soon_threadsafe(self._run_callback, callback, args)
+                self.asyncio_loop.call_soon_threadsafe(self._run, callback, args)
         except RuntimeError:
             # The asyncio loop is closed. Like the native loop, a callback
             # added to a closed loop is dropped rather than raising into
             # whatever thread is shutting down.
             pass
 
+    def _add_callback_in_context(
+        self, context: Any, callback: Callable[..., Any], args: tuple[Any, ...]
+    ) -> None:
+        try:
+            if threading.get_ident() == self._thread_ident:
+                self.asyncio_loop.call_soon(self._run, callback, args, context=context)
+            else:
+                self.asyncio_loop.call_soon_threadsafe(self._run, callback, args, context=context)
+        except RuntimeError:
+            pass  # the asyncio loop is closed, as in add_callback
+
     def add_callback_from_signal(
         self, callback: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> None:
         if kwargs:
             callback = functools.partial(callback, **kwargs)
-        self.asyncio_loop.call_soon_threadsafe(self._run_callback, callback, args)
+        self.asyncio_loop.call_soon_threadsafe(self._run, callback, args)
 
     def call_at(
         self, when: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> asyncio.TimerHandle:
         if kwargs:
             callback = functools.partial(callback, **kwargs)
-        return self.asyncio_loop.call_at(when, self._run_callback, callback, args)
+        return self.asyncio_loop.call_at(when, self._run, callback, args)
 
     def call_later(
         self, delay: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
@@ -218,7 +230,7 @@ class AsyncioLoop(IOLoop):
         # Straight to asyncio: no detour through time() and call_at per timer.
         if kwargs:
             callback = functools.partial(callback, **kwargs)
-        return self.asyncio_loop.call_later(delay, self._run_callback, callback, args)
+        return self.asyncio_loop.call_later(delay, self._run, callback, args)
 
     def remove_timeout(self, timeout: object) -> None:
         # asyncio.TimerHandle, or uvloop's own TimerHandle class.

@@ -12,6 +12,7 @@ hand results over with :meth:`IOLoop.add_future
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextvars
 import functools
@@ -20,8 +21,6 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 if TYPE_CHECKING:
-    import asyncio
-
     from reactor.ioloop import IOLoop
 
 _T = TypeVar("_T")
@@ -31,14 +30,17 @@ _CANCELLED = 1
 _FINISHED = 2
 
 
-class CancelledError(concurrent.futures.CancelledError):
-    """The future was cancelled; raised by ``result()`` and ``exception()``."""
+CancelledError = asyncio.CancelledError
+"""Raised by ``result()`` and ``exception()`` of a cancelled future: asyncio's
+own (a BaseException), so that an asyncio task awaiting a cancelled reactor
+future is cancelled too, and ``asyncio.wait_for`` sees its own exception."""
 
 
-class InvalidStateError(concurrent.futures.InvalidStateError):
+class InvalidStateError(concurrent.futures.InvalidStateError, asyncio.InvalidStateError):
     """The future is not in a state that allows the call (e.g. set twice)."""
 
 
+_copy_context = contextvars.copy_context
 _current_loop: Callable[[], IOLoop] | None = None
 
 
@@ -72,7 +74,8 @@ class Future(Generic[_T]):
         self._state = _PENDING
         self._result: Any = None
         self._exception: BaseException | None = None
-        self._callbacks: list[Callable[[Future[_T]], Any]] | None = []
+        # (callback, context) pairs; None once the future is done.
+        self._callbacks: list[tuple[Callable[[Future[_T]], Any], contextvars.Context]] | None = []
         # asyncio's duck-typing protocol: a Task that awaits an object with
         # this attribute (and get_loop / add_done_callback) suspends on it,
         # so reactor futures are awaitable from asyncio tasks.
@@ -137,32 +140,25 @@ class Future(Generic[_T]):
     ) -> None:
         """Call ``fn(future)`` on the current loop once the future is done.
 
-        ``context`` (as in asyncio) runs ``fn`` in that :mod:`contextvars`
-        context instead of the one current when the future completes.
+        ``fn`` runs in ``context`` (a :mod:`contextvars` context), by default
+        a copy of the caller's, as asyncio does.
         """
-        callback = fn
-        if context is not None:
-            ctx = context
-
-            def callback(future: Future[_T]) -> Any:
-                return ctx.run(fn, future)
-
+        if context is None:
+            context = _copy_context()
         if self._callbacks is None:
-            _loop().add_callback(callback, self)
+            _loop()._add_callback_in_context(context, fn, (self,))
         else:
-            self._callbacks.append(callback)
+            self._callbacks.append((fn, context))
 
     def get_loop(self) -> Any:
         """The running asyncio loop, for asyncio tasks awaiting this future."""
-        import asyncio
-
         return asyncio.get_running_loop()
 
     def remove_done_callback(self, fn: Callable[[Future[_T]], Any]) -> int:
         """Remove every registration of ``fn``; return how many there were."""
         if not self._callbacks:
             return 0
-        kept = [cb for cb in self._callbacks if cb != fn]
+        kept = [entry for entry in self._callbacks if entry[0] != fn]
         removed = len(self._callbacks) - len(kept)
         self._callbacks[:] = kept
         return removed
@@ -213,14 +209,17 @@ class Future(Generic[_T]):
         callbacks = self._callbacks
         self._callbacks = None
         if callbacks:
-            add_callback = _loop().add_callback
-            for fn in callbacks:
-                add_callback(fn, self)
+            schedule = _loop()._add_callback_in_context
+            args = (self,)
+            for fn, context in callbacks:
+                schedule(context, fn, args)
 
     def __await__(self) -> Generator[Any, None, _T]:
         if self._state == _PENDING:
             self._asyncio_future_blocking = True
             yield self
+        if self._exception is None and self._state == _FINISHED:
+            return self._result  # type: ignore[no-any-return]
         return self.result()
 
     __iter__ = __await__

@@ -346,6 +346,16 @@ class IOLoop(metaclass=_LoopMeta):
         """
         raise NotImplementedError(f"{type(self).__name__}.add_callback")
 
+    def _add_callback_in_context(
+        self, context: contextvars.Context, callback: Callable[..., Any], args: tuple[Any, ...]
+    ) -> None:
+        """:meth:`add_callback` that runs in ``context`` itself, not a copy.
+
+        For futures and the asyncio face: their callbacks carry the context
+        they were registered in. ``callback`` must not enter ``context``.
+        """
+        self.add_callback(context.run, callback, *args)
+
     def add_callback_from_signal(
         self, callback: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> None:
@@ -645,6 +655,13 @@ class PollIOLoop(IOLoop):
             ncallbacks = len(callbacks)
             due: list[list[Any]] | None = None
             if timeouts:
+                # Compact first, so a heap mostly made of cancelled timers
+                # is rebuilt once instead of popped one dead entry at a time.
+                if (
+                    self._cancellations > _COMPACT_AFTER
+                    and self._cancellations > len(timeouts) >> 2
+                ):
+                    self._compact_timeouts()
                 now = _monotonic()
                 while timeouts:
                     timer = timeouts[0]
@@ -659,11 +676,6 @@ class PollIOLoop(IOLoop):
                             due.append(timer)
                     else:
                         break
-                if (
-                    self._cancellations > _COMPACT_AFTER
-                    and self._cancellations > len(timeouts) >> 2
-                ):
-                    self._compact_timeouts()
 
             try:
                 for _ in range(ncallbacks):

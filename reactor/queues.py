@@ -26,6 +26,10 @@ __all__ = ["LifoQueue", "PriorityQueue", "Queue", "QueueEmpty", "QueueFull"]
 _T = TypeVar("_T")
 
 
+_DONE: Future[None] = Future()
+_DONE.set_result(None)  # shared: a done future cannot change any more
+
+
 class QueueEmpty(Exception):
     """``get_nowait`` on an empty queue."""
 
@@ -90,15 +94,14 @@ class Queue(Generic[_T]):
 
     def put(self, item: _T, timeout: Timeout = None) -> Future[None]:
         """Put ``item``, waiting while the queue is full."""
-        future: Future[None] = Future()
         try:
             self.put_nowait(item)
         except QueueFull:
+            future: Future[None] = Future()
             self._putters.append((item, future))
             _expire_at(future, timeout)
-        else:
-            future.set_result(None)
-        return future
+            return future
+        return _DONE  # a put with room needs no future of its own
 
     def put_nowait(self, item: _T) -> None:
         """Put ``item`` or raise :class:`QueueFull` at once."""
