@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -30,3 +31,45 @@ def test_asyncio_code_runs_unchanged_on_each_backend(backend: str) -> None:
     assert result.stdout.strip() == (
         f"backend={backend} result=['A', 'B', 'C', '(timed out as expected)']"
     )
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_tcpecho_server_and_client(backend: str) -> None:
+    """The echo example as a user runs it: a server process, a client process."""
+    env = dict(os.environ, REACTOR_BACKEND=backend)
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = str(probe.getsockname()[1])
+    probe.close()
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "tcpecho" / "server.py"), "--port", port],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == f"listening on 127.0.0.1:{port}"
+        client = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "examples" / "tcpecho" / "client.py"),
+                "--port",
+                port,
+                "hello",
+                "reactor",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            cwd=ROOT,
+        )
+        assert client.returncode == 0, client.stderr
+        assert client.stdout.splitlines() == ["hello", "reactor"]
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+        assert server.returncode == 0, err  # SIGTERM stops the loop cleanly
