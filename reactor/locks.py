@@ -168,7 +168,32 @@ class _ReleasingContextManager:
         self._obj.release()
 
 
-class Semaphore:
+class _AcquireContext:
+    """``async with x:`` acquires and releases; plain ``with x:`` is a mistake."""
+
+    def acquire(self, timeout: Timeout = None) -> Future[_ReleasingContextManager]:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> None:
+        raise RuntimeError(
+            f"Use 'async with' (or 'with (yield x.acquire())') on a {type(self).__name__}, "
+            "not 'with'"
+        )
+
+    def __exit__(self, *args: Any) -> None:
+        pass
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *args: Any) -> None:
+        self.release()
+
+
+class Semaphore(_AcquireContext):
     """A counter coroutines decrement with ``acquire`` and increment with ``release``.
 
     ``acquire`` waits while the counter is zero and raises
@@ -208,18 +233,6 @@ class Semaphore:
         _wait_with_timeout(waiter, timeout, expire, self._waiters)
         return waiter
 
-    def __enter__(self) -> None:
-        raise RuntimeError("Use 'async with' (or 'with (yield sem.acquire())'), not 'with'")
-
-    def __exit__(self, *args: Any) -> None:
-        pass
-
-    async def __aenter__(self) -> None:
-        await self.acquire()
-
-    async def __aexit__(self, *args: Any) -> None:
-        self.release()
-
 
 class BoundedSemaphore(Semaphore):
     """A :class:`Semaphore` whose ``release`` beyond the initial value is an error."""
@@ -234,7 +247,7 @@ class BoundedSemaphore(Semaphore):
         super().release()
 
 
-class Lock:
+class Lock(_AcquireContext):
     """A mutex for coroutines: ``async with lock:``.
 
     ``acquire`` raises :class:`TimeoutError` if ``timeout`` passes first;
@@ -258,15 +271,3 @@ class Lock:
 
     def locked(self) -> bool:
         return self._block._value == 0
-
-    def __enter__(self) -> None:
-        raise RuntimeError("Use 'async with' (or 'with (yield lock.acquire())'), not 'with'")
-
-    def __exit__(self, *args: Any) -> None:
-        pass
-
-    async def __aenter__(self) -> None:
-        await self.acquire()
-
-    async def __aexit__(self, *args: Any) -> None:
-        self.release()
