@@ -330,8 +330,10 @@ def report_header(
     repeat: int,
     skipped: dict[str, str],
     markdown: bool,
+    baseline: str = BASELINE,
 ) -> list[str]:
-    """The "how it was run" lines that open every report."""
+    """The "how it was run" lines that open every report; ``baseline``: the
+    implementation the ratio columns divide by."""
     out: list[str] = []
     if markdown:
         out += ["## Run", ""]
@@ -344,7 +346,7 @@ def report_header(
         f"reactor {info['reactor']}",
         f"- load average at the end: {info['load']}",
         f"- each cell: median of {repeat} runs, each in a fresh subprocess; "
-        f"ratio = median / median of {BASELINE}",
+        f"ratio = median / median of {baseline}",
     ]
     for name, reason in skipped.items():
         out.append(f"- skipped {name}: {reason}")

@@ -47,7 +47,6 @@ def test_formatter_survives_a_bad_format_string() -> None:
 @pytest.fixture
 def scratch_logger() -> Iterator[logging.Logger]:
     logger = logging.getLogger("reactor.test-scratch")
-    logger.propagate = False
     yield logger
     for handler in list(logger.handlers):
         handler.close()
@@ -65,13 +64,21 @@ def test_enable_pretty_logging_to_a_file(scratch_logger: logging.Logger, tmp_pat
     assert "written to file" in path.read_text()
 
 
+def _added_handlers(logger: logging.Logger, before: list[logging.Handler]) -> list[logging.Handler]:
+    # pytest may attach its own capture handlers to loggers that do not
+    # propagate; only what enable_pretty_logging added counts.
+    return [h for h in logger.handlers if h not in before]
+
+
 def test_enable_pretty_logging_none_does_nothing(scratch_logger: logging.Logger) -> None:
+    before = list(scratch_logger.handlers)
     enable_pretty_logging(SimpleNamespace(logging="none"), logger=scratch_logger)
-    assert scratch_logger.handlers == []
+    assert _added_handlers(scratch_logger, before) == []
 
 
 def test_enable_pretty_logging_defaults_to_stderr(scratch_logger: logging.Logger) -> None:
-    enable_pretty_logging(logger=scratch_logger)
-    (handler,) = scratch_logger.handlers
+    before = list(scratch_logger.handlers)
+    enable_pretty_logging(logger=scratch_logger)  # no handlers yet: stderr by default
+    (handler,) = _added_handlers(scratch_logger, before)
     assert isinstance(handler, logging.StreamHandler)
     assert isinstance(handler.formatter, LogFormatter)
