@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import datetime
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reactor import gen
 from reactor.concurrent import Future
@@ -171,11 +171,11 @@ class _ReleasingContextManager:
 class _AcquireContext:
     """``async with x:`` acquires and releases; plain ``with x:`` is a mistake."""
 
-    def acquire(self, timeout: Timeout = None) -> Future[_ReleasingContextManager]:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by the classes that use it
 
-    def release(self) -> None:
-        raise NotImplementedError
+        def acquire(self, timeout: Timeout = None) -> Future[_ReleasingContextManager]: ...
+
+        def release(self) -> None: ...
 
     def __enter__(self) -> None:
         raise RuntimeError(
