@@ -235,9 +235,10 @@ class IOLoop(metaclass=_LoopMeta):
     def run_sync(self, func: Callable[[], Any], timeout: float | None = None) -> Any:
         """Start the loop, run ``func``, and stop when its result is ready.
 
-        ``func`` may return a value, None, a :class:`~reactor.concurrent.Future`
-        or a :class:`concurrent.futures.Future` (and, with :mod:`reactor.gen`,
-        anything it can await). Returns the result or raises its exception.
+        ``func`` may return a value, None, a :class:`~reactor.concurrent.Future`,
+        a :class:`concurrent.futures.Future`, or anything
+        :func:`reactor.gen.convert_yielded` accepts (so it may be an ``async
+        def`` or a ``gen.coroutine``). Returns the result or raises its exception.
         With ``timeout`` (seconds) the operation is cancelled after that long
         and :class:`TimeoutError` is raised.
         """
