@@ -23,6 +23,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -388,3 +389,24 @@ def save_json(
         ],
     }
     Path(path).write_text(json.dumps(raw, indent=1) + "\n")
+
+
+def finish(args: argparse.Namespace, failures: int, **record: Any) -> int:
+    """Save the raw results if ``--json`` asked for it; the exit status."""
+    if args.json:
+        save_json(args.json, repeat=args.repeat, quick=args.quick, **record)
+    if failures:
+        progress(f"{failures} run(s) FAILED; see above")
+        return 1
+    return 0
+
+
+def run_main(main: Callable[[], int]) -> None:
+    """Run a script's ``main`` with the exit codes the scripts share."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception:
+        traceback.print_exc()
+        sys.exit(1)

@@ -44,7 +44,6 @@ import gc
 import json
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -54,13 +53,14 @@ from _common import (
     Metric,
     add_arguments,
     emit_result,
+    finish,
     load_average,
     machine_info,
     progress,
     render_table,
     report_header,
     run_cases,
-    save_json,
+    run_main,
     unavailable_reason,
 )
 
@@ -672,29 +672,17 @@ def main(argv: list[str] | None = None) -> int:
             out += render_table(case, metric, shown, results[ci])
     print("\n".join(out))
 
-    if args.json:
-        save_json(
-            args.json,
-            command=command,
-            started=started,
-            info=info,
-            repeat=args.repeat,
-            quick=args.quick,
-            skipped=skipped,
-            cases=cases,
-            results=results,
-        )
-    if failures:
-        progress(f"{failures} run(s) FAILED; see above")
-        return 1
-    return 0
+    return finish(
+        args,
+        failures,
+        command=command,
+        started=started,
+        info=info,
+        skipped=skipped,
+        cases=cases,
+        results=results,
+    )
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception:
-        traceback.print_exc()
-        sys.exit(1)
+    run_main(main)

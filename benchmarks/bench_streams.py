@@ -56,7 +56,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from pathlib import Path
 from typing import Any, cast
 
@@ -67,6 +66,7 @@ from _common import (
     Metric,
     add_arguments,
     emit_result,
+    finish,
     fmt,
     load_average,
     machine_info,
@@ -75,7 +75,7 @@ from _common import (
     render_table,
     report_header,
     run_cases,
-    save_json,
+    run_main,
     unavailable_reason,
 )
 
@@ -1002,29 +1002,17 @@ def main(argv: list[str] | None = None) -> int:
         out += criteria(cases, results)
     print("\n".join(out))
 
-    if args.json:
-        save_json(
-            args.json,
-            command=command,
-            started=started,
-            info=info,
-            repeat=args.repeat,
-            quick=args.quick,
-            skipped=skipped,
-            cases=cases,
-            results=results,
-        )
-    if failures:
-        progress(f"{failures} run(s) FAILED; see above")
-        return 1
-    return 0
+    return finish(
+        args,
+        failures,
+        command=command,
+        started=started,
+        info=info,
+        skipped=skipped,
+        cases=cases,
+        results=results,
+    )
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception:
-        traceback.print_exc()
-        sys.exit(1)
+    run_main(main)
