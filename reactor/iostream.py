@@ -163,6 +163,7 @@ class _Scratch(threading.local):
 _scratch = _Scratch()
 
 
+_NO_QUEUE: Any = ()  # see BaseIOStream.__init__
 _WRITTEN: Future[None] = Future()
 _WRITTEN.set_result(None)
 """What write() returns when the kernel took everything at once."""
@@ -196,6 +197,45 @@ class BaseIOStream:
     A stream belongs to the loop that is current when it is created and must
     be used from that loop's thread only.
     """
+
+    # Slots: no per-instance dict, so an idle connection stays small.
+    __slots__ = (
+        "__weakref__",
+        "_chunk",
+        "_chunk_size",
+        "_chunk_view",
+        "_close_callback",
+        "_closed",
+        "_connect_future",
+        "_drained",
+        "_eof",
+        "_events",
+        "_opening",
+        "_read_buffer",
+        "_read_bytes",
+        "_read_delimiter",
+        "_read_filled",
+        "_read_future",
+        "_read_kind",
+        "_read_max_bytes",
+        "_read_partial",
+        "_read_pos",
+        "_read_regex",
+        "_read_scan",
+        "_read_target",
+        "_recv",
+        "_send",
+        "_write_buffer_size",
+        "_write_chunks",
+        "_write_done",
+        "_write_futures",
+        "_write_pos",
+        "_write_queued",
+        "error",
+        "io_loop",
+        "max_buffer_size",
+        "max_write_buffer_size",
+    )
 
     _keep_open_after_eof = False
     """True where EOF during read_until_close is a half-close (sockets)."""
@@ -236,12 +276,15 @@ class BaseIOStream:
 
         # Writing: queued chunks are bytearrays we own (and may append to) or
         # memoryviews of the callers' objects; _write_pos is into the first.
-        self._write_chunks: collections.deque[bytearray | memoryview] = collections.deque()
+        # Both queues start as a shared empty tuple and become deques on the
+        # first write that has to wait: most streams never queue anything,
+        # and an empty deque costs ~600 bytes per connection.
+        self._write_chunks: collections.deque[bytearray | memoryview] = _NO_QUEUE
         self._write_pos = 0
         self._write_buffer_size = 0
         self._write_queued = 0  # bytes ever accepted by write()
         self._write_done = 0  # bytes ever handed to the kernel
-        self._write_futures: collections.deque[tuple[int, Future[None]]] = collections.deque()
+        self._write_futures: collections.deque[tuple[int, Future[None]]] = _NO_QUEUE
 
         self._events: int | None = None  # what the fd is registered for; None: not
         self._opening = False  # connect or TLS handshake under way: I/O waits
@@ -738,7 +781,7 @@ class BaseIOStream:
             if not queued:
                 return _WRITTEN
             future: Future[None] = Future()
-            self._write_futures.append((self._write_queued, future))
+            self._waiting_writes().append((self._write_queued, future))
             return future
         limit = self.max_write_buffer_size
         if limit is not None and queued + size > limit:
@@ -765,7 +808,7 @@ class BaseIOStream:
                 size -= n
         self._queue(data, size)
         future = Future()
-        self._write_futures.append((self._write_queued, future))
+        self._waiting_writes().append((self._write_queued, future))
         self._update_events()
         return future
 
@@ -773,8 +816,15 @@ class BaseIOStream:
         """True while written data waits to be handed to the kernel."""
         return bool(self._write_buffer_size)
 
+    def _waiting_writes(self) -> collections.deque[tuple[int, Future[None]]]:
+        if self._write_futures is _NO_QUEUE:
+            self._write_futures = collections.deque()
+        return self._write_futures
+
     def _queue(self, data: bytes | bytearray | memoryview, size: int) -> None:
         chunks = self._write_chunks
+        if chunks is _NO_QUEUE:
+            chunks = self._write_chunks = collections.deque()
         self._write_buffer_size += size
         if size < _COALESCE_BELOW:
             if chunks:
@@ -967,8 +1017,10 @@ class BaseIOStream:
                     self._fail(future)
         for _, future in self._write_futures:
             self._fail(future)
-        self._write_futures.clear()
-        self._write_chunks.clear()
+        if self._write_futures:
+            self._write_futures.clear()
+        if self._write_chunks:
+            self._write_chunks.clear()
         self._write_buffer_size = 0
         self._fail_opening()
         callback = self._close_callback
@@ -1021,6 +1073,12 @@ class IOStream(BaseIOStream):
     ``socket`` is made non-blocking. If it is not connected yet, call
     :meth:`connect`; reads and writes started before then wait for it.
     """
+
+    __slots__ = (
+        "_connecting",
+        "_fd",
+        "socket",
+    )
 
     _keep_open_after_eof = True
     _would_block: tuple[type[BaseException], ...] = (BlockingIOError,)
@@ -1213,6 +1271,16 @@ class SSLIOStream(IOStream):
     that does not check out). The end of input always closes a TLS stream.
     """
 
+    __slots__ = (
+        "_handshake_done",
+        "_handshake_events",
+        "_handshake_future",
+        "_server_hostname",
+        "_ssl_accepting",
+        "_ssl_context",
+        "_ssl_options",
+    )
+
     _keep_open_after_eof = False
     _short_read_drains = False
     _would_block = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError)
@@ -1346,6 +1414,11 @@ class PipeIOStream(BaseIOStream):
     """A stream over one end of a pipe (or another non-socket fd), e.g. a
     subprocess's stdin or stdout. ``fd`` is made non-blocking; the stream
     owns it and closes it. The end of input always closes a pipe stream."""
+
+    __slots__ = (
+        "_write_only",
+        "fd",
+    )
 
     def __init__(self, fd: int, *args: Any, **kwargs: Any) -> None:
         self.fd = fd
