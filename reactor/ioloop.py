@@ -381,11 +381,22 @@ class IOLoop(metaclass=_LoopMeta):
         ``future`` may be a reactor future or a :class:`concurrent.futures.Future`
         completed by another thread.
         """
-        if not isinstance(future, FUTURES):
+        if isinstance(future, Future):
+            # Its done-callbacks already run from a loop's queue: when that
+            # loop is this one, call straight through instead of queueing
+            # the callback again for one more iteration.
+            def on_done(f: Any) -> None:
+                if _current.loop is self:
+                    callback(f)
+                else:
+                    self.add_callback(callback, f)
+
+            future.add_done_callback(on_done)
+        elif isinstance(future, concurrent.futures.Future):
+            # Completes on a worker thread: add_callback brings it here.
+            future.add_done_callback(lambda f: self.add_callback(callback, f))
+        else:
             raise TypeError(f"expected a Future, got {future!r}")
-        # Both kinds call back from wherever they complete (a concurrent
-        # future: a worker thread); add_callback brings it to this loop.
-        future.add_done_callback(lambda f: self.add_callback(callback, f))
 
     def call_at(
         self, when: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
