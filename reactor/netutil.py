@@ -45,8 +45,14 @@ __all__ = [
     "ssl_wrap_socket",
 ]
 
-_DEFAULT_BACKLOG = 128
-"""The listen backlog, and the most connections one accept event takes."""
+_DEFAULT_BACKLOG = 1024
+"""The listen backlog (the kernel caps it at net.core.somaxconn). 128, the
+old default, overflows when a thousand clients connect at once: their SYNs
+are dropped and retried a second or more later."""
+
+_ACCEPTS_PER_EVENT = 128
+"""The most connections one readable event of a listening socket accepts, so
+one busy listener cannot starve the rest of the loop."""
 
 # With port 0 and several addresses, the first socket's port may already be
 # taken in the other family; binding then starts over with a new port.
@@ -329,7 +335,7 @@ def add_accept_handler(
         # number queued when the event came is unknown; the listen backlog is
         # a fair guess. Accepting them all before calling back would be no
         # better: it would unbalance processes sharing the listener.
-        for _ in range(_DEFAULT_BACKLOG):
+        for _ in range(_ACCEPTS_PER_EVENT):
             if removed:
                 return
             try:

@@ -399,9 +399,9 @@ def test_accepts_200_connections_then_removal_stops_accepting(
 
 def test_accepts_a_bounded_number_per_event(io_loop: IOLoop, closing: Any) -> None:
     """A listener with 200 queued connections lets the loop run in between:
-    at most ``_DEFAULT_BACKLOG`` are accepted per readiness event."""
+    at most ``_ACCEPTS_PER_EVENT`` are accepted per readiness event."""
     total = 200
-    assert total > netutil._DEFAULT_BACKLOG
+    assert total > netutil._ACCEPTS_PER_EVENT
     [listener] = closing(bind_sockets(0, "127.0.0.1", backlog=512))
     closing([connect(listener.getsockname()) for _ in range(total)])
     accepted = closing(Accepted(expected=total))
@@ -416,7 +416,7 @@ def test_accepts_a_bounded_number_per_event(io_loop: IOLoop, closing: Any) -> No
     closing(add_accept_handler(listener, accepted))
     wait_for(io_loop, accepted.enough)
     bursts = [b - a for a, b in itertools.pairwise([*counts, total]) if b > a]
-    assert max(bursts) <= netutil._DEFAULT_BACKLOG
+    assert max(bursts) <= netutil._ACCEPTS_PER_EVENT
     assert len(bursts) >= 2
 
 
