@@ -213,6 +213,7 @@ class BaseIOStream:
         "_opening",
         "_read_buffer",
         "_read_bytes",
+        "_read_callback",
         "_read_delimiter",
         "_read_filled",
         "_read_future",
@@ -271,6 +272,7 @@ class BaseIOStream:
         self._read_scan = 0  # where the delimiter search resumes
         self._read_target: memoryview | None = None  # read_into's buffer
         self._read_filled = 0
+        self._read_callback: Callable[[bytes], object] | None = None  # start_reading's
         self._eof = False  # the fd reported end of input
         self._drained = False  # the last read found the fd empty
 
@@ -451,6 +453,40 @@ class BaseIOStream:
         self._read_more()
         return future
 
+    def start_reading(self, callback: Callable[[bytes], object]) -> None:
+        """Hand every piece of data to ``callback(data)`` as it arrives, until
+        :meth:`stop_reading` or the close.
+
+        The push counterpart of the ``read_*`` methods, for protocols that
+        parse bytes as they come (the HTTP/1.1 server feeds llhttp this way):
+        no future per read, one call per ``recv``. Bytes already buffered are
+        handed over first, within this call. On a socket, end of input is
+        ``callback(b"")``, once, and the stream stays open for writing (the
+        peer may have only half-closed): closing it is then up to the caller.
+        On a pipe, end of input closes the stream. An exception from
+        ``callback`` is logged and closes the stream. Raises RuntimeError if
+        a ``read_*`` is pending.
+        """
+        if self.reading():
+            raise RuntimeError("a read is pending: start_reading needs the stream to itself")
+        self._read_callback = callback
+        buf = self._read_buffer
+        if len(buf) > self._read_pos:
+            data = bytes(buf[self._read_pos :])
+            del buf[:]
+            self._read_pos = 0
+            callback(data)
+        if not self._closed and self._read_callback is not None:
+            self._update_events()
+
+    def stop_reading(self) -> None:
+        """Stop :meth:`start_reading`'s deliveries (to pause, or to go back to
+        ``read_*``). At most one more chunk is then read from the fd, into
+        the buffer, before the stream stops reading (flow control)."""
+        self._read_callback = None
+        if not self._closed:
+            self._update_events()
+
     def reading(self) -> bool:
         """True while a read is pending."""
         return self._read_future is not None and not self._read_future.done()
@@ -616,7 +652,9 @@ class BaseIOStream:
         if self._eof:
             return
         try:
-            if self._read_kind == _INTO:
+            if self._read_callback is not None:
+                self._pump_stream(drain)
+            elif self._read_kind == _INTO:
                 self._pump_into(drain)
             else:
                 self._pump(drain)
@@ -697,6 +735,39 @@ class BaseIOStream:
                 if not drain:
                     return
             if self._drained and not drain:
+                return
+
+    def _pump_stream(self, drain: bool) -> None:
+        """start_reading's reads: each chunk straight to the callback."""
+        view = self._chunk_view
+        size = self._chunk_size
+        recv = self._recv
+        would_block = self._would_block
+        while True:
+            try:
+                n = recv(view)
+            except would_block:
+                n = None
+            if n is None:
+                self._drained = True
+                return
+            if not n:
+                callback = self._read_callback
+                if callback is not None and self._keep_open_after_eof:
+                    self._eof = True  # a half-close: the callback decides
+                    callback(b"")
+                else:
+                    self._on_eof()
+                return
+            callback = self._read_callback
+            if callback is None:  # stopped while this chunk was on its way
+                self._read_buffer += view[:n]
+                return
+            callback(view[:n].tobytes())
+            if self._closed or self._read_callback is None:
+                return
+            if n < size and self._short_read_drains and not drain:
+                self._drained = True
                 return
 
     def _chunk_until(self, n: int) -> int:
@@ -893,7 +964,9 @@ class BaseIOStream:
             else:
                 if events & (_READ | _ERROR) and not self._eof:
                     try:
-                        if self._read_kind == _INTO:
+                        if self._read_callback is not None:
+                            self._pump_stream(bool(events & _ERROR))
+                        elif self._read_kind == _INTO:
                             self._pump_into(bool(events & _ERROR))
                         else:
                             self._pump(bool(events & _ERROR))
@@ -925,7 +998,9 @@ class BaseIOStream:
         self._drained = False
         if self._write_buffer_size:
             self._flush()
-        if self._read_future is not None and not self._closed:
+        if (self._read_future is not None or self._read_callback is not None) and not (
+            self._closed
+        ):
             self._handle_read(False)
         if not self._closed:
             self._update_events()
@@ -938,6 +1013,7 @@ class BaseIOStream:
             events = _WRITE if self._write_buffer_size else 0
             if not self._eof and (
                 self._read_future is not None
+                or self._read_callback is not None
                 or (
                     len(self._read_buffer) - self._read_pos < self._chunk_size
                     and (
@@ -995,6 +1071,7 @@ class BaseIOStream:
             if error is not None:
                 self.error = error
         self._closed = True
+        self._read_callback = None
         if self._events is not None:
             self.io_loop.remove_handler(self)
             self._events = None

@@ -1,0 +1,815 @@
+"""HTTP/1.x on a stream: the server side of a connection, parsed with llhttp.
+
+:class:`HTTP1ServerConnection` serves the requests of one connection; for
+each it asks its delegate (an :class:`~reactor.httputil.HTTPServerConnectionDelegate`,
+such as :class:`~reactor.httpserver.HTTPServer`) for a message delegate, and
+gives that delegate an :class:`HTTP1Connection` to answer through.
+
+How bytes become requests. The stream pushes what it reads
+(:meth:`~reactor.iostream.BaseIOStream.start_reading`) into llhttp (through
+``httptools``), whose callbacks become the delegate's ``headers_received``,
+``data_received`` and ``finish``; no future and no coroutine per request.
+Responses go out in request order (pipelining): while a request's response
+is unfinished, or while a delegate's awaitable holds the body back (flow
+control), the parser's further events wait in a queue and the connection
+stops reading, so a pipelining client can make it buffer at most one read.
+
+Strictness (RFC 9112). llhttp runs with none of its leniencies: it refuses
+Content-Length together with Transfer-Encoding, a repeated or malformed
+Content-Length, a Transfer-Encoding whose last coding is not chunked, bad
+chunk sizes, obs-fold, bare CR, whitespace before a colon, invalid header
+names and values, unknown methods and versions. On top of it this module
+refuses an HTTP/1.1 request with no Host or several, HTTP versions other
+than 1.0 and 1.1, and transfer codings other than chunked. Each of these is
+answered 400 with ``Connection: close``, the connection is closed, and the
+application never sees the request. Headers over ``max_header_size`` get
+431, a body over ``max_body_size`` 413. Response headers are checked as they
+are written: a CR or LF in a name, value or reason phrase raises
+:class:`~reactor.httputil.HTTPOutputError` (no header injection).
+
+Time limits. ``header_timeout``: from a request's first byte (or from the
+accept, for the first request) to the end of its headers; a slow client is
+answered 408 and cut off. ``body_timeout``: from the end of the headers to
+the end of the body. ``idle_timeout``: between requests. One timer per
+connection, re-armed lazily, keeps this off the per-request path.
+"""
+
+from __future__ import annotations
+
+import collections
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httptools
+
+from reactor import gen
+from reactor.concurrent import Future
+from reactor.httputil import (
+    HTTPConnection,
+    HTTPHeaders,
+    HTTPInputError,
+    HTTPMessageDelegate,
+    HTTPOutputError,
+    HTTPServerConnectionDelegate,
+    RequestStartLine,
+    ResponseStartLine,
+    _normalize_name,
+    responses,
+)
+from reactor.iostream import _WRITTEN, BaseIOStream, StreamClosedError
+from reactor.log import app_log, gen_log
+
+__all__ = [
+    "HTTP1Connection",
+    "HTTP1ConnectionParameters",
+    "HTTP1ServerConnection",
+]
+
+_INF = float("inf")
+
+
+class HTTP1ConnectionParameters:
+    """Settings shared by the connections of one server.
+
+    ``chunk_size``: the most body bytes handed to ``data_received`` at a time
+    after decompression (default 64 KiB). ``max_header_size``: the start
+    line and headers (default 64 KiB). ``max_body_size``: default 100 MiB.
+    Timeouts are in seconds; None means no limit: ``header_timeout``
+    (default 30), ``body_timeout`` (default None), ``idle_timeout``
+    (between requests, default 3600). ``decompress``: gunzip request bodies
+    sent with ``Content-Encoding: gzip``.
+    """
+
+    __slots__ = (
+        "body_timeout",
+        "chunk_size",
+        "decompress",
+        "header_timeout",
+        "idle_timeout",
+        "max_body_size",
+        "max_header_size",
+        "no_keep_alive",
+    )
+
+    def __init__(
+        self,
+        no_keep_alive: bool = False,
+        chunk_size: int | None = None,
+        max_header_size: int | None = None,
+        header_timeout: float | None = 30.0,
+        max_body_size: int | None = None,
+        body_timeout: float | None = None,
+        decompress: bool = False,
+        idle_timeout: float | None = 3600.0,
+    ) -> None:
+        self.no_keep_alive = no_keep_alive
+        self.chunk_size = chunk_size or 65536
+        self.max_header_size = max_header_size or 65536
+        self.header_timeout = header_timeout
+        self.max_body_size = max_body_size or 100 * 1024 * 1024
+        self.body_timeout = body_timeout
+        self.decompress = decompress
+        self.idle_timeout = idle_timeout
+
+
+class _Refused(Exception):
+    """A request the server answers with ``code`` and a close, unseen by the app."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# Methods come from llhttp's fixed table: decode each name once.
+_METHODS: dict[bytes, str] = {}
+_VERSIONS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+_NO_BODY_CODES = frozenset((204, 304))
+
+
+class HTTP1Connection(HTTPConnection):
+    """One request's side of the connection: how its delegate answers.
+
+    ``write_headers``, ``write`` and ``finish`` as in
+    :class:`~reactor.httputil.HTTPConnection`; the futures resolve when the
+    bytes are handed to the kernel. The response is framed by the
+    ``Content-Length`` the application sets, else chunked (HTTP/1.1), else by
+    closing the connection (HTTP/1.0). ``context`` is the connection's (the
+    remote address, the protocol).
+    """
+
+    __slots__ = (
+        "_chunked",
+        "_close_callback",
+        "_conn",
+        "_delegate",
+        "_expect_continue",
+        "_keep_alive",
+        "_message_done",
+        "_method",
+        "_no_body",
+        "_remaining",
+        "_started",
+        "context",
+        "finished",
+        "stream",
+    )
+
+    def __init__(self, conn: HTTP1ServerConnection, method: str, keep_alive: bool) -> None:
+        self._conn = conn
+        self.stream = conn.stream
+        self.context = conn.context
+        self._method = method
+        self._keep_alive = keep_alive
+        self._delegate: HTTPMessageDelegate | None = None
+        self._close_callback: Callable[[], None] | None = None
+        self._expect_continue = False
+        self._message_done = False  # the whole request has been read
+        self._started = False  # write_headers was called
+        self.finished = False  # finish was called
+        self._chunked = False
+        self._no_body = False
+        self._remaining: int | None = None  # body bytes the Content-Length still allows
+
+    def set_close_callback(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback()`` if the connection closes before this response is finished."""
+        self._close_callback = callback
+
+    def set_body_timeout(self, timeout: float) -> None:
+        """Override the server's ``body_timeout`` for this request (call it
+        from ``headers_received``)."""
+        self._conn._body_timeout = timeout
+
+    def set_max_body_size(self, max_body_size: int) -> None:
+        """Override the server's ``max_body_size`` for this request (call it
+        from ``headers_received``)."""
+        self._conn._max_body_size = max_body_size
+
+    def detach(self) -> BaseIOStream:
+        """Take the stream over (e.g. after a ``101 Switching Protocols``).
+
+        The connection stops reading and serving; bytes it had read beyond
+        this request are put back into the stream's buffer.
+        """
+        return self._conn._detach()
+
+    def write_headers(
+        self,
+        start_line: RequestStartLine | ResponseStartLine,
+        headers: HTTPHeaders,
+        chunk: bytes | None = None,
+    ) -> Future[None]:
+        if self._started:
+            raise HTTPOutputError("write_headers called twice for one response")
+        assert isinstance(start_line, ResponseStartLine), "a server writes a response"
+        self._started = True
+        self._expect_continue = False
+        code = start_line.code
+        reason = start_line.reason
+        if "\r" in reason or "\n" in reason:
+            raise HTTPOutputError(f"invalid reason phrase: {reason[:100]!r}")
+        fields = headers._dict
+        keep_alive = self._keep_alive and self._message_done_or_will_be()
+        if code < 200 or code in _NO_BODY_CODES:
+            self._no_body = True
+        elif self._method == "HEAD":
+            self._no_body = True
+        if "Content-Length" in fields:
+            try:
+                remaining = int(fields["Content-Length"])
+            except ValueError:
+                raise HTTPOutputError(
+                    f"invalid Content-Length: {fields['Content-Length']!r}"
+                ) from None
+            if remaining < 0:
+                raise HTTPOutputError(f"invalid Content-Length: {remaining}")
+            if not self._no_body:
+                self._remaining = remaining
+        elif "Transfer-Encoding" in fields:
+            # The application frames the body itself (its own chunks).
+            self._chunked = False
+        elif not self._no_body or code in _NO_BODY_CODES:
+            if self._conn._version == "HTTP/1.1" and not self._no_body:
+                self._chunked = True
+                headers["Transfer-Encoding"] = "chunked"
+            elif not self._no_body:
+                keep_alive = False  # HTTP/1.0: the close ends the body
+        if fields.get("Connection", "").lower() == "close":
+            keep_alive = False
+        if not keep_alive:
+            self._keep_alive = False
+            if "Connection" not in fields:
+                headers["Connection"] = "close"
+        elif self._conn._version == "HTTP/1.0" and "Connection" not in fields:
+            headers["Connection"] = "Keep-Alive"
+        head = b"HTTP/1.1 %d %s\r\n%s\r\n" % (code, reason.encode("latin-1"), headers._encode())
+        if chunk:
+            head += self._frame(chunk)
+        return self._conn._write(head)
+
+    def _message_done_or_will_be(self) -> bool:
+        """Keep-alive needs the request read to its end, now or later."""
+        return True
+
+    def _frame(self, chunk: bytes) -> bytes:
+        if self._no_body:
+            if self._method == "HEAD":
+                return b""
+            raise HTTPOutputError("this response may not have a body")
+        remaining = self._remaining
+        if remaining is not None:
+            remaining -= len(chunk)
+            self._remaining = remaining
+            if remaining < 0:
+                self._conn._close_after_flush()
+                raise HTTPOutputError("tried to write more data than the Content-Length")
+        if self._chunked:
+            return b"%x\r\n%s\r\n" % (len(chunk), chunk)
+        return chunk
+
+    def write(self, chunk: bytes) -> Future[None]:
+        if not self._started:
+            raise HTTPOutputError("write before write_headers")
+        if self.finished:
+            raise HTTPOutputError("write after finish")
+        if not chunk:
+            return _WRITTEN
+        return self._conn._write(self._frame(chunk))
+
+    def finish(self) -> None:
+        if not self._started:
+            raise HTTPOutputError("finish before write_headers")
+        if self.finished:
+            raise HTTPOutputError("finish called twice")
+        self.finished = True
+        if self._remaining:
+            self._conn._close_after_flush()
+            raise HTTPOutputError(
+                f"response finished {self._remaining} bytes short of its Content-Length"
+            )
+        if self._chunked:
+            self._conn._write(b"0\r\n\r\n")
+        self._conn._response_finished(self)
+
+
+class HTTP1ServerConnection:
+    """Serves the requests of one connection (see the module docstring).
+
+    ``context``: what requests see as ``request.connection.context``
+    (``remote_ip``, ``protocol``). Start with :meth:`start_serving`; stop
+    with :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        stream: BaseIOStream,
+        params: HTTP1ConnectionParameters | None = None,
+        context: Any = None,
+    ) -> None:
+        self.stream = stream
+        self.params = params = params or HTTP1ConnectionParameters()
+        self.context = context
+        self._delegate: HTTPServerConnectionDelegate | None = None
+        self._loop = stream.io_loop
+        self._parser = httptools.HttpRequestParser(self)
+        self._now = 0.0
+        self._closed = False
+        self._reading = False
+        # The message being parsed.
+        self._in_head = False
+        self._url = b""
+        self._raw_headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        self._head_fed = 0  # bytes fed since the head began (-1: it began in this feed)
+        self._message_start = 0.0
+        self._version = "HTTP/1.1"
+        self._upgrade_rest: bytes | None = None
+        # The request being handled (its body being read, or its response awaited).
+        self._request: HTTP1Connection | None = None
+        self._body_size = 0
+        self._body_start = 0.0
+        self._max_body_size = params.max_body_size
+        self._body_timeout = params.body_timeout
+        # Parser events held back while blocked (pipelining, flow control).
+        self._blocked = False
+        self._pending: collections.deque[tuple[Callable[[Any], None], Any]] = collections.deque()
+        # One lazily re-armed timer: see _set_deadline.
+        self._deadline: float | None = None
+        self._timer: object | None = None
+        self._timer_at = _INF
+        self._served = 0
+
+    # -- life cycle -------------------------------------------------------------------
+
+    def start_serving(self, delegate: HTTPServerConnectionDelegate) -> None:
+        """Serve requests, asking ``delegate`` for each one's handler."""
+        self._delegate = delegate
+        self.stream.set_close_callback(self._on_stream_close)
+        self._now = now = self._loop.time()
+        self._message_start = now
+        self._update_deadline()
+        self._reading = True
+        self.stream.start_reading(self._on_data)
+
+    def close(self) -> None:
+        """Close the connection now (pending responses are dropped)."""
+        self.stream.close()
+
+    def _on_stream_close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._cancel_timer()
+        self._pending.clear()
+        request = self._request
+        self._request = None
+        if request is not None and not request.finished:
+            callback = request._close_callback
+            if callback is not None:
+                request._close_callback = None
+                self._run(callback)
+            delegate = request._delegate
+            if delegate is not None and not request._message_done:
+                self._run(delegate.on_connection_close)
+        if self._delegate is not None:
+            self._delegate.on_close(self)
+
+    def _run(self, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except Exception:
+            app_log.error("Exception in callback %r", fn, exc_info=True)
+
+    def _detach(self) -> BaseIOStream:
+        stream = self.stream
+        self._closed = True
+        self._cancel_timer()
+        self._pending.clear()
+        self._request = None
+        stream.set_close_callback(None)
+        stream.stop_reading()
+        rest = self._upgrade_rest
+        if rest:
+            stream._read_buffer[stream._read_pos : stream._read_pos] = rest
+        return stream
+
+    # -- reading ----------------------------------------------------------------------
+
+    def _on_data(self, data: bytes) -> None:
+        """start_reading's callback: feed llhttp."""
+        if not data:  # end of input
+            self._on_eof()
+            return
+        self._now = self._loop.time()
+        if self._in_head and self._head_fed >= 0:
+            self._head_fed += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as e:
+            self._upgrade_rest = data[e.args[0] :]
+            self._block()  # until the application answers the upgrade
+        except httptools.HttpParserCallbackError:
+            # Our own callbacks catch the application's errors: a bug here.
+            gen_log.error("Error in the HTTP/1 connection %r", self, exc_info=True)
+            self.stream.close()
+            return
+        except httptools.HttpParserError as e:
+            self._emit(self._refuse, _Refused(400, _parser_message(e)))
+        if self._in_head:
+            if self._head_fed < 0:
+                self._head_fed = 0
+            elif self._head_fed > self.params.max_header_size:
+                self._in_head = False
+                self._emit(self._refuse, _Refused(431, "request headers too large"))
+        if self._closed:
+            return
+        if self._blocked:
+            if self._reading:
+                self._reading = False
+                self.stream.stop_reading()
+        self._update_deadline()
+
+    def _on_eof(self) -> None:
+        """The client closed (or half-closed) its side: finish what we owe, then close."""
+        if self._in_head or (self._request is not None and not self._request._message_done):
+            self.stream.close()  # a request cut short: nothing to answer
+        elif self._blocked or self._request is not None:
+            self._emit(lambda _: self._close_after_flush(), None)
+        else:
+            self._close_after_flush()
+
+    # llhttp's callbacks (httptools looks these up by name).
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._head_fed = -1
+        self._message_start = self._now
+        self._url = b""
+        self._raw_headers = []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._raw_headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self._parser
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method)
+        if method is None:
+            method = _METHODS[raw_method] = raw_method.decode("latin-1")
+        version = _VERSIONS.get(parser.get_http_version())
+        url = self._url
+        size = len(url) + len(method) + 11
+        headers = HTTPHeaders()
+        fields = headers._dict
+        lists = headers._as_list
+        for raw_name, raw_value in self._raw_headers:
+            size += len(raw_name) + len(raw_value) + 4
+            name = _normalize_name(raw_name.decode("latin-1"))
+            value = raw_value.decode("latin-1")
+            values = lists.get(name)
+            if values is None:
+                fields[name] = value
+                lists[name] = [value]
+            else:
+                fields[name] += "," + value
+                values.append(value)
+        refusal = None
+        if size > self.params.max_header_size:
+            refusal = _Refused(431, "request headers too large")
+        elif version is None:
+            refusal = _Refused(400, f"unsupported HTTP version {parser.get_http_version()}")
+        elif version == "HTTP/1.1" and len(lists.get("Host", ())) != 1:
+            refusal = _Refused(400, "an HTTP/1.1 request needs exactly one Host header")
+        elif "Transfer-Encoding" in fields and fields["Transfer-Encoding"].lower() != "chunked":
+            refusal = _Refused(400, "unsupported Transfer-Encoding")
+        elif "Content-Length" in fields:
+            length = int(fields["Content-Length"])  # llhttp checked it
+            if length > self._max_body_size:
+                refusal = _Refused(413, "request body too large")
+        if refusal is not None:
+            self._emit(self._refuse, refusal)
+            return
+        start_line = RequestStartLine(method, url.decode("latin-1"), version)  # type: ignore[arg-type]
+        keep_alive = parser.should_keep_alive()
+        if self._blocked:
+            self._pending.append((self._head, (start_line, headers, keep_alive)))
+        else:
+            self._head((start_line, headers, keep_alive))
+
+    def on_body(self, body: bytes) -> None:
+        if self._blocked:
+            self._pending.append((self._body, body))
+        else:
+            self._body(body)
+
+    def on_message_complete(self) -> None:
+        if self._blocked:
+            self._pending.append((self._done, None))
+        else:
+            self._done(None)
+
+    # -- delivering parser events -----------------------------------------------------
+
+    def _emit(self, fn: Callable[[Any], None], arg: Any) -> None:
+        if self._blocked:
+            self._pending.append((fn, arg))
+        else:
+            fn(arg)
+
+    def _block(self) -> None:
+        self._blocked = True
+
+    def _unblock(self, _: object = None) -> None:
+        """Deliver held-back events until done or blocked again; then read on."""
+        if self._closed:
+            return
+        self._blocked = False
+        pending = self._pending
+        while pending and not self._blocked and not self._closed:
+            fn, arg = pending.popleft()
+            fn(arg)
+        if self._closed or self._blocked:
+            return
+        rest = self._upgrade_rest
+        if rest is not None:
+            # The application answered an Upgrade request without switching:
+            # what followed it is HTTP again.
+            self._upgrade_rest = None
+            self._on_data(rest)
+            if self._closed or self._blocked:
+                return
+        self._update_deadline()
+        if not self._reading:
+            self._reading = True
+            self.stream.start_reading(self._on_data)
+
+    def _wait_for(self, result: Awaitable[None]) -> None:
+        """A delegate returned ``result``: deliver nothing more until it is done."""
+        future = gen.convert_yielded(result)
+        if future.done():
+            self._check(future)
+            return
+        self._block()
+        self._loop.add_future(future, self._resume_after)
+
+    def _resume_after(self, future: Future[None]) -> None:
+        if self._check(future):
+            self._unblock()
+
+    def _check(self, future: Future[None]) -> bool:
+        try:
+            future.result()
+        except HTTPInputError as e:
+            self._refuse(_Refused(400, str(e)))
+            return False
+        except Exception:
+            app_log.error("Uncaught exception handling %r", self._request, exc_info=True)
+            self._refuse(_Refused(500, "internal error"))
+            return False
+        return True
+
+    def _head(self, args: tuple[RequestStartLine, HTTPHeaders, bool]) -> None:
+        start_line, headers, keep_alive = args
+        if self.params.no_keep_alive:
+            keep_alive = False
+        self._version = start_line.version
+        request = self._request = HTTP1Connection(self, start_line.method, keep_alive)
+        self._served += 1
+        self._body_size = 0
+        self._body_start = self._now
+        assert self._delegate is not None
+        try:
+            delegate = self._delegate.start_request(self, request)
+            if self.params.decompress and "Content-Encoding" in headers._dict:
+                delegate = _GzipMessageDelegate(delegate, self.params.chunk_size)
+            request._delegate = delegate
+            if (
+                start_line.version == "HTTP/1.1"
+                and headers._dict.get("Expect", "").lower() == "100-continue"
+            ):
+                request._expect_continue = True
+            result = delegate.headers_received(start_line, headers)
+        except HTTPInputError as e:
+            self._refuse(_Refused(400, str(e)))
+            return
+        except Exception:
+            app_log.error("Uncaught exception in headers_received", exc_info=True)
+            self._refuse(_Refused(500, "internal error"))
+            return
+        if request._expect_continue and not request._started:
+            # The client waits for this before it sends the body.
+            request._expect_continue = False
+            self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if result is not None:
+            self._wait_for(result)
+
+    def _body(self, chunk: bytes) -> None:
+        request = self._request
+        if request is None or request._delegate is None:
+            return  # its delegate failed: the connection is closing
+        self._body_size += len(chunk)
+        if self._body_size > self._max_body_size:
+            self._refuse(_Refused(413, "request body too large"))
+            return
+        try:
+            result = request._delegate.data_received(chunk)
+        except HTTPInputError as e:
+            self._refuse(_Refused(400, str(e)))
+            return
+        except Exception:
+            app_log.error("Uncaught exception in data_received", exc_info=True)
+            self._refuse(_Refused(500, "internal error"))
+            return
+        if result is not None:
+            self._wait_for(result)
+
+    def _done(self, _: object) -> None:
+        request = self._request
+        if request is None or request._delegate is None:
+            return
+        request._message_done = True
+        self._max_body_size = self.params.max_body_size
+        self._body_timeout = self.params.body_timeout
+        if not request.finished:
+            self._block()  # until _response_finished: responses go out in order
+        try:
+            request._delegate.finish()
+        except HTTPInputError as e:
+            self._refuse(_Refused(400, str(e)))
+        except Exception:
+            app_log.error("Uncaught exception in the request handler", exc_info=True)
+            self._refuse(_Refused(500, "internal error"))
+
+    def _refuse(self, refusal: _Refused) -> None:
+        """Answer ``refusal.code`` (unless a response has begun) and close."""
+        if self._closed:
+            return
+        code = refusal.code
+        if code < 500:
+            address = getattr(self.context, "remote_ip", None)
+            gen_log.info("Refused a request from %s: %d %s", address, code, refusal)
+        request = self._request
+        if request is not None and request._started:
+            # Too late for a status: end the response by closing.
+            self.stream.close()
+            return
+        reason = responses.get(code, "Error")
+        self._in_head = False
+        self._blocked = True  # nothing more is read or delivered
+        self._pending.clear()
+        self._write(
+            b"HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            % (code, reason.encode("latin-1"))
+        )
+        self._close_after_flush()
+
+    # -- writing ----------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> Future[None]:
+        try:
+            return self.stream.write(data)
+        except StreamClosedError as e:
+            future: Future[None] = Future()
+            future.set_exception(e)
+            future.exception()  # the close is reported through on_connection_close
+            return future
+
+    def _response_finished(self, request: HTTP1Connection) -> None:
+        if request is not self._request or self._closed:
+            return
+        if not request._message_done or not request._keep_alive:
+            # An answer before the whole request was read, or no keep-alive:
+            # the rest of the input cannot be trusted to be a request.
+            self._blocked = True
+            self._close_after_flush()
+            return
+        self._request = None
+        if self._blocked:
+            self._unblock()
+
+    def _close_after_flush(self) -> None:
+        stream = self.stream
+        if stream.closed():
+            return
+        if self._reading:
+            self._reading = False
+            stream.stop_reading()
+        if stream.writing():
+            stream.write(b"").add_done_callback(lambda _: stream.close())
+        else:
+            stream.close()
+
+    # -- time limits ------------------------------------------------------------------
+
+    def _update_deadline(self) -> None:
+        params = self.params
+        if self._blocked:
+            deadline = None  # the application has the request
+        elif self._in_head or not self._served:
+            timeout = params.header_timeout
+            deadline = None if timeout is None else self._message_start + timeout
+        elif self._request is not None:
+            timeout = self._body_timeout
+            deadline = None if timeout is None else self._body_start + timeout
+        else:
+            timeout = params.idle_timeout
+            deadline = None if timeout is None else self._now + timeout
+        self._deadline = deadline
+        if deadline is not None and deadline < self._timer_at:
+            if self._timer is not None:
+                self._loop.remove_timeout(self._timer)
+            self._timer_at = deadline
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._loop.remove_timeout(self._timer)
+            self._timer = None
+            self._timer_at = _INF
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = _INF
+        deadline = self._deadline
+        if deadline is None or self._closed:
+            return
+        if self._loop.time() < deadline:
+            self._timer_at = deadline
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+            return
+        address = getattr(self.context, "remote_ip", None)
+        if self._in_head or not self._served:
+            gen_log.info("Timed out waiting for request headers from %s", address)
+            self._refuse(_Refused(408, "timed out waiting for the request headers"))
+        else:
+            gen_log.debug("Closing a timed-out connection from %s", address)
+            self.stream.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {getattr(self.context, 'remote_ip', None)}>"
+
+
+def _parser_message(error: Exception) -> str:
+    return str(error) or type(error).__name__
+
+
+class _GzipMessageDelegate(HTTPMessageDelegate):
+    """Gunzips a request body for the delegate it wraps (``decompress_request``).
+
+    The delegate sees the body decompressed, without ``Content-Encoding``
+    and ``Content-Length`` (the original encoding is in
+    ``X-Consumed-Content-Encoding``), in pieces of at most ``chunk_size``.
+    """
+
+    def __init__(self, delegate: HTTPMessageDelegate, chunk_size: int) -> None:
+        self._delegate = delegate
+        self._chunk_size = chunk_size
+        self._decompressor: Any = None
+
+    def headers_received(
+        self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders
+    ) -> Awaitable[None] | None:
+        if headers.get("Content-Encoding", "").lower() == "gzip":
+            self._decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            headers.add("X-Consumed-Content-Encoding", headers["Content-Encoding"])
+            del headers["Content-Encoding"]
+            if "Content-Length" in headers:
+                del headers["Content-Length"]
+        return self._delegate.headers_received(start_line, headers)
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        if self._decompressor is None:
+            return self._delegate.data_received(chunk)
+        return self._feed(chunk)
+
+    async def _feed(self, chunk: bytes) -> None:
+        decompressor = self._decompressor
+        data = chunk
+        while data:
+            try:
+                piece = decompressor.decompress(data, self._chunk_size)
+            except zlib.error as e:
+                raise HTTPInputError(f"invalid gzip request body: {e}") from None
+            data = decompressor.unconsumed_tail
+            if piece:
+                result = self._delegate.data_received(piece)
+                if result is not None:
+                    await result
+
+    def finish(self) -> None:
+        if self._decompressor is not None:
+            tail = self._decompressor.flush()
+            if tail:
+                # data_received may return an awaitable; at finish nothing
+                # more can wait, as in Tornado.
+                self._delegate.data_received(tail)
+            if not self._decompressor.eof:
+                raise HTTPInputError("truncated gzip request body")
+        self._delegate.finish()
+
+    def on_connection_close(self) -> None:
+        self._delegate.on_connection_close()

@@ -1,0 +1,268 @@
+"""A non-blocking HTTP/1.1 server.
+
+``HTTPServer(callback)`` calls ``callback(request)`` with each complete
+:class:`~reactor.httputil.HTTPServerRequest`; the callback answers through
+``request.connection``::
+
+    def handle(request):
+        body = b"Hello world!"
+        request.connection.write_headers(
+            ResponseStartLine("HTTP/1.1", 200, "OK"),
+            HTTPHeaders({"Content-Type": "text/plain", "Content-Length": str(len(body))}),
+            body,
+        )
+        request.connection.finish()
+
+    HTTPServer(handle).listen(8888)
+    IOLoop.current().start()
+
+An :class:`~reactor.httputil.HTTPServerConnectionDelegate` (the web layer's
+Application is one) can stand in for the callback and then sees each
+request's headers and body as they arrive. Starting the server (``listen``,
+``bind``/``start``, ``add_sockets``) and TLS (``ssl_options``) are
+:class:`~reactor.tcpserver.TCPServer`'s. The protocol itself, its strict
+parsing and its limits: :mod:`reactor.http1connection`.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from reactor import netutil
+from reactor.http1connection import HTTP1ConnectionParameters, HTTP1ServerConnection
+from reactor.httputil import (
+    HTTPConnection,
+    HTTPHeaders,
+    HTTPMessageDelegate,
+    HTTPServerConnectionDelegate,
+    HTTPServerRequest,
+    RequestStartLine,
+    ResponseStartLine,
+)
+from reactor.iostream import IOStream, SSLIOStream
+from reactor.tcpserver import TCPServer
+
+__all__ = ["HTTPServer"]
+
+
+class HTTPServer(TCPServer, HTTPServerConnectionDelegate):
+    """An HTTP/1.1 (and 1.0) server; see the module docstring.
+
+    ``request_callback``: a function of one request, or an
+    :class:`~reactor.httputil.HTTPServerConnectionDelegate`.
+    ``no_keep_alive``: close each connection after one response.
+    ``xheaders``: trust ``X-Real-Ip`` / ``X-Forwarded-For`` for
+    ``remote_ip`` and ``X-Scheme`` / ``X-Forwarded-Proto`` for ``protocol``
+    (behind a proxy); ``trusted_downstream``: proxy addresses to skip in
+    ``X-Forwarded-For``. ``protocol``: what ``request.protocol`` says
+    (default ``http``, or ``https`` with ``ssl_options``).
+    ``decompress_request``: gunzip bodies sent with ``Content-Encoding: gzip``.
+    ``chunk_size``, ``max_header_size``, ``max_body_size``, ``header_timeout``
+    (time to send a request's headers, default 30 s),
+    ``idle_connection_timeout`` (between requests, default 3600 s) and
+    ``body_timeout``: see :class:`~reactor.http1connection.HTTP1ConnectionParameters`.
+    ``max_buffer_size`` and ``read_chunk_size`` go to each connection's stream.
+    """
+
+    def __init__(
+        self,
+        request_callback: HTTPServerConnectionDelegate | Callable[[HTTPServerRequest], None],
+        no_keep_alive: bool = False,
+        xheaders: bool = False,
+        ssl_options: dict[str, Any] | ssl.SSLContext | None = None,
+        protocol: str | None = None,
+        decompress_request: bool = False,
+        chunk_size: int | None = None,
+        max_header_size: int | None = None,
+        idle_connection_timeout: float | None = None,
+        body_timeout: float | None = None,
+        max_body_size: int | None = None,
+        max_buffer_size: int | None = None,
+        trusted_downstream: Iterable[str] | None = None,
+        header_timeout: float | None = 30.0,
+        read_chunk_size: int | None = None,
+    ) -> None:
+        super().__init__(
+            ssl_options=ssl_options,
+            max_buffer_size=max_buffer_size,
+            read_chunk_size=read_chunk_size,
+        )
+        self.request_callback = request_callback
+        self.xheaders = xheaders
+        self.protocol = protocol
+        self.trusted_downstream = set(trusted_downstream or ())
+        self.conn_params = HTTP1ConnectionParameters(
+            no_keep_alive=no_keep_alive,
+            chunk_size=chunk_size,
+            max_header_size=max_header_size,
+            header_timeout=header_timeout,
+            max_body_size=max_body_size,
+            body_timeout=body_timeout,
+            decompress=decompress_request,
+            idle_timeout=idle_connection_timeout or 3600.0,
+        )
+        self._connections: set[HTTP1ServerConnection] = set()
+
+    async def close_all_connections(self) -> None:
+        """Close every open connection (after :meth:`stop`, for a clean shutdown)."""
+        while self._connections:
+            connection = next(iter(self._connections))
+            self._connections.discard(connection)
+            connection.close()
+
+    def handle_stream(self, stream: IOStream, address: Any) -> None:
+        context = _HTTPRequestContext(stream, address, self.protocol, self.trusted_downstream)
+        connection = HTTP1ServerConnection(stream, self.conn_params, context)
+        self._connections.add(connection)
+        connection.start_serving(self)
+
+    def start_request(
+        self, server_conn: object, request_conn: HTTPConnection
+    ) -> HTTPMessageDelegate:
+        callback = self.request_callback
+        if isinstance(callback, HTTPServerConnectionDelegate):
+            delegate = callback.start_request(server_conn, request_conn)
+        else:
+            delegate = _CallableAdapter(callback, request_conn)
+        if self.xheaders:
+            delegate = _ProxyAdapter(delegate, request_conn)
+        return delegate
+
+    def on_close(self, server_conn: object) -> None:
+        self._connections.discard(server_conn)  # type: ignore[arg-type]
+
+
+class _CallableAdapter(HTTPMessageDelegate):
+    """Collects a request's body, then calls the server's callback with it."""
+
+    __slots__ = ("_chunks", "connection", "request", "request_callback")
+
+    def __init__(
+        self, request_callback: Callable[[HTTPServerRequest], None], connection: HTTPConnection
+    ) -> None:
+        self.connection = connection
+        self.request_callback = request_callback
+        self.request: HTTPServerRequest | None = None
+        self._chunks: list[bytes] = []
+
+    def headers_received(
+        self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders
+    ) -> Awaitable[None] | None:
+        self.request = HTTPServerRequest(
+            connection=self.connection,
+            start_line=start_line,  # type: ignore[arg-type]
+            headers=headers,
+        )
+        return None
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        self._chunks.append(chunk)
+        return None
+
+    def finish(self) -> None:
+        request = self.request
+        assert request is not None
+        if self._chunks:
+            request.body = b"".join(self._chunks)
+            self._chunks = []
+            request._parse_body()
+        self.request_callback(request)
+
+    def on_connection_close(self) -> None:
+        self._chunks = []
+
+
+class _HTTPRequestContext:
+    """Per-connection facts a request reports: ``remote_ip``, ``protocol``."""
+
+    __slots__ = ("_orig_protocol", "_orig_remote_ip", "address", "protocol", "remote_ip",
+                 "trusted_downstream", "address_family")
+
+    def __init__(
+        self,
+        stream: IOStream,
+        address: Any,
+        protocol: str | None,
+        trusted_downstream: set[str],
+    ) -> None:
+        self.address = address
+        sock = getattr(stream, "socket", None)
+        self.address_family = sock.family if sock is not None else None
+        if self.address_family in (socket.AF_INET, socket.AF_INET6) and address is not None:
+            self.remote_ip = address[0]
+        else:
+            self.remote_ip = "0.0.0.0"  # a Unix socket: no address to report
+        if protocol:
+            self.protocol = protocol
+        elif isinstance(stream, SSLIOStream):
+            self.protocol = "https"
+        else:
+            self.protocol = "http"
+        self._orig_remote_ip = self.remote_ip
+        self._orig_protocol = self.protocol
+        self.trusted_downstream = trusted_downstream
+
+    def __str__(self) -> str:
+        if self.address_family in (socket.AF_INET, socket.AF_INET6):
+            return str(self.remote_ip)
+        return str(self.address)
+
+    def _apply_xheaders(self, headers: HTTPHeaders) -> None:
+        """Take the client's address and scheme from a proxy's headers."""
+        ip = headers.get("X-Forwarded-For", self.remote_ip)
+        # The last hop that is not one of our own proxies.
+        for hop in reversed([part.strip() for part in ip.split(",")]):
+            if hop not in self.trusted_downstream:
+                ip = hop
+                break
+        ip = headers.get("X-Real-Ip", ip)
+        if netutil.is_valid_ip(ip):
+            self.remote_ip = ip
+        proto = headers.get("X-Scheme", headers.get("X-Forwarded-Proto", self.protocol))
+        if proto:
+            proto = proto.split(",")[-1].strip()
+        if proto in ("http", "https"):
+            self.protocol = proto
+
+    def _unapply_xheaders(self) -> None:
+        self.remote_ip = self._orig_remote_ip
+        self.protocol = self._orig_protocol
+
+
+class _ProxyAdapter(HTTPMessageDelegate):
+    """Applies ``xheaders`` for one request, and undoes them after it."""
+
+    def __init__(self, delegate: HTTPMessageDelegate, request_conn: HTTPConnection) -> None:
+        self.connection = request_conn
+        self.delegate = delegate
+
+    def headers_received(
+        self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders
+    ) -> Awaitable[None] | None:
+        context = getattr(self.connection, "context", None)
+        if isinstance(context, _HTTPRequestContext):
+            context._apply_xheaders(headers)
+        return self.delegate.headers_received(start_line, headers)
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        return self.delegate.data_received(chunk)
+
+    def finish(self) -> None:
+        try:
+            self.delegate.finish()
+        finally:
+            self._cleanup()
+
+    def on_connection_close(self) -> None:
+        try:
+            self.delegate.on_connection_close()
+        finally:
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        context = getattr(self.connection, "context", None)
+        if isinstance(context, _HTTPRequestContext):
+            context._unapply_xheaders()
