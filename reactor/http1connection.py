@@ -37,6 +37,7 @@ connection, re-armed lazily, keeps this off the per-request path.
 from __future__ import annotations
 
 import collections
+import socket
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -57,7 +58,7 @@ from reactor.httputil import (
     _normalize_name,
     responses,
 )
-from reactor.iostream import _WRITTEN, BaseIOStream, StreamClosedError
+from reactor.iostream import _WRITTEN, BaseIOStream, SSLIOStream, StreamClosedError
 from reactor.log import app_log, gen_log
 
 __all__ = [
@@ -67,6 +68,10 @@ __all__ = [
 ]
 
 _INF = float("inf")
+
+LINGER_SECONDS = 2.0
+"""How long a refused connection reads and discards before closing; see
+:meth:`HTTP1ServerConnection._close_after_flush`."""
 
 
 class HTTP1ConnectionParameters:
@@ -202,17 +207,13 @@ class HTTP1Connection(HTTPConnection):
         if self._started:
             raise HTTPOutputError("write_headers called twice for one response")
         assert isinstance(start_line, ResponseStartLine), "a server writes a response"
-        self._started = True
-        self._expect_continue = False
         code = start_line.code
         reason = start_line.reason
         if "\r" in reason or "\n" in reason:
             raise HTTPOutputError(f"invalid reason phrase: {reason[:100]!r}")
         fields = headers._dict
-        keep_alive = self._keep_alive and self._message_done_or_will_be()
-        if code < 200 or code in _NO_BODY_CODES:
-            self._no_body = True
-        elif self._method == "HEAD":
+        keep_alive = self._keep_alive
+        if code < 200 or code in _NO_BODY_CODES or self._method == "HEAD":
             self._no_body = True
         if "Content-Length" in fields:
             try:
@@ -228,11 +229,11 @@ class HTTP1Connection(HTTPConnection):
         elif "Transfer-Encoding" in fields:
             # The application frames the body itself (its own chunks).
             self._chunked = False
-        elif not self._no_body or code in _NO_BODY_CODES:
-            if self._conn._version == "HTTP/1.1" and not self._no_body:
+        elif not self._no_body:
+            if self._conn._version == "HTTP/1.1":
                 self._chunked = True
                 headers["Transfer-Encoding"] = "chunked"
-            elif not self._no_body:
+            else:
                 keep_alive = False  # HTTP/1.0: the close ends the body
         if fields.get("Connection", "").lower() == "close":
             keep_alive = False
@@ -243,13 +244,11 @@ class HTTP1Connection(HTTPConnection):
         elif self._conn._version == "HTTP/1.0" and "Connection" not in fields:
             headers["Connection"] = "Keep-Alive"
         head = b"HTTP/1.1 %d %s\r\n%s\r\n" % (code, reason.encode("latin-1"), headers._encode())
+        self._started = True
+        self._expect_continue = False
         if chunk:
             head += self._frame(chunk)
         return self._conn._write(head)
-
-    def _message_done_or_will_be(self) -> bool:
-        """Keep-alive needs the request read to its end, now or later."""
-        return True
 
     def _frame(self, chunk: bytes) -> bytes:
         if self._no_body:
@@ -314,6 +313,7 @@ class HTTP1ServerConnection:
         self._parser = httptools.HttpRequestParser(self)
         self._now = 0.0
         self._closed = False
+        self._detached = False
         self._reading = False
         # The message being parsed.
         self._in_head = False
@@ -361,6 +361,12 @@ class HTTP1ServerConnection:
         self._closed = True
         self._cancel_timer()
         self._pending.clear()
+        self._abandon_request()
+        if self._delegate is not None:
+            self._delegate.on_close(self)
+
+    def _abandon_request(self) -> None:
+        """The current request will not be completed: tell its delegate."""
         request = self._request
         self._request = None
         if request is not None and not request.finished:
@@ -371,8 +377,6 @@ class HTTP1ServerConnection:
             delegate = request._delegate
             if delegate is not None and not request._message_done:
                 self._run(delegate.on_connection_close)
-        if self._delegate is not None:
-            self._delegate.on_close(self)
 
     def _run(self, fn: Callable[[], object]) -> None:
         try:
@@ -382,7 +386,7 @@ class HTTP1ServerConnection:
 
     def _detach(self) -> BaseIOStream:
         stream = self.stream
-        self._closed = True
+        self._closed = self._detached = True
         self._cancel_timer()
         self._pending.clear()
         self._request = None
@@ -390,8 +394,13 @@ class HTTP1ServerConnection:
         stream.stop_reading()
         rest = self._upgrade_rest
         if rest:
-            stream._read_buffer[stream._read_pos : stream._read_pos] = rest
+            self._unread(rest)
         return stream
+
+    def _unread(self, data: bytes) -> None:
+        """Put ``data`` back in front of the stream's buffer, for its next owner."""
+        stream = self.stream
+        stream._read_buffer[stream._read_pos : stream._read_pos] = data
 
     # -- reading ----------------------------------------------------------------------
 
@@ -406,8 +415,18 @@ class HTTP1ServerConnection:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as e:
-            self._upgrade_rest = data[e.args[0] :]
-            self._block()  # until the application answers the upgrade
+            # llhttp stops after a request with Upgrade: what follows may be
+            # another protocol (if the application switches) or more HTTP.
+            rest = data[e.args[0] :]
+            if self._detached:
+                self._unread(rest)
+                return
+            if self._request is None and not self._blocked:
+                if rest:  # answered without switching: HTTP goes on
+                    self._on_data(rest)
+                return
+            self._upgrade_rest = rest
+            self._block()  # until the application answers
         except httptools.HttpParserCallbackError:
             # Our own callbacks catch the application's errors: a bug here.
             gen_log.error("Error in the HTTP/1 connection %r", self, exc_info=True)
@@ -423,10 +442,9 @@ class HTTP1ServerConnection:
                 self._emit(self._refuse, _Refused(431, "request headers too large"))
         if self._closed:
             return
-        if self._blocked:
-            if self._reading:
-                self._reading = False
-                self.stream.stop_reading()
+        if self._blocked and self._reading:
+            self._reading = False
+            self.stream.stop_reading()
         self._update_deadline()
 
     def _on_eof(self) -> None:
@@ -484,7 +502,11 @@ class HTTP1ServerConnection:
             refusal = _Refused(400, f"unsupported HTTP version {parser.get_http_version()}")
         elif version == "HTTP/1.1" and len(lists.get("Host", ())) != 1:
             refusal = _Refused(400, "an HTTP/1.1 request needs exactly one Host header")
-        elif "Transfer-Encoding" in fields and fields["Transfer-Encoding"].lower() != "chunked":
+        elif "Transfer-Encoding" in fields and (
+            version == "HTTP/1.0" or fields["Transfer-Encoding"].lower() != "chunked"
+        ):
+            # HTTP/1.0 has no transfer codings: its framing cannot be trusted
+            # (RFC 9112 section 6.1).
             refusal = _Refused(400, "unsupported Transfer-Encoding")
         elif "Content-Length" in fields:
             length = int(fields["Content-Length"])  # llhttp checked it
@@ -551,14 +573,25 @@ class HTTP1ServerConnection:
         """A delegate returned ``result``: deliver nothing more until it is done."""
         future = gen.convert_yielded(result)
         if future.done():
-            self._check(future)
+            if self._check(future):
+                self._continue()
             return
         self._block()
         self._loop.add_future(future, self._resume_after)
 
     def _resume_after(self, future: Future[None]) -> None:
         if self._check(future):
+            self._continue()
             self._unblock()
+
+    def _continue(self) -> None:
+        """Send ``100 Continue`` if the request expects it and its delegate,
+        done with ``headers_received`` (awaitable included), has not answered."""
+        request = self._request
+        if request is not None and request._expect_continue and not request._started:
+            # The client waits for this before it sends the body.
+            request._expect_continue = False
+            self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _check(self, future: Future[None]) -> bool:
         try:
@@ -600,12 +633,10 @@ class HTTP1ServerConnection:
             app_log.error("Uncaught exception in headers_received", exc_info=True)
             self._refuse(_Refused(500, "internal error"))
             return
-        if request._expect_continue and not request._started:
-            # The client waits for this before it sends the body.
-            request._expect_continue = False
-            self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if result is not None:
             self._wait_for(result)
+        else:
+            self._continue()
 
     def _body(self, chunk: bytes) -> None:
         request = self._request
@@ -634,15 +665,17 @@ class HTTP1ServerConnection:
         request._message_done = True
         self._max_body_size = self.params.max_body_size
         self._body_timeout = self.params.body_timeout
-        if not request.finished:
-            self._block()  # until _response_finished: responses go out in order
         try:
             request._delegate.finish()
         except HTTPInputError as e:
             self._refuse(_Refused(400, str(e)))
+            return
         except Exception:
             app_log.error("Uncaught exception in the request handler", exc_info=True)
             self._refuse(_Refused(500, "internal error"))
+            return
+        if not request.finished and self._request is request:
+            self._block()  # until _response_finished: responses go out in order
 
     def _refuse(self, refusal: _Refused) -> None:
         """Answer ``refusal.code`` (unless a response has begun) and close."""
@@ -657,15 +690,14 @@ class HTTP1ServerConnection:
             # Too late for a status: end the response by closing.
             self.stream.close()
             return
+        self._abandon_request()
         reason = responses.get(code, "Error")
         self._in_head = False
-        self._blocked = True  # nothing more is read or delivered
-        self._pending.clear()
         self._write(
             b"HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             % (code, reason.encode("latin-1"))
         )
-        self._close_after_flush()
+        self._close_after_flush(linger=True)
 
     # -- writing ----------------------------------------------------------------------
 
@@ -684,14 +716,24 @@ class HTTP1ServerConnection:
         if not request._message_done or not request._keep_alive:
             # An answer before the whole request was read, or no keep-alive:
             # the rest of the input cannot be trusted to be a request.
-            self._blocked = True
-            self._close_after_flush()
+            self._close_after_flush(linger=not request._message_done)
             return
         self._request = None
         if self._blocked:
             self._unblock()
 
-    def _close_after_flush(self) -> None:
+    def _close_after_flush(self, linger: bool = False) -> None:
+        """Deliver nothing more; close once what is written has gone out.
+
+        ``linger``: the client may still be sending (a refused or cut-short
+        request). Closing a socket with unread input makes the kernel send a
+        reset, which can destroy our answer before the client reads it; so
+        shut down our side, then read and discard for up to
+        :data:`LINGER_SECONDS` (what nginx calls a lingering close).
+        """
+        self._blocked = True
+        self._pending.clear()
+        self._deadline = None
         stream = self.stream
         if stream.closed():
             return
@@ -699,9 +741,27 @@ class HTTP1ServerConnection:
             self._reading = False
             stream.stop_reading()
         if stream.writing():
-            stream.write(b"").add_done_callback(lambda _: stream.close())
+            stream.write(b"").add_done_callback(lambda _: self._close(linger))
         else:
+            self._close(linger)
+
+    def _close(self, linger: bool) -> None:
+        stream = self.stream
+        sock = getattr(stream, "socket", None)
+        if not linger or stream.closed() or sock is None or isinstance(stream, SSLIOStream):
             stream.close()
+            return
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            stream.close()
+            return
+        self._loop.call_later(LINGER_SECONDS, stream.close)
+        stream.start_reading(self._discard)
+
+    def _discard(self, data: bytes) -> None:
+        if not data:  # the client is done too
+            self.stream.close()
 
     # -- time limits ------------------------------------------------------------------
 

@@ -132,7 +132,8 @@ class HTTPServer(TCPServer, HTTPServerConnectionDelegate):
         return delegate
 
     def on_close(self, server_conn: object) -> None:
-        self._connections.discard(server_conn)  # type: ignore[arg-type]
+        if isinstance(server_conn, HTTP1ServerConnection):
+            self._connections.discard(server_conn)
 
 
 class _CallableAdapter(HTTPMessageDelegate):
@@ -151,9 +152,10 @@ class _CallableAdapter(HTTPMessageDelegate):
     def headers_received(
         self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders
     ) -> Awaitable[None] | None:
+        assert isinstance(start_line, RequestStartLine)
         self.request = HTTPServerRequest(
             connection=self.connection,
-            start_line=start_line,  # type: ignore[arg-type]
+            start_line=start_line,
             headers=headers,
         )
         return None
@@ -178,8 +180,15 @@ class _CallableAdapter(HTTPMessageDelegate):
 class _HTTPRequestContext:
     """Per-connection facts a request reports: ``remote_ip``, ``protocol``."""
 
-    __slots__ = ("_orig_protocol", "_orig_remote_ip", "address", "protocol", "remote_ip",
-                 "trusted_downstream", "address_family")
+    __slots__ = (
+        "_orig_protocol",
+        "_orig_remote_ip",
+        "address",
+        "address_family",
+        "protocol",
+        "remote_ip",
+        "trusted_downstream",
+    )
 
     def __init__(
         self,
