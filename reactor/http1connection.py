@@ -129,6 +129,8 @@ class _Refused(Exception):
 # Methods come from llhttp's fixed table: decode each name once.
 _METHODS: dict[bytes, str] = {}
 _VERSIONS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+# Header names as sent -> normalized: one dict lookup per header.
+_RAW_NAMES: dict[bytes, str] = {}
 _NO_BODY_CODES = frozenset((204, 304))
 
 
@@ -484,9 +486,14 @@ class HTTP1ServerConnection:
         headers = HTTPHeaders()
         fields = headers._dict
         lists = headers._as_list
+        raw_names = _RAW_NAMES
         for raw_name, raw_value in self._raw_headers:
             size += len(raw_name) + len(raw_value) + 4
-            name = _normalize_name(raw_name.decode("latin-1"))
+            name = raw_names.get(raw_name)
+            if name is None:
+                name = _normalize_name(raw_name.decode("latin-1"))
+                if len(raw_names) < 4096:  # bounded: names come from clients
+                    raw_names[raw_name] = name
             value = raw_value.decode("latin-1")
             values = lists.get(name)
             if values is None:

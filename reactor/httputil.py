@@ -84,6 +84,7 @@ _TOKEN_STR = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE_STR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 _normalized: dict[str, str] = {}
+_valid_names: set[str] = set()  # names _encode has checked: they repeat
 
 
 def _normalize_name(name: str) -> str:
@@ -121,6 +122,14 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
             other = args[0]
             self._dict = dict(other._dict)
             self._as_list = {name: list(values) for name, values in other._as_list.items()}
+        elif len(args) == 1 and not kwargs and type(args[0]) is dict:
+            # The common case, HTTPHeaders({...}): no MutableMapping.update.
+            fields = self._dict
+            lists = self._as_list
+            for name, value in args[0].items():
+                norm = _normalized.get(name) or _normalize_name(name)
+                fields[norm] = value
+                lists[norm] = [value]
         elif args or kwargs:
             self.update(*args, **kwargs)
 
@@ -237,12 +246,20 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
         framing: no header injection through CR or LF.
         """
         lines = []
+        valid_names = _valid_names
         for name, values in self._as_list.items():
+            if name not in valid_names:
+                if not _TOKEN_STR.match(name):
+                    raise HTTPOutputError(f"invalid header name {name!r}")
+                if len(valid_names) < 4096:
+                    valid_names.add(name)
             for value in values:
                 if type(value) is not str:
                     value = str(value)  # an int Content-Length, say
-                if _BAD_VALUE_STR.search(value) or not _TOKEN_STR.match(name):
-                    raise HTTPOutputError(f"invalid header {name!r}: {value[:100]!r}")
+                # isprintable() is False for every control character (and
+                # for tabs and some non-ASCII): the regex decides only then.
+                if not value.isprintable() and _BAD_VALUE_STR.search(value):
+                    raise HTTPOutputError(f"invalid header {name!r}: value {value[:100]!r}")
                 lines.append(f"{name}: {value}\r\n")
         return "".join(lines).encode("latin-1")
 
