@@ -7,9 +7,13 @@
 - :class:`ExpectLog`: assert that a log message is written (and keep it out
   of the test output).
 - :func:`bind_unused_port`: a listening socket on a free port on loopback.
+- :class:`AsyncHTTPTestCase` / :class:`AsyncHTTPSTestCase`: an HTTP(S)
+  server on a free port for each test, serving :meth:`~AsyncHTTPTestCase.get_app`,
+  and :meth:`~AsyncHTTPTestCase.fetch` to call it.
 
 For pytest, the plugin in :mod:`reactor.testing.plugin` (installed with
-reactor) gives the ``io_loop`` fixture, parametrized over every backend.
+reactor) gives the ``io_loop`` fixture, parametrized over every backend, and
+``http_server`` / ``http_client`` fixtures for an ``app`` you define.
 """
 
 from __future__ import annotations
@@ -24,12 +28,21 @@ import sys
 import types
 import unittest
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from reactor import gen
 from reactor.ioloop import IOLoop
 
+if TYPE_CHECKING:
+    import ssl
+
+    from reactor.httpclient import AsyncHTTPClient, HTTPResponse
+    from reactor.httpserver import HTTPServer
+    from reactor.testing.tls import TLSCertificate
+
 __all__ = [
+    "AsyncHTTPSTestCase",
+    "AsyncHTTPTestCase",
     "AsyncTestCase",
     "ExpectLog",
     "bind_unused_port",
@@ -157,6 +170,116 @@ class AsyncTestCase(unittest.TestCase):
         self.__rethrow()
         result, self.__stop_args = self.__stop_args, None
         return result
+
+
+class AsyncHTTPTestCase(AsyncTestCase):
+    """An :class:`AsyncTestCase` with an HTTP server on a free loopback port.
+
+    Override :meth:`get_app` to return what the server serves (a request
+    callback or an ``HTTPServerConnectionDelegate``, such as a web
+    Application). ``self.fetch(path)`` requests it with ``self.http_client``
+    and returns the response, whatever its status (``raise_error=False``).
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        sock, port = bind_unused_port()
+        self.__port = port
+        self.http_client = self.get_http_client()
+        self._app = self.get_app()
+        self.http_server = self.get_http_server()
+        self.http_server.add_sockets([sock])
+
+    def get_app(self) -> Any:
+        """What the server serves; override."""
+        raise NotImplementedError(f"{type(self).__name__}.get_app")
+
+    def get_http_client(self) -> AsyncHTTPClient:
+        from reactor.httpclient import AsyncHTTPClient
+
+        return AsyncHTTPClient(force_instance=True)
+
+    def get_http_server(self) -> HTTPServer:
+        from reactor.httpserver import HTTPServer
+
+        return HTTPServer(self._app, **self.get_httpserver_options())
+
+    def get_httpserver_options(self) -> dict[str, Any]:
+        """Keyword arguments for the HTTPServer; override to add some."""
+        return {}
+
+    def get_http_port(self) -> int:
+        return self.__port
+
+    def get_protocol(self) -> str:
+        return "http"
+
+    def get_url(self, path: str) -> str:
+        """The absolute URL of ``path`` on this test's server."""
+        return f"{self.get_protocol()}://127.0.0.1:{self.__port}{path}"
+
+    def fetch(self, path: str, raise_error: bool = False, **kwargs: Any) -> HTTPResponse:
+        """Fetch ``path`` (or an absolute URL) synchronously, running the loop.
+
+        Unlike ``AsyncHTTPClient.fetch``, a non-2xx answer is returned, not
+        raised, unless ``raise_error=True``.
+        """
+        url = path if path.lower().startswith(("http://", "https://")) else self.get_url(path)
+        response: HTTPResponse = self.io_loop.run_sync(
+            lambda: self.http_client.fetch(url, raise_error=raise_error, **kwargs),
+            timeout=get_async_test_timeout(),
+        )
+        return response
+
+    def tearDown(self) -> None:
+        self.http_server.stop()
+        self.io_loop.run_sync(
+            self.http_server.close_all_connections, timeout=get_async_test_timeout()
+        )
+        self.http_client.close()
+        del self.http_server
+        del self._app
+        super().tearDown()
+
+
+class AsyncHTTPSTestCase(AsyncHTTPTestCase):
+    """:class:`AsyncHTTPTestCase` over TLS, with a certificate made for the
+    test run (:func:`reactor.testing.tls.make_certificate`) that the test's
+    client trusts: certificates are verified, as in production."""
+
+    _certificate: TLSCertificate | None = None
+
+    @classmethod
+    def get_certificate(cls) -> TLSCertificate:
+        """The run's throwaway CA and server certificate (made once per process)."""
+        if AsyncHTTPSTestCase._certificate is None:
+            import atexit
+            import shutil
+            import tempfile
+            from pathlib import Path
+
+            from reactor.testing.tls import make_certificate
+
+            directory = tempfile.mkdtemp(prefix="reactor-tls-")
+            atexit.register(shutil.rmtree, directory, True)
+            AsyncHTTPSTestCase._certificate = make_certificate(Path(directory))
+        return AsyncHTTPSTestCase._certificate
+
+    def get_ssl_options(self) -> ssl.SSLContext:
+        """The server's TLS context; override to change it."""
+        return self.get_certificate().server_context()
+
+    def get_httpserver_options(self) -> dict[str, Any]:
+        return {"ssl_options": self.get_ssl_options()}
+
+    def get_http_client(self) -> AsyncHTTPClient:
+        from reactor.httpclient import AsyncHTTPClient
+
+        ca_file = str(self.get_certificate().ca_file)
+        return AsyncHTTPClient(force_instance=True, defaults={"ca_certs": ca_file})
+
+    def get_protocol(self) -> str:
+        return "https"
 
 
 def gen_test(func: Callable[..., Any] | None = None, timeout: float | None = None) -> Any:

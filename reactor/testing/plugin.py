@@ -8,6 +8,21 @@ Installed with reactor (entry point ``pytest11``), it gives:
   own loops (``IOLoop(backend=reactor_backend)``).
 - ``async def`` tests that take ``io_loop`` run on it, with a timeout
   (``ASYNC_TEST_TIMEOUT`` seconds, default 5).
+- ``http_server``: an :class:`~reactor.httpserver.HTTPServer` on a free
+  loopback port serving the ``app`` fixture, which you define (a request
+  callback or an ``HTTPServerConnectionDelegate``); ``http_server_options``
+  (default ``{}``) may be overridden to pass it keyword arguments.
+  ``http_port`` is its port and ``base_url`` its ``http://127.0.0.1:PORT``.
+- ``http_client``: an :class:`~reactor.httpclient.AsyncHTTPClient` of its own
+  for the test (closed after it)::
+
+      @pytest.fixture
+      def app():
+          return my_application
+
+      async def test_hello(http_client, base_url):
+          response = await http_client.fetch(base_url + "/")
+          assert response.body == b"Hello world!"
 
 Which backends: ``--reactor-backend NAME`` (repeatable), else
 ``REACTOR_BACKEND``, else every backend available here plus kqueue, which
@@ -20,15 +35,20 @@ that is how a third-party backend runs reactor's conformance suite.
 from __future__ import annotations
 
 import inspect
+import socket
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import backends
 from reactor.ioloop import IOLoop
-from reactor.testing import get_async_test_timeout
+from reactor.testing import bind_unused_port, get_async_test_timeout
 from reactor.testing.kqueue_emulation import EmulatedKqueuePoller
+
+if TYPE_CHECKING:
+    from reactor.httpclient import AsyncHTTPClient
+    from reactor.httpserver import HTTPServer
 
 _BACKENDS = pytest.StashKey[list[tuple[str, Any]]]()
 
@@ -136,3 +156,70 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     except TimeoutError as e:
         raise TimeoutError(f"async test timed out after {timeout} seconds") from e
     return True
+
+
+@pytest.fixture
+def app() -> Any:
+    """What ``http_server`` serves: define this fixture in your tests."""
+    raise pytest.UsageError(
+        "the http_server fixture serves the 'app' fixture: define one that returns "
+        "a request callback or an HTTPServerConnectionDelegate (e.g. a web Application)"
+    )
+
+
+@pytest.fixture
+def http_server_options() -> dict[str, Any]:
+    """Keyword arguments for ``http_server``'s HTTPServer; override to add some."""
+    return {}
+
+
+@pytest.fixture
+def _http_socket(io_loop: IOLoop) -> Iterator[tuple[socket.socket, int]]:
+    sock, port = bind_unused_port()
+    try:
+        yield sock, port
+    finally:
+        sock.close()
+
+
+@pytest.fixture
+def http_port(_http_socket: tuple[socket.socket, int]) -> int:
+    """The port ``http_server`` listens on (127.0.0.1)."""
+    return _http_socket[1]
+
+
+@pytest.fixture
+def base_url(http_port: int) -> str:
+    """``http://127.0.0.1:PORT``: prefix a path to fetch from ``http_server``."""
+    return f"http://127.0.0.1:{http_port}"
+
+
+@pytest.fixture
+def http_server(
+    io_loop: IOLoop,
+    app: Any,
+    http_server_options: dict[str, Any],
+    _http_socket: tuple[socket.socket, int],
+) -> Iterator[HTTPServer]:
+    """An HTTPServer serving ``app`` on ``http_port``, on the test's loop."""
+    from reactor.httpserver import HTTPServer
+
+    server = HTTPServer(app, **http_server_options)
+    server.add_sockets([_http_socket[0]])
+    try:
+        yield server
+    finally:
+        server.stop()
+        io_loop.run_sync(server.close_all_connections, timeout=get_async_test_timeout())
+
+
+@pytest.fixture
+def http_client(io_loop: IOLoop, http_server: HTTPServer) -> Iterator[AsyncHTTPClient]:
+    """An AsyncHTTPClient of the test's own, with ``http_server`` running."""
+    from reactor.httpclient import AsyncHTTPClient
+
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        yield client
+    finally:
+        client.close()
