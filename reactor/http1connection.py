@@ -429,7 +429,13 @@ class HTTP1ServerConnection:
                 return
             self._upgrade_rest = rest
             self._block()  # until the application answers
-        except httptools.HttpParserCallbackError:
+        except httptools.HttpParserCallbackError as e:
+            # httptools wraps whatever a callback raised, even Ctrl-C's
+            # KeyboardInterrupt: let those through as themselves.
+            if isinstance(e.__context__, BaseException) and not isinstance(
+                e.__context__, Exception
+            ):
+                raise e.__context__ from None
             # Our own callbacks catch the application's errors: a bug here.
             gen_log.error("Error in the HTTP/1 connection %r", self, exc_info=True)
             self.stream.close()
