@@ -44,7 +44,7 @@ from reactor.httputil import (
 from reactor.ioloop import IOLoop
 from reactor.locks import Condition
 from reactor.netutil import bind_sockets
-from tests.conformance.conftest import TLSCertificate
+from reactor.testing.tls import TLSCertificate
 
 CLIENT_TIMEOUT = 4.0
 """Seconds any client waits for the server before the test fails."""
