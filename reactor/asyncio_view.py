@@ -35,6 +35,7 @@ import socket
 import sys
 import threading
 import traceback
+import types
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -67,6 +68,48 @@ def _debug_from_environment() -> bool:
     )
 
 
+def _task_step_type() -> type | None:
+    """The type of the callable a C :class:`asyncio.Task` schedules for its
+    next step (``TaskStepMethWrapper`` on CPython 3.11), or None if unknown.
+
+    Found by letting a task schedule its first step on a stand-in loop that
+    only records what it is given; the task never runs.
+    """
+
+    class StandIn:
+        step: Any = None
+
+        def get_debug(self) -> bool:
+            return False
+
+        def call_soon(self, callback: Any, *args: Any, context: Any = None) -> None:
+            self.step = callback
+
+    async def nothing() -> None:
+        pass
+
+    stand_in = StandIn()
+    coro = nothing()
+    try:
+        task = asyncio.Task(coro, loop=stand_in)  # type: ignore[arg-type]
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
+    except Exception:  # pragma: no cover - not CPython's C tasks
+        return None
+    finally:
+        coro.close()
+    kind = type(stand_in.step)
+    stand_in.step = None
+    # Only a type that is not also a plain function, method or builtin can
+    # tell a task's step from any other callback.
+    if kind in (types.FunctionType, types.MethodType, types.BuiltinMethodType):
+        return None  # pragma: no cover
+    return kind
+
+
+_TASK_STEP = _task_step_type()
+_BUILTIN = types.BuiltinMethodType
+
+
 class _Handle(asyncio.Handle):
     """A handle the native loop calls directly, as ``context.run(handle)``."""
 
@@ -77,6 +120,7 @@ class _Handle(asyncio.Handle):
     _context: contextvars.Context
     _loop: NativeAsyncioLoop
     _source_traceback: Any
+    _repr: str | None
 
     def __call__(self) -> None:
         if self._cancelled:
@@ -114,6 +158,13 @@ class _TimerHandle(asyncio.TimerHandle):
             raise
         except BaseException as exc:
             self._loop._callback_failed(self, exc)
+
+
+_new_handle = object.__new__
+
+
+def _noop() -> None:
+    pass
 
 
 def _fd_number(fileobj: FileDescriptorLike) -> int:
@@ -193,6 +244,8 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
         self._readers: dict[int, _Handle] = {}
         self._writers: dict[int, _Handle] = {}
         self._fd_events: dict[int, int] = {}  # the events registered with the native loop
+        # What call_soon returns for the callbacks it queues without a handle.
+        self._unused_handle = _Handle(_noop, (), self, None)
 
     def __repr__(self) -> str:
         return (
@@ -325,7 +378,30 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
     ) -> asyncio.Handle:
         if self._closed or self._debug:
             self._check_call(callback, "call_soon")
-        handle = _Handle(callback, args, self, context)
+            handle = _Handle(callback, args, self, context)  # in debug mode, notes its origin
+        elif context is not None and (
+            type(callback) is _TASK_STEP
+            or (type(callback) is _BUILTIN and callback.__name__ == "task_wakeup")
+        ):
+            # A C task's own step, or its wake-up from a future's callbacks:
+            # asyncio's C code schedules these and drops the handle, and they
+            # never raise into the loop, so no handle is needed to run them.
+            self._append((context, callback, args))
+            return self._unused_handle
+        else:
+            # The hot path (every task step, every future's done-callback):
+            # what asyncio.Handle.__init__ does, without its frame and its
+            # get_debug() call.
+            if context is None:
+                context = _copy_context()
+            handle = _new_handle(_Handle)
+            handle._callback = callback
+            handle._args = args
+            handle._cancelled = False
+            handle._loop = self
+            handle._source_traceback = None
+            handle._repr = None
+            handle._context = context
         self._append((handle._context, handle, ()))
         return handle
 

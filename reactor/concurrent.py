@@ -1,33 +1,32 @@
-"""Futures: reactor's own, and the bridges to :mod:`concurrent.futures`.
+"""Futures: reactor's :class:`Future`, and the bridges to :mod:`concurrent.futures`.
 
-:class:`Future` is a single-threaded placeholder for a result, with
-asyncio's semantics: done-callbacks never run inside ``set_result``; they are
-scheduled on the current :class:`~reactor.ioloop.IOLoop` when the future
-completes (or at once, through the loop, when added to a done future). A
-future belongs to the thread of the loop that completes it; other threads
-hand results over with :meth:`IOLoop.add_future
-<reactor.ioloop.IOLoop.add_future>` or :meth:`IOLoop.add_callback
-<reactor.ioloop.IOLoop.add_callback>`.
+:class:`Future` is :class:`asyncio.Future` (the C implementation), bound to
+a loop's asyncio face: the real asyncio loop on the ``asyncio``/``uvloop``
+backends, the :class:`~reactor.asyncio_view.NativeAsyncioLoop` of a native
+loop otherwise. So awaiting one, and an asyncio task's wake-up when it
+completes, run in C. Done-callbacks never run inside ``set_result``; the
+future's loop schedules them (``loop.call_soon(callback, future,
+context=...)``), or at once, through the loop, when added to a done future.
+A future belongs to its loop's thread; other threads hand results over with
+:meth:`IOLoop.add_future <reactor.ioloop.IOLoop.add_future>` or
+:meth:`IOLoop.add_callback <reactor.ioloop.IOLoop.add_callback>`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextvars
 import functools
 import types
-from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, Union
+
+from reactor.log import app_log
 
 if TYPE_CHECKING:
     from reactor.ioloop import IOLoop
 
 _T = TypeVar("_T")
-
-_PENDING = 0
-_CANCELLED = 1
-_FINISHED = 2
 
 
 CancelledError = asyncio.CancelledError
@@ -35,152 +34,103 @@ CancelledError = asyncio.CancelledError
 own (a BaseException), so that an asyncio task awaiting a cancelled reactor
 future is cancelled too, and ``asyncio.wait_for`` sees its own exception."""
 
+InvalidStateError = asyncio.InvalidStateError
+"""The future is not in a state that allows the call (e.g. set twice):
+asyncio's, which is what :class:`Future`'s C methods raise.
 
-class InvalidStateError(concurrent.futures.InvalidStateError, asyncio.InvalidStateError):
-    """The future is not in a state that allows the call (e.g. set twice)."""
+.. versionchanged:: 0.2
+   No longer also a :class:`concurrent.futures.InvalidStateError`.
+"""
 
-
-_copy_context = contextvars.copy_context
-_current_loop: Callable[[], IOLoop] | None = None
-
-
-def _loop() -> IOLoop:
-    global _current_loop
-    if _current_loop is None:
-        from reactor.ioloop import IOLoop
-
-        _current_loop = IOLoop.current
-    return _current_loop()
+_future_init = asyncio.Future.__init__
+_future_set_exception = asyncio.Future.set_exception
 
 
-class Future(Generic[_T]):
+# reactor.ioloop imports this module, so what this module needs of it is
+# bound at first use: ``_loop`` is IOLoop.current, ``_current_asyncio_loop``
+# is IOLoop.current().asyncio_loop, each on its shortest path.
+
+
+def _bind_ioloop() -> None:
+    global _loop, _current_asyncio_loop
+    from reactor.ioloop import IOLoop
+    from reactor.ioloop import _current_asyncio_loop as current_asyncio_loop
+
+    _loop = IOLoop.current
+    _current_asyncio_loop = current_asyncio_loop
+
+
+def _first_loop() -> IOLoop:
+    _bind_ioloop()
+    return _loop()
+
+
+def _first_asyncio_loop() -> asyncio.AbstractEventLoop:
+    _bind_ioloop()
+    return _current_asyncio_loop()
+
+
+_loop: Callable[[], IOLoop] = _first_loop
+_current_asyncio_loop: Callable[[], asyncio.AbstractEventLoop] = _first_asyncio_loop
+
+
+class Future(asyncio.Future[_T]):
     """The result of an asynchronous operation, available later.
 
     ``await future`` (or ``yield future`` in a ``gen.coroutine``) waits for it.
+    An :class:`asyncio.Future` in every respect (``done``, ``result``,
+    ``exception``, ``add_done_callback`` with ``context=``,
+    ``remove_done_callback``, ``set_result``, ``set_exception``, ``cancel``,
+    ``get_loop``), plus Tornado's :meth:`exc_info` and :meth:`set_exc_info`.
     Not thread-safe: complete it on its loop's thread.
+
+    Without ``loop`` it belongs to the current loop's asyncio face,
+    ``IOLoop.current().asyncio_loop`` (the running loop's, while one runs),
+    and that is where its done-callbacks run and which asyncio tasks may
+    await it. In a thread with no current loop :meth:`IOLoop.current
+    <reactor.ioloop.IOLoop.current>`'s rule applies: the main thread's
+    future belongs to :meth:`IOLoop.instance
+    <reactor.ioloop.IOLoop.instance>`, another thread's to a new loop made
+    current there. So make futures on the loop's thread, as reactor's own
+    code does; a worker thread hands its result over with
+    :meth:`IOLoop.add_callback <reactor.ioloop.IOLoop.add_callback>`, or
+    returns a :class:`concurrent.futures.Future`.
+
+    A failed future whose exception nobody retrieved is logged when it is
+    garbage-collected: through its loop's exception handler if one was set
+    (``loop.set_exception_handler``), else as an error on
+    ``reactor.application``, on every backend.
+
+    .. versionchanged:: 0.2
+       Now a subclass of :class:`asyncio.Future`, bound to a loop when it is
+       made, not when it completes. ``result()`` and ``exception()`` no
+       longer take a (necessarily None) ``timeout``.
     """
 
-    __slots__ = (
-        "__weakref__",
-        "_asyncio_future_blocking",
-        "_callbacks",
-        "_exception",
-        "_result",
-        "_state",
-        "_tb_logger",
-    )
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._state = _PENDING
-        self._result: Any = None
-        self._exception: BaseException | None = None
-        # (callback, context) pairs; None once the future is done.
-        self._callbacks: list[tuple[Callable[[Future[_T]], Any], contextvars.Context]] | None = []
-        # asyncio's duck-typing protocol: a Task that awaits an object with
-        # this attribute (and get_loop / add_done_callback) suspends on it,
-        # so reactor futures are awaitable from asyncio tasks.
-        self._asyncio_future_blocking = False
-        self._tb_logger: _TracebackLogger | None = None
-
-    def __repr__(self) -> str:
-        if self._state == _PENDING:
-            state = "pending"
-        elif self._state == _CANCELLED:
-            state = "cancelled"
-        elif self._exception is not None:
-            state = f"exception={self._exception!r}"
-        else:
-            state = f"result={self._result!r}"
-        return f"<{type(self).__name__} {state}>"
-
-    def done(self) -> bool:
-        """True once a result, an exception or a cancellation was set."""
-        return self._state != _PENDING
-
-    def cancelled(self) -> bool:
-        return self._state == _CANCELLED
+    def __init__(self, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        if loop is None:
+            loop = _current_asyncio_loop()
+        _future_init(self, loop=loop)
 
     def running(self) -> bool:
         """False: reactor futures have no running state (concurrent.futures' API)."""
         return False
 
-    def result(self, timeout: None = None) -> _T:
-        """The result; raises the exception, :class:`CancelledError`, or
-        :class:`InvalidStateError` if the future is not done yet.
-
-        ``timeout`` exists for :mod:`concurrent.futures` compatibility and must
-        be None: a reactor future cannot be waited on by blocking.
-        """
-        if self._state == _FINISHED:
-            if self._exception is not None:
-                self._retrieved()
-                raise self._exception.with_traceback(self._exception.__traceback__)
-            return self._result  # type: ignore[no-any-return]
-        if self._state == _CANCELLED:
-            raise CancelledError()
-        raise InvalidStateError("the result is not ready yet")
-
-    def exception(self, timeout: None = None) -> BaseException | None:
-        """The exception the future failed with, or None if it succeeded."""
-        if self._state == _FINISHED:
-            self._retrieved()
-            return self._exception
-        if self._state == _CANCELLED:
-            raise CancelledError()
-        raise InvalidStateError("the exception is not set yet")
-
     def exc_info(
         self,
     ) -> tuple[type[BaseException], BaseException, types.TracebackType | None] | None:
+        """The exception as a ``sys.exc_info()`` triple, or None if it succeeded."""
         exc = self.exception()
         return None if exc is None else (type(exc), exc, exc.__traceback__)
 
-    def add_done_callback(
-        self, fn: Callable[[Future[_T]], Any], *, context: contextvars.Context | None = None
-    ) -> None:
-        """Call ``fn(future)`` on the current loop once the future is done.
-
-        ``fn`` runs in ``context`` (a :mod:`contextvars` context), by default
-        a copy of the caller's, as asyncio does.
-        """
-        if context is None:
-            context = _copy_context()
-        if self._callbacks is None:
-            _loop()._add_callback_in_context(context, fn, (self,))
-        else:
-            self._callbacks.append((fn, context))
-
-    def get_loop(self) -> Any:
-        """The running asyncio loop, for asyncio tasks awaiting this future."""
-        return asyncio.get_running_loop()
-
-    def remove_done_callback(self, fn: Callable[[Future[_T]], Any]) -> int:
-        """Remove every registration of ``fn``; return how many there were."""
-        if not self._callbacks:
-            return 0
-        kept = [entry for entry in self._callbacks if entry[0] != fn]
-        removed = len(self._callbacks) - len(kept)
-        self._callbacks[:] = kept
-        return removed
-
-    def set_result(self, result: _T) -> None:
-        if self._state != _PENDING:
-            raise InvalidStateError(f"{self!r} is already done")
-        self._result = result
-        self._state = _FINISHED
-        self._schedule_callbacks()
-
-    def set_exception(self, exception: BaseException | type[BaseException]) -> None:
-        if self._state != _PENDING:
-            raise InvalidStateError(f"{self!r} is already done")
-        if isinstance(exception, type):
-            exception = exception()
-        if isinstance(exception, StopIteration):
-            raise TypeError("StopIteration cannot be raised into a Future")
-        self._exception = exception
-        self._state = _FINISHED
-        self._tb_logger = _TracebackLogger(self, exception)
-        self._schedule_callbacks()
+    def set_exception(self, exception: type | BaseException) -> None:
+        _future_set_exception(self, exception)
+        if type(self) is Future:
+            # Only a failed future can log on garbage collection, so only a
+            # failed one pays for a __del__ (see _FailedFuture).
+            self.__class__ = _FailedFuture
 
     def set_exc_info(
         self,
@@ -192,64 +142,65 @@ class Future(Generic[_T]):
             raise ValueError("exc_info has no exception")
         self.set_exception(exc)
 
-    def cancel(self, msg: Any = None) -> bool:
-        """Cancel a pending future; returns False if it was already done."""
-        if self._state != _PENDING:
-            return False
-        self._state = _CANCELLED
-        self._schedule_callbacks()
-        return True
 
-    def _retrieved(self) -> None:
-        if self._tb_logger is not None:
-            self._tb_logger.exception = None
-            self._tb_logger = None
+class _FailedFuture(Future[Any]):
+    """What a :class:`Future` becomes when ``set_exception`` fails it.
 
-    def _schedule_callbacks(self) -> None:
-        callbacks = self._callbacks
-        self._callbacks = None
-        if callbacks:
-            schedule = _loop()._add_callback_in_context
-            args = (self,)
-            for fn, context in callbacks:
-                schedule(context, fn, args)
-
-    def __await__(self) -> Generator[Any, None, _T]:
-        if self._state == _PENDING:
-            self._asyncio_future_blocking = True
-            yield self
-        if self._exception is None and self._state == _FINISHED:
-            return self._result  # type: ignore[no-any-return]
-        return self.result()
-
-    __iter__ = __await__
-
-
-class _TracebackLogger:
-    """Logs a failed future's exception if the future dies unretrieved.
-
-    A separate little object, made only when a future fails, so that
-    successful futures pay nothing for it (no ``__del__`` on Future itself).
-    Calling ``result()`` or ``exception()`` disarms it.
+    The same object, only with a ``__del__`` that reports the exception if
+    nobody retrieved it (``result()`` or ``exception()`` disarm it, as in
+    asyncio). asyncio's C future would report it to its loop's exception
+    handler, whose default on a real asyncio loop logs to the ``asyncio``
+    logger; this one uses reactor's logging unless the loop has a handler of
+    its own. Successful futures have no ``__del__`` at all, so they pay
+    nothing for this. It also replaces asyncio's finalizer, so the exception
+    is reported once.
     """
 
-    __slots__ = ("description", "exception")
-
-    def __init__(self, future: Future[Any], exception: BaseException) -> None:
-        self.exception: BaseException | None = exception
-        self.description = type(future).__name__
+    __slots__ = ()
 
     def __del__(self) -> None:
-        exc = self.exception
-        if exc is not None:
-            from reactor.log import app_log
+        if not self._log_traceback:
+            return
+        self._log_traceback = False
+        exc = self._exception
+        context: dict[str, Any] = {
+            "message": "Future exception was never retrieved",
+            "exception": exc,
+            "future": self,
+        }
+        source = getattr(self, "_source_traceback", None)  # made in asyncio's debug mode
+        if source:
+            context["source_traceback"] = source
+        loop = self._loop
+        if loop.get_exception_handler() is not None:
+            loop.call_exception_handler(context)
+            return
+        assert exc is not None
+        app_log.error(
+            "Future exception was never retrieved\nfuture: %r",
+            self,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
 
-            app_log.error(
-                "%s exception was never retrieved: %r",
-                self.description,
-                exc,
-                exc_info=(type(exc), exc, exc.__traceback__),
-            )
+
+_FailedFuture.__name__ = _FailedFuture.__qualname__ = "Future"  # in reprs, still a Future
+
+
+def _done_future() -> Future[None]:
+    """The current loop's shared done future (result None).
+
+    What ``Queue.put`` with room, ``IOStream.write`` that the kernel took at
+    once, and ``gen.convert_yielded(None)`` return: a done future cannot
+    change any more, so one per loop serves every caller, and none is made
+    at import (that would choose a loop).
+    """
+    io_loop = _loop()
+    done = io_loop._done_future
+    if done is None:
+        done = Future(loop=io_loop.asyncio_loop)
+        done.set_result(None)
+        io_loop._done_future = done
+    return done
 
 
 FUTURES = (Future, concurrent.futures.Future)

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple, TypeVar, Union
 
 from reactor.concurrent import (
     Future,
+    _done_future,
     copy_future_state,
     future_add_done_callback,
     future_set_exception_unless_cancelled,
@@ -220,7 +221,7 @@ class Runner:
         """Adopt what the generator yielded; True if it is ready now."""
         if yielded is None or yielded is moment:
             # Resume on the next iteration, letting everything else run first.
-            self.future = _ready
+            self.future = _done_future()
             IOLoop.current().add_callback(self.run)
             return False
         try:
@@ -233,10 +234,6 @@ class Runner:
             return True
         self.future.add_done_callback(self.run)
         return False
-
-
-_ready: Future[None] = Future()
-_ready.set_result(None)
 
 
 # -- converting what coroutines wait for ---------------------------------------
@@ -258,7 +255,7 @@ def convert_yielded(yielded: _YieldType) -> Future[Any]:
     if isinstance(yielded, Future):
         return yielded
     if yielded is None or yielded is moment:
-        return _ready
+        return _done_future()
     if isinstance(yielded, (list, dict)):
         return multi_future(yielded)
     if isinstance(yielded, concurrent.futures.Future) or asyncio.isfuture(yielded):
@@ -275,8 +272,7 @@ def convert_yielded(yielded: _YieldType) -> Future[Any]:
 
 def _asyncio_loop() -> asyncio.AbstractEventLoop:
     """The asyncio face of the current loop (see the module docstring)."""
-    loop: asyncio.AbstractEventLoop = IOLoop.current().asyncio_loop  # type: ignore[attr-defined]
-    return loop
+    return IOLoop.current().asyncio_loop
 
 
 def _as_coroutine(awaitable: Awaitable[_T]) -> Any:

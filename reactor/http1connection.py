@@ -45,7 +45,7 @@ from typing import Any
 import httptools
 
 from reactor import gen
-from reactor.concurrent import Future
+from reactor.concurrent import Future, _done_future
 from reactor.httputil import (
     HTTPConnection,
     HTTPHeaders,
@@ -58,7 +58,7 @@ from reactor.httputil import (
     _normalize_name,
     responses,
 )
-from reactor.iostream import _WRITTEN, BaseIOStream, SSLIOStream, StreamClosedError
+from reactor.iostream import BaseIOStream, SSLIOStream, StreamClosedError
 from reactor.log import app_log, gen_log
 
 __all__ = [
@@ -274,7 +274,7 @@ class HTTP1Connection(HTTPConnection):
         if self.finished:
             raise HTTPOutputError("write after finish")
         if not chunk:
-            return _WRITTEN
+            return _done_future()
         return self._conn._write(self._frame(chunk))
 
     def finish(self) -> None:

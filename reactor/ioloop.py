@@ -12,6 +12,7 @@ asyncio event loop.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextvars
 import datetime
@@ -38,6 +39,8 @@ from reactor.log import app_log, gen_log
 
 if TYPE_CHECKING:
     from typing import Protocol
+
+    from reactor.asyncio_view import NativeAsyncioLoop
 
     class _Selectable(Protocol):
         def fileno(self) -> int: ...
@@ -107,6 +110,12 @@ class IOLoop(metaclass=_LoopMeta):
     backend_name: str = "abstract"
     """The registry name of the backend this loop runs on."""
 
+    asyncio_loop: asyncio.AbstractEventLoop
+    """This loop's asyncio face: the asyncio event loop that its ``async def``
+    tasks and reactor futures belong to, and ``asyncio.get_running_loop()``
+    while it runs. On the asyncio backends the asyncio loop itself; on the
+    native ones a :class:`~reactor.asyncio_view.NativeAsyncioLoop`."""
+
     _configured: ClassVar[str | type | None] = None
     _instance: ClassVar[IOLoop | None] = None
     _instance_lock = threading.Lock()
@@ -115,6 +124,8 @@ class IOLoop(metaclass=_LoopMeta):
         self._executor: concurrent.futures.Executor | None = None
         self._own_executor = False
         self._watchdog: _Watchdog | None = None
+        # reactor.concurrent._done_future: this loop's shared done future.
+        self._done_future: Future[None] | None = None
         if make_current or (make_current is None and _current.loop is None):
             self.make_current()
         gen_log.debug("new IOLoop on the %s backend", self.backend_name)
@@ -157,8 +168,6 @@ class IOLoop(metaclass=_LoopMeta):
 
     @staticmethod
     def _current_fallback(instance: bool) -> IOLoop | None:
-        import asyncio
-
         running = asyncio._get_running_loop()
         if running is not None:
             owner = getattr(running, "_io_loop", None)  # a native loop's asyncio view
@@ -373,21 +382,29 @@ class IOLoop(metaclass=_LoopMeta):
 
     def add_future(
         self,
-        future: Future[_T] | concurrent.futures.Future[_T],
+        future: asyncio.Future[_T] | concurrent.futures.Future[_T],
         callback: Callable[[Any], Any],
     ) -> None:
         """Call ``callback(future)`` on this loop once ``future`` is done.
 
-        ``future`` may be a reactor future or a :class:`concurrent.futures.Future`
-        completed by another thread.
+        ``future`` may be a reactor or asyncio future, or a
+        :class:`concurrent.futures.Future` completed by another thread. A
+        future of this loop that completes in one iteration has ``callback``
+        run in the next, not one later; an exception it raises goes to
+        :meth:`handle_callback_exception`, as for any callback.
         """
-        if isinstance(future, Future):
+        if isinstance(future, asyncio.Future):
             # Its done-callbacks already run from a loop's queue: when that
             # loop is this one, call straight through instead of queueing
             # the callback again for one more iteration.
             def on_done(f: Any) -> None:
                 if _current.loop is self:
-                    callback(f)
+                    try:
+                        callback(f)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException:
+                        self.handle_callback_exception(callback)
                 else:
                     self.add_callback(callback, f)
 
@@ -510,6 +527,15 @@ class IOLoop(metaclass=_LoopMeta):
         raise NotImplementedError(f"{type(self).__name__}._is_running")
 
 
+def _current_asyncio_loop() -> asyncio.AbstractEventLoop:
+    """``IOLoop.current().asyncio_loop``, the loop a new Future belongs to,
+    on the shortest path (a Future is made for nearly every wait)."""
+    loop = _current.loop
+    if loop is None:
+        loop = IOLoop.current()
+    return loop.asyncio_loop
+
+
 def _as_future(result: Any) -> Future[Any]:
     """A future for what a callback or run_sync's function returned.
 
@@ -579,6 +605,13 @@ class PollIOLoop(IOLoop):
         self._waker_w.setblocking(False)
         self._poller.register(self._waker_r.fileno(), READ | ERROR)
         self._handlers[self._waker_r.fileno()] = (self._waker_r, self._drain_waker)
+        # The asyncio face (IOLoop.asyncio_loop): a plain attribute, since
+        # every new Future reads it; closed with the loop. (Not a property
+        # made on first use: a cached_property would give this object a real
+        # __dict__ and slow down every attribute the loop's iteration touches.)
+        from reactor.asyncio_view import NativeAsyncioLoop
+
+        self.asyncio_loop: NativeAsyncioLoop = NativeAsyncioLoop(self)  # type: ignore[abstract]
         super().__init__(make_current=make_current)
 
     def _wake(self) -> None:
@@ -785,9 +818,7 @@ class PollIOLoop(IOLoop):
         if self._closed:
             return
         self._closed = True
-        view = self.__dict__.pop("_asyncio_view", None)
-        if view is not None:
-            view._detach()
+        self.asyncio_loop._detach()
         waker_fd = self._waker_r.fileno()
         self._handlers.pop(waker_fd, None)
         if all_fds:
@@ -859,20 +890,6 @@ class PollIOLoop(IOLoop):
             self._cancellations += 1
 
     # -- for reactor.asyncio_view ---------------------------------------------
-
-    @property
-    def asyncio_loop(self) -> Any:
-        """This loop's asyncio face: a :class:`reactor.asyncio_view.NativeAsyncioLoop`,
-        made on first use, and ``asyncio.get_running_loop()`` while the loop runs
-        (the counterpart of ``AsyncioLoop.asyncio_loop``)."""
-        view = getattr(self, "_asyncio_view", None)
-        if view is None:
-            if self._closed:
-                raise RuntimeError("the IOLoop is closed")
-            from reactor.asyncio_view import NativeAsyncioLoop
-
-            view = self._asyncio_view = NativeAsyncioLoop(self)  # type: ignore[abstract]
-        return view
 
     def _add_callback_in_context(
         self, context: contextvars.Context, callback: Callable[..., Any], args: tuple[Any, ...]

@@ -75,7 +75,7 @@ import types
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from reactor.concurrent import Future
+from reactor.concurrent import Future, _done_future
 from reactor.ioloop import IOLoop
 from reactor.log import gen_log
 from reactor.netutil import ssl_options_to_context
@@ -164,9 +164,6 @@ _scratch = _Scratch()
 
 
 _NO_QUEUE: Any = ()  # see BaseIOStream.__init__
-_WRITTEN: Future[None] = Future()
-_WRITTEN.set_result(None)
-"""What write() returns when the kernel took everything at once."""
 
 
 def _scratch_chunk(size: int) -> tuple[bytearray, memoryview]:
@@ -850,7 +847,7 @@ class BaseIOStream:
         queued = self._write_buffer_size
         if not size:
             if not queued:
-                return _WRITTEN
+                return _done_future()
             future: Future[None] = Future()
             self._waiting_writes().append((self._write_queued, future))
             return future
@@ -873,7 +870,7 @@ class BaseIOStream:
                 return future
             self._write_done += n
             if n == size:
-                return _WRITTEN
+                return _done_future()
             if n:
                 data = memoryview(data)[n:]
                 size -= n

@@ -17,17 +17,13 @@ from collections.abc import Awaitable
 from typing import Any, Generic, TypeVar
 
 from reactor import gen
-from reactor.concurrent import Future
+from reactor.concurrent import Future, _done_future
 from reactor.ioloop import IOLoop
 from reactor.locks import Event, Timeout
 
 __all__ = ["LifoQueue", "PriorityQueue", "Queue", "QueueEmpty", "QueueFull"]
 
 _T = TypeVar("_T")
-
-
-_DONE: Future[None] = Future()
-_DONE.set_result(None)  # shared: a done future cannot change any more
 
 
 class QueueEmpty(Exception):
@@ -101,7 +97,7 @@ class Queue(Generic[_T]):
             self._putters.append((item, future))
             _expire_at(future, timeout)
             return future
-        return _DONE  # a put with room needs no future of its own
+        return _done_future()  # a put with room needs no future of its own
 
     def put_nowait(self, item: _T) -> None:
         """Put ``item`` or raise :class:`QueueFull` at once."""
