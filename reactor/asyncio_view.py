@@ -29,6 +29,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import errno
+import functools
 import inspect
 import os
 import socket
@@ -108,6 +109,23 @@ def _task_step_type() -> type | None:
 
 _TASK_STEP = _task_step_type()
 _BUILTIN = types.BuiltinMethodType
+
+
+class _DirectCallback(functools.partial):  # type: ignore[type-arg]
+    """``fn`` as a future's done-callback that a native loop's asyncio face
+    queues without an asyncio handle (on any other loop, just ``fn``).
+
+    For reactor's own callbacks on futures (the ``gen.coroutine`` Runner,
+    :meth:`IOLoop.add_future <reactor.ioloop.IOLoop.add_future>`): a future
+    schedules its callbacks with ``loop.call_soon(fn, future, context=...)``
+    and drops the handle, so nobody can cancel one, and queueing ``fn``
+    itself saves making and running a handle. The one difference: if ``fn``
+    raises, the error goes to :meth:`IOLoop.handle_callback_exception
+    <reactor.ioloop.IOLoop.handle_callback_exception>`, as for any loop
+    callback, not to the asyncio exception handler.
+    """
+
+    __slots__ = ()
 
 
 class _Handle(asyncio.Handle):
@@ -382,10 +400,13 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
         elif context is not None and (
             type(callback) is _TASK_STEP
             or (type(callback) is _BUILTIN and callback.__name__ == "task_wakeup")
+            or type(callback) is _DirectCallback
         ):
-            # A C task's own step, or its wake-up from a future's callbacks:
-            # asyncio's C code schedules these and drops the handle, and they
-            # never raise into the loop, so no handle is needed to run them.
+            # A C task's own step, or its wake-up from a future's callbacks,
+            # or one of reactor's own future callbacks: asyncio's C code
+            # schedules these and drops the handle, so nobody can cancel
+            # them, and they do not raise into the loop (the first two), or
+            # may raise into the native loop's handler (_DirectCallback).
             self._append((context, callback, args))
             return self._unused_handle
         else:

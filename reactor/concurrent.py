@@ -127,7 +127,7 @@ class Future(asyncio.Future[_T]):
 
     def set_exception(self, exception: type | BaseException) -> None:
         _future_set_exception(self, exception)
-        if type(self) is Future:
+        if type(self) in _SWAPPED_ON_FAILURE:
             # Only a failed future can log on garbage collection, so only a
             # failed one pays for a __del__ (see _FailedFuture).
             self.__class__ = _FailedFuture
@@ -183,7 +183,25 @@ class _FailedFuture(Future[Any]):
         )
 
 
-_FailedFuture.__name__ = _FailedFuture.__qualname__ = "Future"  # in reprs, still a Future
+_FailedFuture.__name__ = "Future"  # asyncio's repr names the class: still a Future
+
+
+class _LoopFuture(Future[_T]):
+    """A :class:`Future` made by asyncio's own C ``__init__``: ``loop`` is required.
+
+    ``Future()`` finds its loop in Python, and that frame and its keyword
+    call cost about as much again as the C future itself. reactor's own
+    code makes its futures with :func:`reactor.ioloop._new_future`, which
+    passes the current loop to this class. It is the same kind of future in
+    every other respect (``isinstance(f, Future)``, its repr, its failure).
+    """
+
+    __slots__ = ()
+    __init__ = asyncio.Future.__init__  # so tp_init is asyncio's C function
+
+
+_LoopFuture.__name__ = "Future"
+_SWAPPED_ON_FAILURE = (Future, _LoopFuture)
 
 
 def _done_future() -> Future[None]:

@@ -32,6 +32,7 @@ import types
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, NamedTuple, TypeVar, Union
 
+from reactor.asyncio_view import _DirectCallback
 from reactor.concurrent import (
     Future,
     _done_future,
@@ -41,7 +42,7 @@ from reactor.concurrent import (
     future_set_result_unless_cancelled,
     is_future,
 )
-from reactor.ioloop import IOLoop
+from reactor.ioloop import IOLoop, _new_future
 from reactor.log import app_log
 
 __all__ = [
@@ -126,7 +127,7 @@ def coroutine(func: Callable[..., Any]) -> Callable[..., Future[Any]]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
+        future: Future[Any] = _new_future()
         ctx_run = contextvars.copy_context().run
         try:
             result = ctx_run(func, *args, **kwargs)
@@ -169,7 +170,7 @@ class Runner:
     :meth:`run` again.
     """
 
-    __slots__ = ("ctx_run", "future", "gen", "result_future", "running")
+    __slots__ = ("ctx_run", "future", "gen", "result_future", "running", "wake")
 
     def __init__(
         self,
@@ -183,6 +184,7 @@ class Runner:
         self.result_future: Future[Any] | None = result_future
         self.future: Any = None
         self.running = False
+        self.wake: Callable[[Any], None] | None = None  # self.run, as a future's callback
         if self.handle_yield(first_yielded):
             self.run()
 
@@ -194,12 +196,13 @@ class Runner:
         try:
             while True:
                 future = self.future
-                if not future.done():
+                if future is not moment and not future.done():
                     return
                 self.future = None
                 try:
                     try:
-                        value = future.result()
+                        # (moment: resumed after ``yield gen.moment`` or ``yield None``)
+                        value = None if future is moment else future.result()
                     except BaseException as e:
                         yielded = self.ctx_run(self.gen.throw, e)
                     else:
@@ -221,18 +224,20 @@ class Runner:
         """Adopt what the generator yielded; True if it is ready now."""
         if yielded is None or yielded is moment:
             # Resume on the next iteration, letting everything else run first.
-            self.future = _done_future()
+            self.future = moment
             IOLoop.current().add_callback(self.run)
             return False
         try:
             self.future = convert_yielded(yielded)
         except BadYieldError as e:
-            self.future = Future()
+            self.future = _new_future()
             self.future.set_exception(e)
             return True
         if self.future.done():
             return True
-        self.future.add_done_callback(self.run)
+        if self.wake is None:
+            self.wake = _DirectCallback(self.run)
+        self.future.add_done_callback(self.wake)
         return False
 
 
@@ -259,7 +264,7 @@ def convert_yielded(yielded: _YieldType) -> Future[Any]:
     if isinstance(yielded, (list, dict)):
         return multi_future(yielded)
     if isinstance(yielded, concurrent.futures.Future) or asyncio.isfuture(yielded):
-        future: Future[Any] = Future()
+        future: Future[Any] = _new_future()
         if isinstance(yielded, concurrent.futures.Future):
             IOLoop.current().add_future(yielded, lambda c: copy_future_state(c, future))
         else:
@@ -292,7 +297,7 @@ def maybe_future(x: Any) -> Future[Any]:
     """
     if is_future(x) and isinstance(x, Future):
         return x
-    future: Future[Any] = Future()
+    future: Future[Any] = _new_future()
     future.set_result(x)
     return future
 
@@ -326,7 +331,7 @@ def multi_future(
     else:
         keys = None
         futures = [convert_yielded(v) for v in children]
-    result: Future[Any] = Future()
+    result: Future[Any] = _new_future()
     unfinished = {id(f) for f in futures if not f.done()}
 
     def finish() -> None:
@@ -370,7 +375,7 @@ def with_timeout(
     a cancellation).
     """
     inner = convert_yielded(future)
-    result: Future[Any] = Future()
+    result: Future[Any] = _new_future()
     io_loop = IOLoop.current()
 
     def log_late_failure(f: Future[Any]) -> None:
@@ -398,7 +403,7 @@ def with_timeout(
 
 def sleep(duration: float) -> Future[None]:
     """A future that resolves after ``duration`` seconds (``yield``/``await`` it)."""
-    future: Future[None] = Future()
+    future: Future[None] = _new_future()
     IOLoop.current().call_later(duration, future_set_result_unless_cancelled, future, None)
     return future
 
@@ -452,7 +457,7 @@ class WaitIterator:
 
     def next(self) -> Future[Any]:
         """A future for the next input future to finish (its outcome)."""
-        self._running_future = Future()
+        self._running_future = _new_future()
         if self._finished:
             self._return_result(self._finished.popleft())
         return self._running_future
@@ -496,7 +501,7 @@ def Task(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
     One positional argument becomes the result; none becomes None; anything
     else an :class:`Arguments` tuple. A synchronous exception fails the future.
     """
-    future: Future[Any] = Future()
+    future: Future[Any] = _new_future()
 
     def callback(*cb_args: Any, **cb_kwargs: Any) -> None:
         if future.done():

@@ -58,6 +58,7 @@ from reactor.httputil import (
     _normalize_name,
     responses,
 )
+from reactor.ioloop import _new_future
 from reactor.iostream import BaseIOStream, SSLIOStream, StreamClosedError
 from reactor.log import app_log, gen_log
 
@@ -718,7 +719,7 @@ class HTTP1ServerConnection:
         try:
             return self.stream.write(data)
         except StreamClosedError as e:
-            future: Future[None] = Future()
+            future: Future[None] = _new_future()
             future.set_exception(e)
             future.exception()  # the close is reported through on_connection_close
             return future

@@ -34,13 +34,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union
 
 import backends
 from backends.base import ERROR, READ, WRITE, Poller
-from reactor.concurrent import FUTURES, Future, copy_future_state
+from reactor.asyncio_view import NativeAsyncioLoop, _DirectCallback
+from reactor.concurrent import FUTURES, Future, _LoopFuture, copy_future_state
 from reactor.log import app_log, gen_log
 
 if TYPE_CHECKING:
     from typing import Protocol
-
-    from reactor.asyncio_view import NativeAsyncioLoop
 
     class _Selectable(Protocol):
         def fileno(self) -> int: ...
@@ -259,7 +258,7 @@ class IOLoop(metaclass=_LoopMeta):
                 result = func()
                 future = _as_future(result)
             except Exception as e:
-                future = Future()
+                future = _new_future()
                 future.set_exception(e)
             outcome.append(future)
             self.add_future(future, lambda _: self.stop())
@@ -408,7 +407,7 @@ class IOLoop(metaclass=_LoopMeta):
                 else:
                     self.add_callback(callback, f)
 
-            future.add_done_callback(on_done)
+            future.add_done_callback(_DirectCallback(on_done))
         elif isinstance(future, concurrent.futures.Future):
             # Completes on a worker thread: add_callback brings it here.
             future.add_done_callback(lambda f: self.add_callback(callback, f))
@@ -493,7 +492,7 @@ class IOLoop(metaclass=_LoopMeta):
                 self._own_executor = True
             executor = self._executor
         c_future = executor.submit(func, *args)
-        future: Future[_T] = Future()
+        future: Future[_T] = _LoopFuture(loop=self.asyncio_loop)
         self.add_future(c_future, lambda c: copy_future_state(c, future))
         return future
 
@@ -536,6 +535,16 @@ def _current_asyncio_loop() -> asyncio.AbstractEventLoop:
     return loop.asyncio_loop
 
 
+def _new_future() -> Future[Any]:
+    """``Future()`` by the shortest path, for reactor's own code: a future
+    of the current loop (see :class:`reactor.concurrent._LoopFuture`)."""
+    loop = _current.loop
+    if loop is None:
+        loop = IOLoop.current()
+    future: Future[Any] = _LoopFuture(loop=loop.asyncio_loop)
+    return future
+
+
 def _as_future(result: Any) -> Future[Any]:
     """A future for what a callback or run_sync's function returned.
 
@@ -549,7 +558,7 @@ def _as_future(result: Any) -> Future[Any]:
     if result is None or not (
         isinstance(result, (concurrent.futures.Future, list, dict)) or hasattr(result, "__await__")
     ):
-        future: Future[Any] = Future()
+        future: Future[Any] = _new_future()
         future.set_result(result)
         return future
     from reactor.gen import convert_yielded
@@ -609,8 +618,6 @@ class PollIOLoop(IOLoop):
         # every new Future reads it; closed with the loop. (Not a property
         # made on first use: a cached_property would give this object a real
         # __dict__ and slow down every attribute the loop's iteration touches.)
-        from reactor.asyncio_view import NativeAsyncioLoop
-
         self.asyncio_loop: NativeAsyncioLoop = NativeAsyncioLoop(self)  # type: ignore[abstract]
         super().__init__(make_current=make_current)
 

@@ -76,7 +76,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from reactor.concurrent import Future, _done_future
-from reactor.ioloop import IOLoop
+from reactor.ioloop import IOLoop, _new_future
 from reactor.log import gen_log
 from reactor.netutil import ssl_options_to_context
 
@@ -497,7 +497,7 @@ class BaseIOStream:
                     "await the pending read before starting another"
                 )
             self._clear_read()  # the caller cancelled it
-        future = self._read_future = Future()
+        future = self._read_future = _new_future()
         return future
 
     def _clear_read(self) -> Future[Any] | None:
@@ -848,7 +848,7 @@ class BaseIOStream:
         if not size:
             if not queued:
                 return _done_future()
-            future: Future[None] = Future()
+            future: Future[None] = _new_future()
             self._waiting_writes().append((self._write_queued, future))
             return future
         limit = self.max_write_buffer_size
@@ -865,7 +865,7 @@ class BaseIOStream:
                 n = 0
             except OSError as e:
                 self._lost(e)
-                future = Future()
+                future = _new_future()
                 self._fail(future)
                 return future
             self._write_done += n
@@ -875,7 +875,7 @@ class BaseIOStream:
                 data = memoryview(data)[n:]
                 size -= n
         self._queue(data, size)
-        future = Future()
+        future = _new_future()
         self._waiting_writes().append((self._write_queued, future))
         self._update_events()
         return future
@@ -1230,7 +1230,7 @@ class IOStream(BaseIOStream):
             raise StreamClosedError(real_error=self.error)
         if self._connecting or not self._opening:
             raise RuntimeError(f"{self!r} is already connected or connecting")
-        future: Future[_S] = Future()
+        future: Future[_S] = _new_future()
         self._connect_future = future
         self._connecting = True
         try:
@@ -1417,7 +1417,7 @@ class SSLIOStream(IOStream):
         done, or fails with :class:`StreamClosedError` if it fails."""
         future = self._handshake_future
         if future is None:
-            future = self._handshake_future = Future()
+            future = self._handshake_future = _new_future()
             if self._handshake_done:
                 future.set_result(self)
             elif self._closed:

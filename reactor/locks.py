@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from reactor import gen
 from reactor.concurrent import Future
-from reactor.ioloop import IOLoop
+from reactor.ioloop import IOLoop, _new_future
 
 __all__ = ["BoundedSemaphore", "Condition", "Event", "Lock", "Semaphore"]
 
@@ -88,7 +88,7 @@ class Condition:
         return f"<{type(self).__name__} waiters[{len(self._waiters)}]>"
 
     def wait(self, timeout: Timeout = None) -> Future[bool]:
-        waiter: Future[bool] = Future()
+        waiter: Future[bool] = _new_future()
         self._waiters.append(waiter)
         _wait_with_timeout(waiter, timeout, lambda w: w.set_result(False), self._waiters)
         return waiter
@@ -136,10 +136,10 @@ class Event:
 
     def wait(self, timeout: Timeout = None) -> Future[None]:
         if self._value:
-            done: Future[None] = Future()
+            done: Future[None] = _new_future()
             done.set_result(None)
             return done
-        waiter: Future[None] = Future()
+        waiter: Future[None] = _new_future()
         self._waiters.add(waiter)
         waiter.add_done_callback(self._waiters.discard)
 
@@ -220,7 +220,7 @@ class Semaphore(_AcquireContext):
             self._value += 1
 
     def acquire(self, timeout: Timeout = None) -> Future[_ReleasingContextManager]:
-        waiter: Future[_ReleasingContextManager] = Future()
+        waiter: Future[_ReleasingContextManager] = _new_future()
         if self._value > 0:
             self._value -= 1
             waiter.set_result(_ReleasingContextManager(self))

@@ -22,7 +22,7 @@ from typing import Any
 
 from reactor.concurrent import Future, future_set_exception_unless_cancelled
 from reactor.concurrent import future_set_result_unless_cancelled as _set_result
-from reactor.ioloop import IOLoop
+from reactor.ioloop import IOLoop, _new_future
 from reactor.log import gen_log
 
 __all__ = ["CalledProcessError", "Subprocess", "cpu_count", "fork_processes", "task_id"]
@@ -208,7 +208,7 @@ class Subprocess:
     def wait_for_exit(self, raise_error: bool = True) -> Future[int]:
         """A future for the exit status; with ``raise_error`` a non-zero
         status fails it with :class:`CalledProcessError`."""
-        future: Future[int] = Future()
+        future: Future[int] = _new_future()
 
         def callback(returncode: int) -> None:
             if returncode != 0 and raise_error:

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from reactor import gen
 from reactor.concurrent import Future, _done_future
-from reactor.ioloop import IOLoop
+from reactor.ioloop import IOLoop, _new_future
 from reactor.locks import Event, Timeout
 
 __all__ = ["LifoQueue", "PriorityQueue", "Queue", "QueueEmpty", "QueueFull"]
@@ -93,7 +93,7 @@ class Queue(Generic[_T]):
         try:
             self.put_nowait(item)
         except QueueFull:
-            future: Future[None] = Future()
+            future: Future[None] = _new_future()
             self._putters.append((item, future))
             _expire_at(future, timeout)
             return future
@@ -114,7 +114,7 @@ class Queue(Generic[_T]):
 
     def get(self, timeout: Timeout = None) -> Future[_T]:
         """Remove and return an item, waiting while the queue is empty."""
-        future: Future[_T] = Future()
+        future: Future[_T] = _new_future()
         try:
             future.set_result(self.get_nowait())
         except QueueEmpty:

@@ -19,7 +19,7 @@ from typing import Any
 
 from reactor import gen
 from reactor.concurrent import Future
-from reactor.ioloop import IOLoop
+from reactor.ioloop import IOLoop, _new_future
 from reactor.iostream import IOStream
 from reactor.netutil import Resolver
 
@@ -42,7 +42,7 @@ class _Connector:
     def __init__(self, addrinfo: _AddrInfo, connect: Any) -> None:
         self.io_loop = IOLoop.current()
         self.connect = connect
-        self.future: Future[tuple[socket.AddressFamily, _Address, IOStream]] = Future()
+        self.future: Future[tuple[socket.AddressFamily, _Address, IOStream]] = _new_future()
         self.timeout: object | None = None
         self.connect_timeout: object | None = None
         self.last_error: BaseException | None = None
