@@ -199,17 +199,6 @@ class AsyncioLoop(IOLoop):
             # whatever thread is shutting down.
             pass
 
-    def _add_callback_in_context(
-        self, context: Any, callback: Callable[..., Any], args: tuple[Any, ...]
-    ) -> None:
-        try:
-            if threading.get_ident() == self._thread_ident:
-                self.asyncio_loop.call_soon(self._run, callback, args, context=context)
-            else:
-                self.asyncio_loop.call_soon_threadsafe(self._run, callback, args, context=context)
-        except RuntimeError:
-            pass  # the asyncio loop is closed, as in add_callback
-
     def add_callback_from_signal(
         self, callback: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> None:

@@ -15,6 +15,12 @@ How it maps onto the native loop (see ``reactor/ioloop.py``):
   :class:`contextvars.Context` cannot be entered twice at once); it skips
   itself if cancelled and reports an exception to
   :meth:`~NativeAsyncioLoop.call_exception_handler`.
+- Callbacks nobody can hold a handle to are queued as they are, with no
+  handle: a C :class:`asyncio.Task`'s own step and wake-up, and reactor's
+  own future callbacks (:class:`_DirectCallback`). asyncio's C code
+  schedules these with ``call_soon`` and drops what it returns. This is the
+  path of every ``await`` of a pending future and every task step, so it
+  is kept short.
 - A timer is an :class:`asyncio.TimerHandle` subclass pushed onto the native
   timer heap in its context; ``cancel()`` removes it there with
   :meth:`PollIOLoop.remove_timeout <reactor.ioloop.PollIOLoop.remove_timeout>`
@@ -201,11 +207,12 @@ def _fd_number(fileobj: FileDescriptorLike) -> int:
 class NativeAsyncioLoop(asyncio.AbstractEventLoop):
     """The asyncio event loop interface over a running :class:`~reactor.ioloop.PollIOLoop`.
 
-    There is one per native loop, made on first use (its first start, or
-    ``PollIOLoop.asyncio_loop``), and it is the running asyncio loop for as
-    long as :meth:`PollIOLoop.start <reactor.ioloop.PollIOLoop.start>` runs;
-    asyncio code finds it with ``asyncio.get_running_loop()`` and never needs
-    to know it is not asyncio's own loop.
+    There is one per native loop, made with it (``PollIOLoop.asyncio_loop``,
+    the loop that reactor futures made for the native loop belong to), and
+    it is the running asyncio loop for as long as :meth:`PollIOLoop.start
+    <reactor.ioloop.PollIOLoop.start>` runs; asyncio code finds it with
+    ``asyncio.get_running_loop()`` and never needs to know it is not
+    asyncio's own loop.
 
     Supported, with asyncio's semantics:
 
@@ -402,16 +409,16 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
             or (type(callback) is _BUILTIN and callback.__name__ == "task_wakeup")
             or type(callback) is _DirectCallback
         ):
-            # A C task's own step, or its wake-up from a future's callbacks,
-            # or one of reactor's own future callbacks: asyncio's C code
+            # The hot path (every task step, every wake-up of a task or a
+            # gen.coroutine from a future): a C task's own step or wake-up,
+            # or one of reactor's own future callbacks. asyncio's C code
             # schedules these and drops the handle, so nobody can cancel
-            # them, and they do not raise into the loop (the first two), or
-            # may raise into the native loop's handler (_DirectCallback).
+            # them; the first two never raise into the loop, and a
+            # _DirectCallback's error goes to the native loop's handler.
             self._append((context, callback, args))
-            return self._unused_handle
+            return self._unused_handle  # (an asyncio.Handle, as promised)
         else:
-            # The hot path (every task step, every future's done-callback):
-            # what asyncio.Handle.__init__ does, without its frame and its
+            # What asyncio.Handle.__init__ does, without its frame and its
             # get_debug() call.
             if context is None:
                 context = _copy_context()

@@ -36,11 +36,7 @@ future is cancelled too, and ``asyncio.wait_for`` sees its own exception."""
 
 InvalidStateError = asyncio.InvalidStateError
 """The future is not in a state that allows the call (e.g. set twice):
-asyncio's, which is what :class:`Future`'s C methods raise.
-
-.. versionchanged:: 0.2
-   No longer also a :class:`concurrent.futures.InvalidStateError`.
-"""
+asyncio's, which is what :class:`Future`'s C methods raise."""
 
 _future_init = asyncio.Future.__init__
 _future_set_exception = asyncio.Future.set_exception
@@ -81,8 +77,8 @@ class Future(asyncio.Future[_T]):
     An :class:`asyncio.Future` in every respect (``done``, ``result``,
     ``exception``, ``add_done_callback`` with ``context=``,
     ``remove_done_callback``, ``set_result``, ``set_exception``, ``cancel``,
-    ``get_loop``), plus Tornado's :meth:`exc_info` and :meth:`set_exc_info`.
-    Not thread-safe: complete it on its loop's thread.
+    ``get_loop``), plus :meth:`exc_info`, :meth:`set_exc_info` and
+    :meth:`running`. Not thread-safe: complete it on its loop's thread.
 
     Without ``loop`` it belongs to the current loop's asyncio face,
     ``IOLoop.current().asyncio_loop`` (the running loop's, while one runs),
@@ -100,11 +96,6 @@ class Future(asyncio.Future[_T]):
     garbage-collected: through its loop's exception handler if one was set
     (``loop.set_exception_handler``), else as an error on
     ``reactor.application``, on every backend.
-
-    .. versionchanged:: 0.2
-       Now a subclass of :class:`asyncio.Future`, bound to a loop when it is
-       made, not when it completes. ``result()`` and ``exception()`` no
-       longer take a (necessarily None) ``timeout``.
     """
 
     __slots__ = ()
@@ -202,23 +193,6 @@ class _LoopFuture(Future[_T]):
 
 _LoopFuture.__name__ = "Future"
 _SWAPPED_ON_FAILURE = (Future, _LoopFuture)
-
-
-def _done_future() -> Future[None]:
-    """The current loop's shared done future (result None).
-
-    What ``Queue.put`` with room, ``IOStream.write`` that the kernel took at
-    once, and ``gen.convert_yielded(None)`` return: a done future cannot
-    change any more, so one per loop serves every caller, and none is made
-    at import (that would choose a loop).
-    """
-    io_loop = _loop()
-    done = io_loop._done_future
-    if done is None:
-        done = Future(loop=io_loop.asyncio_loop)
-        done.set_result(None)
-        io_loop._done_future = done
-    return done
 
 
 FUTURES = (Future, concurrent.futures.Future)

@@ -35,14 +35,13 @@ from typing import Any, NamedTuple, TypeVar, Union
 from reactor.asyncio_view import _DirectCallback
 from reactor.concurrent import (
     Future,
-    _done_future,
     copy_future_state,
     future_add_done_callback,
     future_set_exception_unless_cancelled,
     future_set_result_unless_cancelled,
     is_future,
 )
-from reactor.ioloop import IOLoop, _new_future
+from reactor.ioloop import IOLoop, _done_future, _new_future
 from reactor.log import app_log
 
 __all__ = [
@@ -268,7 +267,7 @@ def convert_yielded(yielded: _YieldType) -> Future[Any]:
         if isinstance(yielded, concurrent.futures.Future):
             IOLoop.current().add_future(yielded, lambda c: copy_future_state(c, future))
         else:
-            yielded.add_done_callback(lambda a: copy_future_state(a, future))
+            yielded.add_done_callback(_DirectCallback(copy_future_state, dest=future))
         return future
     if inspect.isawaitable(yielded):
         return convert_yielded(_asyncio_loop().create_task(_as_coroutine(yielded)))

@@ -45,7 +45,7 @@ from typing import Any
 import httptools
 
 from reactor import gen
-from reactor.concurrent import Future, _done_future
+from reactor.concurrent import Future
 from reactor.httputil import (
     HTTPConnection,
     HTTPHeaders,
@@ -58,7 +58,7 @@ from reactor.httputil import (
     _normalize_name,
     responses,
 )
-from reactor.ioloop import _new_future
+from reactor.ioloop import _done_future, _new_future
 from reactor.iostream import BaseIOStream, SSLIOStream, StreamClosedError
 from reactor.log import app_log, gen_log
 

@@ -123,8 +123,7 @@ class IOLoop(metaclass=_LoopMeta):
         self._executor: concurrent.futures.Executor | None = None
         self._own_executor = False
         self._watchdog: _Watchdog | None = None
-        # reactor.concurrent._done_future: this loop's shared done future.
-        self._done_future: Future[None] | None = None
+        self._done: Future[None] | None = None  # see _done_future()
         if make_current or (make_current is None and _current.loop is None):
             self.make_current()
         gen_log.debug("new IOLoop on the %s backend", self.backend_name)
@@ -355,16 +354,6 @@ class IOLoop(metaclass=_LoopMeta):
         """
         raise NotImplementedError(f"{type(self).__name__}.add_callback")
 
-    def _add_callback_in_context(
-        self, context: contextvars.Context, callback: Callable[..., Any], args: tuple[Any, ...]
-    ) -> None:
-        """:meth:`add_callback` that runs in ``context`` itself, not a copy.
-
-        For futures and the asyncio face: their callbacks carry the context
-        they were registered in. ``callback`` must not enter ``context``.
-        """
-        self.add_callback(context.run, callback, *args)
-
     def add_callback_from_signal(
         self, callback: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> None:
@@ -543,6 +532,24 @@ def _new_future() -> Future[Any]:
         loop = IOLoop.current()
     future: Future[Any] = _LoopFuture(loop=loop.asyncio_loop)
     return future
+
+
+def _done_future() -> Future[None]:
+    """The current loop's shared done future (result None).
+
+    What ``Queue.put`` with room, ``IOStream.write`` that the kernel took at
+    once, and ``gen.convert_yielded(None)`` return: a done future cannot
+    change any more, so one per loop serves every caller. It is made on
+    first use, not at import (that would choose a loop).
+    """
+    loop = _current.loop
+    if loop is None:
+        loop = IOLoop.current()
+    done = loop._done
+    if done is None:
+        done = loop._done = _LoopFuture(loop=loop.asyncio_loop)
+        done.set_result(None)
+    return done
 
 
 def _as_future(result: Any) -> Future[Any]:

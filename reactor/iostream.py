@@ -75,8 +75,8 @@ import types
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from reactor.concurrent import Future, _done_future
-from reactor.ioloop import IOLoop, _new_future
+from reactor.concurrent import Future
+from reactor.ioloop import IOLoop, _done_future, _new_future
 from reactor.log import gen_log
 from reactor.netutil import ssl_options_to_context
 

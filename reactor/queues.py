@@ -17,8 +17,8 @@ from collections.abc import Awaitable
 from typing import Any, Generic, TypeVar
 
 from reactor import gen
-from reactor.concurrent import Future, _done_future
-from reactor.ioloop import IOLoop, _new_future
+from reactor.concurrent import Future
+from reactor.ioloop import IOLoop, _done_future, _new_future
 from reactor.locks import Event, Timeout
 
 __all__ = ["LifoQueue", "PriorityQueue", "Queue", "QueueEmpty", "QueueFull"]

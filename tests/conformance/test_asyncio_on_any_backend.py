@@ -386,6 +386,28 @@ def test_call_soon_order_and_cancelled_handles(io_loop: IOLoop) -> None:
     assert run_coroutine(io_loop, main) == [1, 3]
 
 
+def test_call_soon_with_a_future_and_a_context_still_gives_a_real_handle(
+    io_loop: IOLoop,
+) -> None:
+    """A call shaped like a future scheduling its done-callback (one future
+    argument, an explicit context) returns a handle that cancels it: only
+    asyncio's own task callbacks are queued without a handle."""
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        seen: list[Any] = []
+        arg = loop.create_future()
+        handle = loop.call_soon(seen.append, arg, context=contextvars.copy_context())
+        handle.cancel()
+        assert handle.cancelled()
+        done = loop.create_future()
+        loop.call_soon(done.set_result, None)
+        await done
+        return seen
+
+    assert run_coroutine(io_loop, main) == []
+
+
 def test_call_later_and_call_at_order_and_timing(io_loop: IOLoop) -> None:
     async def main() -> tuple[list[tuple[str, float]], float]:
         loop = asyncio.get_running_loop()
