@@ -301,6 +301,39 @@ class HTTP1ServerConnection:
     with :meth:`close`.
     """
 
+    # Slots: an idle keep-alive connection stays small, attributes are quick.
+    __slots__ = (
+        "__weakref__",
+        "_blocked",
+        "_body_size",
+        "_body_start",
+        "_body_timeout",
+        "_closed",
+        "_deadline",
+        "_delegate",
+        "_detached",
+        "_head_fed",
+        "_in_head",
+        "_loop",
+        "_max_body_size",
+        "_message_start",
+        "_now",
+        "_parser",
+        "_pending",
+        "_raw_headers",
+        "_reading",
+        "_request",
+        "_served",
+        "_timer",
+        "_timer_at",
+        "_upgrade_rest",
+        "_url",
+        "_version",
+        "context",
+        "params",
+        "stream",
+    )
+
     def __init__(
         self,
         stream: BaseIOStream,
@@ -321,7 +354,6 @@ class HTTP1ServerConnection:
         self._in_head = False
         self._url = b""
         self._raw_headers: list[tuple[bytes, bytes]] = []
-        self._head_size = 0
         self._head_fed = 0  # bytes fed since the head began (-1: it began in this feed)
         self._message_start = 0.0
         self._version = "HTTP/1.1"
@@ -334,8 +366,8 @@ class HTTP1ServerConnection:
         self._body_timeout = params.body_timeout
         # Parser events held back while blocked (pipelining, flow control).
         self._blocked = False
-        self._pending: collections.deque[tuple[Callable[[Any], None], Any]] = collections.deque()
-        # One lazily re-armed timer: see _set_deadline.
+        self._pending: collections.deque[tuple[Callable[[Any], None], Any]] | None = None
+        # One lazily re-armed timer: see _update_deadline and _on_timer.
         self._deadline: float | None = None
         self._timer: object | None = None
         self._timer_at = _INF
@@ -355,6 +387,8 @@ class HTTP1ServerConnection:
 
     def close(self) -> None:
         """Close the connection now (pending responses are dropped)."""
+        self._blocked = True  # deliver nothing more, even from this read
+        self._pending = None
         self.stream.close()
 
     def _on_stream_close(self) -> None:
@@ -362,7 +396,7 @@ class HTTP1ServerConnection:
             return
         self._closed = True
         self._cancel_timer()
-        self._pending.clear()
+        self._pending = None
         self._abandon_request()
         if self._delegate is not None:
             self._delegate.on_close(self)
@@ -390,7 +424,7 @@ class HTTP1ServerConnection:
         stream = self.stream
         self._closed = self._detached = True
         self._cancel_timer()
-        self._pending.clear()
+        self._pending = None
         self._request = None
         stream.set_close_callback(None)
         stream.stop_reading()
@@ -531,19 +565,19 @@ class HTTP1ServerConnection:
         start_line = RequestStartLine(method, url.decode("latin-1"), version)  # type: ignore[arg-type]
         keep_alive = parser.should_keep_alive()
         if self._blocked:
-            self._pending.append((self._head, (start_line, headers, keep_alive)))
+            self._hold(self._head, (start_line, headers, keep_alive))
         else:
             self._head((start_line, headers, keep_alive))
 
     def on_body(self, body: bytes) -> None:
         if self._blocked:
-            self._pending.append((self._body, body))
+            self._hold(self._body, body)
         else:
             self._body(body)
 
     def on_message_complete(self) -> None:
         if self._blocked:
-            self._pending.append((self._done, None))
+            self._hold(self._done, None)
         else:
             self._done(None)
 
@@ -551,9 +585,16 @@ class HTTP1ServerConnection:
 
     def _emit(self, fn: Callable[[Any], None], arg: Any) -> None:
         if self._blocked:
-            self._pending.append((fn, arg))
+            self._hold(fn, arg)
         else:
             fn(arg)
+
+    def _hold(self, fn: Callable[[Any], None], arg: Any) -> None:
+        """Queue a parser event until _unblock (made on first need: most
+        connections never hold one, and an empty deque costs ~600 bytes)."""
+        if self._pending is None:
+            self._pending = collections.deque()
+        self._pending.append((fn, arg))
 
     def _block(self) -> None:
         self._blocked = True
@@ -745,7 +786,7 @@ class HTTP1ServerConnection:
         :data:`LINGER_SECONDS` (what nginx calls a lingering close).
         """
         self._blocked = True
-        self._pending.clear()
+        self._pending = None
         self._deadline = None
         stream = self.stream
         if stream.closed():
@@ -815,10 +856,12 @@ class HTTP1ServerConnection:
             self._timer = self._loop.call_at(deadline, self._on_timer)
             return
         address = getattr(self.context, "remote_ip", None)
-        if self._in_head or not self._served:
+        if self._in_head:
             gen_log.info("Timed out waiting for request headers from %s", address)
             self._refuse(_Refused(408, "timed out waiting for the request headers"))
         else:
+            # Nothing sent at all (a preconnected or idle socket), or a body
+            # too slow: no answer is expected, or none can be given.
             gen_log.debug("Closing a timed-out connection from %s", address)
             self.stream.close()
 
