@@ -423,7 +423,7 @@ class AsyncHTTPClient:
     _impl: ClassVar[type[AsyncHTTPClient] | None] = None
     _impl_kwargs: ClassVar[dict[str, Any]] = {}
 
-    io_loop: IOLoop
+    _loop_ref: weakref.ref[IOLoop]
     _instance_cache: weakref.WeakKeyDictionary[IOLoop, AsyncHTTPClient] | None
 
     def __new__(cls, force_instance: bool = False, **kwargs: Any) -> AsyncHTTPClient:
@@ -441,7 +441,9 @@ class AsyncHTTPClient:
             if existing is not None:
                 return existing
         self = super().__new__(impl)
-        self.io_loop = io_loop
+        # Weakly, so that the cache entry does not keep the loop alive (its
+        # idle connections still do, until they close).
+        self._loop_ref = weakref.ref(io_loop)
         self._instance_cache = cache
         self.initialize(**{**AsyncHTTPClient._impl_kwargs, **kwargs})
         if cache is not None:
@@ -495,6 +497,14 @@ class AsyncHTTPClient:
         self._opened = 0
         self._reused = 0
 
+    @property
+    def io_loop(self) -> IOLoop:
+        """The loop this client runs on (current when it was made)."""
+        loop = self._loop_ref()
+        if loop is None:
+            raise RuntimeError("the IOLoop of this AsyncHTTPClient is gone")
+        return loop
+
     @classmethod
     def configure(cls, impl: type[AsyncHTTPClient] | str | None, **kwargs: Any) -> None:
         """Choose the class ``AsyncHTTPClient()`` builds (an AsyncHTTPClient
@@ -524,8 +534,9 @@ class AsyncHTTPClient:
             return
         self._closed = True
         cache = self._instance_cache
-        if cache is not None and cache.get(self.io_loop) is self:
-            del cache[self.io_loop]
+        loop = self._loop_ref()
+        if cache is not None and loop is not None and cache.get(loop) is self:
+            del cache[loop]
         for conn in list(self._idle_order):
             self._drop_idle(conn)
         self._tcp_client.close()

@@ -9,13 +9,16 @@ reuse, the keep-alive race, queueing, timeouts, framing edge cases).
 from __future__ import annotations
 
 import datetime
+import gc
 import gzip
 import http.server
 import json
 import socket
 import ssl
+import sys
 import threading
 import urllib.parse
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -118,6 +121,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             code = int(query.get("code", "302"))
             location = "/echo" if hops == 0 else f"/redirect/{hops - 1}?code={code}"
             self._send(code, b"this body is dropped", {"Location": location})
+        elif route == "goto":
+            self._send(302, b"", {"Location": query["url"]})
         elif route == "chunked":
             self._send_chunked([b"first,", b"second,", b"third"])
         elif route == "gzip":
@@ -544,10 +549,17 @@ async def test_max_header_size(
         await stream.write(b"HTTP/1.1 200 OK\r\nX-Big: " + b"h" * 3000 + b"\r\n\r\n")
         await stream.read_bytes(1)
 
+    async def endless(stream: IOStream, n: int) -> None:
+        await _read_request(stream)
+        await stream.write(b"HTTP/1.1 200 OK\r\nX-Big: " + b"h" * 3000)
+        await stream.read_bytes(1)  # the header line never ends
+
     client = AsyncHTTPClient(force_instance=True, max_header_size=1024)
     try:
         with pytest.raises(HTTPStreamClosedError, match="max_header_size"):
             await client.fetch(raw_server(handle).url())
+        with pytest.raises(HTTPStreamClosedError, match="max_header_size"):
+            await client.fetch(raw_server(endless).url(), request_timeout=2)
     finally:
         client.close()
 
@@ -610,6 +622,23 @@ async def test_too_many_redirects_return_the_last_3xx(
     )
     assert not_followed.code == 302
     assert not_followed.body == b"this body is dropped"
+
+
+async def test_credentials_do_not_follow_a_redirect_to_another_origin(
+    http_server: _ThreadedServer, client: AsyncHTTPClient
+) -> None:
+    other = _ThreadedServer()
+    try:
+        for target, kept in ((http_server.url("/echo"), True), (other.url("/echo"), False)):
+            url = http_server.url("/goto?" + urllib.parse.urlencode({"url": target}))
+            response = await client.fetch(
+                url, auth_username="u", auth_password="p", headers={"Cookie": "c=1"}
+            )
+            assert response.effective_url == target
+            headers = _echo(response)["headers"]
+            assert ("Authorization" in headers, "Cookie" in headers) == (kept, kept)
+    finally:
+        other.stop()
 
 
 @pytest.mark.parametrize(
@@ -736,41 +765,54 @@ async def test_pools_are_per_origin(client: AsyncHTTPClient) -> None:
         second.stop()
 
 
-async def test_connection_close_is_not_pooled(
-    http_server: _ThreadedServer, client: AsyncHTTPClient
+def _answer_every_request(response: bytes) -> _Handle:
+    """A server that answers each request on a connection with ``response``
+    and keeps the connection open whatever the messages say: only the
+    client's judgement decides whether a connection is used again."""
+
+    async def handle(stream: IOStream, n: int) -> None:
+        while True:
+            await _read_request(stream)
+            await stream.write(response)
+
+    return handle
+
+
+@pytest.mark.parametrize(
+    ("response", "request_headers"),
+    [
+        (OK, {"Connection": "close"}),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", {}),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", {}),
+        # Bytes after the response: whatever they are, the connection is suspect.
+        (OK + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale", {}),
+    ],
+    ids=["request-close", "response-close", "http10", "trailing-bytes"],
+)
+async def test_connections_that_must_not_be_reused(
+    raw_server: Callable[[_Handle], _RawServer],
+    client: AsyncHTTPClient,
+    response: bytes,
+    request_headers: dict[str, str],
 ) -> None:
+    server = raw_server(_answer_every_request(response))
     for _ in range(2):
-        await client.fetch(http_server.url("/echo"), headers={"Connection": "close"})
-    assert http_server.connections == 2
-    assert client.pool_stats()["idle"] == 0
+        assert (await client.fetch(server.url(), headers=request_headers)).body == b"ok"
+    assert server.accepted == 2
+    assert client.pool_stats()["reused"] == 0
 
 
-async def test_http10_response_is_not_pooled(
+async def test_http10_keep_alive_is_reused(
     raw_server: Callable[[_Handle], _RawServer], client: AsyncHTTPClient
 ) -> None:
-    async def handle(stream: IOStream, n: int) -> None:
-        await _read_request(stream)
-        await stream.write(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        await stream.read_bytes(1)
-
-    server = raw_server(handle)
+    server = raw_server(
+        _answer_every_request(
+            b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok"
+        )
+    )
     for _ in range(2):
         assert (await client.fetch(server.url())).body == b"ok"
-    assert server.accepted == 2
-
-
-async def test_bytes_after_the_response_prevent_reuse(
-    raw_server: Callable[[_Handle], _RawServer], client: AsyncHTTPClient
-) -> None:
-    async def handle(stream: IOStream, n: int) -> None:
-        await _read_request(stream)
-        await stream.write(OK + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
-        await stream.read_bytes(1)
-
-    server = raw_server(handle)
-    for _ in range(2):
-        assert (await client.fetch(server.url())).body == b"ok"
-    assert server.accepted == 2
+    assert server.accepted == 1
 
 
 async def test_reused_connection_closed_by_server_is_retried(
@@ -1007,6 +1049,28 @@ async def test_connect_timeout_covers_the_tls_handshake(
     await closed.wait(WAIT)
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="relies on Linux dropping SYNs to a full queue")
+async def test_connect_timeout_on_a_full_backlog(client: AsyncHTTPClient) -> None:
+    """A listening socket that never accepts, with a backlog of 0: once one
+    connection waits in its queue, Linux drops further SYNs, so the
+    client's connect hangs until the connect timeout."""
+    listener = socket.socket()
+    fillers = [socket.socket() for _ in range(3)]
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        address = listener.getsockname()
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(address)
+        with pytest.raises(HTTPTimeoutError) as info:
+            await client.fetch(f"http://127.0.0.1:{address[1]}/", connect_timeout=0.1)
+        assert str(info.value) == "Timeout while connecting"
+    finally:
+        for sock in (*fillers, listener):
+            sock.close()
+
+
 async def test_slow_response_from_a_real_server(
     http_server: _ThreadedServer, client: AsyncHTTPClient
 ) -> None:
@@ -1069,6 +1133,22 @@ async def test_one_shared_client_per_loop(io_loop: IOLoop) -> None:
         assert again is not shared
     finally:
         again.close()
+
+
+def test_shared_client_does_not_keep_its_loop_alive(reactor_backend: Any) -> None:
+    loop = IOLoop(backend=reactor_backend, make_current=False)  # type: ignore[call-arg]
+    loop.make_current()
+    try:
+        client = AsyncHTTPClient()
+        assert client.io_loop is loop
+    finally:
+        IOLoop.clear_current()
+    client_ref, loop_ref = weakref.ref(client), weakref.ref(loop)
+    loop.close(all_fds=True)
+    del loop, client
+    gc.collect()
+    assert loop_ref() is None
+    assert client_ref() is None
 
 
 async def test_configure_sets_arguments_and_class(io_loop: IOLoop) -> None:
