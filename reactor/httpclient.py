@@ -563,8 +563,11 @@ class AsyncHTTPClient:
             request = HTTPRequest(url=request, **kwargs)
         elif kwargs:
             raise ValueError("keyword arguments cannot be combined with an HTTPRequest object")
-        # Headers are added to this copy, never to the caller's object.
+        # Headers are added to this copy, never to the caller's object; the
+        # defaults are applied now, so a later change to ``request`` does not
+        # reach this fetch.
         request.headers = HTTPHeaders(request.headers)
+        resolved = self._with_defaults(request)
         future: Future[HTTPResponse] = Future()
 
         def on_done(done: Future[HTTPResponse]) -> None:
@@ -578,7 +581,7 @@ class AsyncHTTPClient:
             else:
                 future_set_result_unless_cancelled(future, response)
 
-        future_add_done_callback(gen.convert_yielded(self._fetch(request)), on_done)
+        future_add_done_callback(gen.convert_yielded(self._fetch(resolved, request)), on_done)
         return future
 
     def pool_stats(self) -> dict[str, int]:
@@ -596,10 +599,10 @@ class AsyncHTTPClient:
 
     # -- one fetch: the queue, the hops of a redirect chain ------------------------
 
-    async def _fetch(self, request: HTTPRequest) -> HTTPResponse:
-        original = request
+    async def _fetch(self, resolved: HTTPRequest, original: HTTPRequest) -> HTTPResponse:
+        """Queue, send, follow redirects; resolves to the final response,
+        which is an error response (code 599) if the request failed."""
         while True:
-            resolved = self._with_defaults(request)
             exchange = _Exchange(self, resolved, original, _Target(resolved))
             queued_at = self.io_loop.time()
             try:
@@ -616,7 +619,7 @@ class AsyncHTTPClient:
                 self._release()
             if exchange.redirect is None:
                 return response
-            request = exchange.redirect
+            resolved = self._with_defaults(exchange.redirect)
 
     def _with_defaults(self, request: HTTPRequest) -> HTTPRequest:
         """A shallow copy of ``request`` with the defaults filled in (the

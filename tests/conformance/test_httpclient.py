@@ -36,7 +36,7 @@ from reactor.httpclient import (
     HTTPStreamClosedError,
     HTTPTimeoutError,
 )
-from reactor.httputil import HTTPHeaders, format_timestamp
+from reactor.httputil import HTTPHeaders, HTTPOutputError, format_timestamp
 from reactor.ioloop import IOLoop
 from reactor.iostream import IOStream, StreamClosedError
 from reactor.locks import Event
@@ -361,6 +361,10 @@ async def test_body_rules_and_bad_requests_fail_before_connecting(
         await client.fetch("ftp://127.0.0.1/x")
     with pytest.raises(ValueError, match="mutually exclusive"):
         await client.fetch(url, method="POST", body=b"x", body_producer=lambda write: None)
+    with pytest.raises(HTTPOutputError):
+        await client.fetch(url, headers={"X-Evil": "a\r\nInjected: 1"})
+    with pytest.raises(ValueError, match="path"):
+        await client.fetch(url + "a b")
     with pytest.raises(ValueError, match="keyword arguments"):
         await client.fetch(HTTPRequest(url), method="POST")
     assert client.pool_stats()["opened"] == 0
