@@ -853,7 +853,7 @@ class _Exchange:
     ``_stopped_by`` and raised again by :meth:`_feed`.
     """
 
-    # The response state, set by _reset.
+    # The response state, set by _reset when the request is sent.
     _received: bool
     _final: bool
     _complete: bool
@@ -901,7 +901,6 @@ class _Exchange:
             tls_key,
         )
         self._head = self._prepare_head()
-        self._reset()
 
     # -- the request ---------------------------------------------------------------
 
