@@ -69,6 +69,9 @@ __all__ = [
 
 _INF = float("inf")
 
+# Held answers are written once they reach this size (see _write).
+_CORK_LIMIT = 65536
+
 LINGER_SECONDS = 2.0
 """How long a refused connection reads and discards before closing; see
 :meth:`HTTP1ServerConnection._close_after_flush`."""
@@ -309,6 +312,8 @@ class HTTP1ServerConnection:
         "_body_start",
         "_body_timeout",
         "_closed",
+        "_corked",
+        "_corking",
         "_deadline",
         "_delegate",
         "_detached",
@@ -350,6 +355,9 @@ class HTTP1ServerConnection:
         self._closed = False
         self._detached = False
         self._reading = False
+        # Writes made while one read is parsed go out together: see _write.
+        self._corking = False
+        self._corked: bytes | None = None
         # The message being parsed.
         self._in_head = False
         self._url = b""
@@ -378,6 +386,10 @@ class HTTP1ServerConnection:
     def start_serving(self, delegate: HTTPServerConnectionDelegate) -> None:
         """Serve requests, asking ``delegate`` for each one's handler."""
         self._delegate = delegate
+        # Answers leave whole (one send per read, see _write): Nagle's wait
+        # for an ACK would only delay the next one (by the peer's delayed
+        # ACK, up to 40 ms, when requests are pipelined).
+        self.stream.set_nodelay(True)
         self.stream.set_close_callback(self._on_stream_close)
         self._now = now = self._loop.time()
         self._message_start = now
@@ -421,6 +433,7 @@ class HTTP1ServerConnection:
             app_log.error("Exception in callback %r", fn, exc_info=True)
 
     def _detach(self) -> BaseIOStream:
+        self._uncork()  # the 101 answer first
         stream = self.stream
         self._closed = self._detached = True
         self._cancel_timer()
@@ -441,10 +454,17 @@ class HTTP1ServerConnection:
     # -- reading ----------------------------------------------------------------------
 
     def _on_data(self, data: bytes) -> None:
-        """start_reading's callback: feed llhttp."""
+        """start_reading's callback: feed llhttp, answers held until the end."""
         if not data:  # end of input
             self._on_eof()
             return
+        self._corking = True
+        try:
+            self._feed(data)
+        finally:
+            self._uncork()
+
+    def _feed(self, data: bytes) -> None:
         self._now = self._loop.time()
         if self._in_head and self._head_fed >= 0:
             self._head_fed += len(data)
@@ -459,7 +479,7 @@ class HTTP1ServerConnection:
                 return
             if self._request is None and not self._blocked:
                 if rest:  # answered without switching: HTTP goes on
-                    self._on_data(rest)
+                    self._feed(rest)
                 return
             self._upgrade_rest = rest
             self._block()  # until the application answers
@@ -605,19 +625,23 @@ class HTTP1ServerConnection:
             return
         self._blocked = False
         pending = self._pending
-        while pending and not self._blocked and not self._closed:
-            fn, arg = pending.popleft()
-            fn(arg)
-        if self._closed or self._blocked:
-            return
-        rest = self._upgrade_rest
-        if rest is not None:
-            # The application answered an Upgrade request without switching:
-            # what followed it is HTTP again.
-            self._upgrade_rest = None
-            self._on_data(rest)
+        self._corking = True  # answers to held-back requests go out together
+        try:
+            while pending and not self._blocked and not self._closed:
+                fn, arg = pending.popleft()
+                fn(arg)
             if self._closed or self._blocked:
                 return
+            rest = self._upgrade_rest
+            if rest is not None:
+                # The application answered an Upgrade request without
+                # switching: what followed it is HTTP again.
+                self._upgrade_rest = None
+                self._feed(rest)
+                if self._closed or self._blocked:
+                    return
+        finally:
+            self._uncork()
         self._update_deadline()
         if not self._reading:
             self._reading = True
@@ -756,6 +780,18 @@ class HTTP1ServerConnection:
     # -- writing ----------------------------------------------------------------------
 
     def _write(self, data: bytes) -> Future[None]:
+        """Hand ``data`` to the stream; while a read is being parsed, hold it
+        until the end of that read (up to :data:`_CORK_LIMIT` bytes), so that
+        the answers to pipelined requests leave in one ``send``. What is held
+        counts as written: it reaches the stream before the loop runs
+        anything else."""
+        if self._corking:
+            corked = self._corked
+            data = data if corked is None else corked + data
+            if len(data) < _CORK_LIMIT:
+                self._corked = data
+                return _WRITTEN
+            self._corked = None
         try:
             return self.stream.write(data)
         except StreamClosedError as e:
@@ -763,6 +799,13 @@ class HTTP1ServerConnection:
             future.set_exception(e)
             future.exception()  # the close is reported through on_connection_close
             return future
+
+    def _uncork(self) -> None:
+        self._corking = False
+        data = self._corked
+        if data is not None:
+            self._corked = None
+            self._write(data)
 
     def _response_finished(self, request: HTTP1Connection) -> None:
         if request is not self._request or self._closed:
@@ -785,6 +828,7 @@ class HTTP1ServerConnection:
         shut down our side, then read and discard for up to
         :data:`LINGER_SECONDS` (what nginx calls a lingering close).
         """
+        self._uncork()
         self._blocked = True
         self._pending = None
         self._deadline = None
