@@ -395,7 +395,7 @@ class HTTP1ServerConnection:
         self._message_start = now
         self._update_deadline()
         self._reading = True
-        self.stream.start_reading(self._on_data)
+        self.stream.start_reading(self._on_data, views=True)
 
     def close(self) -> None:
         """Close the connection now (pending responses are dropped)."""
@@ -453,7 +453,7 @@ class HTTP1ServerConnection:
 
     # -- reading ----------------------------------------------------------------------
 
-    def _on_data(self, data: bytes) -> None:
+    def _on_data(self, data: bytes | memoryview) -> None:
         """start_reading's callback: feed llhttp, answers held until the end."""
         if not data:  # end of input
             self._on_eof()
@@ -464,7 +464,7 @@ class HTTP1ServerConnection:
         finally:
             self._uncork()
 
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, data: bytes | memoryview) -> None:
         self._now = self._loop.time()
         if self._in_head and self._head_fed >= 0:
             self._head_fed += len(data)
@@ -473,7 +473,7 @@ class HTTP1ServerConnection:
         except httptools.HttpParserUpgrade as e:
             # llhttp stops after a request with Upgrade: what follows may be
             # another protocol (if the application switches) or more HTTP.
-            rest = data[e.args[0] :]
+            rest = bytes(data[e.args[0] :])  # data may be the stream's scratch view
             if self._detached:
                 self._unread(rest)
                 return
@@ -645,7 +645,7 @@ class HTTP1ServerConnection:
         self._update_deadline()
         if not self._reading:
             self._reading = True
-            self.stream.start_reading(self._on_data)
+            self.stream.start_reading(self._on_data, views=True)
 
     def _wait_for(self, result: Awaitable[None]) -> None:
         """A delegate returned ``result``: deliver nothing more until it is done."""
