@@ -70,6 +70,9 @@ __all__ = [
 
 _INF = float("inf")
 
+# Held answers are written once they reach this size (see _write).
+_CORK_LIMIT = 65536
+
 LINGER_SECONDS = 2.0
 """How long a refused connection reads and discards before closing; see
 :meth:`HTTP1ServerConnection._close_after_flush`."""
@@ -302,6 +305,41 @@ class HTTP1ServerConnection:
     with :meth:`close`.
     """
 
+    # Slots: an idle keep-alive connection stays small, attributes are quick.
+    __slots__ = (
+        "__weakref__",
+        "_blocked",
+        "_body_size",
+        "_body_start",
+        "_body_timeout",
+        "_closed",
+        "_corked",
+        "_corking",
+        "_deadline",
+        "_delegate",
+        "_detached",
+        "_head_fed",
+        "_in_head",
+        "_loop",
+        "_max_body_size",
+        "_message_start",
+        "_now",
+        "_parser",
+        "_pending",
+        "_raw_headers",
+        "_reading",
+        "_request",
+        "_served",
+        "_timer",
+        "_timer_at",
+        "_upgrade_rest",
+        "_url",
+        "_version",
+        "context",
+        "params",
+        "stream",
+    )
+
     def __init__(
         self,
         stream: BaseIOStream,
@@ -318,11 +356,13 @@ class HTTP1ServerConnection:
         self._closed = False
         self._detached = False
         self._reading = False
+        # Writes made while one read is parsed go out together: see _write.
+        self._corking = False
+        self._corked: bytes | None = None
         # The message being parsed.
         self._in_head = False
         self._url = b""
         self._raw_headers: list[tuple[bytes, bytes]] = []
-        self._head_size = 0
         self._head_fed = 0  # bytes fed since the head began (-1: it began in this feed)
         self._message_start = 0.0
         self._version = "HTTP/1.1"
@@ -335,8 +375,8 @@ class HTTP1ServerConnection:
         self._body_timeout = params.body_timeout
         # Parser events held back while blocked (pipelining, flow control).
         self._blocked = False
-        self._pending: collections.deque[tuple[Callable[[Any], None], Any]] = collections.deque()
-        # One lazily re-armed timer: see _set_deadline.
+        self._pending: collections.deque[tuple[Callable[[Any], None], Any]] | None = None
+        # One lazily re-armed timer: see _update_deadline and _on_timer.
         self._deadline: float | None = None
         self._timer: object | None = None
         self._timer_at = _INF
@@ -347,15 +387,21 @@ class HTTP1ServerConnection:
     def start_serving(self, delegate: HTTPServerConnectionDelegate) -> None:
         """Serve requests, asking ``delegate`` for each one's handler."""
         self._delegate = delegate
+        # Answers leave whole (one send per read, see _write): Nagle's wait
+        # for an ACK would only delay the next one (by the peer's delayed
+        # ACK, up to 40 ms, when requests are pipelined).
+        self.stream.set_nodelay(True)
         self.stream.set_close_callback(self._on_stream_close)
         self._now = now = self._loop.time()
         self._message_start = now
         self._update_deadline()
         self._reading = True
-        self.stream.start_reading(self._on_data)
+        self.stream.start_reading(self._on_data, views=True)
 
     def close(self) -> None:
         """Close the connection now (pending responses are dropped)."""
+        self._blocked = True  # deliver nothing more, even from this read
+        self._pending = None
         self.stream.close()
 
     def _on_stream_close(self) -> None:
@@ -363,7 +409,7 @@ class HTTP1ServerConnection:
             return
         self._closed = True
         self._cancel_timer()
-        self._pending.clear()
+        self._pending = None
         self._abandon_request()
         if self._delegate is not None:
             self._delegate.on_close(self)
@@ -388,10 +434,11 @@ class HTTP1ServerConnection:
             app_log.error("Exception in callback %r", fn, exc_info=True)
 
     def _detach(self) -> BaseIOStream:
+        self._uncork()  # the 101 answer first
         stream = self.stream
         self._closed = self._detached = True
         self._cancel_timer()
-        self._pending.clear()
+        self._pending = None
         self._request = None
         stream.set_close_callback(None)
         stream.stop_reading()
@@ -407,11 +454,18 @@ class HTTP1ServerConnection:
 
     # -- reading ----------------------------------------------------------------------
 
-    def _on_data(self, data: bytes) -> None:
-        """start_reading's callback: feed llhttp."""
+    def _on_data(self, data: bytes | memoryview) -> None:
+        """start_reading's callback: feed llhttp, answers held until the end."""
         if not data:  # end of input
             self._on_eof()
             return
+        self._corking = True
+        try:
+            self._feed(data)
+        finally:
+            self._uncork()
+
+    def _feed(self, data: bytes | memoryview) -> None:
         self._now = self._loop.time()
         if self._in_head and self._head_fed >= 0:
             self._head_fed += len(data)
@@ -420,13 +474,13 @@ class HTTP1ServerConnection:
         except httptools.HttpParserUpgrade as e:
             # llhttp stops after a request with Upgrade: what follows may be
             # another protocol (if the application switches) or more HTTP.
-            rest = data[e.args[0] :]
+            rest = bytes(data[e.args[0] :])  # data may be the stream's scratch view
             if self._detached:
                 self._unread(rest)
                 return
             if self._request is None and not self._blocked:
                 if rest:  # answered without switching: HTTP goes on
-                    self._on_data(rest)
+                    self._feed(rest)
                 return
             self._upgrade_rest = rest
             self._block()  # until the application answers
@@ -532,19 +586,19 @@ class HTTP1ServerConnection:
         start_line = RequestStartLine(method, url.decode("latin-1"), version)  # type: ignore[arg-type]
         keep_alive = parser.should_keep_alive()
         if self._blocked:
-            self._pending.append((self._head, (start_line, headers, keep_alive)))
+            self._hold(self._head, (start_line, headers, keep_alive))
         else:
             self._head((start_line, headers, keep_alive))
 
     def on_body(self, body: bytes) -> None:
         if self._blocked:
-            self._pending.append((self._body, body))
+            self._hold(self._body, body)
         else:
             self._body(body)
 
     def on_message_complete(self) -> None:
         if self._blocked:
-            self._pending.append((self._done, None))
+            self._hold(self._done, None)
         else:
             self._done(None)
 
@@ -552,9 +606,16 @@ class HTTP1ServerConnection:
 
     def _emit(self, fn: Callable[[Any], None], arg: Any) -> None:
         if self._blocked:
-            self._pending.append((fn, arg))
+            self._hold(fn, arg)
         else:
             fn(arg)
+
+    def _hold(self, fn: Callable[[Any], None], arg: Any) -> None:
+        """Queue a parser event until _unblock (made on first need: most
+        connections never hold one, and an empty deque costs ~600 bytes)."""
+        if self._pending is None:
+            self._pending = collections.deque()
+        self._pending.append((fn, arg))
 
     def _block(self) -> None:
         self._blocked = True
@@ -565,23 +626,27 @@ class HTTP1ServerConnection:
             return
         self._blocked = False
         pending = self._pending
-        while pending and not self._blocked and not self._closed:
-            fn, arg = pending.popleft()
-            fn(arg)
-        if self._closed or self._blocked:
-            return
-        rest = self._upgrade_rest
-        if rest is not None:
-            # The application answered an Upgrade request without switching:
-            # what followed it is HTTP again.
-            self._upgrade_rest = None
-            self._on_data(rest)
+        self._corking = True  # answers to held-back requests go out together
+        try:
+            while pending and not self._blocked and not self._closed:
+                fn, arg = pending.popleft()
+                fn(arg)
             if self._closed or self._blocked:
                 return
+            rest = self._upgrade_rest
+            if rest is not None:
+                # The application answered an Upgrade request without
+                # switching: what followed it is HTTP again.
+                self._upgrade_rest = None
+                self._feed(rest)
+                if self._closed or self._blocked:
+                    return
+        finally:
+            self._uncork()
         self._update_deadline()
         if not self._reading:
             self._reading = True
-            self.stream.start_reading(self._on_data)
+            self.stream.start_reading(self._on_data, views=True)
 
     def _wait_for(self, result: Awaitable[None]) -> None:
         """A delegate returned ``result``: deliver nothing more until it is done."""
@@ -716,6 +781,18 @@ class HTTP1ServerConnection:
     # -- writing ----------------------------------------------------------------------
 
     def _write(self, data: bytes) -> Future[None]:
+        """Hand ``data`` to the stream; while a read is being parsed, hold it
+        until the end of that read (up to :data:`_CORK_LIMIT` bytes), so that
+        the answers to pipelined requests leave in one ``send``. What is held
+        counts as written: it reaches the stream before the loop runs
+        anything else."""
+        if self._corking:
+            corked = self._corked
+            data = data if corked is None else corked + data
+            if len(data) < _CORK_LIMIT:
+                self._corked = data
+                return _done_future()
+            self._corked = None
         try:
             return self.stream.write(data)
         except StreamClosedError as e:
@@ -723,6 +800,13 @@ class HTTP1ServerConnection:
             future.set_exception(e)
             future.exception()  # the close is reported through on_connection_close
             return future
+
+    def _uncork(self) -> None:
+        self._corking = False
+        data = self._corked
+        if data is not None:
+            self._corked = None
+            self._write(data)
 
     def _response_finished(self, request: HTTP1Connection) -> None:
         if request is not self._request or self._closed:
@@ -745,8 +829,9 @@ class HTTP1ServerConnection:
         shut down our side, then read and discard for up to
         :data:`LINGER_SECONDS` (what nginx calls a lingering close).
         """
+        self._uncork()
         self._blocked = True
-        self._pending.clear()
+        self._pending = None
         self._deadline = None
         stream = self.stream
         if stream.closed():
@@ -816,10 +901,12 @@ class HTTP1ServerConnection:
             self._timer = self._loop.call_at(deadline, self._on_timer)
             return
         address = getattr(self.context, "remote_ip", None)
-        if self._in_head or not self._served:
+        if self._in_head:
             gen_log.info("Timed out waiting for request headers from %s", address)
             self._refuse(_Refused(408, "timed out waiting for the request headers"))
         else:
+            # Nothing sent at all (a preconnected or idle socket), or a body
+            # too slow: no answer is expected, or none can be given.
             gen_log.debug("Closing a timed-out connection from %s", address)
             self.stream.close()
 

@@ -221,6 +221,7 @@ class BaseIOStream:
         "_read_regex",
         "_read_scan",
         "_read_target",
+        "_read_views",
         "_recv",
         "_send",
         "_write_buffer_size",
@@ -269,7 +270,8 @@ class BaseIOStream:
         self._read_scan = 0  # where the delimiter search resumes
         self._read_target: memoryview | None = None  # read_into's buffer
         self._read_filled = 0
-        self._read_callback: Callable[[bytes], object] | None = None  # start_reading's
+        self._read_callback: Callable[[Any], object] | None = None  # start_reading's
+        self._read_views = False
         self._eof = False  # the fd reported end of input
         self._drained = False  # the last read found the fd empty
 
@@ -450,7 +452,7 @@ class BaseIOStream:
         self._read_more()
         return future
 
-    def start_reading(self, callback: Callable[[bytes], object]) -> None:
+    def start_reading(self, callback: Callable[[Any], object], views: bool = False) -> None:
         """Hand every piece of data to ``callback(data)`` as it arrives, until
         :meth:`stop_reading` or the close.
 
@@ -463,10 +465,15 @@ class BaseIOStream:
         On a pipe, end of input closes the stream. An exception from
         ``callback`` is logged and closes the stream. Raises RuntimeError if
         a ``read_*`` is pending.
+
+        ``views=True`` saves a copy per read: the callback then gets a
+        memoryview of the stream's scratch buffer, valid only until it
+        returns (a parser that copies what it keeps can take it as it is).
         """
         if self.reading():
             raise RuntimeError("a read is pending: start_reading needs the stream to itself")
         self._read_callback = callback
+        self._read_views = views
         buf = self._read_buffer
         if len(buf) > self._read_pos:
             data = bytes(buf[self._read_pos :])
@@ -760,7 +767,7 @@ class BaseIOStream:
             if callback is None:  # stopped while this chunk was on its way
                 self._read_buffer += view[:n]
                 return
-            callback(view[:n].tobytes())
+            callback(view[:n] if self._read_views else view[:n].tobytes())
             if self._closed or self._read_callback is None:
                 return
             if n < size and self._short_read_drains and not drain:

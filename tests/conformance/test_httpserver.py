@@ -386,7 +386,10 @@ async def test_slow_header_client_is_cut_off_while_others_are_served(io_loop: IO
         await stream.write(b"GET / HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n")
         assert status_of(await stream.read_until_close()) == 200
         served += 1
-        await slow.write(b"X-Drip: 1\r\n")  # a slowloris: one header at a time
+        try:
+            await slow.write(b"X-Drip: 1\r\n")  # a slowloris: one header at a time
+        except StreamClosedError:
+            break  # cut off (the close callback runs on the next iteration)
         await gen.sleep(0.02)
     elapsed = io_loop.time() - start_time
     assert 0.25 < elapsed < 2.0
@@ -396,10 +399,14 @@ async def test_slow_header_client_is_cut_off_while_others_are_served(io_loop: IO
     server.stop()
 
 
-async def test_silent_connection_is_cut_off_at_the_header_timeout(io_loop: IOLoop) -> None:
+async def test_silent_connection_is_closed_at_the_header_timeout(io_loop: IOLoop) -> None:
+    """A connection that never sends a byte is closed without an answer (it
+    may be a browser's preconnect: there is no request to answer)."""
     server, port = start(Recorder(), header_timeout=0.1)
     stream = await connect(port)
-    assert_refused(await stream.read_until_close(), 408)
+    start_time = io_loop.time()
+    assert await stream.read_until_close() == b""
+    assert io_loop.time() - start_time >= 0.09
     server.stop()
 
 
