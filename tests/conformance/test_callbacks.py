@@ -235,6 +235,25 @@ def test_add_future_with_reactor_future(io_loop: IOLoop) -> None:
     assert wait_for(io_loop, got) == 42
 
 
+def test_add_future_callback_runs_in_the_iteration_after_completion(io_loop: IOLoop) -> None:
+    """A future of this loop completed in one iteration has the add_future
+    callback run in the next, before a callback added after the completion:
+    not queued once more for a later iteration."""
+    future: Future[int] = Future()
+    order: list[str] = []
+    done: Future[None] = Future()
+    io_loop.add_future(future, lambda f: order.append(f"callback {f.result()}"))
+
+    def complete() -> None:
+        future.set_result(1)
+        io_loop.add_callback(order.append, "added after set_result")
+        io_loop.add_callback(io_loop.add_callback, done.set_result, None)
+
+    io_loop.add_callback(complete)
+    wait_for(io_loop, done)
+    assert order == ["callback 1", "added after set_result"]
+
+
 def test_add_future_with_concurrent_future_completed_by_a_thread(io_loop: IOLoop) -> None:
     got: Future[tuple[int, bool]] = Future()
     loop_thread = threading.get_ident()
