@@ -12,6 +12,7 @@ body it was sent, anything else is a 404.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 import backends
@@ -77,10 +78,16 @@ def _demo(args: argparse.Namespace) -> int:
         "(Ctrl-C stops)",
         flush=True,
     )
-    try:
-        loop.start()
-    except KeyboardInterrupt:
-        print("reactor demo: stopped")
+    # Ctrl-C (and SIGTERM) stop the loop cleanly. Installed explicitly: a
+    # shell or supervisor that started us in the background may have set
+    # SIGINT to be ignored, and Python then never raises KeyboardInterrupt.
+    def stop(signum: int, frame: object) -> None:
+        loop.add_callback_from_signal(loop.stop)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    loop.start()
+    print("reactor demo: stopped")
     return 0
 
 
