@@ -78,6 +78,7 @@ def _demo(args: argparse.Namespace) -> int:
         "(Ctrl-C stops)",
         flush=True,
     )
+
     # Ctrl-C (and SIGTERM) stop the loop cleanly. Installed explicitly: a
     # shell or supervisor that started us in the background may have set
     # SIGINT to be ignored, and Python then never raises KeyboardInterrupt.
