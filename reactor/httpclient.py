@@ -91,10 +91,9 @@ _DEFAULT_MAX_BUFFER_SIZE = 100 * 1024 * 1024
 _SUPPORTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
-# What may be sent: a token for methods and header names; header values and
-# the request target without control characters (no CR/LF injection).
+# What may be sent: a token for a method, a request target without control
+# characters (no CR/LF injection; header values are checked by HTTPHeaders).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
 
 
@@ -941,15 +940,9 @@ class _Exchange:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         if request.decompress_response:
             headers["Accept-Encoding"] = "gzip"
-        lines = [f"{request.method} {target.path} HTTP/1.1\r\n".encode()]
-        for name, value in headers.get_all():
-            if type(value) is not str:
-                value = str(value)
-            if not _TOKEN.match(name) or _BAD_VALUE.search(value):
-                raise HTTPOutputError(f"invalid header {name!r}: {value[:100]!r}")
-            lines.append(f"{name}: {value}\r\n".encode("latin-1"))
-        lines.append(b"\r\n")
-        return b"".join(lines)
+        # headers._encode() refuses CR, LF and other control characters.
+        start = f"{request.method} {target.path} HTTP/1.1\r\n".encode()
+        return start + headers._encode() + b"\r\n"
 
     async def _send_body(self, stream: IOStream) -> None:
         request = self.request
