@@ -675,14 +675,20 @@ class HTTP1ServerConnection:
     def _check(self, future: Future[None]) -> bool:
         try:
             future.result()
-        except HTTPInputError as e:
-            self._refuse(_Refused(400, str(e)))
-            return False
-        except Exception:
-            app_log.error("Uncaught exception handling %r", self._request, exc_info=True)
-            self._refuse(_Refused(500, "internal error"))
+        except Exception as e:
+            self._delegate_failed(e, "an awaitable of the request handler")
             return False
         return True
+
+    def _delegate_failed(self, error: Exception, where: str) -> None:
+        """A delegate raised ``error``: an HTTPInputError is the client's
+        (400, logged as a refusal); anything else is the application's
+        (500, logged with its traceback)."""
+        if isinstance(error, HTTPInputError):
+            self._refuse(_Refused(400, str(error)))
+            return
+        app_log.error("Uncaught exception in %s", where, exc_info=error)
+        self._refuse(_Refused(500, "internal error"))
 
     def _head(self, args: tuple[RequestStartLine, HTTPHeaders, bool]) -> None:
         start_line, headers, keep_alive = args
@@ -705,12 +711,8 @@ class HTTP1ServerConnection:
             ):
                 request._expect_continue = True
             result = delegate.headers_received(start_line, headers)
-        except HTTPInputError as e:
-            self._refuse(_Refused(400, str(e)))
-            return
-        except Exception:
-            app_log.error("Uncaught exception in headers_received", exc_info=True)
-            self._refuse(_Refused(500, "internal error"))
+        except Exception as e:
+            self._delegate_failed(e, "headers_received")
             return
         if result is not None:
             self._wait_for(result)
@@ -727,12 +729,8 @@ class HTTP1ServerConnection:
             return
         try:
             result = request._delegate.data_received(chunk)
-        except HTTPInputError as e:
-            self._refuse(_Refused(400, str(e)))
-            return
-        except Exception:
-            app_log.error("Uncaught exception in data_received", exc_info=True)
-            self._refuse(_Refused(500, "internal error"))
+        except Exception as e:
+            self._delegate_failed(e, "data_received")
             return
         if result is not None:
             self._wait_for(result)
@@ -746,12 +744,8 @@ class HTTP1ServerConnection:
         self._body_timeout = self.params.body_timeout
         try:
             request._delegate.finish()
-        except HTTPInputError as e:
-            self._refuse(_Refused(400, str(e)))
-            return
-        except Exception:
-            app_log.error("Uncaught exception in the request handler", exc_info=True)
-            self._refuse(_Refused(500, "internal error"))
+        except Exception as e:
+            self._delegate_failed(e, "the request handler")
             return
         if not request.finished and self._request is request:
             self._block()  # until _response_finished: responses go out in order
