@@ -45,7 +45,6 @@ import base64
 import collections
 import copy
 import functools
-import importlib
 import io
 import re
 import socket
@@ -71,7 +70,13 @@ from reactor.httputil import HTTPHeaders, HTTPOutputError, format_timestamp, res
 from reactor.ioloop import IOLoop, _new_future
 from reactor.iostream import IOStream, SSLIOStream, StreamClosedError
 from reactor.log import gen_log
-from reactor.netutil import OverrideResolver, Resolver, is_valid_ip, ssl_options_to_context
+from reactor.netutil import (
+    OverrideResolver,
+    Resolver,
+    _import_class,
+    is_valid_ip,
+    ssl_options_to_context,
+)
 from reactor.tcpclient import TCPClient
 
 __all__ = [
@@ -776,15 +781,6 @@ class AsyncHTTPClient:
             if len(self._ssl_contexts) < 64:
                 self._ssl_contexts[key] = context
         return key, context
-
-
-def _import_class(path: str) -> Any:
-    module_name, sep, name = path.partition(":")
-    if not sep:
-        module_name, _, name = path.rpartition(".")
-    if not module_name or not name:
-        raise ImportError(f"{path!r} is not an import path ('package.module.Class')")
-    return getattr(importlib.import_module(module_name), name)
 
 
 # -- one request on one connection -------------------------------------------------
