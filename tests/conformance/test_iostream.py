@@ -37,7 +37,7 @@ from reactor.iostream import (
     StreamClosedError,
     UnsatisfiableReadError,
 )
-from reactor.testing import bind_unused_port
+from reactor.testing import ExpectLog, bind_unused_port
 from tests.conformance.conftest import TLSCertificate
 from tests.util import WAIT
 
@@ -720,6 +720,140 @@ async def test_data_sent_just_before_close_is_read(io_loop: IOLoop, cleanup: Cle
     assert stream.closed()
     assert await stream.read_until(b":") == b"kept:"
     assert await stream.read_until_close() == b"1234"
+
+
+# -- push-mode reading: start_reading / stop_reading -------------------------------
+
+
+class Collector:
+    """A start_reading callback: keeps what arrives; ``wait_for(n)`` until n bytes."""
+
+    def __init__(self, io_loop: IOLoop) -> None:
+        self.io_loop = io_loop
+        self.pieces: list[bytes] = []
+        self.types: set[type] = set()
+        self.eof = Future[None]()
+        self._waiter: tuple[int, Future[None]] | None = None
+
+    def __call__(self, data: bytes | memoryview) -> None:
+        self.types.add(type(data))
+        if not data:
+            self.eof.set_result(None)
+            return
+        self.pieces.append(bytes(data))  # a view is only valid during the call
+        if self._waiter is not None and len(self.data) >= self._waiter[0]:
+            self._waiter[1].set_result(None)
+            self._waiter = None
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.pieces)
+
+    async def wait_for(self, n: int) -> bytes:
+        if len(self.data) < n:
+            future = Future[None]()
+            self._waiter = (n, future)
+            await gen.with_timeout(self.io_loop.time() + WAIT, future)
+        return self.data
+
+
+async def test_start_reading_delivers_what_arrives(io_loop: IOLoop, cleanup: Cleanup[Any]) -> None:
+    stream, peer = stream_and_peer(cleanup)
+    got = Collector(io_loop)
+    stream.start_reading(got)
+    peer.sendall(b"first")
+    assert await got.wait_for(5) == b"first"
+    payload = random_bytes(1024 * 1024)  # many reads' worth, all of it, in order
+    peer.sendall(payload)
+    assert await got.wait_for(5 + len(payload)) == b"first" + payload
+    assert got.types == {bytes}
+
+
+async def test_start_reading_hands_over_buffered_data_first(
+    io_loop: IOLoop, cleanup: Cleanup[Any]
+) -> None:
+    stream, peer = stream_and_peer(cleanup)
+    peer.sendall(b"line\nrest")
+    assert await stream.read_until(b"\n") == b"line\n"
+    await consumed(stream)  # "rest" is in the stream's buffer, not the kernel's
+    got = Collector(io_loop)
+    stream.start_reading(got)
+    assert got.data == b"rest"  # within the call
+    peer.sendall(b"+more")
+    assert await got.wait_for(9) == b"rest+more"
+
+
+async def test_start_reading_with_views(io_loop: IOLoop, cleanup: Cleanup[Any]) -> None:
+    stream, peer = stream_and_peer(cleanup)
+    got = Collector(io_loop)
+    stream.start_reading(got, views=True)
+    peer.sendall(b"viewed")
+    assert await got.wait_for(6) == b"viewed"
+    assert got.types == {memoryview}
+
+
+async def test_start_reading_end_of_input_is_a_half_close(
+    io_loop: IOLoop, cleanup: Cleanup[Any]
+) -> None:
+    """b"" once at the peer's FIN; the stream stays open so a reply can go out."""
+    stream, peer = stream_and_peer(cleanup)
+    got = Collector(io_loop)
+    stream.start_reading(got)
+    peer.sendall(b"question")
+    peer.shutdown(socket.SHUT_WR)
+    await gen.with_timeout(io_loop.time() + WAIT, got.eof)
+    assert got.data == b"question"
+    assert not stream.closed()
+    await stream.write(b"answer")
+    stream.close()
+    assert recv_until_eof(peer) == b"answer"
+
+
+async def test_stop_reading_pauses_and_keeps_the_data(
+    io_loop: IOLoop, cleanup: Cleanup[Any]
+) -> None:
+    stream, peer = stream_and_peer(cleanup)
+    got = Collector(io_loop)
+    stream.start_reading(got)
+    peer.sendall(b"one")
+    await got.wait_for(3)
+    stream.stop_reading()
+    peer.sendall(b"two")
+    for _ in range(5):
+        await gen.moment
+    assert got.data == b"one"  # nothing delivered while stopped
+    assert await stream.read_bytes(3) == b"two"  # back to read_*: nothing lost
+    peer.sendall(b"three")
+    stream.start_reading(got)
+    assert await got.wait_for(8) == b"onethree"
+
+
+async def test_start_reading_refuses_while_a_read_is_pending(
+    io_loop: IOLoop, cleanup: Cleanup[Any]
+) -> None:
+    stream, peer = stream_and_peer(cleanup)
+    pending = stream.read_bytes(1)
+    with pytest.raises(RuntimeError, match="a read is pending"):
+        stream.start_reading(Collector(io_loop))
+    peer.sendall(b"x")
+    assert await pending == b"x"
+
+
+async def test_start_reading_callback_error_is_logged_and_closes(
+    io_loop: IOLoop, cleanup: Cleanup[Any]
+) -> None:
+    stream, peer = stream_and_peer(cleanup)
+    closed = Future[None]()
+    stream.set_close_callback(lambda: closed.set_result(None))
+
+    def boom(data: bytes) -> None:
+        raise ValueError("callback failed on purpose")
+
+    stream.start_reading(boom)
+    with ExpectLog("reactor.general", "Uncaught exception"):
+        peer.sendall(b"x")
+        await gen.with_timeout(io_loop.time() + WAIT, closed)
+    assert isinstance(stream.error, ValueError)
 
 
 # -- pipes -----------------------------------------------------------------------
