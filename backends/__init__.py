@@ -1,6 +1,6 @@
 """The registry of event-loop backends: which exist, which work here, and why.
 
-A backend is either a :class:`~backends.base.Poller` (run under reactor's own
+A backend is either a :class:`~reactor.backends.pollers.base.Poller` (run under reactor's own
 loop, :class:`reactor.ioloop.PollIOLoop`) or a complete
 :class:`reactor.ioloop.IOLoop` implementation (the asyncio bridge).
 
@@ -124,37 +124,37 @@ BACKENDS: dict[str, Backend] = {
     for b in [
         Backend(
             "epoll",
-            "backends.epollpoller:EpollPoller",
+            "reactor.backends.pollers.epollpoller:EpollPoller",
             "Linux epoll(7) under reactor's native loop; O(1) in idle fds",
             _probe_epoll,
         ),
         Backend(
             "kqueue",
-            "backends.kqueuepoller:KqueuePoller",
+            "reactor.backends.pollers.kqueuepoller:KqueuePoller",
             "BSD/macOS kqueue(2) under reactor's native loop; O(1) in idle fds",
             _probe_kqueue,
         ),
         Backend(
             "poll",
-            "backends.pollpoller:PollPoller",
+            "reactor.backends.pollers.pollpoller:PollPoller",
             "POSIX poll(2) under reactor's native loop; no fd limit, O(n) per wait",
             _probe_poll,
         ),
         Backend(
             "select",
-            "backends.selectpoller:SelectPoller",
+            "reactor.backends.pollers.selectpoller:SelectPoller",
             "select(2) under reactor's native loop; fds < FD_SETSIZE (1024), O(n)",
             _probe_select,
         ),
         Backend(
             "asyncio",
-            "backends.asyncioloop:AsyncioLoop",
+            "reactor.backends.loops.asyncioloop:AsyncioLoop",
             "the asyncio bridge on the standard library's default event loop",
             _probe_asyncio,
         ),
         Backend(
             "uvloop",
-            "backends.asyncioloop:UvloopLoop",
+            "reactor.backends.loops.asyncioloop:UvloopLoop",
             "the asyncio bridge on uvloop (libuv)",
             _probe_uvloop,
         ),
@@ -194,7 +194,7 @@ def get(spec: str | type | None = None) -> tuple[str, type]:
 
     ``spec`` is a registry name, ``package.module:Class``, the name of an entry
     point in the ``reactor.backends`` group, a class, or None for the default.
-    The class is a :class:`~backends.base.Poller` or an IOLoop subclass.
+    The class is a :class:`~reactor.backends.pollers.base.Poller` or an IOLoop subclass.
 
     Raises :class:`BackendError`, listing what is available, for anything
     unknown or unusable here. It never falls back silently.

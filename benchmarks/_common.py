@@ -75,7 +75,7 @@ def unavailable_reason(name: str) -> str | None:
     to be available.
     """
     if name.startswith("reactor-"):
-        import backends
+        from reactor import backends
 
         return backends.available().get(name.removeprefix("reactor-"), "unknown backend")
     module = {"uvloop": "uvloop", "tornado": "tornado"}.get(name)

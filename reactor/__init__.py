@@ -1,7 +1,7 @@
 """reactor: an asynchronous networking library with interchangeable event loops.
 
 Importing reactor chooses no backend; the first :class:`reactor.ioloop.IOLoop`
-does (see :mod:`backends`).
+does (see :mod:`reactor.backends`).
 """
 
 version = "0.1.0"

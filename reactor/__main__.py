@@ -15,7 +15,7 @@ import argparse
 import signal
 import sys
 
-import backends
+from reactor import backends
 
 
 def _backends(args: argparse.Namespace) -> int:

@@ -48,7 +48,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from backends.base import ERROR, READ, WRITE
+from reactor.backends.pollers.base import ERROR, READ, WRITE
 from reactor.log import app_log
 
 if TYPE_CHECKING:

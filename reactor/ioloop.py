@@ -3,7 +3,7 @@
 :class:`IOLoop` is the interface every backend implements; its docstrings are
 the contract. :class:`PollIOLoop` is reactor's own loop, run over one of the
 native pollers in :mod:`backends` (select, poll, epoll, kqueue). The asyncio
-bridge (:mod:`backends.asyncioloop`) implements the same interface on an
+bridge (:mod:`reactor.backends.loops.asyncioloop`) implements the same interface on an
 asyncio event loop.
 
 ``IOLoop()`` picks the backend: the ``backend=`` argument, else
@@ -32,9 +32,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union
 
-import backends
-from backends.base import ERROR, READ, WRITE, Poller
+from reactor import backends
 from reactor.asyncio_view import NativeAsyncioLoop, _DirectCallback
+from reactor.backends.pollers.base import ERROR, READ, WRITE, Poller
 from reactor.concurrent import FUTURES, Future, _LoopFuture, copy_future_state
 from reactor.log import app_log, gen_log
 
@@ -71,7 +71,7 @@ class _LoopMeta(type):
             if not issubclass(impl, IOLoop):
                 raise backends.BackendError(
                     f"backend {name!r} resolved to {impl!r}, which is neither "
-                    "a backends.base.Poller nor a reactor.ioloop.IOLoop subclass"
+                    "a reactor.backends.pollers.base.Poller nor a reactor.ioloop.IOLoop subclass"
                 )
             return type.__call__(impl, *args, **kwargs)
         return super().__call__(*args, **kwargs)
@@ -100,7 +100,7 @@ class IOLoop(metaclass=_LoopMeta):
     leaves the current loop alone.
     """
 
-    # Events for add_handler / update_handler; see backends.base.
+    # Events for add_handler / update_handler; see reactor.backends.pollers.base.
     NONE = 0
     READ = READ
     WRITE = WRITE
@@ -171,7 +171,7 @@ class IOLoop(metaclass=_LoopMeta):
             owner = getattr(running, "_io_loop", None)  # a native loop's asyncio view
             if isinstance(owner, IOLoop):
                 return owner
-            from backends.asyncioloop import AsyncioLoop
+            from reactor.backends.loops.asyncioloop import AsyncioLoop
 
             return AsyncioLoop.for_asyncio_loop(running)
         if not instance:
@@ -583,7 +583,7 @@ def _as_future(result: Any) -> Future[Any]:
 class PollIOLoop(IOLoop):
     """reactor's native loop, over one of the pollers in :mod:`backends`.
 
-    ``backend`` is a :class:`~backends.base.Poller` instance, a Poller class,
+    ``backend`` is a :class:`~reactor.backends.pollers.base.Poller` instance, a Poller class,
     or the name/spec of a native backend (None: the default native one).
     """
 

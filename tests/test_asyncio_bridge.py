@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-import backends
-from backends.asyncioloop import AsyncioLoop
+from reactor import backends
+from reactor.backends.loops.asyncioloop import AsyncioLoop
 from reactor.ioloop import IOLoop
 
 LOOP_FACTORIES = {"asyncio": asyncio.new_event_loop}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import backends
+from reactor import backends
 
 ROOT = Path(__file__).resolve().parent.parent
 AVAILABLE = [name for name, reason in backends.available().items() if reason is None]

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-import backends
+from reactor import backends
 
 ROOT = Path(__file__).resolve().parent.parent
 

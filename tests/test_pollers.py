@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-import backends
-from backends.base import ERROR, READ, WRITE, Poller, PollerSelector
+from reactor import backends
+from reactor.backends.pollers.base import ERROR, READ, WRITE, Poller, PollerSelector
 from reactor.ioloop import IOLoop, PollIOLoop
 from reactor.testing.kqueue_emulation import EmulatedKqueuePoller
 
@@ -106,7 +106,7 @@ def test_selector_view_runs_stdlib_asyncio(poller: Poller) -> None:
 
 
 def test_select_refuses_fds_beyond_fd_setsize() -> None:
-    from backends.selectpoller import FD_SETSIZE, SelectPoller
+    from reactor.backends.pollers.selectpoller import FD_SETSIZE, SelectPoller
 
     poller = SelectPoller()
     with pytest.raises(ValueError, match="FD_SETSIZE") as info:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import backends
-from backends.base import Poller
-from backends.pollpoller import PollPoller
+from reactor import backends
+from reactor.backends.pollers.base import Poller
+from reactor.backends.pollers.pollpoller import PollPoller
 from reactor.ioloop import IOLoop, PollIOLoop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,7 +110,7 @@ def test_configure_checks_at_once(clean_configuration: None) -> None:
 
 
 def test_module_class_spec(clean_configuration: None) -> None:
-    loop = IOLoop(backend="backends.pollpoller:PollPoller", make_current=False)
+    loop = IOLoop(backend="reactor.backends.pollers.pollpoller:PollPoller", make_current=False)
     try:
         assert isinstance(loop, PollIOLoop) and loop.backend_name == "poll"
     finally:
@@ -140,7 +140,7 @@ def test_entry_point_backend(tmp_path: Path) -> None:
     package.write_text(
         textwrap.dedent(
             """
-            from backends.pollpoller import PollPoller
+            from reactor.backends.pollers.pollpoller import PollPoller
 
             class FancyPoller(PollPoller):
                 name = "fancy"

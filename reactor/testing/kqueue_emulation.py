@@ -27,7 +27,7 @@ import os
 import select
 from typing import Any
 
-from backends.kqueuepoller import KqueuePoller
+from reactor.backends.pollers.kqueuepoller import KqueuePoller
 
 KQ_FILTER_READ = -1
 KQ_FILTER_WRITE = -2

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-import backends
+from reactor import backends
 from reactor.ioloop import IOLoop
 from reactor.testing import bind_unused_port, get_async_test_timeout
 from reactor.testing.kqueue_emulation import EmulatedKqueuePoller

@@ -22,11 +22,10 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from reactor.backends.pollers.base import READ, WRITE
 from reactor.concurrent import FUTURES
 from reactor.ioloop import FileLike, IOLoop, _as_future, _current
 from reactor.log import gen_log
-
-from .base import READ, WRITE
 
 
 class AsyncioLoop(IOLoop):
