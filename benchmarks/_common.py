@@ -9,7 +9,9 @@ median, the min-max range and the ratio of the median to a baseline's
 (asyncio's default event loop unless a case says otherwise).
 
 This module is imported, never run. Importing it puts the checkout it lives
-in on ``sys.path``, so the scripts benchmark that checkout, installed or not.
+in on ``sys.path``, so the scripts benchmark that checkout, installed or not;
+with ``REACTOR_BENCH_TREE`` set, that checkout instead (how ``bench_http.py
+--baseline-tree`` runs the commit before a change beside it).
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if (ROOT / "reactor").is_dir() and str(ROOT) not in sys.path:
-    # Benchmark the checkout this script lives in, installed or not.
-    sys.path.insert(0, str(ROOT))
+TREE = Path(os.environ.get("REACTOR_BENCH_TREE") or ROOT)
+if (TREE / "reactor").is_dir():
+    # Benchmark the checkout this script lives in (or the one named), installed or not.
+    sys.path.insert(0, str(TREE))
 
 BASELINE = "asyncio"
 RESULT_MARK = "BENCH-RESULT "

@@ -368,7 +368,7 @@ class ServerProcess:
             # The same server script, importing reactor from the baseline tree.
             spec["impl"] = impl.removesuffix(BASELINE_SUFFIX)
             cwd = Path(env[BASELINE_TREE_ENV])
-            env["PYTHONPATH"] = str(cwd)
+            env["REACTOR_BENCH_TREE"] = str(cwd)
         # Closed in close(); a file rather than a pipe, so that it never fills.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen(
