@@ -32,7 +32,7 @@ import re
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 __all__ = [
     "ArgReplacer",
@@ -238,6 +238,11 @@ class Configurable(metaclass=_ConfigurableMeta):
     configured).
     """
 
+    # Read from the base's own __dict__ (see configured_class); these are
+    # only what an unconfigured base reads through inheritance.
+    _configured: ClassVar[Any] = None
+    _configured_kwargs: ClassVar[dict[str, Any]] = {}
+
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         base = cls.configurable_base()
         if cls is base:
@@ -283,11 +288,15 @@ class Configurable(metaclass=_ConfigurableMeta):
         """
         base = cls.configurable_base()
         if isinstance(impl, str):
+            if "." not in impl and ":" not in impl:
+                raise ImportError(f"{impl!r} is not an import path like 'package.module.Class'")
             impl = import_object(impl)
         if impl is not None and not (isinstance(impl, type) and issubclass(impl, cls)):
-            raise _InvalidImplementation(f"{impl!r} is not a subclass of {cls.__qualname__}")
-        base._configured = impl  # type: ignore[attr-defined]
-        base._configured_kwargs = dict(kwargs)  # type: ignore[attr-defined]
+            raise _InvalidImplementation(
+                f"{base.__qualname__}.configure needs a {cls.__qualname__} subclass, got {impl!r}"
+            )
+        base._configured = impl
+        base._configured_kwargs = dict(kwargs)
 
     @classmethod
     def configured_class(cls) -> type[Configurable]:
@@ -304,8 +313,8 @@ class Configurable(metaclass=_ConfigurableMeta):
     @classmethod
     def _restore_configuration(cls, saved: tuple[Any, dict[str, Any] | None]) -> None:
         base = cls.configurable_base()
-        base._configured = saved[0]  # type: ignore[attr-defined]
-        base._configured_kwargs = dict(saved[1] or {})  # type: ignore[attr-defined]
+        base._configured = saved[0]
+        base._configured_kwargs = dict(saved[1] or {})
 
 
 class ArgReplacer:
