@@ -73,11 +73,11 @@ from reactor.log import gen_log
 from reactor.netutil import (
     OverrideResolver,
     Resolver,
-    _import_class,
     is_valid_ip,
     ssl_options_to_context,
 )
 from reactor.tcpclient import TCPClient
+from reactor.util import Configurable
 
 __all__ = [
     "AsyncHTTPClient",
@@ -399,7 +399,7 @@ class _Connection:
 _instance_caches: dict[type, weakref.WeakKeyDictionary[IOLoop, AsyncHTTPClient]] = {}
 
 
-class AsyncHTTPClient:
+class AsyncHTTPClient(Configurable):
     """A non-blocking HTTP/1.1 client with a pool of kept-alive connections.
 
     ``AsyncHTTPClient()`` returns the client of the current
@@ -422,18 +422,17 @@ class AsyncHTTPClient:
       of host or ``(host, port)`` overrides.
     - ``idle_timeout`` (60 s) and ``max_idle_connections`` (100): how long
       and how many idle connections are kept for reuse; 0 disables reuse.
-    """
 
-    _impl: ClassVar[type[AsyncHTTPClient] | None] = None
-    _impl_kwargs: ClassVar[dict[str, Any]] = {}
+    A :class:`~reactor.util.Configurable`, as in Tornado:
+    :meth:`configure` chooses the class and the arguments, and a subclass
+    sets itself up in :meth:`initialize`.
+    """
 
     _loop_ref: weakref.ref[IOLoop]
     _instance_cache: weakref.WeakKeyDictionary[IOLoop, AsyncHTTPClient] | None
 
     def __new__(cls, force_instance: bool = False, **kwargs: Any) -> AsyncHTTPClient:
-        impl = cls
-        if cls is AsyncHTTPClient and AsyncHTTPClient._impl is not None:
-            impl = AsyncHTTPClient._impl
+        impl = cls.configured_class() if cls is AsyncHTTPClient else cls
         io_loop = IOLoop.current()
         cache = (
             None
@@ -444,19 +443,23 @@ class AsyncHTTPClient:
             existing = cache.get(io_loop)
             if existing is not None:
                 return existing
-        self = super().__new__(impl)
+        # Configurable.__new__ merges configure()'s arguments and calls
+        # initialize; the loop and the cache are set before, for it to use.
+        self: AsyncHTTPClient = object.__new__(impl)  # type: ignore[assignment]
         # Weakly, so that the cache entry does not keep the loop alive (its
         # idle connections still do, until they close).
         self._loop_ref = weakref.ref(io_loop)
         self._instance_cache = cache
-        self.initialize(**{**AsyncHTTPClient._impl_kwargs, **kwargs})
+        if cls is AsyncHTTPClient:
+            kwargs = {**AsyncHTTPClient.__dict__.get("_configured_kwargs", {}), **kwargs}
+        self.initialize(**kwargs)
         if cache is not None:
             cache[io_loop] = self
         return self
 
     def __init__(self, force_instance: bool = False, **kwargs: Any) -> None:
-        # Everything happens once, in __new__ and initialize: Python calls
-        # __init__ again each time the cached instance is returned.
+        # Everything happens once, in __new__ and initialize (a subclass
+        # overrides initialize); this is here for subclasses that call it.
         pass
 
     def initialize(
@@ -510,24 +513,23 @@ class AsyncHTTPClient:
         return loop
 
     @classmethod
-    def configure(cls, impl: type[AsyncHTTPClient] | str | None, **kwargs: Any) -> None:
+    def configurable_base(cls) -> type[Configurable]:
+        return AsyncHTTPClient
+
+    @classmethod
+    def configurable_default(cls) -> type[Configurable]:
+        return AsyncHTTPClient
+
+    @classmethod
+    def configure(cls, impl: str | type[Configurable] | None, **kwargs: Any) -> None:
         """Choose the class ``AsyncHTTPClient()`` builds (an AsyncHTTPClient
         subclass, or its import path ``"pkg.module.Class"``; None: this
         class) and the keyword arguments new instances get, e.g.
         ``AsyncHTTPClient.configure(None, max_clients=50)``. Instances already
-        made keep their settings.
+        made keep their settings. Raises TypeError (also a ValueError) for
+        what is not a subclass, ImportError for a path that does not import.
         """
-        if isinstance(impl, str):
-            impl = _import_class(impl)
-        if impl is not None and not (isinstance(impl, type) and issubclass(impl, AsyncHTTPClient)):
-            raise TypeError(f"AsyncHTTPClient.configure needs a subclass, got {impl!r}")
-        AsyncHTTPClient._impl = impl
-        AsyncHTTPClient._impl_kwargs = dict(kwargs)
-
-    @classmethod
-    def configured_class(cls) -> type[AsyncHTTPClient]:
-        """The class ``AsyncHTTPClient()`` builds now."""
-        return AsyncHTTPClient._impl or AsyncHTTPClient
+        super().configure(impl, **kwargs)
 
     def close(self) -> None:
         """Close the idle connections and release the resolver; no new fetch

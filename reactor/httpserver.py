@@ -44,11 +44,12 @@ from reactor.httputil import (
 )
 from reactor.iostream import IOStream, SSLIOStream
 from reactor.tcpserver import TCPServer
+from reactor.util import Configurable
 
 __all__ = ["HTTPServer"]
 
 
-class HTTPServer(TCPServer, HTTPServerConnectionDelegate):
+class HTTPServer(TCPServer, Configurable, HTTPServerConnectionDelegate):
     """An HTTP/1.1 (and 1.0) server; see the module docstring.
 
     ``request_callback``: a function of one request, or an
@@ -65,7 +66,26 @@ class HTTPServer(TCPServer, HTTPServerConnectionDelegate):
     ``idle_connection_timeout`` (between requests, default 3600 s) and
     ``body_timeout``: see :class:`~reactor.http1connection.HTTP1ConnectionParameters`.
     ``max_buffer_size`` and ``read_chunk_size`` go to each connection's stream.
+
+    Defaults, where they differ from Tornado's: ``header_timeout`` is 30 s,
+    or ``idle_connection_timeout`` when that is shorter (Tornado allows the
+    whole ``idle_connection_timeout``, 3600 s, for a request's headers);
+    ``max_body_size`` defaults to ``max_buffer_size`` when that is given, as
+    in Tornado, else 100 MiB.
+
+    A :class:`~reactor.util.Configurable`, as in Tornado:
+    ``HTTPServer.configure(Subclass, **kwargs)`` makes ``HTTPServer(...)``
+    build ``Subclass`` with ``kwargs`` added; a subclass may set itself up in
+    ``__init__`` or in ``initialize`` (calling the base's).
     """
+
+    @classmethod
+    def configurable_base(cls) -> type[Configurable]:
+        return HTTPServer
+
+    @classmethod
+    def configurable_default(cls) -> type[Configurable]:
+        return HTTPServer
 
     def __init__(
         self,
@@ -94,12 +114,16 @@ class HTTPServer(TCPServer, HTTPServerConnectionDelegate):
         self.xheaders = xheaders
         self.protocol = protocol
         self.trusted_downstream = set(trusted_downstream or ())
+        if header_timeout is not None and idle_connection_timeout:
+            # Tornado's idle_connection_timeout bounds the wait for headers
+            # too: a shorter one still does.
+            header_timeout = min(header_timeout, idle_connection_timeout)
         self.conn_params = HTTP1ConnectionParameters(
             no_keep_alive=no_keep_alive,
             chunk_size=chunk_size,
             max_header_size=max_header_size,
             header_timeout=header_timeout,
-            max_body_size=max_body_size,
+            max_body_size=max_body_size or max_buffer_size,
             body_timeout=body_timeout,
             decompress=decompress_request,
             idle_timeout=idle_connection_timeout or 3600.0,

@@ -37,6 +37,7 @@ from reactor.asyncio_view import NativeAsyncioLoop, _DirectCallback
 from reactor.backends.pollers.base import ERROR, READ, WRITE, Poller
 from reactor.concurrent import FUTURES, Future, _LoopFuture, copy_future_state
 from reactor.log import app_log, gen_log
+from reactor.util import Configurable, TimeoutError
 
 if TYPE_CHECKING:
     from typing import Protocol
@@ -56,25 +57,9 @@ _monotonic = time.monotonic
 _COMPACT_AFTER = 512
 
 
-class _LoopMeta(type):
-    """Makes ``IOLoop(...)`` construct the chosen backend's implementation."""
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        if cls is IOLoop:
-            spec = kwargs.pop("backend", None)
-            if spec is None:
-                spec = IOLoop._configured or backends.env_choice()
-            name, impl = backends.get(spec)
-            if issubclass(impl, Poller):
-                kwargs["backend"] = impl
-                return PollIOLoop(*args, **kwargs)
-            if not issubclass(impl, IOLoop):
-                raise backends.BackendError(
-                    f"backend {name!r} resolved to {impl!r}, which is neither "
-                    "a reactor.backends.pollers.base.Poller nor a reactor.ioloop.IOLoop subclass"
-                )
-            return type.__call__(impl, *args, **kwargs)
-        return super().__call__(*args, **kwargs)
+def _loop_class(impl: type) -> type[IOLoop]:
+    """The IOLoop class a backend's class runs under."""
+    return PollIOLoop if issubclass(impl, Poller) else impl  # type: ignore[return-value]
 
 
 class _Current(threading.local):
@@ -84,7 +69,7 @@ class _Current(threading.local):
 _current = _Current()
 
 
-class IOLoop(metaclass=_LoopMeta):
+class IOLoop(Configurable):
     """A level-triggered I/O event loop.
 
     ``IOLoop()`` returns a loop of the chosen backend (see the module
@@ -95,9 +80,19 @@ class IOLoop(metaclass=_LoopMeta):
     threads are :meth:`add_callback` (and :meth:`add_callback_from_signal`)
     and :meth:`stop`; everything else belongs to the loop's thread.
 
-    ``make_current``: None (the default) makes the new loop the current one of
-    this thread if there is none yet; True makes it current regardless; False
-    leaves the current loop alone.
+    ``make_current``: True (the default, as in Tornado 6.3+) makes the new
+    loop the current one of this thread; False leaves the current loop
+    alone; None makes it current only if the thread has none yet.
+
+    ``IOLoop(asyncio_loop=loop)`` wraps an existing asyncio event loop in
+    the asyncio bridge (the ``uvloop`` backend for a uvloop loop, else
+    ``asyncio``), as Tornado's ``AsyncIOLoop`` does; the bridge does not own
+    it (``close`` leaves it open).
+
+    IOLoop is a :class:`~reactor.util.Configurable`: ``IOLoop()`` builds the
+    implementation chosen with :meth:`configure` (``configured_class()``),
+    and an implementation class may be named directly
+    (``PollIOLoop(backend="poll")``).
     """
 
     # Events for add_handler / update_handler; see reactor.backends.pollers.base.
@@ -115,11 +110,44 @@ class IOLoop(metaclass=_LoopMeta):
     while it runs. On the asyncio backends the asyncio loop itself; on the
     native ones a :class:`~reactor.asyncio_view.NativeAsyncioLoop`."""
 
+    # What configure() chose: a backend spec (name, "module:Class", class)
+    # or None, and the keyword arguments for the loops built from it.
     _configured: ClassVar[str | type | None] = None
+    _configured_kwargs: ClassVar[dict[str, Any]] = {}
     _instance: ClassVar[IOLoop | None] = None
     _instance_lock = threading.Lock()
 
-    def __init__(self, make_current: bool | None = None) -> None:
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is not IOLoop:
+            return super().__new__(cls, *args, **kwargs)
+        spec = kwargs.pop("backend", None)
+        explicit = spec is not None
+        if not explicit:
+            spec = IOLoop._configured or backends.env_choice()
+            if IOLoop._configured is not None and IOLoop._configured_kwargs:
+                kwargs = {**IOLoop._configured_kwargs, **kwargs}
+        name, impl = backends.get(spec)
+        if issubclass(impl, Poller):
+            if "asyncio_loop" not in kwargs:
+                kwargs["backend"] = impl
+                return PollIOLoop(*args, **kwargs)
+            if explicit:
+                raise backends.BackendError(
+                    f"backend {name!r} is a native backend and cannot wrap an asyncio loop; "
+                    "leave out backend= (or give backend='asyncio') with asyncio_loop="
+                )
+            # A native loop cannot run on someone else's asyncio loop: the
+            # bridge wraps it, whatever the default backend.
+            is_uvloop = type(kwargs["asyncio_loop"]).__module__.startswith("uvloop")
+            name, impl = backends.get("uvloop" if is_uvloop else "asyncio")
+        if not issubclass(impl, IOLoop) or impl is IOLoop:
+            raise backends.BackendError(
+                f"backend {name!r} resolved to {impl!r}, which is neither "
+                "a reactor.backends.pollers.base.Poller nor a reactor.ioloop.IOLoop subclass"
+            )
+        return impl(*args, **kwargs)
+
+    def __init__(self, make_current: bool | None = True) -> None:
         self._executor: concurrent.futures.Executor | None = None
         self._own_executor = False
         self._watchdog: _Watchdog | None = None
@@ -131,21 +159,70 @@ class IOLoop(metaclass=_LoopMeta):
     # -- choosing the backend ------------------------------------------------
 
     @classmethod
-    def configure(cls, backend: str | type | None) -> None:
-        """Choose the backend for loops made from now on without ``backend=``.
+    def configurable_base(cls) -> type[Configurable]:
+        return IOLoop
 
-        Takes precedence over ``REACTOR_BACKEND``. Checked at once: an unknown
-        or unavailable backend raises :class:`backends.BackendError` here.
-        ``configure(None)`` returns to the environment/platform default.
+    @classmethod
+    def configurable_default(cls) -> type[Configurable]:
+        """The implementation class of the ``REACTOR_BACKEND`` or platform
+        default backend: :class:`PollIOLoop` for a native poller."""
+        return _loop_class(backends.get(backends.env_choice())[1])
+
+    @classmethod
+    def configure(cls, impl: str | type | None, **kwargs: Any) -> None:
+        """Choose the backend of the loops ``IOLoop()`` builds from now on.
+
+        ``impl`` is what Tornado takes (an IOLoop subclass or its dotted
+        import path ``"pkg.module.Class"``) or a backend: a registry name
+        (``"epoll"``, ``"uvloop"``), ``"pkg.module:Class"``, an entry point
+        name, or a :class:`~reactor.backends.pollers.base.Poller` class.
+        ``kwargs`` are added to the arguments of every loop ``IOLoop()``
+        builds from it (``IOLoop(...)``'s own arguments win); a loop given
+        ``backend=`` does not get them. ``configure(None)`` returns to
+        ``REACTOR_BACKEND`` or the platform default.
+
+        Takes precedence over ``REACTOR_BACKEND``. Checked at once: an
+        unknown or unavailable backend raises :class:`backends.BackendError`,
+        anything that is neither a loop nor a poller TypeError, and loops
+        already made are not changed.
         """
-        if backend is not None:
-            backends.get(backend)
-        IOLoop._configured = backend
+        if isinstance(impl, str) and ":" not in impl and "." in impl:
+            # Tornado's spelling of a class, "pkg.module.Class".
+            module, _, name = impl.strip().rpartition(".")
+            impl = f"{module}:{name}"
+        if impl is not None:
+            found = backends.get(impl)[1]
+            if found is IOLoop:
+                raise TypeError("IOLoop is the interface; configure a backend or an implementation")
+            if not (issubclass(found, Poller) or issubclass(found, IOLoop)):
+                raise TypeError(
+                    f"IOLoop.configure needs a backend, a Poller or an IOLoop subclass; "
+                    f"{impl!r} is {found!r}"
+                )
+        IOLoop._configured = impl
+        IOLoop._configured_kwargs = dict(kwargs)
+
+    @classmethod
+    def configured_class(cls) -> type[Configurable]:
+        """The IOLoop subclass ``IOLoop()`` builds now (:class:`PollIOLoop`
+        for a native backend; :meth:`configured_backend` names the poller)."""
+        if IOLoop._configured is None:
+            return cls.configurable_default()
+        return _loop_class(backends.get(IOLoop._configured)[1])
 
     @classmethod
     def configured_backend(cls) -> str:
         """The name of the backend the next ``IOLoop()`` would use."""
         return backends.get(cls._configured or backends.env_choice())[0]
+
+    @classmethod
+    def _save_configuration(cls) -> tuple[Any, dict[str, Any] | None]:
+        return IOLoop._configured, dict(IOLoop._configured_kwargs)
+
+    @classmethod
+    def _restore_configuration(cls, saved: tuple[Any, dict[str, Any] | None]) -> None:
+        IOLoop._configured = saved[0]
+        IOLoop._configured_kwargs = dict(saved[1] or {})
 
     # -- the current loop and the global instance -----------------------------
 
@@ -590,7 +667,7 @@ class PollIOLoop(IOLoop):
     def __init__(
         self,
         backend: Poller | type[Poller] | str | None = None,
-        make_current: bool | None = None,
+        make_current: bool | None = True,
     ) -> None:
         if isinstance(backend, Poller):
             poller = backend

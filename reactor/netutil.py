@@ -27,10 +27,12 @@ from typing import Any, ClassVar
 
 from reactor import gen
 from reactor.concurrent import Future
-from reactor.ioloop import IOLoop
+from reactor.ioloop import IOLoop, _new_future
 from reactor.log import gen_log
+from reactor.util import Configurable
 
 __all__ = [
+    "BlockingResolver",
     "DefaultExecutorResolver",
     "DefaultLoopResolver",
     "ExecutorResolver",
@@ -418,56 +420,38 @@ def _getaddrinfo_pairs(host: str, port: int, family: int) -> list[tuple[int, Add
     return [(af, sockaddr) for af, _type, _proto, _canonname, sockaddr in infos]
 
 
-class _ResolverMeta(type):
-    """Makes ``Resolver(...)`` build the configured implementation."""
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        if cls is Resolver:
-            impl = Resolver.configured_class()
-            kwargs = {**Resolver._configured_kwargs, **kwargs}
-            return type.__call__(impl, *args, **kwargs)
-        return super().__call__(*args, **kwargs)
-
-
-class Resolver(metaclass=_ResolverMeta):
+class Resolver(Configurable):
     """Turns host names into addresses without blocking the loop.
 
-    ``Resolver()`` returns an instance of the implementation chosen with
-    :meth:`configure` (by default :class:`DefaultExecutorResolver`);
-    naming a subclass, ``DefaultLoopResolver()``, builds that one.
+    A :class:`~reactor.util.Configurable`: ``Resolver()`` returns an
+    instance of the implementation chosen with :meth:`configure` (by
+    default :class:`DefaultExecutorResolver`); naming a subclass,
+    ``DefaultLoopResolver()``, builds that one. An implementation sets
+    itself up in ``__init__`` or, Tornado's way, in ``initialize``.
     """
 
-    _configured: ClassVar[type[Resolver] | None] = None
-    _configured_kwargs: ClassVar[dict[str, Any]] = {}
+    @classmethod
+    def configurable_base(cls) -> type[Configurable]:
+        return Resolver
 
     @classmethod
-    def configure(cls, impl: type[Resolver] | str | None, **kwargs: Any) -> None:
+    def configurable_default(cls) -> type[Configurable]:
+        """The implementation used when none is configured."""
+        return DefaultExecutorResolver
+
+    @classmethod
+    def configure(cls, impl: str | type[Configurable] | None, **kwargs: Any) -> None:
         """Make ``Resolver()`` build ``impl(**kwargs)`` from now on.
 
         ``impl`` is a Resolver subclass or its import path
-        (``"reactor.netutil.DefaultLoopResolver"``, or ``"pkg.mod:Class"``);
+        (``"reactor.netutil.ThreadedResolver"``, or ``"pkg.mod:Class"``);
         None returns to the default. Keyword arguments given to ``Resolver()``
         itself override ``kwargs``. Raises TypeError if ``impl`` is not a
         Resolver subclass, ImportError if its path does not import.
         """
-        if isinstance(impl, str):
-            impl = _import_class(impl)
-        if impl is not None and not (isinstance(impl, type) and issubclass(impl, Resolver)):
-            raise TypeError(f"Resolver.configure needs a Resolver subclass, got {impl!r}")
-        if impl is Resolver:
+        if impl is Resolver or impl == "reactor.netutil.Resolver":
             raise TypeError("Resolver is the interface; configure one of its implementations")
-        Resolver._configured = impl
-        Resolver._configured_kwargs = dict(kwargs)
-
-    @classmethod
-    def configured_class(cls) -> type[Resolver]:
-        """The class ``Resolver()`` builds now."""
-        return Resolver._configured or cls.configurable_default()
-
-    @classmethod
-    def configurable_default(cls) -> type[Resolver]:
-        """The implementation used when none is configured."""
-        return DefaultExecutorResolver
+        super().configure(impl, **kwargs)
 
     def resolve(
         self, host: str, port: int, family: socket.AddressFamily = socket.AF_UNSPEC
@@ -558,6 +542,25 @@ class ExecutorResolver(Resolver):
         if self.executor is not None and self.close_executor:
             self.executor.shutdown(wait=False)
         self.executor = None
+
+
+class BlockingResolver(Resolver):
+    """Resolves in the calling thread, blocking the loop while it does.
+
+    Tornado's deprecated resolver, kept for ported code: the future it
+    returns is already done. Use it only where names resolve instantly
+    (address literals, ``/etc/hosts``); otherwise use the default.
+    """
+
+    def resolve(
+        self, host: str, port: int, family: socket.AddressFamily = socket.AF_UNSPEC
+    ) -> Future[list[tuple[int, Address]]]:
+        future: Future[list[tuple[int, Address]]] = _new_future()
+        try:
+            future.set_result(_getaddrinfo_pairs(host, port, family))
+        except Exception as e:
+            future.set_exception(e)
+        return future
 
 
 class ThreadedResolver(ExecutorResolver):

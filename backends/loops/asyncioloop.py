@@ -43,7 +43,7 @@ class AsyncioLoop(IOLoop):
 
     def __init__(
         self,
-        make_current: bool | None = None,
+        make_current: bool | None = True,
         asyncio_loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self._owns_loop = asyncio_loop is None

@@ -65,10 +65,24 @@ def test_make_current_and_clear_current(reactor_backend: Any) -> None:
         b.close()
 
 
-def test_new_loop_becomes_current_only_if_none_is(reactor_backend: Any) -> None:
+def test_new_loop_becomes_current_by_default(reactor_backend: Any) -> None:
+    """Tornado 6.3+: ``make_current=True`` is the default, so the newest loop
+    is current even when another one was."""
     IOLoop.clear_current()
     first = IOLoop(backend=reactor_backend)
     second = IOLoop(backend=reactor_backend)
+    try:
+        assert IOLoop.current() is second
+    finally:
+        IOLoop.clear_current()
+        first.close()
+        second.close()
+
+
+def test_make_current_none_makes_current_only_if_none_is(reactor_backend: Any) -> None:
+    IOLoop.clear_current()
+    first = IOLoop(backend=reactor_backend, make_current=None)
+    second = IOLoop(backend=reactor_backend, make_current=None)
     try:
         assert IOLoop.current() is first
     finally:
