@@ -403,8 +403,10 @@ async def test_silent_connection_is_closed_at_the_header_timeout(io_loop: IOLoop
     """A connection that never sends a byte is closed without an answer (it
     may be a browser's preconnect: there is no request to answer)."""
     server, port = start(Recorder(), header_timeout=0.1)
-    stream = await connect(port)
+    # Before the connect: the server may accept (and start its timer) before
+    # this coroutine resumes from connect(), on a loaded machine long before.
     start_time = io_loop.time()
+    stream = await connect(port)
     assert await stream.read_until_close() == b""
     assert io_loop.time() - start_time >= 0.09
     server.stop()
@@ -413,9 +415,11 @@ async def test_silent_connection_is_closed_at_the_header_timeout(io_loop: IOLoop
 async def test_idle_connection_is_closed(io_loop: IOLoop) -> None:
     server, port = start(Recorder(), idle_connection_timeout=0.1)
     stream = await connect(port)
+    # Before the request: the server's idle timer starts when its answer is
+    # written, which may be well before this coroutine reads it.
+    start_time = io_loop.time()
     await stream.write(GOOD)
     await stream.read_until(b"got:")
-    start_time = io_loop.time()
     assert await stream.read_until_close() == b""
     assert io_loop.time() - start_time >= 0.09
     server.stop()
