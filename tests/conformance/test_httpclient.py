@@ -228,6 +228,7 @@ class _RawServer(TCPServer):
         super().__init__()
         self.handle = handle
         self.accepted = 0
+        self.finished = 0
         self.errors: list[BaseException] = []
         self.streams: list[IOStream] = []
         [sock] = bind_sockets(0, "127.0.0.1")
@@ -245,6 +246,7 @@ class _RawServer(TCPServer):
             self.errors.append(e)
         finally:
             stream.close()
+            self.finished += 1
 
     def url(self, path: str = "/", scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.port}{path}"
@@ -264,6 +266,10 @@ def raw_server(io_loop: IOLoop) -> Iterator[Callable[[_Handle], _RawServer]]:
         server.stop()
         for stream in server.streams:
             stream.close()
+    # Let the handlers see their streams closed and end, rather than be
+    # destroyed pending with the loop.
+    io_loop.run_sync(lambda: _until(lambda: all(s.finished == s.accepted for s in servers)))
+    for server in servers:
         assert not server.errors, server.errors
 
 
