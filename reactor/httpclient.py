@@ -21,11 +21,20 @@ Connection reuse, and the facts it relies on:
 - An idle connection keeps a one-byte read pending. A server that closes it
   (FIN or RST) or sends anything unasked (a ``408``, garbage) completes that
   read, and the connection is dropped at once instead of being handed out.
-- A server may still close an idle connection just as a request goes out on
-  it (the keep-alive race). A request sent on a *reused* connection that
-  fails before a single byte of the answer arrived is therefore sent once
-  more, on a fresh connection, when its body can be sent again (``body``,
-  not ``body_producer``).
+  The loop may not have seen that yet when a request takes the connection,
+  so the socket is also polled (without waiting) just before reuse: anything
+  to read, an EOF or an error there means the server spoke or hung up while
+  the connection was idle, and it is dropped before a byte is written.
+- A server may still close a connection just as a request goes out on it
+  (the keep-alive race), and then nobody can tell whether it acted on the
+  request. RFC 9110 section 9.2.2 allows repeating a request automatically
+  only when its method is idempotent: GET, HEAD, OPTIONS, TRACE, PUT and
+  DELETE. So a request sent on a *reused* connection that fails before a
+  single byte of the answer arrived is sent once more, on a fresh
+  connection, only if its method is one of those and its body can be sent
+  again (``body``, not ``body_producer``). Any other request fails with the
+  loss (``HTTPStreamClosedError``, or the socket's error), as it would on a
+  new connection; the server may have seen it once, never twice.
 - Idle connections are closed after ``idle_timeout`` seconds (60), beyond
   ``max_idle_connections`` (100; the least recently used go first), and by
   :meth:`AsyncHTTPClient.close`. A timed-out or failed request always closes
@@ -47,6 +56,7 @@ import copy
 import functools
 import io
 import re
+import select
 import socket
 import ssl
 import time
@@ -95,6 +105,9 @@ _DEFAULT_MAX_HEADER_SIZE = 64 * 1024
 _DEFAULT_MAX_BUFFER_SIZE = 100 * 1024 * 1024
 _SUPPORTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+# RFC 9110 section 9.2.2: the methods a client may repeat on its own, because
+# the effect of several identical requests is that of one.
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 # What may be sent: a token for a method, a request target without control
 # characters (no CR/LF injection; header values are checked by HTTPHeaders).
@@ -688,8 +701,9 @@ class AsyncHTTPClient(Configurable):
                 conn.timer = None
             watch = conn.watch
             conn.watch = None
-            if watch is None or watch.done() or conn.stream.closed():
-                conn.stream.close()  # closed, or sent something: see _idle_event
+            stream = conn.stream
+            if watch is None or watch.done() or stream.closed() or _peer_spoke(stream):
+                stream.close()  # closed, or sent something: see _idle_event
             else:
                 watch.cancel()
                 self._reused += 1
@@ -783,6 +797,20 @@ class AsyncHTTPClient(Configurable):
             if len(self._ssl_contexts) < 64:
                 self._ssl_contexts[key] = context
         return key, context
+
+
+def _peer_spoke(stream: IOStream) -> bool:
+    """Whether the socket of an idle connection has something to report now
+    (bytes, an EOF or an error) that the loop has not delivered yet.
+
+    Any of these means the connection must not carry another request: the
+    server closed it or sent something unasked. On TLS this may also be a
+    late protocol record (a session ticket); dropping the connection then
+    costs a new one, not an error.
+    """
+    poller = select.poll()
+    poller.register(stream.fileno(), select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
 
 
 # -- one request on one connection -------------------------------------------------
@@ -978,11 +1006,11 @@ class _Exchange:
                 await self._exchange(conn.stream)
                 break
             except StreamClosedError:
-                replayable = self.request.body_producer is None
-                if self.result.done() or not reused or self._received or not replayable:
+                if self.result.done() or not reused or self._received or not self._replayable():
                     raise
             # The server closed the reused connection before answering (the
-            # keep-alive race): once more, on a new connection.
+            # keep-alive race): an idempotent request goes once more, on a
+            # new connection.
             gen_log.debug(
                 "%s %s: reused connection lost, retrying", self.request.method, self.request.url
             )
@@ -990,6 +1018,13 @@ class _Exchange:
             reused = False
             conn = await self._connect()
         self._finish(conn)
+
+    def _replayable(self) -> bool:
+        """Whether the request may be sent again after a connection was lost
+        under it (RFC 9110 section 9.2.2): an idempotent method, and a body
+        that is not consumed by sending it."""
+        request = self.request
+        return request.method in _IDEMPOTENT_METHODS and request.body_producer is None
 
     def _on_run_done(self, done: Future[None]) -> None:
         error = done.exception()

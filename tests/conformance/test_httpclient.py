@@ -228,6 +228,7 @@ class _RawServer(TCPServer):
         super().__init__()
         self.handle = handle
         self.accepted = 0
+        self.finished = 0
         self.errors: list[BaseException] = []
         self.streams: list[IOStream] = []
         [sock] = bind_sockets(0, "127.0.0.1")
@@ -245,6 +246,7 @@ class _RawServer(TCPServer):
             self.errors.append(e)
         finally:
             stream.close()
+            self.finished += 1
 
     def url(self, path: str = "/", scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.port}{path}"
@@ -264,6 +266,10 @@ def raw_server(io_loop: IOLoop) -> Iterator[Callable[[_Handle], _RawServer]]:
         server.stop()
         for stream in server.streams:
             stream.close()
+    # Let the handlers see their streams closed and end, rather than be
+    # destroyed pending with the loop.
+    io_loop.run_sync(lambda: _until(lambda: all(s.finished == s.accepted for s in servers)))
+    for server in servers:
         assert not server.errors, server.errors
 
 
@@ -819,49 +825,154 @@ async def test_http10_keep_alive_is_reused(
     assert server.accepted == 1
 
 
-async def test_reused_connection_closed_by_server_is_retried(
-    raw_server: Callable[[_Handle], _RawServer], client: AsyncHTTPClient
+async def _read_whole_request(stream: IOStream) -> bytes:
+    """The head and body of one request (framed by Content-Length or chunked)."""
+    head = await _read_request(stream)
+    if b"\r\ntransfer-encoding: chunked\r\n" in head.lower():
+        return head + await stream.read_until(b"0\r\n\r\n", max_bytes=65536)
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and int(value):
+            return head + await stream.read_bytes(int(value))
+    return head
+
+
+def _lost_after_reading(requests: list[tuple[int, bytes]], closes: int = 1) -> _Handle:
+    """A server that answers the first request on its first connection, then
+    reads the second one whole and closes without answering; each of the
+    first ``closes`` connections ends that way (after answering once, for
+    the first), later ones answer with ``X-Connection: <n>``."""
+
+    async def handle(stream: IOStream, n: int) -> None:
+        if n == 1:
+            requests.append((n, await _read_whole_request(stream)))
+            await stream.write(OK)
+        requests.append((n, await _read_whole_request(stream)))
+        if n <= closes:
+            return  # closed unanswered, after reading all of it
+        await stream.write(
+            b"HTTP/1.1 200 OK\r\nX-Connection: %d\r\nContent-Length: 6\r\n\r\nsecond" % n
+        )
+        await stream.read_bytes(1)
+
+    return handle
+
+
+async def _producer(write: Callable[[bytes], Future[None]]) -> None:
+    await write(b"streamed")
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [("POST", b"pay 100"), ("PATCH", b"+1"), ("POST", _producer), ("PUT", _producer)],
+    ids=["POST", "PATCH", "POST-body_producer", "PUT-body_producer"],
+)
+async def test_request_that_cannot_be_replayed_is_not_retried(
+    raw_server: Callable[[_Handle], _RawServer],
+    client: AsyncHTTPClient,
+    method: str,
+    body: bytes | Callable[[Callable[[bytes], Future[None]]], Awaitable[None]],
 ) -> None:
-    """The keep-alive race: the server takes the second request on the pooled
-    connection and closes it unanswered; the client sends it again, once, on
-    a new connection."""
+    """RFC 9110 section 9.2.2: the server took a non-idempotent request on a
+    reused connection and closed it unanswered. It may have acted on it, so
+    the client reports the loss instead of sending the request again; a body
+    from a body_producer cannot be sent twice whatever the method."""
+    requests: list[tuple[int, bytes]] = []
+    server = raw_server(_lost_after_reading(requests))
+    assert (await client.fetch(server.url("/one"))).body == b"ok"
+    kwargs: dict[str, Any] = {"body": body} if isinstance(body, bytes) else {"body_producer": body}
+    with pytest.raises(HTTPStreamClosedError) as info:
+        await client.fetch(server.url("/two"), method=method, **kwargs)
+    assert info.value.code == 599
+    assert [(n, head.split(b" ", 2)[:2]) for n, head in requests] == [
+        (1, [b"GET", b"/one"]),
+        (1, [method.encode(), b"/two"]),
+    ]
+    assert server.accepted == 1
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"])
+async def test_idempotent_request_is_retried_once(
+    raw_server: Callable[[_Handle], _RawServer], client: AsyncHTTPClient, method: str
+) -> None:
+    """The same loss for an idempotent method: the request is sent again on
+    a new connection (the server sees it twice) and that answer is the result."""
+    requests: list[tuple[int, bytes]] = []
+    server = raw_server(_lost_after_reading(requests))
+    assert (await client.fetch(server.url("/one"))).body == b"ok"
+    body = b"state" if method == "PUT" else None
+    response = await client.fetch(server.url("/two"), method=method, body=body)
+    assert response.headers["X-Connection"] == "2"
+    assert response.body == (b"" if method == "HEAD" else b"second")
+    sent = [(n, head.split(b"\r\n\r\n", 1)) for n, head in requests]
+    assert [(n, head.split(b" ", 2)[:2], rest) for n, (head, rest) in sent[1:]] == [
+        (1, [method.encode(), b"/two"], body or b""),
+        (2, [method.encode(), b"/two"], body or b""),
+    ]
+    assert server.accepted == 2
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+async def test_idempotent_request_is_retried_once_only(
+    raw_server: Callable[[_Handle], _RawServer], client: AsyncHTTPClient, method: str
+) -> None:
+    requests: list[tuple[int, bytes]] = []
+    server = raw_server(_lost_after_reading(requests, closes=2))
+    await client.fetch(server.url("/one"))
+    with pytest.raises(HTTPStreamClosedError):
+        await client.fetch(
+            server.url("/two"), method=method, body=b"x" if method == "PUT" else None
+        )
+    assert [n for n, _ in requests] == [1, 1, 2]
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+@pytest.mark.parametrize("when", ["while-idle", "as-it-is-taken"])
+async def test_idle_connection_closed_by_server_is_not_used(
+    raw_server: Callable[[_Handle], _RawServer],
+    client: AsyncHTTPClient,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    when: str,
+) -> None:
+    """The server closes the idle connection before the next request: the
+    client finds it dead before writing to it and sends the request (a POST
+    too) once, on a new connection, without an error.
+
+    "as-it-is-taken": the close lands just before the request takes the
+    connection from the pool, when the loop has had no chance to see it (a
+    wrapper around the pool's take makes that moment exact on every
+    backend); only the look at the socket itself can tell.
+    """
     requests: list[tuple[int, bytes]] = []
 
     async def handle(stream: IOStream, n: int) -> None:
-        requests.append((n, await _read_request(stream)))
-        await stream.write(OK)
-        requests.append((n, await _read_request(stream)))
-        if n == 1:
-            return  # closes without answering
-        await stream.write(OK)
-        await stream.read_bytes(1)
+        while True:
+            requests.append((n, await _read_whole_request(stream)))
+            await stream.write(OK)
 
     server = raw_server(handle)
     assert (await client.fetch(server.url("/one"))).body == b"ok"
-    assert (await client.fetch(server.url("/two"))).body == b"ok"
-    assert server.accepted == 2
-    assert [(n, head.split(b" ")[1]) for n, head in requests] == [
-        (1, b"/one"),
-        (1, b"/two"),
-        (2, b"/two"),
+    assert client.pool_stats()["idle"] == 1
+    if when == "while-idle":
+        server.streams[0].close()  # the server's keep-alive timeout, say
+    else:
+        take = client._take_idle
+
+        def close_then_take(key: Any) -> Any:
+            server.streams[0].close()
+            return take(key)
+
+        monkeypatch.setattr(client, "_take_idle", close_then_take)
+    body = b"pay 100" if method == "POST" else None
+    response = await client.fetch(server.url("/two"), method=method, body=body)
+    assert response.body == b"ok"
+    assert [(n, head.split(b" ", 2)[:2]) for n, head in requests] == [
+        (1, [b"GET", b"/one"]),
+        (2, [method.encode(), b"/two"]),
     ]
-
-
-async def test_retry_happens_once_only(
-    raw_server: Callable[[_Handle], _RawServer], client: AsyncHTTPClient
-) -> None:
-    async def handle(stream: IOStream, n: int) -> None:
-        await _read_request(stream)
-        if n == 1:
-            await stream.write(OK)
-            await _read_request(stream)
-        # every later connection: closed unanswered
-
-    server = raw_server(handle)
-    await client.fetch(server.url())
-    with pytest.raises(HTTPStreamClosedError):
-        await client.fetch(server.url())
-    assert server.accepted == 2
+    stats = client.pool_stats()
+    assert (stats["opened"], stats["reused"]) == (2, 0)
 
 
 async def test_idle_connection_closed_by_server_is_dropped(
