@@ -10,20 +10,28 @@ How bytes become requests. The stream pushes what it reads
 ``httptools``), whose callbacks become the delegate's ``headers_received``,
 ``data_received`` and ``finish``; no future and no coroutine per request.
 Responses go out in request order (pipelining): while a request's response
-is unfinished, or while a delegate's awaitable holds the body back (flow
-control), the parser's further events wait in a queue and the connection
-stops reading, so a pipelining client can make it buffer at most one read.
+is unfinished, while the kernel has not taken a finished one whole (the
+client reads slower than it asks: write back-pressure), or while a
+delegate's awaitable holds the body back (flow control), the parser's
+further events wait in a queue and the connection stops reading, so that
+the socket's buffers and TCP's window push back on the client. llhttp is
+given each read in slices of :data:`_FEED_SLICE` bytes, and what follows a
+slice in which the connection blocked waits unparsed: a pipelining client
+can make it hold at most one slice of parsed requests and one read of bytes.
 
 Strictness (RFC 9112). llhttp runs with none of its leniencies: it refuses
 Content-Length together with Transfer-Encoding, a repeated or malformed
 Content-Length, a Transfer-Encoding whose last coding is not chunked, bad
 chunk sizes, obs-fold, bare CR, whitespace before a colon, invalid header
-names and values, unknown methods and versions. On top of it this module
-refuses an HTTP/1.1 request with no Host or several, HTTP versions other
-than 1.0 and 1.1, and transfer codings other than chunked. Each of these is
-answered 400 with ``Connection: close``, the connection is closed, and the
-application never sees the request. Headers over ``max_header_size`` get
-431, a body over ``max_body_size`` 413. Response headers are checked as they
+names and values, methods that are not tokens, and unknown versions. On top
+of it this module refuses an HTTP/1.1 request with no Host or several, HTTP
+versions other than 1.0 and 1.1, and transfer codings other than chunked.
+Each of these is answered 400 with ``Connection: close``, the connection is
+closed, and the application never sees the request. A method token outside
+llhttp's table (:data:`_KNOWN_METHODS`) gets 501 Not Implemented, the same
+way (RFC 9110 section 9.1). Headers over ``max_header_size`` get 431, a body
+over ``max_body_size`` 413 (a Content-Length is held against the limit once
+``headers_received`` has run, which may change it). Response headers are checked as they
 are written: a CR or LF in a name, value or reason phrase raises
 :class:`~reactor.httputil.HTTPOutputError` (no header injection).
 
@@ -202,8 +210,9 @@ class HTTP1Connection(HTTPConnection):
         self._conn._body_timeout = timeout
 
     def set_max_body_size(self, max_body_size: int) -> None:
-        """Override the server's ``max_body_size`` for this request (call it
-        from ``headers_received``)."""
+        """Override the server's ``max_body_size`` for this request, up or
+        down (call it from ``headers_received``: a ``Content-Length`` is held
+        against the limit after that, and its awaitable, are done)."""
         self._conn._max_body_size = max_body_size
 
     def detach(self) -> BaseIOStream:
