@@ -10,20 +10,28 @@ How bytes become requests. The stream pushes what it reads
 ``httptools``), whose callbacks become the delegate's ``headers_received``,
 ``data_received`` and ``finish``; no future and no coroutine per request.
 Responses go out in request order (pipelining): while a request's response
-is unfinished, or while a delegate's awaitable holds the body back (flow
-control), the parser's further events wait in a queue and the connection
-stops reading, so a pipelining client can make it buffer at most one read.
+is unfinished, while the kernel has not taken a finished one whole (the
+client reads slower than it asks: write back-pressure), or while a
+delegate's awaitable holds the body back (flow control), the parser's
+further events wait in a queue and the connection stops reading, so that
+the socket's buffers and TCP's window push back on the client. llhttp is
+given each read in slices of :data:`_FEED_SLICE` bytes, and what follows a
+slice in which the connection blocked waits unparsed: a pipelining client
+can make it hold at most one slice of parsed requests and one read of bytes.
 
 Strictness (RFC 9112). llhttp runs with none of its leniencies: it refuses
 Content-Length together with Transfer-Encoding, a repeated or malformed
 Content-Length, a Transfer-Encoding whose last coding is not chunked, bad
 chunk sizes, obs-fold, bare CR, whitespace before a colon, invalid header
-names and values, unknown methods and versions. On top of it this module
-refuses an HTTP/1.1 request with no Host or several, HTTP versions other
-than 1.0 and 1.1, and transfer codings other than chunked. Each of these is
-answered 400 with ``Connection: close``, the connection is closed, and the
-application never sees the request. Headers over ``max_header_size`` get
-431, a body over ``max_body_size`` 413. Response headers are checked as they
+names and values, methods that are not tokens, and unknown versions. On top
+of it this module refuses an HTTP/1.1 request with no Host or several, HTTP
+versions other than 1.0 and 1.1, and transfer codings other than chunked.
+Each of these is answered 400 with ``Connection: close``, the connection is
+closed, and the application never sees the request. A method token outside
+llhttp's table (:data:`_KNOWN_METHODS`) gets 501 Not Implemented, the same
+way (RFC 9110 section 9.1). Headers over ``max_header_size`` get 431, a body
+over ``max_body_size`` 413 (a Content-Length is held against the limit once
+``headers_received`` has run, which may change it). Response headers are checked as they
 are written: a CR or LF in a name, value or reason phrase raises
 :class:`~reactor.httputil.HTTPOutputError` (no header injection).
 
@@ -37,6 +45,7 @@ connection, re-armed lazily, keeps this off the per-request path.
 from __future__ import annotations
 
 import collections
+import re
 import socket
 import zlib
 from collections.abc import Awaitable, Callable
@@ -72,6 +81,15 @@ _INF = float("inf")
 
 # Held answers are written once they reach this size (see _write).
 _CORK_LIMIT = 65536
+
+# llhttp parses all it is given, and cannot be paused from a callback: the
+# requests it parses while an answer is awaited are held as events (a head
+# costs about 1 KB). So a read is given to it in slices of this size, and
+# what follows a slice in which the connection blocked is kept as bytes
+# until it unblocks: a read of 64 KiB of pipelined GETs holds at most one
+# slice's worth of parsed requests, not 2,400. (A body's bytes, when the
+# Content-Length says how many follow, go in one piece.)
+_FEED_SLICE = 4096
 
 LINGER_SECONDS = 2.0
 """How long a refused connection reads and discards before closing; see
@@ -192,8 +210,9 @@ class HTTP1Connection(HTTPConnection):
         self._conn._body_timeout = timeout
 
     def set_max_body_size(self, max_body_size: int) -> None:
-        """Override the server's ``max_body_size`` for this request (call it
-        from ``headers_received``)."""
+        """Override the server's ``max_body_size`` for this request, up or
+        down (call it from ``headers_received``: a ``Content-Length`` is held
+        against the limit after that, and its awaitable, are done)."""
         self._conn._max_body_size = max_body_size
 
     def detach(self) -> BaseIOStream:
@@ -287,6 +306,11 @@ class HTTP1Connection(HTTPConnection):
         if self.finished:
             raise HTTPOutputError("finish called twice")
         self.finished = True
+        # This response's delegate (and whatever it holds: the request, a
+        # handler) and this connection refer to each other: let them go now,
+        # for reference counting to free them, not the cycle collector.
+        self._delegate = None
+        self._close_callback = None
         if self._remaining:
             self._conn._close_after_flush()
             raise HTTPOutputError(
@@ -309,11 +333,14 @@ class HTTP1ServerConnection:
     __slots__ = (
         "__weakref__",
         "_blocked",
+        "_body_left",
         "_body_size",
         "_body_start",
         "_body_timeout",
         "_closed",
+        "_content_length",
         "_corked",
+        "_corked_size",
         "_corking",
         "_deadline",
         "_delegate",
@@ -332,7 +359,7 @@ class HTTP1ServerConnection:
         "_served",
         "_timer",
         "_timer_at",
-        "_upgrade_rest",
+        "_unfed",
         "_url",
         "_version",
         "context",
@@ -358,7 +385,8 @@ class HTTP1ServerConnection:
         self._reading = False
         # Writes made while one read is parsed go out together: see _write.
         self._corking = False
-        self._corked: bytes | None = None
+        self._corked: list[bytes] = []
+        self._corked_size = 0
         # The message being parsed.
         self._in_head = False
         self._url = b""
@@ -366,11 +394,16 @@ class HTTP1ServerConnection:
         self._head_fed = 0  # bytes fed since the head began (-1: it began in this feed)
         self._message_start = 0.0
         self._version = "HTTP/1.1"
-        self._upgrade_rest: bytes | None = None
+        self._body_left = 0  # body bytes the Content-Length still announces
+        # Input not yet given to llhttp: what followed an Upgrade request, or
+        # the rest of a read in which the connection blocked (see _FEED_SLICE).
+        self._unfed: bytes | None = None
         # The request being handled (its body being read, or its response awaited).
         self._request: HTTP1Connection | None = None
         self._body_size = 0
         self._body_start = 0.0
+        # The request's Content-Length (-1: none), until _continue checks it.
+        self._content_length: int | None = None
         self._max_body_size = params.max_body_size
         self._body_timeout = params.body_timeout
         # Parser events held back while blocked (pipelining, flow control).
@@ -442,7 +475,8 @@ class HTTP1ServerConnection:
         self._request = None
         stream.set_close_callback(None)
         stream.stop_reading()
-        rest = self._upgrade_rest
+        rest = self._unfed
+        self._unfed = None
         if rest:
             self._unread(rest)
         return stream
@@ -466,24 +500,63 @@ class HTTP1ServerConnection:
             self._uncork()
 
     def _feed(self, data: bytes | memoryview) -> None:
+        """Give ``data`` to llhttp, a slice at a time (see :data:`_FEED_SLICE`);
+        if the connection blocks, keep the rest for :meth:`_unblock`."""
         self._now = self._loop.time()
+        size = len(data)
+        pos = 0
+        while True:
+            if size - pos <= _FEED_SLICE:
+                end = size
+                piece = data if not pos else data[pos:]
+            else:
+                if type(data) is bytes:
+                    data = memoryview(data)  # slices without copies
+                end = pos + max(_FEED_SLICE, self._body_left)
+                piece = data[pos:end]
+            if not self._parse(piece, data, pos):
+                return
+            if end >= size:
+                break
+            pos = end
+            if self._blocked:
+                # Bytes, not parsed requests, wait (data may be the stream's
+                # scratch buffer: copy it).
+                self._unfed = bytes(data[pos:])
+                break
+        self._after_feed()
+
+    def _after_feed(self) -> None:
+        if self._closed:
+            return
+        if self._blocked and self._reading:
+            self._reading = False
+            self.stream.stop_reading()
+        self._update_deadline()
+
+    def _parse(self, piece: bytes | memoryview, data: bytes | memoryview, pos: int) -> bool:
+        """Feed ``piece`` (``data[pos:]``'s start) to llhttp; False when
+        nothing more may be fed (an error, an upgrade, a close), with the
+        connection's state already brought up to date."""
         if self._in_head and self._head_fed >= 0:
-            self._head_fed += len(data)
+            self._head_fed += len(piece)
         try:
-            self._parser.feed_data(data)
+            self._parser.feed_data(piece)
         except httptools.HttpParserUpgrade as e:
             # llhttp stops after a request with Upgrade: what follows may be
             # another protocol (if the application switches) or more HTTP.
-            rest = bytes(data[e.args[0] :])  # data may be the stream's scratch view
+            rest = bytes(data[pos + e.args[0] :])  # data may be the stream's scratch view
             if self._detached:
                 self._unread(rest)
-                return
+                return False
             if self._request is None and not self._blocked:
                 if rest:  # answered without switching: HTTP goes on
                     self._feed(rest)
-                return
-            self._upgrade_rest = rest
+                return False
+            self._unfed = rest
             self._block()  # until the application answers
+            self._after_feed()
+            return False
         except httptools.HttpParserCallbackError as e:
             # httptools wraps whatever a callback raised, even Ctrl-C's
             # KeyboardInterrupt: let those through as themselves.
@@ -494,21 +567,21 @@ class HTTP1ServerConnection:
             # Our own callbacks catch the application's errors: a bug here.
             gen_log.error("Error in the HTTP/1 connection %r", self, exc_info=True)
             self.stream.close()
-            return
+            return False
         except httptools.HttpParserError as e:
-            self._emit(self._refuse, _Refused(400, _parser_message(e)))
+            # llhttp stays in its error state: nothing after this is parsed.
+            self._emit(self._refuse, _refusal_for(e, piece))
+            self._after_feed()
+            return False
         if self._in_head:
             if self._head_fed < 0:
                 self._head_fed = 0
             elif self._head_fed > self.params.max_header_size:
                 self._in_head = False
                 self._emit(self._refuse, _Refused(431, "request headers too large"))
-        if self._closed:
-            return
-        if self._blocked and self._reading:
-            self._reading = False
-            self.stream.stop_reading()
-        self._update_deadline()
+                self._after_feed()
+                return False
+        return not self._closed
 
     def _on_eof(self) -> None:
         """The client closed (or half-closed) its side: finish what we owe, then close."""
@@ -576,27 +649,29 @@ class HTTP1ServerConnection:
             # HTTP/1.0 has no transfer codings: its framing cannot be trusted
             # (RFC 9112 section 6.1).
             refusal = _Refused(400, "unsupported Transfer-Encoding")
-        elif "Content-Length" in fields:
-            length = int(fields["Content-Length"])  # llhttp checked it
-            if length > self._max_body_size:
-                refusal = _Refused(413, "request body too large")
         if refusal is not None:
             self._emit(self._refuse, refusal)
             return
+        # Held against max_body_size once headers_received has run (which
+        # may change the limit): see _continue.
+        length = int(fields["Content-Length"]) if "Content-Length" in fields else -1
+        self._body_left = length  # llhttp checked it
         start_line = RequestStartLine(method, url.decode("latin-1"), version)  # type: ignore[arg-type]
         keep_alive = parser.should_keep_alive()
         if self._blocked:
-            self._hold(self._head, (start_line, headers, keep_alive))
+            self._hold(self._head, (start_line, headers, keep_alive, length))
         else:
-            self._head((start_line, headers, keep_alive))
+            self._head((start_line, headers, keep_alive, length))
 
     def on_body(self, body: bytes) -> None:
+        self._body_left -= len(body)
         if self._blocked:
             self._hold(self._body, body)
         else:
             self._body(body)
 
     def on_message_complete(self) -> None:
+        self._body_left = 0
         if self._blocked:
             self._hold(self._done, None)
         else:
@@ -633,11 +708,11 @@ class HTTP1ServerConnection:
                 fn(arg)
             if self._closed or self._blocked:
                 return
-            rest = self._upgrade_rest
+            rest = self._unfed
             if rest is not None:
-                # The application answered an Upgrade request without
-                # switching: what followed it is HTTP again.
-                self._upgrade_rest = None
+                # The rest of a read (or what followed an Upgrade request
+                # the application answered without switching: HTTP again).
+                self._unfed = None
                 self._feed(rest)
                 if self._closed or self._blocked:
                     return
@@ -659,18 +734,30 @@ class HTTP1ServerConnection:
         self._loop.add_future(future, self._resume_after)
 
     def _resume_after(self, future: Future[None]) -> None:
-        if self._check(future):
-            self._continue()
+        if self._check(future) and self._continue():
             self._unblock()
 
-    def _continue(self) -> None:
-        """Send ``100 Continue`` if the request expects it and its delegate,
-        done with ``headers_received`` (awaitable included), has not answered."""
+    def _continue(self) -> bool:
+        """A delegate is done with ``headers_received`` (its awaitable
+        included), or with a piece of body. After the headers: unless the
+        delegate has answered, hold the Content-Length against the limit,
+        which ``set_max_body_size`` may have changed (413, and False), then
+        send ``100 Continue`` if the request expects it."""
+        length = self._content_length
+        if length is None:
+            return True
+        self._content_length = None
         request = self._request
-        if request is not None and request._expect_continue and not request._started:
+        if request is None or request._started:
+            return True
+        if length > self._max_body_size:
+            self._refuse(_Refused(413, "request body too large"))
+            return False
+        if request._expect_continue:
             # The client waits for this before it sends the body.
             request._expect_continue = False
             self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return True
 
     def _check(self, future: Future[None]) -> bool:
         try:
@@ -690,8 +777,8 @@ class HTTP1ServerConnection:
         app_log.error("Uncaught exception in %s", where, exc_info=error)
         self._refuse(_Refused(500, "internal error"))
 
-    def _head(self, args: tuple[RequestStartLine, HTTPHeaders, bool]) -> None:
-        start_line, headers, keep_alive = args
+    def _head(self, args: tuple[RequestStartLine, HTTPHeaders, bool, int]) -> None:
+        start_line, headers, keep_alive, self._content_length = args
         if self.params.no_keep_alive:
             keep_alive = False
         self._version = start_line.version
@@ -779,14 +866,21 @@ class HTTP1ServerConnection:
         until the end of that read (up to :data:`_CORK_LIMIT` bytes), so that
         the answers to pipelined requests leave in one ``send``. What is held
         counts as written: it reaches the stream before the loop runs
-        anything else."""
+        anything else. (Held pieces are joined once, when they go: joining
+        as they come would copy quadratically in the number of writes.)"""
         if self._corking:
             corked = self._corked
-            data = data if corked is None else corked + data
-            if len(data) < _CORK_LIMIT:
-                self._corked = data
+            size = self._corked_size + len(data)
+            if size < _CORK_LIMIT:
+                # A copy of what the application may change once this returns.
+                corked.append(data if type(data) is bytes else bytes(data))
+                self._corked_size = size
                 return _done_future()
-            self._corked = None
+            if corked:
+                corked.append(data)
+                data = b"".join(corked)
+                corked.clear()
+                self._corked_size = 0
         try:
             return self.stream.write(data)
         except StreamClosedError as e:
@@ -797,9 +891,11 @@ class HTTP1ServerConnection:
 
     def _uncork(self) -> None:
         self._corking = False
-        data = self._corked
-        if data is not None:
-            self._corked = None
+        corked = self._corked
+        if corked:
+            data = corked[0] if len(corked) == 1 else b"".join(corked)
+            corked.clear()
+            self._corked_size = 0
             self._write(data)
 
     def _response_finished(self, request: HTTP1Connection) -> None:
@@ -811,7 +907,22 @@ class HTTP1ServerConnection:
             self._close_after_flush(linger=not request._message_done)
             return
         self._request = None
-        if self._blocked:
+        stream = self.stream
+        if stream.writing():
+            # Back-pressure: the kernel did not take this answer whole (the
+            # client reads slower than it asks). The next pipelined request
+            # waits until it has, and meanwhile nothing is read, so the
+            # socket's buffers and TCP's window push back on the client.
+            self._blocked = True
+            if self._reading:
+                self._reading = False
+                stream.stop_reading()
+            stream.write(b"").add_done_callback(self._drained)
+        elif self._blocked:
+            self._unblock()
+
+    def _drained(self, _: object) -> None:
+        if not self.stream.closed():
             self._unblock()
 
     def _close_after_flush(self, linger: bool = False) -> None:
@@ -826,6 +937,7 @@ class HTTP1ServerConnection:
         self._uncork()
         self._blocked = True
         self._pending = None
+        self._unfed = None
         self._deadline = None
         stream = self.stream
         if stream.closed():
@@ -910,6 +1022,39 @@ class HTTP1ServerConnection:
 
 def _parser_message(error: Exception) -> str:
     return str(error) or type(error).__name__
+
+
+# The methods llhttp accepts in an HTTP request (its table, as of the
+# llhttp in httptools 0.6 to 0.9): RFC 9110's, PATCH, WebDAV's and its
+# extensions (RFC 4918, 3253, 3648, 5323, 5842, 3744, 4791), UPnP's, LINK,
+# UNLINK, PURGE, SOURCE and QUERY. CONNECT goes through the Upgrade path.
+_KNOWN_METHODS = frozenset(
+    b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE PATCH "
+    b"COPY LOCK MKCOL MOVE PROPFIND PROPPATCH SEARCH UNLOCK BIND REBIND UNBIND ACL "
+    b"REPORT MKACTIVITY CHECKOUT MERGE MKCALENDAR "
+    b"M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE "
+    b"LINK UNLINK PURGE SOURCE QUERY".split()
+)
+
+# A request line: a method token (RFC 9110 section 5.6.2), SP, a target, SP, a version.
+_REQUEST_LINE = re.compile(rb"(?:^|\n)([!#$%&'*+\-.^_`|~0-9A-Za-z]+) [^ \r\n]+ HTTP/")
+
+
+def _refusal_for(error: Exception, data: bytes | memoryview) -> _Refused:
+    """The answer to a request llhttp refused. RFC 9110 section 9.1: a
+    method token the server does not know gets ``501 Not Implemented``;
+    anything that is not a token, like any other malformed request, 400.
+    llhttp reports both as an invalid method (RTSP's methods, which its
+    table shares, as "Invalid method for HTTP/x.x request"), and not where
+    the request began: so look in what was fed for a request line whose
+    method is a token llhttp does not know."""
+    if isinstance(error, httptools.HttpParserInvalidMethodError) or "Invalid method" in str(error):
+        for match in _REQUEST_LINE.finditer(bytes(data)):
+            token = match.group(1)
+            if token not in _KNOWN_METHODS:
+                method = token[:40].decode("latin-1")
+                return _Refused(501, f"method {method!r} is not implemented")
+    return _Refused(400, _parser_message(error))
 
 
 class _GzipMessageDelegate(HTTPMessageDelegate):

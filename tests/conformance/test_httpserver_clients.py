@@ -1064,7 +1064,7 @@ SEEDS = [
     b"GET / HTTP/1.1\r\nHost: x\r\nCookie: a=b; c=d\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n",
 ]
 
-ALLOWED_STATUSES = {100, 200, 400, 413, 431}
+ALLOWED_STATUSES = {100, 200, 400, 413, 431, 501}
 
 
 def mutate(rng: random.Random, seed: bytes) -> bytes:
