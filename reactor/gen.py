@@ -166,10 +166,14 @@ class Runner:
     The generator is resumed in a loop while the futures it yields are
     already done, so a long run of ready futures costs no loop iterations
     and no stack depth; a pending future gets one done-callback that calls
-    :meth:`run` again.
+    :meth:`run` again. Everything the Runner does runs inside the
+    coroutine's context (``ctx_run``): the generator's steps, and the
+    conversion of what it yields, so a native coroutine it yields starts as
+    a task in a copy of that context and sees the variables set before the
+    ``yield``.
     """
 
-    __slots__ = ("ctx_run", "future", "gen", "result_future", "running", "wake")
+    __slots__ = ("ctx", "ctx_run", "future", "gen", "result_future", "running", "wake")
 
     def __init__(
         self,
@@ -179,16 +183,28 @@ class Runner:
         first_yielded: Any,
     ) -> None:
         self.ctx_run = ctx_run
+        # The context itself, so that a done-callback runs straight in it.
+        ctx = getattr(ctx_run, "__self__", None)
+        self.ctx: contextvars.Context | None = ctx if isinstance(ctx, contextvars.Context) else None
         self.gen = gen
         self.result_future: Future[Any] | None = result_future
         self.future: Any = None
         self.running = False
         self.wake: Callable[[Any], None] | None = None  # self.run, as a future's callback
+        ctx_run(self._start, first_yielded)
+
+    def _start(self, first_yielded: Any) -> None:
         if self.handle_yield(first_yielded):
             self.run()
 
+    def _wake_in_context(self, _: Any = None) -> None:
+        self.ctx_run(self.run)
+
     def run(self, _: Any = None) -> None:
-        """Resume the generator until it yields a pending future or ends."""
+        """Resume the generator until it yields a pending future or ends.
+
+        Called in the coroutine's context.
+        """
         if self.running or self.result_future is None:
             return
         self.running = True
@@ -203,9 +219,9 @@ class Runner:
                         # (moment: resumed after ``yield gen.moment`` or ``yield None``)
                         value = None if future is moment else future.result()
                     except BaseException as e:
-                        yielded = self.ctx_run(self.gen.throw, e)
+                        yielded = self.gen.throw(e)
                     else:
-                        yielded = self.ctx_run(self.gen.send, value)
+                        yielded = self.gen.send(value)
                 except (StopIteration, Return) as e:
                     future_set_result_unless_cancelled(self.result_future, _return_value(e))
                     self.result_future = None
@@ -220,11 +236,14 @@ class Runner:
             self.running = False
 
     def handle_yield(self, yielded: Any) -> bool:
-        """Adopt what the generator yielded; True if it is ready now."""
+        """Adopt what the generator yielded; True if it is ready now.
+
+        Called in the coroutine's context.
+        """
         if yielded is None or yielded is moment:
             # Resume on the next iteration, letting everything else run first.
             self.future = moment
-            IOLoop.current().add_callback(self.run)
+            IOLoop.current().add_callback(self.ctx_run, self.run)
             return False
         try:
             self.future = convert_yielded(yielded)
@@ -235,8 +254,11 @@ class Runner:
         if self.future.done():
             return True
         if self.wake is None:
-            self.wake = _DirectCallback(self.run)
-        self.future.add_done_callback(self.wake)
+            if self.ctx is not None:
+                self.wake = _DirectCallback(self.run)
+            else:
+                self.wake = _DirectCallback(self._wake_in_context)
+        self.future.add_done_callback(self.wake, context=self.ctx)
         return False
 
 
