@@ -40,6 +40,7 @@ asyncio's, which is what :class:`Future`'s C methods raise."""
 
 _future_init = asyncio.Future.__init__
 _future_set_exception = asyncio.Future.set_exception
+_future_cancel = asyncio.Future.cancel
 
 
 # reactor.ioloop imports this module, so what this module needs of it is
@@ -118,10 +119,11 @@ class Future(asyncio.Future[_T]):
 
     def set_exception(self, exception: type | BaseException) -> None:
         _future_set_exception(self, exception)
-        if type(self) in _SWAPPED_ON_FAILURE:
+        failed = _FAILED_CLASS.get(type(self))
+        if failed is not None:
             # Only a failed future can log on garbage collection, so only a
             # failed one pays for a __del__ (see _FailedFuture).
-            self.__class__ = _FailedFuture
+            self.__class__ = failed
 
     def set_exc_info(
         self,
@@ -192,7 +194,53 @@ class _LoopFuture(Future[_T]):
 
 
 _LoopFuture.__name__ = "Future"
-_SWAPPED_ON_FAILURE = (Future, _LoopFuture)
+
+
+class _OperationFuture(_LoopFuture[_T]):
+    """The :class:`Future` of an operation that can be cancelled: a
+    ``gen.coroutine``'s, or what :func:`reactor.gen.convert_yielded` makes
+    for a native coroutine or an asyncio future or task.
+
+    ``cancel()`` cancels the operation, as ``asyncio.Task.cancel`` does: it
+    asks the operation (``_operation``, anything with ``cancel(msg)``) to
+    cancel and returns what that says; the future is cancelled when the
+    operation ends cancelled (and takes its result if the operation handled
+    the cancellation and returned). Without an operation it is a plain
+    future. Whoever completes it on the operation's behalf cancels it with
+    ``asyncio.Future.cancel`` (``copy_future_state`` does).
+    """
+
+    __slots__ = ("_operation",)
+
+    _operation: Any
+
+    def cancel(self, msg: Any = None) -> bool:
+        if self.done():
+            return False
+        try:
+            operation = self._operation
+        except AttributeError:
+            return _future_cancel(self, msg)
+        return bool(operation.cancel(msg))
+
+
+_OperationFuture.__name__ = "Future"
+
+
+class _FailedOperationFuture(_OperationFuture[Any]):
+    """What an :class:`_OperationFuture` becomes when it fails (see _FailedFuture)."""
+
+    __slots__ = ()
+    __del__ = _FailedFuture.__del__
+
+
+_FailedOperationFuture.__name__ = "Future"
+
+_FAILED_CLASS: dict[type, type] = {
+    Future: _FailedFuture,
+    _LoopFuture: _FailedFuture,
+    _OperationFuture: _FailedOperationFuture,
+}
 
 
 FUTURES = (Future, concurrent.futures.Future)
@@ -245,7 +293,10 @@ def copy_future_state(source: AnyFuture[_T], dest: AnyFuture[_T]) -> None:
     if dest.done():
         return
     if source.cancelled():
-        dest.cancel()
+        if isinstance(dest, Future):
+            _future_cancel(dest)  # itself, not the operation it may stand for
+        else:
+            dest.cancel()
         return
     exc = source.exception()
     if exc is not None:

@@ -247,7 +247,13 @@ class IOLoop(metaclass=_LoopMeta):
         :func:`reactor.gen.convert_yielded` accepts (so it may be an ``async
         def`` or a ``gen.coroutine``). Returns the result or raises its exception.
         With ``timeout`` (seconds) the operation is cancelled after that long
-        and :class:`TimeoutError` is raised.
+        and :class:`TimeoutError` is raised: a coroutine (``async def`` or
+        ``gen.coroutine``) gets :class:`asyncio.CancelledError` where it
+        waits, and ``run_sync`` returns once it has finished, so its
+        ``except`` and ``finally`` blocks have run. If it handles the
+        cancellation and returns a value, that value is returned. A future
+        that cannot be cancelled (a running ``concurrent.futures.Future``) is
+        left pending.
         """
         outcome: list[Future[Any]] = []
         timed_out = False
@@ -265,9 +271,11 @@ class IOLoop(metaclass=_LoopMeta):
         def on_timeout() -> None:
             nonlocal timed_out
             timed_out = True
-            if outcome:
-                outcome[0].cancel()
-            self.stop()
+            # Cancelling a coroutine's future cancels the coroutine; then the
+            # loop runs on until it has finished (its except and finally
+            # blocks). What cannot be cancelled is left pending.
+            if not outcome or not outcome[0].cancel():
+                self.stop()
 
         self.add_callback(run)
         handle = None if timeout is None else self.call_later(timeout, on_timeout)
