@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import threading
 import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, Union
@@ -49,12 +50,29 @@ _future_cancel = asyncio.Future.cancel
 
 
 def _bind_ioloop() -> None:
-    global _loop, _current_asyncio_loop
-    from reactor.ioloop import IOLoop
+    global _loop, _current_asyncio_loop, _future_asyncio_loop
+    from reactor.ioloop import IOLoop, _current
     from reactor.ioloop import _current_asyncio_loop as current_asyncio_loop
 
     _loop = IOLoop.current
     _current_asyncio_loop = current_asyncio_loop
+    main_thread = threading.main_thread()
+
+    def future_asyncio_loop() -> asyncio.AbstractEventLoop:
+        loop = _current.loop
+        if loop is None:
+            loop = IOLoop.current(instance=False)  # the thread's running asyncio loop's
+            if loop is None:
+                if threading.current_thread() is not main_thread:
+                    raise RuntimeError(
+                        "There is no current event loop in thread "
+                        f"{threading.current_thread().name!r}: make the Future on "
+                        "its loop's thread, or pass loop="
+                    )
+                loop = IOLoop.current()
+        return loop.asyncio_loop
+
+    _future_asyncio_loop = future_asyncio_loop
 
 
 def _first_loop() -> IOLoop:
@@ -67,8 +85,14 @@ def _first_asyncio_loop() -> asyncio.AbstractEventLoop:
     return _current_asyncio_loop()
 
 
+def _first_future_asyncio_loop() -> asyncio.AbstractEventLoop:
+    _bind_ioloop()
+    return _future_asyncio_loop()
+
+
 _loop: Callable[[], IOLoop] = _first_loop
 _current_asyncio_loop: Callable[[], asyncio.AbstractEventLoop] = _first_asyncio_loop
+_future_asyncio_loop: Callable[[], asyncio.AbstractEventLoop] = _first_future_asyncio_loop
 
 
 class Future(asyncio.Future[_T]):
@@ -84,14 +108,14 @@ class Future(asyncio.Future[_T]):
     Without ``loop`` it belongs to the current loop's asyncio face,
     ``IOLoop.current().asyncio_loop`` (the running loop's, while one runs),
     and that is where its done-callbacks run and which asyncio tasks may
-    await it. In a thread with no current loop :meth:`IOLoop.current
-    <reactor.ioloop.IOLoop.current>`'s rule applies: the main thread's
-    future belongs to :meth:`IOLoop.instance
-    <reactor.ioloop.IOLoop.instance>`, another thread's to a new loop made
-    current there. So make futures on the loop's thread, as reactor's own
-    code does; a worker thread hands its result over with
-    :meth:`IOLoop.add_callback <reactor.ioloop.IOLoop.add_callback>`, or
-    returns a :class:`concurrent.futures.Future`.
+    await it. In the main thread with no current loop it belongs to
+    :meth:`IOLoop.instance <reactor.ioloop.IOLoop.instance>`; in another
+    thread with no current loop, ``Future()`` raises :class:`RuntimeError`
+    (as ``asyncio.Future()`` does there) rather than make a loop nobody
+    runs. So make futures on the loop's thread, as reactor's own code does;
+    a worker thread hands its result over with :meth:`IOLoop.add_callback
+    <reactor.ioloop.IOLoop.add_callback>`, or returns a
+    :class:`concurrent.futures.Future`.
 
     A failed future whose exception nobody retrieved is logged when it is
     garbage-collected: through its loop's exception handler if one was set
@@ -103,7 +127,7 @@ class Future(asyncio.Future[_T]):
 
     def __init__(self, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
         if loop is None:
-            loop = _current_asyncio_loop()
+            loop = _future_asyncio_loop()
         _future_init(self, loop=loop)
 
     def running(self) -> bool:
@@ -243,13 +267,16 @@ _FAILED_CLASS: dict[type, type] = {
 }
 
 
-FUTURES = (Future, concurrent.futures.Future)
-"""The future types reactor's loop accepts (``isinstance(x, FUTURES)``)."""
+FUTURES = (asyncio.Future, concurrent.futures.Future)
+"""The future types reactor's loop accepts (``isinstance(x, FUTURES)``): any
+asyncio future (reactor's :class:`Future` is one) and
+:class:`concurrent.futures.Future`, as in Tornado."""
 
 AnyFuture = Union[Future[_T], "concurrent.futures.Future[_T]", "asyncio.Future[_T]"]
 
 
 def is_future(x: Any) -> bool:
+    """True for reactor, asyncio and :mod:`concurrent.futures` futures."""
     return isinstance(x, FUTURES)
 
 

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple, TypeVar, Union
 
 from reactor.asyncio_view import _DirectCallback
 from reactor.concurrent import (
+    AnyFuture,
     Future,
     _future_cancel,
     _OperationFuture,
@@ -383,13 +384,15 @@ def _as_coroutine(awaitable: Awaitable[_T]) -> Any:
     return wrapped()
 
 
-def maybe_future(x: Any) -> Future[Any]:
-    """``x`` if it is a future, else a future already resolved to ``x``.
+def maybe_future(x: Any) -> AnyFuture[Any]:
+    """``x`` if it is a future (:func:`~reactor.concurrent.is_future`: a
+    reactor, asyncio or :mod:`concurrent.futures` one), else a future
+    already resolved to ``x``.
 
     Prefer :func:`convert_yielded`, which also handles awaitables.
     """
-    if is_future(x) and isinstance(x, Future):
-        return x
+    if is_future(x):
+        return x  # type: ignore[no-any-return]
     future: Future[Any] = _new_future()
     future.set_result(x)
     return future
