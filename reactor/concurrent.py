@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import threading
 import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, Union
@@ -40,6 +41,7 @@ asyncio's, which is what :class:`Future`'s C methods raise."""
 
 _future_init = asyncio.Future.__init__
 _future_set_exception = asyncio.Future.set_exception
+_future_cancel = asyncio.Future.cancel
 
 
 # reactor.ioloop imports this module, so what this module needs of it is
@@ -48,12 +50,29 @@ _future_set_exception = asyncio.Future.set_exception
 
 
 def _bind_ioloop() -> None:
-    global _loop, _current_asyncio_loop
-    from reactor.ioloop import IOLoop
+    global _loop, _current_asyncio_loop, _future_asyncio_loop
+    from reactor.ioloop import IOLoop, _current
     from reactor.ioloop import _current_asyncio_loop as current_asyncio_loop
 
     _loop = IOLoop.current
     _current_asyncio_loop = current_asyncio_loop
+    main_thread = threading.main_thread()
+
+    def future_asyncio_loop() -> asyncio.AbstractEventLoop:
+        loop = _current.loop
+        if loop is None:
+            loop = IOLoop.current(instance=False)  # the thread's running asyncio loop's
+            if loop is None:
+                if threading.current_thread() is not main_thread:
+                    raise RuntimeError(
+                        "There is no current event loop in thread "
+                        f"{threading.current_thread().name!r}: make the Future on "
+                        "its loop's thread, or pass loop="
+                    )
+                loop = IOLoop.current()
+        return loop.asyncio_loop
+
+    _future_asyncio_loop = future_asyncio_loop
 
 
 def _first_loop() -> IOLoop:
@@ -66,8 +85,14 @@ def _first_asyncio_loop() -> asyncio.AbstractEventLoop:
     return _current_asyncio_loop()
 
 
+def _first_future_asyncio_loop() -> asyncio.AbstractEventLoop:
+    _bind_ioloop()
+    return _future_asyncio_loop()
+
+
 _loop: Callable[[], IOLoop] = _first_loop
 _current_asyncio_loop: Callable[[], asyncio.AbstractEventLoop] = _first_asyncio_loop
+_future_asyncio_loop: Callable[[], asyncio.AbstractEventLoop] = _first_future_asyncio_loop
 
 
 class Future(asyncio.Future[_T]):
@@ -83,14 +108,14 @@ class Future(asyncio.Future[_T]):
     Without ``loop`` it belongs to the current loop's asyncio face,
     ``IOLoop.current().asyncio_loop`` (the running loop's, while one runs),
     and that is where its done-callbacks run and which asyncio tasks may
-    await it. In a thread with no current loop :meth:`IOLoop.current
-    <reactor.ioloop.IOLoop.current>`'s rule applies: the main thread's
-    future belongs to :meth:`IOLoop.instance
-    <reactor.ioloop.IOLoop.instance>`, another thread's to a new loop made
-    current there. So make futures on the loop's thread, as reactor's own
-    code does; a worker thread hands its result over with
-    :meth:`IOLoop.add_callback <reactor.ioloop.IOLoop.add_callback>`, or
-    returns a :class:`concurrent.futures.Future`.
+    await it. In the main thread with no current loop it belongs to
+    :meth:`IOLoop.instance <reactor.ioloop.IOLoop.instance>`; in another
+    thread with no current loop, ``Future()`` raises :class:`RuntimeError`
+    (as ``asyncio.Future()`` does there) rather than make a loop nobody
+    runs. So make futures on the loop's thread, as reactor's own code does;
+    a worker thread hands its result over with :meth:`IOLoop.add_callback
+    <reactor.ioloop.IOLoop.add_callback>`, or returns a
+    :class:`concurrent.futures.Future`.
 
     A failed future whose exception nobody retrieved is logged when it is
     garbage-collected: through its loop's exception handler if one was set
@@ -102,7 +127,7 @@ class Future(asyncio.Future[_T]):
 
     def __init__(self, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
         if loop is None:
-            loop = _current_asyncio_loop()
+            loop = _future_asyncio_loop()
         _future_init(self, loop=loop)
 
     def running(self) -> bool:
@@ -118,10 +143,11 @@ class Future(asyncio.Future[_T]):
 
     def set_exception(self, exception: type | BaseException) -> None:
         _future_set_exception(self, exception)
-        if type(self) in _SWAPPED_ON_FAILURE:
+        failed = _FAILED_CLASS.get(type(self))
+        if failed is not None:
             # Only a failed future can log on garbage collection, so only a
             # failed one pays for a __del__ (see _FailedFuture).
-            self.__class__ = _FailedFuture
+            self.__class__ = failed
 
     def set_exc_info(
         self,
@@ -192,16 +218,65 @@ class _LoopFuture(Future[_T]):
 
 
 _LoopFuture.__name__ = "Future"
-_SWAPPED_ON_FAILURE = (Future, _LoopFuture)
 
 
-FUTURES = (Future, concurrent.futures.Future)
-"""The future types reactor's loop accepts (``isinstance(x, FUTURES)``)."""
+class _OperationFuture(_LoopFuture[_T]):
+    """The :class:`Future` of an operation that can be cancelled: a
+    ``gen.coroutine``'s, or what :func:`reactor.gen.convert_yielded` makes
+    for a native coroutine or an asyncio future or task.
+
+    ``cancel()`` cancels the operation, as ``asyncio.Task.cancel`` does: it
+    asks the operation (``_operation``, anything with ``cancel(msg)``) to
+    cancel and returns what that says; the future is cancelled when the
+    operation ends cancelled (and takes its result if the operation handled
+    the cancellation and returned). Without an operation it is a plain
+    future. Whoever completes it on the operation's behalf cancels it with
+    ``asyncio.Future.cancel`` (``copy_future_state`` does).
+    """
+
+    __slots__ = ("_operation",)
+
+    _operation: Any
+
+    def cancel(self, msg: Any = None) -> bool:
+        if self.done():
+            return False
+        try:
+            operation = self._operation
+        except AttributeError:
+            return _future_cancel(self, msg)
+        return bool(operation.cancel(msg))
+
+
+_OperationFuture.__name__ = "Future"
+
+
+class _FailedOperationFuture(_OperationFuture[Any]):
+    """What an :class:`_OperationFuture` becomes when it fails (see _FailedFuture)."""
+
+    __slots__ = ()
+    __del__ = _FailedFuture.__del__
+
+
+_FailedOperationFuture.__name__ = "Future"
+
+_FAILED_CLASS: dict[type, type] = {
+    Future: _FailedFuture,
+    _LoopFuture: _FailedFuture,
+    _OperationFuture: _FailedOperationFuture,
+}
+
+
+FUTURES = (asyncio.Future, concurrent.futures.Future)
+"""The future types reactor's loop accepts (``isinstance(x, FUTURES)``): any
+asyncio future (reactor's :class:`Future` is one) and
+:class:`concurrent.futures.Future`, as in Tornado."""
 
 AnyFuture = Union[Future[_T], "concurrent.futures.Future[_T]", "asyncio.Future[_T]"]
 
 
 def is_future(x: Any) -> bool:
+    """True for reactor, asyncio and :mod:`concurrent.futures` futures."""
     return isinstance(x, FUTURES)
 
 
@@ -245,7 +320,10 @@ def copy_future_state(source: AnyFuture[_T], dest: AnyFuture[_T]) -> None:
     if dest.done():
         return
     if source.cancelled():
-        dest.cancel()
+        if isinstance(dest, Future):
+            _future_cancel(dest)  # itself, not the operation it may stand for
+        else:
+            dest.cancel()
         return
     exc = source.exception()
     if exc is not None:

@@ -34,14 +34,17 @@ from typing import Any, NamedTuple, TypeVar, Union
 
 from reactor.asyncio_view import _DirectCallback
 from reactor.concurrent import (
+    AnyFuture,
     Future,
+    _future_cancel,
+    _OperationFuture,
     copy_future_state,
     future_add_done_callback,
     future_set_exception_unless_cancelled,
     future_set_result_unless_cancelled,
     is_future,
 )
-from reactor.ioloop import IOLoop, _done_future, _new_future
+from reactor.ioloop import IOLoop, _current, _done_future, _new_future
 from reactor.log import app_log
 
 __all__ = [
@@ -122,11 +125,18 @@ def coroutine(func: Callable[..., Any]) -> Callable[..., Future[Any]]:
     what was yielded is done. A plain (non-generator) function's result or
     exception goes straight into the future. The function and all its steps
     run in a copy of the caller's :mod:`contextvars` context.
+
+    Cancelling the returned future cancels the coroutine, as cancelling an
+    asyncio task does: what it waits for is cancelled, so
+    :class:`asyncio.CancelledError` is raised at its ``yield``, and the
+    future is cancelled once the generator has let it propagate (it may
+    catch it and return a value instead). A coroutine that raises
+    ``CancelledError`` ends cancelled.
     """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = _new_future()
+        future: Future[Any] = _new_operation_future()
         ctx_run = contextvars.copy_context().run
         try:
             result = ctx_run(func, *args, **kwargs)
@@ -136,6 +146,9 @@ def coroutine(func: Callable[..., Any]) -> Callable[..., Future[Any]]:
         except Exception as e:
             future.set_exception(e)
             return future
+        except asyncio.CancelledError:
+            _future_cancel(future)
+            return future
         if isinstance(result, types.GeneratorType):
             try:
                 yielded = ctx_run(next, result)
@@ -143,6 +156,8 @@ def coroutine(func: Callable[..., Any]) -> Callable[..., Future[Any]]:
                 future.set_result(_return_value(e))
             except Exception as e:
                 future.set_exception(e)
+            except asyncio.CancelledError:
+                _future_cancel(future)
             else:
                 Runner(ctx_run, result, future, yielded)
             return future
@@ -153,6 +168,16 @@ def coroutine(func: Callable[..., Any]) -> Callable[..., Future[Any]]:
 
     wrapper.__reactor_coroutine__ = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def _new_operation_future() -> Future[Any]:
+    """A future of the current loop that stands for an operation (see
+    :class:`reactor.concurrent._OperationFuture`); ``_new_future()``'s path."""
+    loop = _current.loop
+    if loop is None:
+        loop = IOLoop.current()
+    future: Future[Any] = _OperationFuture(loop=loop.asyncio_loop)
+    return future
 
 
 def is_coroutine_function(func: Any) -> bool:
@@ -166,10 +191,16 @@ class Runner:
     The generator is resumed in a loop while the futures it yields are
     already done, so a long run of ready futures costs no loop iterations
     and no stack depth; a pending future gets one done-callback that calls
-    :meth:`run` again.
+    :meth:`run` again. Everything the Runner does runs inside the
+    coroutine's context (``ctx_run``): the generator's steps, and the
+    conversion of what it yields, so a native coroutine it yields starts as
+    a task in a copy of that context and sees the variables set before the
+    ``yield``.
+
+    :meth:`cancel` is what cancelling the coroutine's future does.
     """
 
-    __slots__ = ("ctx_run", "future", "gen", "result_future", "running", "wake")
+    __slots__ = ("ctx", "ctx_run", "future", "gen", "result_future", "running", "wake")
 
     def __init__(
         self,
@@ -179,16 +210,31 @@ class Runner:
         first_yielded: Any,
     ) -> None:
         self.ctx_run = ctx_run
+        # The context itself, so that a done-callback runs straight in it.
+        ctx = getattr(ctx_run, "__self__", None)
+        self.ctx: contextvars.Context | None = ctx if isinstance(ctx, contextvars.Context) else None
         self.gen = gen
         self.result_future: Future[Any] | None = result_future
         self.future: Any = None
         self.running = False
         self.wake: Callable[[Any], None] | None = None  # self.run, as a future's callback
+        if isinstance(result_future, _OperationFuture):
+            # Its cancel() comes here; and the Runner lives as long as its future.
+            result_future._operation = self
+        ctx_run(self._start, first_yielded)
+
+    def _start(self, first_yielded: Any) -> None:
         if self.handle_yield(first_yielded):
             self.run()
 
+    def _wake_in_context(self, _: Any = None) -> None:
+        self.ctx_run(self.run)
+
     def run(self, _: Any = None) -> None:
-        """Resume the generator until it yields a pending future or ends."""
+        """Resume the generator until it yields a pending future or ends.
+
+        Called in the coroutine's context.
+        """
         if self.running or self.result_future is None:
             return
         self.running = True
@@ -203,9 +249,9 @@ class Runner:
                         # (moment: resumed after ``yield gen.moment`` or ``yield None``)
                         value = None if future is moment else future.result()
                     except BaseException as e:
-                        yielded = self.ctx_run(self.gen.throw, e)
+                        yielded = self.gen.throw(e)
                     else:
-                        yielded = self.ctx_run(self.gen.send, value)
+                        yielded = self.gen.send(value)
                 except (StopIteration, Return) as e:
                     future_set_result_unless_cancelled(self.result_future, _return_value(e))
                     self.result_future = None
@@ -214,17 +260,49 @@ class Runner:
                     future_set_exception_unless_cancelled(self.result_future, e)
                     self.result_future = None
                     return
+                except asyncio.CancelledError:
+                    _future_cancel(self.result_future)
+                    self.result_future = None
+                    return
                 if not self.handle_yield(yielded):
                     return
         finally:
             self.running = False
 
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancel the coroutine, as ``asyncio.Task.cancel`` does.
+
+        What it waits for is cancelled, so it resumes with
+        :class:`asyncio.CancelledError`; if that cannot be cancelled (done
+        already, or it refuses), the coroutine resumes with the
+        ``CancelledError`` all the same, at once. False if it has finished.
+        """
+        if self.result_future is None or self.result_future.done():
+            return False
+        if self.running:
+            # Cancelled by its own step: cancel what it waits for next.
+            IOLoop.current().add_callback(self.ctx_run, self.cancel, msg)
+            return True
+        waiting = self.future
+        if waiting is not moment and not waiting.done() and waiting.cancel(msg):
+            return True  # it wakes up with CancelledError
+        cancelled: Future[Any] = _new_future()
+        _future_cancel(cancelled, msg)
+        self.future = cancelled
+        if waiting is not moment and not waiting.done():
+            IOLoop.current().add_callback(self.ctx_run, self.run)
+        # else: a wake-up is already on its way, and will find ``cancelled``
+        return True
+
     def handle_yield(self, yielded: Any) -> bool:
-        """Adopt what the generator yielded; True if it is ready now."""
+        """Adopt what the generator yielded; True if it is ready now.
+
+        Called in the coroutine's context.
+        """
         if yielded is None or yielded is moment:
             # Resume on the next iteration, letting everything else run first.
             self.future = moment
-            IOLoop.current().add_callback(self.run)
+            IOLoop.current().add_callback(self.ctx_run, self.run)
             return False
         try:
             self.future = convert_yielded(yielded)
@@ -235,8 +313,11 @@ class Runner:
         if self.future.done():
             return True
         if self.wake is None:
-            self.wake = _DirectCallback(self.run)
-        self.future.add_done_callback(self.wake)
+            if self.ctx is not None:
+                self.wake = _DirectCallback(self.run)
+            else:
+                self.wake = _DirectCallback(self._wake_in_context)
+        self.future.add_done_callback(self.wake, context=self.ctx)
         return False
 
 
@@ -252,7 +333,13 @@ def convert_yielded(yielded: _YieldType) -> Future[Any]:
     - :class:`concurrent.futures.Future`: completed on the loop's thread;
     - asyncio futures and tasks: followed;
     - coroutines and other awaitables: started as an asyncio task on the
-      current loop's asyncio face.
+      current loop's asyncio face (in a copy of the current context).
+
+    Cancelling the future made for an asyncio future or task, or for a
+    coroutine, cancels that (``task.cancel()``): the coroutine gets
+    :class:`asyncio.CancelledError` where it waits, and the future is
+    cancelled when the task is (it takes the task's result if the
+    coroutine handled the cancellation and returned).
 
     Anything else raises :class:`BadYieldError` naming the object.
     """
@@ -262,16 +349,24 @@ def convert_yielded(yielded: _YieldType) -> Future[Any]:
         return _done_future()
     if isinstance(yielded, (list, dict)):
         return multi_future(yielded)
-    if isinstance(yielded, concurrent.futures.Future) or asyncio.isfuture(yielded):
+    if isinstance(yielded, concurrent.futures.Future):
         future: Future[Any] = _new_future()
-        if isinstance(yielded, concurrent.futures.Future):
-            IOLoop.current().add_future(yielded, lambda c: copy_future_state(c, future))
-        else:
-            yielded.add_done_callback(_DirectCallback(copy_future_state, dest=future))
+        IOLoop.current().add_future(yielded, lambda c: copy_future_state(c, future))
         return future
+    if asyncio.isfuture(yielded):
+        return _follow(yielded)
     if inspect.isawaitable(yielded):
-        return convert_yielded(_asyncio_loop().create_task(_as_coroutine(yielded)))
+        return _follow(_asyncio_loop().create_task(_as_coroutine(yielded)))
     raise BadYieldError(f"yielded unknown object {yielded!r}")
+
+
+def _follow(operation: asyncio.Future[Any]) -> Future[Any]:
+    """A reactor future for an asyncio future or task: it takes the outcome,
+    and cancelling it cancels ``operation``."""
+    future = _new_operation_future()
+    future._operation = operation  # type: ignore[attr-defined]
+    operation.add_done_callback(_DirectCallback(copy_future_state, dest=future))
+    return future
 
 
 def _asyncio_loop() -> asyncio.AbstractEventLoop:
@@ -289,13 +384,15 @@ def _as_coroutine(awaitable: Awaitable[_T]) -> Any:
     return wrapped()
 
 
-def maybe_future(x: Any) -> Future[Any]:
-    """``x`` if it is a future, else a future already resolved to ``x``.
+def maybe_future(x: Any) -> AnyFuture[Any]:
+    """``x`` if it is a future (:func:`~reactor.concurrent.is_future`: a
+    reactor, asyncio or :mod:`concurrent.futures` one), else a future
+    already resolved to ``x``.
 
     Prefer :func:`convert_yielded`, which also handles awaitables.
     """
-    if is_future(x) and isinstance(x, Future):
-        return x
+    if is_future(x):
+        return x  # type: ignore[no-any-return]
     future: Future[Any] = _new_future()
     future.set_result(x)
     return future
@@ -313,7 +410,10 @@ def multi(
     ``yield [a, b]`` and ``yield {"x": a}`` in a coroutine do this. When all
     children are done: if any failed, the result fails with the error of the
     first failed child in the input's order, and the other children's errors
-    are logged unless they are instances of ``quiet_exceptions``.
+    are logged unless they are instances of ``quiet_exceptions``. A cancelled
+    child counts as failed with :class:`asyncio.CancelledError` (never
+    logged). Cancelling the returned future does not cancel the children
+    (``asyncio.gather`` would).
     """
     return multi_future(children, quiet_exceptions=quiet_exceptions)
 
@@ -340,7 +440,9 @@ def multi_future(
                 values.append(f.result())
             except BaseException as e:
                 if result.done():
-                    if not isinstance(e, quiet_exceptions):
+                    # (a cancelled child is an error like any other, as in
+                    # asyncio.gather, but only the first one is reported)
+                    if not isinstance(e, (asyncio.CancelledError, quiet_exceptions)):
                         app_log.error("Multiple exceptions in yield list", exc_info=e)
                 else:
                     future_set_exception_unless_cancelled(result, e)

@@ -324,7 +324,13 @@ class IOLoop(Configurable):
         :func:`reactor.gen.convert_yielded` accepts (so it may be an ``async
         def`` or a ``gen.coroutine``). Returns the result or raises its exception.
         With ``timeout`` (seconds) the operation is cancelled after that long
-        and :class:`TimeoutError` is raised.
+        and :class:`TimeoutError` is raised: a coroutine (``async def`` or
+        ``gen.coroutine``) gets :class:`asyncio.CancelledError` where it
+        waits, and ``run_sync`` returns once it has finished, so its
+        ``except`` and ``finally`` blocks have run. If it handles the
+        cancellation and returns a value, that value is returned. A future
+        that cannot be cancelled (a running ``concurrent.futures.Future``) is
+        left pending.
         """
         outcome: list[Future[Any]] = []
         timed_out = False
@@ -342,9 +348,11 @@ class IOLoop(Configurable):
         def on_timeout() -> None:
             nonlocal timed_out
             timed_out = True
-            if outcome:
-                outcome[0].cancel()
-            self.stop()
+            # Cancelling a coroutine's future cancels the coroutine; then the
+            # loop runs on until it has finished (its except and finally
+            # blocks). What cannot be cancelled is left pending.
+            if not outcome or not outcome[0].cancel():
+                self.stop()
 
         self.add_callback(run)
         handle = None if timeout is None else self.call_later(timeout, on_timeout)
@@ -1015,8 +1023,13 @@ class PeriodicCallback:
     so many periodic tasks do not fire in lockstep. If a run is late (the
     callback or the loop was slow), the beats it missed are skipped: the next
     run is at the next beat still in the future, never a burst to catch up.
-    A callback may be a coroutine function; the next beat is not delayed by
-    it, and its failure is logged.
+
+    A callback may return an awaitable (an ``async def`` or ``gen.coroutine``
+    callback does) or a :class:`concurrent.futures.Future`: the next run is
+    scheduled only once that is done, so runs never overlap; a slow one makes
+    the next start at the first beat after it finished. An exception, raised
+    by the callback or by what it returned, is logged and the schedule goes
+    on; a cancelled awaitable is not logged.
     """
 
     def __init__(
@@ -1037,13 +1050,19 @@ class PeriodicCallback:
         self._timeout: object | None = None
         self.io_loop: IOLoop | None = None
         self._next_timeout = 0.0
+        self._awaiting = False  # a run's awaitable is not done yet
 
     def start(self) -> None:
-        """Start calling; the first call is one period from now."""
+        """Start calling; the first call is one period from now.
+
+        If a run's awaitable is still pending (stopped and started again
+        meanwhile), the next run is scheduled when it is done, not now.
+        """
         self.io_loop = IOLoop.current()
         self._running = True
         self._next_timeout = self.io_loop.time()
-        self._schedule_next()
+        if not self._awaiting:
+            self._schedule_next()
 
     def stop(self) -> None:
         """Stop calling; a pending beat is cancelled."""
@@ -1060,12 +1079,22 @@ class PeriodicCallback:
             return
         try:
             result = self.callback()
-            if result is not None and self.io_loop is not None:
-                self.io_loop.add_future(_as_future(result), self.io_loop._discard_future_result)
+            io_loop = self.io_loop
+            if io_loop is not None and (
+                isinstance(result, FUTURES) or hasattr(result, "__await__")
+            ):
+                io_loop.add_future(_as_future(result), self._awaited)
+                self._awaiting = True
+                return  # _awaited schedules the next run
         except Exception:
             app_log.error("Exception in callback %r", self.callback, exc_info=True)
-        finally:
-            self._schedule_next()
+        self._schedule_next()
+
+    def _awaited(self, future: Future[Any]) -> None:
+        self._awaiting = False
+        if not future.cancelled() and future.exception() is not None:
+            app_log.error("Exception in callback %r", self.callback, exc_info=future.exception())
+        self._schedule_next()
 
     def _schedule_next(self) -> None:
         if not self._running or self.io_loop is None:

@@ -286,3 +286,50 @@ def test_shared_done_futures_belong_to_the_current_loop(io_loop: IOLoop) -> None
     finally:
         other.close()
         io_loop.make_current()
+
+
+def test_is_future_and_maybe_future_take_asyncio_and_concurrent_futures(io_loop: IOLoop) -> None:
+    """issue 9 item 14: an asyncio future was not a future to is_future, and
+    maybe_future wrapped it (and a concurrent one) as a result."""
+    from reactor.concurrent import is_future
+
+    native = io_loop.asyncio_loop.create_future()
+    c_future: concurrent.futures.Future[int] = concurrent.futures.Future()
+    mine: Future[int] = Future()
+    assert is_future(native) and is_future(c_future) and is_future(mine)
+    assert not is_future(None) and not is_future(gen.moment)
+    assert gen.maybe_future(native) is native
+    assert gen.maybe_future(c_future) is c_future
+    assert gen.maybe_future(mine) is mine
+    assert gen.maybe_future("value").result() == "value"
+
+
+def test_future_in_a_thread_without_a_loop_is_an_error(io_loop: IOLoop) -> None:
+    """As asyncio.Future() there: no private loop made behind the caller's back."""
+
+    def in_worker() -> tuple[str, bool, bool]:
+        try:
+            Future()
+        except RuntimeError as e:
+            message = str(e)
+        else:  # pragma: no cover - the failure this test is about
+            message = "no error"
+        no_loop_made = IOLoop.current(instance=False) is None
+        given = Future(loop=io_loop.asyncio_loop)  # an explicit loop is fine
+        return message, no_loop_made, given.get_loop() is io_loop.asyncio_loop
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        message, no_loop_made, explicit_ok = pool.submit(in_worker).result(timeout=10)
+    assert "no current event loop" in message
+    assert no_loop_made and explicit_ok
+
+    def with_its_own_loop() -> bool:
+        loop = IOLoop(make_current=True)
+        try:
+            return Future().get_loop() is loop.asyncio_loop
+        finally:
+            IOLoop.clear_current()
+            loop.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(with_its_own_loop).result(timeout=10)

@@ -389,6 +389,245 @@ def test_multi_property(reactor_backend: Any, kinds: list[str], as_dict: bool) -
         loop.close()
 
 
+# -- cancellation -------------------------------------------------------------------
+# Cancelling a coroutine's future cancels the coroutine, as cancelling an asyncio
+# task does: CancelledError is raised at the point where it waits, its except and
+# finally blocks run, and the future completes when the coroutine has finished.
+
+
+def _native_that_cleans_up(
+    io_loop: IOLoop, log: list[str], waiting: Future[Any], suppress: bool = False
+) -> Any:
+    async def native() -> str:
+        log.append("started")
+        try:
+            await waiting
+        except CancelledError:
+            log.append("except")
+            if suppress:
+                return "cleaned up"
+            raise
+        finally:
+            await gen.moment  # cleanup may itself wait
+            log.append("finally")
+        log.append("not reached")
+        return "finished"
+
+    return native()
+
+
+def _generator_that_cleans_up(
+    io_loop: IOLoop, log: list[str], waiting: Future[Any], suppress: bool = False
+) -> Future[Any]:
+    @gen.coroutine
+    def old() -> Generator[Any, Any, str]:
+        log.append("started")
+        try:
+            yield waiting
+        except CancelledError:
+            log.append("except")
+            if suppress:
+                return "cleaned up"
+            raise
+        finally:
+            yield gen.moment
+            log.append("finally")
+        log.append("not reached")
+        return "finished"
+
+    return old()  # type: ignore[no-any-return]
+
+
+_KINDS = {
+    "async def": lambda io_loop, log, waiting, suppress=False: gen.convert_yielded(
+        _native_that_cleans_up(io_loop, log, waiting, suppress)
+    ),
+    "gen.coroutine": _generator_that_cleans_up,
+}
+
+
+@pytest.mark.parametrize("kind", list(_KINDS))
+def test_cancelling_a_coroutines_future_cancels_the_coroutine(io_loop: IOLoop, kind: str) -> None:
+    """issue 9 item 7: ``convert_yielded(coro).cancel()`` let the coroutine
+    run on; a gen.coroutine's future was cancelled but its generator ran on."""
+    log: list[str] = []
+    waiting: Future[Any] = Future()
+
+    async def main() -> Future[Any]:
+        f = _KINDS[kind](io_loop, log, waiting)
+        await gen.moment  # the coroutine is now waiting for ``waiting``
+        assert log == ["started"]
+        assert f.cancel()
+        with pytest.raises(CancelledError):
+            await f
+        return f
+
+    f = io_loop.run_sync(main, timeout=10)
+    assert f.cancelled()
+    assert log == ["started", "except", "finally"]
+    assert waiting.cancelled()  # what it waited for was cancelled in turn, as in asyncio
+
+
+@pytest.mark.parametrize("kind", list(_KINDS))
+def test_a_coroutine_may_handle_its_cancellation(io_loop: IOLoop, kind: str) -> None:
+    log: list[str] = []
+
+    async def main() -> Any:
+        f = _KINDS[kind](io_loop, log, Future(), suppress=True)
+        await gen.moment
+        f.cancel()
+        return await f
+
+    assert io_loop.run_sync(main, timeout=10) == "cleaned up"
+    assert log == ["started", "except", "finally"]
+
+
+@pytest.mark.parametrize("kind", list(_KINDS))
+def test_cancelling_the_awaiting_task_reaches_the_coroutine(io_loop: IOLoop, kind: str) -> None:
+    """A chain of awaits: cancelling the outer task goes down to the innermost."""
+    log: list[str] = []
+
+    async def outer() -> None:
+        await _KINDS[kind](io_loop, log, Future())
+
+    async def main() -> None:
+        task = asyncio.ensure_future(outer())
+        await gen.moment
+        await gen.moment
+        task.cancel()
+        with pytest.raises(CancelledError):
+            await task
+
+    io_loop.run_sync(main, timeout=10)
+    assert log == ["started", "except", "finally"]
+
+
+def test_a_gen_coroutine_is_cancelled_at_a_moment_or_by_itself(io_loop: IOLoop) -> None:
+    """The cases with nothing pending to cancel: waiting for ``gen.moment``,
+    and a step that cancels its own coroutine (the next wait is cancelled)."""
+    log: list[str] = []
+    own: list[Future[Any]] = []
+
+    @gen.coroutine
+    def spins() -> Generator[Any, Any, None]:
+        try:
+            while True:
+                yield gen.moment
+        except CancelledError:
+            log.append("spins cancelled")
+            raise
+
+    @gen.coroutine
+    def cancels_itself() -> Generator[Any, Any, None]:
+        yield gen.moment
+        assert own[0].cancel()
+        log.append("asked")
+        try:
+            yield Future()
+        except CancelledError:
+            log.append("itself cancelled")
+            raise
+
+    async def main() -> None:
+        spinning = spins()
+        own.append(cancels_itself())
+        await gen.moment
+        assert spinning.cancel()
+        for f in (spinning, own[0]):
+            with pytest.raises(CancelledError):
+                await f
+            assert f.cancelled()
+
+    io_loop.run_sync(main, timeout=10)
+    assert sorted(log) == ["asked", "itself cancelled", "spins cancelled"]
+
+
+def test_cancel_is_false_once_done(io_loop: IOLoop) -> None:
+    @gen.coroutine
+    def quick() -> Generator[Any, Any, int]:
+        yield gen.moment
+        return 1
+
+    async def native() -> int:
+        return 2
+
+    futures = [quick(), gen.convert_yielded(native())]
+    assert io_loop.run_sync(lambda: gen.multi(futures)) == [1, 2]
+    assert not any(f.cancel() for f in futures)
+    assert [f.result() for f in futures] == [1, 2]
+
+
+def test_a_gen_coroutine_that_raises_cancelled_error_is_cancelled(io_loop: IOLoop) -> None:
+    """As Tornado 6.6 does, and as an asyncio task does."""
+    cancelled: Future[None] = Future()
+    cancelled.cancel()
+
+    @gen.coroutine
+    def before_yield() -> Generator[Any, Any, None]:
+        raise CancelledError()
+        yield  # pragma: no cover
+
+    @gen.coroutine
+    def yields_a_cancelled_future() -> Generator[Any, Any, None]:
+        yield _later(io_loop, None)
+        yield cancelled
+
+    for coroutine in (before_yield, yields_a_cancelled_future):
+        f = coroutine()
+        with pytest.raises(CancelledError):
+            io_loop.run_sync(lambda f=f: f, timeout=10)
+        assert f.cancelled(), coroutine
+
+
+def test_cancelling_multi_leaves_its_children_alone(io_loop: IOLoop) -> None:
+    """As in Tornado (asyncio.gather differs: it cancels its children)."""
+
+    async def child() -> str:
+        await _later(io_loop, None)
+        return "child done"
+
+    async def main() -> list[Any]:
+        children = [gen.convert_yielded(child()), _later(io_loop, "future done")]
+        combined = gen.multi(children)
+        assert combined.cancel()
+        return [await c for c in children]
+
+    assert io_loop.run_sync(main, timeout=10) == ["child done", "future done"]
+
+
+def test_multi_with_a_cancelled_child_raises_cancelled_error_and_logs_no_more(
+    io_loop: IOLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    first: Future[None] = Future()
+    second: Future[None] = Future()
+    first.cancel()
+    second.cancel()
+    with (
+        caplog.at_level(logging.ERROR, logger="reactor.application"),
+        pytest.raises(CancelledError),
+    ):
+        io_loop.run_sync(lambda: gen.multi([first, _later(io_loop, 1), second]), timeout=10)
+    assert not [r for r in caplog.records if "Multiple exceptions" in r.getMessage()]
+
+
+def test_with_timeout_does_not_cancel_the_coroutine(io_loop: IOLoop) -> None:
+    """As in Tornado: the wrapped coroutine runs on after the timeout."""
+    release: Future[str] = Future()
+
+    async def slow() -> str:
+        return await release
+
+    async def main() -> str:
+        task = gen.convert_yielded(slow())
+        with pytest.raises(TimeoutError):
+            await gen.with_timeout(datetime.timedelta(seconds=0.001), task)
+        assert not task.done()
+        release.set_result("finished anyway")
+        return await task
+
+    assert io_loop.run_sync(main, timeout=10) == "finished anyway"
+
+
 # -- timeouts, sleep ---------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from reactor import gen
 from reactor.concurrent import Future
 from reactor.ioloop import IOLoop, PeriodicCallback
 from tests.util import wait_for
@@ -130,3 +131,111 @@ def test_exception_is_logged_and_it_keeps_running(
 def test_non_positive_period_is_an_error() -> None:
     with pytest.raises(ValueError):
         PeriodicCallback(lambda: None, 0)
+
+
+def test_an_awaitable_callback_never_overlaps_and_the_schedule_goes_on(
+    io_loop: IOLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    """issue 9 item 9: a callback's awaitable is waited for before the next
+    run is scheduled (it ran a new one every period, on top of the others).
+    Runs 1-3 each return a future the test completes: with success, with a
+    failure (logged, the schedule goes on), cancelled (not logged). Each run
+    is only allowed to start once the previous one's future is done."""
+    period_ms = 1
+    gates: list[Future[None]] = []
+    active = 0
+    max_active = 0
+    started: list[Future[None]] = [Future() for _ in range(4)]
+
+    def job() -> Future[None]:
+        nonlocal active, max_active
+        active += 1
+        max_active = max(max_active, active)
+        gate: Future[None] = Future()
+
+        def finished(_: Future[None]) -> None:
+            nonlocal active
+            active -= 1
+
+        gate.add_done_callback(finished)
+        gates.append(gate)
+        started[len(gates) - 1].set_result(None)
+        return gate
+
+    async def main() -> None:
+        pc.start()
+        await started[0]
+        # Many periods pass while the first run's future is pending: no new run.
+        await gen.sleep(20 * period_ms / 1000)
+        assert len(gates) == 1
+        gates[0].set_result(None)
+        await started[1]
+        await gen.sleep(5 * period_ms / 1000)
+        assert len(gates) == 2
+        gates[1].set_exception(RuntimeError("awaited failure"))
+        await started[2]
+        gates[2].cancel()
+        await started[3]
+        pc.stop()
+        gates[3].set_result(None)
+
+    pc = PeriodicCallback(job, period_ms)
+    with caplog.at_level(logging.ERROR, logger="reactor.application"):
+        io_loop.run_sync(main, timeout=10)
+    assert max_active == 1
+    failures = [r for r in caplog.records if r.exc_info]
+    assert len(failures) == 1 and "awaited failure" in str(failures[0].exc_info[1])  # type: ignore[index]
+
+
+def test_a_coroutine_callback_is_waited_for(io_loop: IOLoop) -> None:
+    """The same with ``async def`` callbacks: each run finishes before the
+    next starts. A run waits five periods; timers fire in deadline order, so
+    the next beat (one period on) comes before it ends."""
+    log: list[str] = []
+    third_started: Future[None] = Future()
+
+    async def job() -> None:
+        n = sum(entry.startswith("start") for entry in log)
+        log.append(f"start {n}")
+        if n == 2:
+            third_started.set_result(None)
+        await gen.sleep(0.005)
+        log.append(f"end {n}")
+
+    async def main() -> None:
+        pc.start()
+        await third_started
+        pc.stop()
+
+    pc = PeriodicCallback(job, 1)
+    io_loop.run_sync(main, timeout=10)
+    assert log[:5] == ["start 0", "end 0", "start 1", "end 1", "start 2"]
+
+
+def test_restart_while_a_run_is_awaited_does_not_double_the_schedule(io_loop: IOLoop) -> None:
+    gates: list[Future[None]] = []
+    second: Future[None] = Future()
+
+    def job() -> Future[None]:
+        gates.append(Future())
+        if len(gates) == 2:
+            second.set_result(None)
+        return gates[-1]
+
+    async def main() -> None:
+        pc.start()
+        while not gates:
+            await gen.sleep(0.001)
+        pc.stop()
+        pc.start()  # the first run is still awaited
+        await gen.sleep(0.01)
+        assert len(gates) == 1
+        gates[0].set_result(None)
+        await second
+        await gen.sleep(0.01)
+        assert len(gates) == 2  # one chain of runs, not two
+        pc.stop()
+        gates[1].set_result(None)
+
+    pc = PeriodicCallback(job, 1)
+    io_loop.run_sync(main, timeout=10)

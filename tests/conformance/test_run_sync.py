@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import threading
 import time
+from collections.abc import Generator
+from typing import Any
 
 import pytest
 
+from reactor import gen
 from reactor.concurrent import Future
 from reactor.ioloop import IOLoop
 
@@ -73,3 +78,68 @@ def test_run_sync_on_closed_loop_is_an_error(reactor_backend: object) -> None:
     loop.close()
     with pytest.raises(RuntimeError):
         loop.run_sync(lambda: None)
+
+
+def test_timeout_cancels_an_async_def_and_waits_for_its_cleanup(io_loop: IOLoop) -> None:
+    """issue 9 item 7: the coroutine's except and finally never ran."""
+    log: list[str] = []
+
+    async def main() -> None:
+        try:
+            await Future()
+        except asyncio.CancelledError:
+            log.append("except")
+            raise
+        finally:
+            await gen.moment  # cleanup that itself waits
+            log.append("finally")
+
+    with pytest.raises(TimeoutError):
+        io_loop.run_sync(main, timeout=0.01)
+    assert log == ["except", "finally"]
+
+
+def test_timeout_cancels_a_gen_coroutine_and_waits_for_its_cleanup(io_loop: IOLoop) -> None:
+    log: list[str] = []
+    waiting: Future[None] = Future()
+
+    @gen.coroutine
+    def main() -> Generator[Any, Any, None]:
+        try:
+            yield waiting
+        except asyncio.CancelledError:
+            log.append("except")
+            raise
+        finally:
+            yield gen.moment
+            log.append("finally")
+
+    with pytest.raises(TimeoutError):
+        io_loop.run_sync(main, timeout=0.01)
+    assert log == ["except", "finally"]
+    assert waiting.cancelled()
+
+
+def test_a_coroutine_that_handles_the_timeout_returns_its_value(io_loop: IOLoop) -> None:
+    async def main() -> str:
+        try:
+            await Future()
+        except asyncio.CancelledError:
+            return "gave up cleanly"
+        return "not reached"
+
+    assert io_loop.run_sync(main, timeout=0.01) == "gave up cleanly"
+
+
+def test_timeout_leaves_what_cannot_be_cancelled(io_loop: IOLoop) -> None:
+    """A running concurrent.futures job cannot be cancelled: run_sync raises
+    at the timeout without waiting for it."""
+    release = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        job = pool.submit(release.wait, 10)
+        try:
+            with pytest.raises(TimeoutError):
+                io_loop.run_sync(lambda: job, timeout=0.01)
+            assert not job.done()
+        finally:
+            release.set()
