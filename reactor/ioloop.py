@@ -226,7 +226,9 @@ class IOLoop(metaclass=_LoopMeta):
 
         The loop is this thread's current loop while it runs. If :meth:`stop`
         was called while the loop was not running, ``start`` returns at once.
-        Raises RuntimeError if the loop is running already or closed.
+        Raises RuntimeError if the loop is running already or closed, or if
+        it was made in another process (inherited by ``fork()``: the child
+        shares its poller and waker with the parent; make a new loop there).
         """
         raise NotImplementedError(f"{type(self).__name__}.start")
 
@@ -283,8 +285,12 @@ class IOLoop(metaclass=_LoopMeta):
     def close(self, all_fds: bool = False) -> None:
         """Release the loop's resources; it cannot be used afterwards.
 
+        Afterwards :meth:`add_callback` drops its callback (it never runs and
+        is not kept), from any thread, also one racing ``close``.
+
         With ``all_fds``, also close every file descriptor still registered
-        with :meth:`add_handler`. Raises RuntimeError if the loop is running.
+        with :meth:`add_handler` (not those asyncio code watches through
+        ``asyncio_loop.add_reader``). Raises RuntimeError if the loop is running.
         """
         if self._watchdog is not None:
             self._watchdog.shutdown()
@@ -319,7 +325,8 @@ class IOLoop(metaclass=_LoopMeta):
         """Stop watching ``fd``; unknown fds are ignored.
 
         Events already collected in this iteration for ``fd`` are dropped, so
-        a handler may remove another fd's handler safely.
+        a handler may remove another fd's handler safely, and close it, even
+        if a new fd with the same number is registered in the same iteration.
         """
         raise NotImplementedError(f"{type(self).__name__}.remove_handler")
 
@@ -351,6 +358,7 @@ class IOLoop(metaclass=_LoopMeta):
         caller. A callback added while callbacks run waits for the next
         iteration, so I/O is polled in between. A callback that raises is
         logged (:meth:`handle_callback_exception`) and the loop goes on.
+        On a closed loop the callback is dropped, without an error.
         """
         raise NotImplementedError(f"{type(self).__name__}.add_callback")
 

@@ -11,6 +11,10 @@ what differs from the interface is documented here:
   resolution and is cached per iteration.
 - Exceptions in callbacks go to :meth:`IOLoop.handle_callback_exception`
   (``reactor.application``), not to asyncio's exception handler.
+- After ``close``, ``add_callback`` drops its callback once the asyncio
+  loop is closed too (always for a loop the bridge owns). A bridge over an
+  asyncio loop someone else runs leaves that loop open, and a callback added
+  after the bridge's close still runs there.
 - A bridge over an asyncio loop someone else runs (``asyncio.run``) is found
   again through an attribute of that loop (``_reactor_bridge``), not a
   global table: the two refer to each other, and the garbage collector frees
