@@ -327,6 +327,10 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
     def _detach(self) -> None:
         """Called by the native loop's close(): the view is closed for good."""
         self._closed = True
+        # Let go of the native loop's old callback deque (close() replaced it
+        # with one that keeps nothing), so what a racing thread appends to
+        # the old one is freed with it.
+        self._append = self._io_loop._callbacks.append
         self._readers.clear()
         self._writers.clear()
         self._fd_events.clear()

@@ -303,7 +303,9 @@ class IOLoop(Configurable):
 
         The loop is this thread's current loop while it runs. If :meth:`stop`
         was called while the loop was not running, ``start`` returns at once.
-        Raises RuntimeError if the loop is running already or closed.
+        Raises RuntimeError if the loop is running already or closed, or if
+        it was made in another process (inherited by ``fork()``: the child
+        shares its poller and waker with the parent; make a new loop there).
         """
         raise NotImplementedError(f"{type(self).__name__}.start")
 
@@ -368,8 +370,12 @@ class IOLoop(Configurable):
     def close(self, all_fds: bool = False) -> None:
         """Release the loop's resources; it cannot be used afterwards.
 
+        Afterwards :meth:`add_callback` drops its callback (it never runs and
+        is not kept), from any thread, also one racing ``close``.
+
         With ``all_fds``, also close every file descriptor still registered
-        with :meth:`add_handler`. Raises RuntimeError if the loop is running.
+        with :meth:`add_handler` (not those asyncio code watches through
+        ``asyncio_loop.add_reader``). Raises RuntimeError if the loop is running.
         """
         if self._watchdog is not None:
             self._watchdog.shutdown()
@@ -404,7 +410,8 @@ class IOLoop(Configurable):
         """Stop watching ``fd``; unknown fds are ignored.
 
         Events already collected in this iteration for ``fd`` are dropped, so
-        a handler may remove another fd's handler safely.
+        a handler may remove another fd's handler safely, and close it, even
+        if a new fd with the same number is registered in the same iteration.
         """
         raise NotImplementedError(f"{type(self).__name__}.remove_handler")
 
@@ -436,6 +443,7 @@ class IOLoop(Configurable):
         caller. A callback added while callbacks run waits for the next
         iteration, so I/O is polled in between. A callback that raises is
         logged (:meth:`handle_callback_exception`) and the loop goes on.
+        On a closed loop the callback is dropped, without an error.
         """
         raise NotImplementedError(f"{type(self).__name__}.add_callback")
 
@@ -658,6 +666,21 @@ def _as_future(result: Any) -> Future[Any]:
     return convert_yielded(result)
 
 
+def _forked_error(loop: IOLoop, pid: int) -> RuntimeError:
+    """The error of starting, in a child of fork(), a loop made in process ``pid``.
+
+    The child shares the parent's kernel objects (an epoll or kqueue set,
+    the waker's sockets): running the loop there would take events and
+    wake-ups meant for the parent. Checked once per start(), not per event.
+    """
+    return RuntimeError(
+        f"this IOLoop ({loop.backend_name}) was made in process {pid} and inherited "
+        f"by fork() into process {os.getpid()}; it shares its poller and waker with "
+        "the parent and cannot run here. Make a new IOLoop in the child (and leave "
+        "the inherited one alone), or fork before making the loop."
+    )
+
+
 # A native timer is one list, both heap entry and the handle call_at returns:
 #     [deadline, sequence, callback, args, context]
 # Lists compare item by item, so the heap orders by deadline, then by the
@@ -698,6 +721,13 @@ class PollIOLoop(IOLoop):
         self._closed = False
         self._polling = False
         self._thread_ident: int | None = None
+        # The process that made the loop: a child of fork() shares its poller
+        # and waker with the parent, so start() refuses to run it there.
+        self._pid = os.getpid()
+        # While the events of one poll are dispatched: that list, and the fds
+        # removed meanwhile (see remove_handler and add_handler).
+        self._pending: list[tuple[int, int]] | None = None
+        self._removed: set[int] = set()
         # The waker: a socket pair whose read end is always registered. A
         # write wakes a poll() from another thread, and doubles as the
         # signal wakeup fd (see start()).
@@ -736,6 +766,8 @@ class PollIOLoop(IOLoop):
             raise RuntimeError("the IOLoop is closed")
         if self._running:
             raise RuntimeError("the IOLoop is already running")
+        if self._pid != os.getpid():
+            raise _forked_error(self, self._pid)
         if self._stopped:
             self._stopped = False
             return
@@ -770,6 +802,8 @@ class PollIOLoop(IOLoop):
             self._running = False
             self._stopped = False
             self._polling = False
+            self._pending = None  # left in the middle of a batch (an exception)
+            self._removed.clear()
             if old_wakeup_fd is not None:
                 signal.set_wakeup_fd(old_wakeup_fd)
             sys.set_asyncgen_hooks(*old_asyncgen_hooks)
@@ -782,6 +816,7 @@ class PollIOLoop(IOLoop):
         popleft = callbacks.popleft
         timeouts = self._timeouts
         handlers = self._handlers
+        removed = self._removed
         poll = self._poller.poll
         heappop = heapq.heappop
         handle_exception = self.handle_callback_exception
@@ -883,7 +918,14 @@ class PollIOLoop(IOLoop):
                 # raised; a poller that surfaces it anyway just loops.
                 events = []
             self._polling = False
+            if not events:
+                continue
 
+            # Nothing here per event but the lookup and the call: a handler
+            # that removes another fd is caught by the lookup, and one that
+            # then registers a new fd under the same number has the old
+            # event struck out of this list by add_handler (_drop_stale).
+            self._pending = events
             for fd, mask in events:
                 entry = handlers.get(fd)
                 if entry is None:  # removed by an earlier handler this iteration
@@ -894,6 +936,9 @@ class PollIOLoop(IOLoop):
                     raise
                 except BaseException:
                     handle_exception(entry[1])
+            self._pending = None
+            if removed:
+                removed.clear()
 
     def _returned(self, ret: Any) -> None:
         """A callback returned something: watch a returned future (or
@@ -917,17 +962,26 @@ class PollIOLoop(IOLoop):
         if self._closed:
             return
         self._closed = True
-        self.asyncio_loop._detach()
+        # From now on add_callback appends to a deque that keeps nothing. A
+        # thread that fetched the old deque just before this line appends to
+        # it after the clear() below, into a deque nobody refers to any more.
+        callbacks = self._callbacks
+        self._callbacks = deque(maxlen=0)
+        callbacks.clear()
+        view = self.asyncio_loop
         waker_fd = self._waker_r.fileno()
         self._handlers.pop(waker_fd, None)
         if all_fds:
-            for fileobj, _ in list(self._handlers.values()):
-                self.close_fd(fileobj)
+            # What add_handler registered, not the fds asyncio code watches
+            # through the view's add_reader/add_writer: their owners close them.
+            for fileobj, handler in list(self._handlers.values()):
+                if getattr(handler, "__self__", None) is not view:
+                    self.close_fd(fileobj)
+        view._detach()
         self._handlers.clear()
         self._poller.close()
         self._waker_r.close()
         self._waker_w.close()
-        self._callbacks.clear()
         self._timeouts.clear()
         super().close(all_fds)
 
@@ -939,6 +993,8 @@ class PollIOLoop(IOLoop):
             raise ValueError(f"fd {fd_number} added twice")
         self._poller.register(fd_number, events | ERROR)
         self._handlers[fd_number] = (fileobj, handler)
+        if fd_number in self._removed:
+            self._drop_stale(fd_number)
 
     def update_handler(self, fd: FileLike, events: int) -> None:
         fd_number, _ = self.split_fd(fd)
@@ -948,10 +1004,26 @@ class PollIOLoop(IOLoop):
         fd_number, _ = self.split_fd(fd)
         if self._handlers.pop(fd_number, None) is None:
             return
+        if self._pending is not None:
+            self._removed.add(fd_number)
         try:
             self._poller.unregister(fd_number)
         except (OSError, KeyError, ValueError):
             gen_log.debug("error unregistering fd %d", fd_number, exc_info=True)
+
+    def _drop_stale(self, fd: int) -> None:
+        """``fd`` was removed and registered again while the events of one
+        poll are dispatched: strike its events out of that batch. They were
+        meant for the fd the number used to name (closed since, most likely),
+        and must not reach the new handler, which hears of its own fd at the
+        next poll. Rare, so a scan of the batch is fine."""
+        self._removed.discard(fd)
+        pending = self._pending
+        if pending is None:
+            return
+        for i, event in enumerate(pending):
+            if event[0] == fd:
+                pending[i] = (-1, 0)  # -1 is never registered: skipped
 
     # -- callbacks and timers ------------------------------------------------
 

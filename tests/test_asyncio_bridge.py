@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from typing import Any
 
 import pytest
@@ -57,6 +59,27 @@ def test_asyncio_task_awaits_a_reactor_future(name: str) -> None:
         assert loop.run_sync(lambda: _as_task(loop, main())) == "awaited"
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize("name", sorted(LOOP_FACTORIES))
+def test_bridges_of_finished_asyncio_loops_are_freed(name: str) -> None:
+    """200 asyncio runs that each touch IOLoop.current(): once a run is
+    over, nothing of reactor's keeps its asyncio loop or its bridge alive."""
+    IOLoop.clear_current()
+    refs: list[weakref.ref[Any]] = []
+
+    async def main() -> None:
+        bridge = IOLoop.current()
+        assert IOLoop.current() is bridge
+        refs.append(weakref.ref(bridge))
+        refs.append(weakref.ref(asyncio.get_running_loop()))
+
+    for _ in range(200):
+        with asyncio.Runner(loop_factory=LOOP_FACTORIES[name]) as runner:
+            runner.run(main())
+    gc.collect()
+    assert len(refs) == 400
+    assert [ref() for ref in refs if ref() is not None] == []
 
 
 def _as_task(loop: IOLoop, coro: Any) -> Any:

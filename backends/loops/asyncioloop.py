@@ -11,21 +11,50 @@ what differs from the interface is documented here:
   resolution and is cached per iteration.
 - Exceptions in callbacks go to :meth:`IOLoop.handle_callback_exception`
   (``reactor.application``), not to asyncio's exception handler.
+- After ``close``, ``add_callback`` drops its callback once the asyncio
+  loop is closed too (always for a loop the bridge owns). A bridge over an
+  asyncio loop someone else runs leaves that loop open, and a callback added
+  after the bridge's close still runs there.
+- A bridge over an asyncio loop someone else runs (``asyncio.run``) is found
+  again through an attribute of that loop (``_reactor_bridge``), not a
+  global table: the two refer to each other, and the garbage collector frees
+  both once the asyncio loop is dropped.
+
+Some facts about signals and asyncio (each is a conformance test):
+
+- The kernel delivers a process-directed signal to any thread that does not
+  block it. CPython's C-level handler then only sets a flag and writes the
+  signal number to the wakeup fd (``signal.set_wakeup_fd``); the Python
+  handler runs in the main thread, the next time it executes bytecode.
+- A stdlib asyncio loop sets a wakeup fd only for ``add_signal_handler``. So
+  when the signal lands in another thread while the main thread sleeps in
+  ``epoll_wait``, nothing wakes it: the handler (and the
+  ``add_callback_from_signal`` it makes) waits for the next timer or I/O.
+  While :meth:`AsyncioLoop.start` runs in the main thread, the bridge
+  therefore makes a socket it watches the wakeup fd, unless one is set
+  already (asyncio's own, for its ``add_signal_handler``, must stay).
+- uvloop sets its own wakeup fd in ``run_forever`` and restores the old one
+  after, so ``UvloopLoop`` needs none of this.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import signal
+import socket
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 from reactor.backends.pollers.base import READ, WRITE
 from reactor.concurrent import FUTURES
-from reactor.ioloop import FileLike, IOLoop, _as_future, _current
+from reactor.ioloop import FileLike, IOLoop, _as_future, _current, _forked_error
 from reactor.log import gen_log
+
+# The attribute of an asyncio loop that holds its bridge (see for_asyncio_loop).
+_BRIDGE_ATTR = "_reactor_bridge"
 
 
 class AsyncioLoop(IOLoop):
@@ -37,9 +66,14 @@ class AsyncioLoop(IOLoop):
 
     backend_name = "asyncio"
 
-    _wrappers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncioLoop] = (
-        weakref.WeakKeyDictionary()
-    )
+    # Bridges of asyncio loops that refuse new attributes (none of asyncio's
+    # or uvloop's do): a plain table, pruned of closed loops as bridges are
+    # made, so it keeps at most the loops still open.
+    _unattributable: dict[asyncio.AbstractEventLoop, AsyncioLoop] = {}
+
+    # Whether start() must give the asyncio loop a signal wakeup fd (see the
+    # module docstring); uvloop sets its own.
+    _needs_signal_wakeup = True
 
     def __init__(
         self,
@@ -48,11 +82,13 @@ class AsyncioLoop(IOLoop):
     ) -> None:
         self._owns_loop = asyncio_loop is None
         self.asyncio_loop = asyncio_loop or self._new_asyncio_loop()
-        AsyncioLoop._wrappers[self.asyncio_loop] = self
+        self._register_bridge()
         self._handlers: dict[int, tuple[Any, Callable[[Any, int], Any]]] = {}
         self._readers: set[int] = set()
         self._writers: set[int] = set()
         self._thread_ident = threading.get_ident()
+        self._pid = os.getpid()  # see start(): a forked child must not run it
+        self._signal_wakeup: tuple[socket.socket, socket.socket] | None = None
         self._closed = False
         self._run = self._run_callback  # bound once: one less object per callback
         super().__init__(make_current=make_current)
@@ -62,13 +98,33 @@ class AsyncioLoop(IOLoop):
 
     @classmethod
     def for_asyncio_loop(cls, asyncio_loop: asyncio.AbstractEventLoop) -> AsyncioLoop:
-        """The bridge over an asyncio loop someone else runs (one per loop)."""
-        loop = cls._wrappers.get(asyncio_loop)
+        """The bridge over an asyncio loop someone else runs (one per loop).
+
+        The bridge lives as long as the asyncio loop does, and no longer.
+        """
+        loop = getattr(asyncio_loop, _BRIDGE_ATTR, None)
+        if loop is None:
+            loop = AsyncioLoop._unattributable.get(asyncio_loop)
         if loop is None:
             is_uvloop = type(asyncio_loop).__module__.startswith("uvloop")
             bridge = UvloopLoop if is_uvloop else AsyncioLoop
             loop = bridge(make_current=False, asyncio_loop=asyncio_loop)
         return loop
+
+    def _register_bridge(self) -> None:
+        try:
+            setattr(self.asyncio_loop, _BRIDGE_ATTR, self)
+        except (AttributeError, TypeError):
+            table = AsyncioLoop._unattributable
+            for stale in [aloop for aloop in table if aloop.is_closed()]:
+                del table[stale]
+            table[self.asyncio_loop] = self
+
+    def _unregister_bridge(self) -> None:
+        if getattr(self.asyncio_loop, _BRIDGE_ATTR, None) is self:
+            delattr(self.asyncio_loop, _BRIDGE_ATTR)
+        elif AsyncioLoop._unattributable.get(self.asyncio_loop) is self:
+            del AsyncioLoop._unattributable[self.asyncio_loop]
 
     def time(self) -> float:
         return self.asyncio_loop.time()
@@ -81,13 +137,40 @@ class AsyncioLoop(IOLoop):
     def start(self) -> None:
         if self._closed:
             raise RuntimeError("the IOLoop is closed")
+        if self._pid != os.getpid():
+            raise _forked_error(self, self._pid)
         old_current = _current.loop
         _current.loop = self
         self._thread_ident = threading.get_ident()
+        wakeup_fd = -1
+        if self._needs_signal_wakeup and threading.current_thread() is threading.main_thread():
+            wakeup_fd = self._install_signal_wakeup()
         try:
             self.asyncio_loop.run_forever()
         finally:
+            if wakeup_fd != -1:
+                # Put back "none", unless asyncio code took the wakeup fd
+                # meanwhile (add_signal_handler): then it stays theirs.
+                now = signal.set_wakeup_fd(-1)
+                if now != wakeup_fd:
+                    signal.set_wakeup_fd(now)
             _current.loop = old_current
+
+    def _install_signal_wakeup(self) -> int:
+        """Make a socket the asyncio loop watches the signal wakeup fd, if
+        none is set; return its fd, or -1 if another one was kept."""
+        if self._signal_wakeup is None:
+            r, w = socket.socketpair()
+            r.setblocking(False)
+            w.setblocking(False)
+            self.asyncio_loop.add_reader(r.fileno(), _drain, r)
+            self._signal_wakeup = (r, w)
+        fd = self._signal_wakeup[1].fileno()
+        old = signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
+        if old != -1:
+            signal.set_wakeup_fd(old)  # someone's own (asyncio's signal handling)
+            return -1
+        return fd
 
     def stop(self) -> None:
         if threading.get_ident() == self._thread_ident:
@@ -109,7 +192,16 @@ class AsyncioLoop(IOLoop):
             self.remove_handler(fd)
             if all_fds:
                 self.close_fd(fileobj)
-        AsyncioLoop._wrappers.pop(self.asyncio_loop, None)
+        if self._signal_wakeup is not None:
+            r, w = self._signal_wakeup
+            self._signal_wakeup = None
+            try:
+                self.asyncio_loop.remove_reader(r.fileno())
+            except (OSError, ValueError, RuntimeError):
+                pass
+            r.close()
+            w.close()
+        self._unregister_bridge()
         super().close(all_fds)
         if self._owns_loop:
             self.asyncio_loop.close()
@@ -229,8 +321,18 @@ class UvloopLoop(AsyncioLoop):
     """The asyncio bridge on a uvloop event loop."""
 
     backend_name = "uvloop"
+    _needs_signal_wakeup = False  # uvloop's run_forever sets its own wakeup fd
 
     def _new_asyncio_loop(self) -> asyncio.AbstractEventLoop:
         import uvloop
 
         return uvloop.new_event_loop()
+
+
+def _drain(sock: socket.socket) -> None:
+    """Empty the signal wakeup socket: its bytes only had to wake the loop."""
+    try:
+        while sock.recv(4096):
+            pass
+    except OSError:
+        pass

@@ -64,7 +64,8 @@ class Poller(abc.ABC):
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
         """Wait at most ``timeout`` seconds (None: forever) for readiness.
 
-        Returns ``[(fd, events), ...]``.
+        Returns ``[(fd, events), ...]``: a new list each call, which the
+        caller owns and may overwrite (the loop strikes out stale entries).
         """
 
     @abc.abstractmethod

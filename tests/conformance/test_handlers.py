@@ -231,6 +231,62 @@ def test_handler_removing_another_fd_drops_its_pending_event(io_loop: IOLoop) ->
         s.close()
 
 
+def test_stale_event_does_not_reach_a_new_handler_on_a_reused_fd(io_loop: IOLoop) -> None:
+    """Both fds are ready in the same poll; whichever handler runs first
+    removes and closes the other, and registers a new, idle socket that got
+    the closed one's fd number. The closed fd's event, still in the batch,
+    must not reach the new handler (nothing was ever sent to it); the new
+    handler must still get the new socket's own readiness afterwards."""
+    pair1, pair2 = socketpair(), socketpair()
+    first, second = pair1[0], pair2[0]
+    pair1[1].send(b"x")
+    pair2[1].send(b"x")
+    ran: list[socket.socket] = []
+    newcomer: list[tuple[socket.socket, socket.socket]] = []
+    newcomer_events: list[int] = []
+    woken: Future[None] = Future()
+
+    def on_newcomer(sock: socket.socket, mask: int) -> None:
+        newcomer_events.append(mask)
+        io_loop.remove_handler(sock)
+        if not woken.done():
+            woken.set_result(None)
+
+    def handler(sock: socket.socket, mask: int) -> None:
+        ran.append(sock)
+        other = second if sock is first else first
+        io_loop.remove_handler(sock)
+        io_loop.remove_handler(other)
+        number = other.fileno()
+        other.close()
+        new_a, new_b = socketpair()
+        if new_a.fileno() != number:  # make sure the number is reused
+            os.dup2(new_a.fileno(), number)
+            new_a.close()
+            new_a = socket.socket(fileno=number)
+            new_a.setblocking(False)
+        newcomer.append((new_a, new_b))
+        io_loop.add_handler(new_a, on_newcomer, IOLoop.READ)
+        io_loop.stop()
+
+    io_loop.add_handler(first, handler, IOLoop.READ)
+    io_loop.add_handler(second, handler, IOLoop.READ)
+    io_loop.call_later(10, io_loop.stop)
+    io_loop.start()
+    try:
+        assert len(ran) == 1 and len(newcomer) == 1
+        new_a, new_b = newcomer[0]
+        io_loop.run_sync(lambda: None)  # another iteration: still nothing for it
+        assert newcomer_events == []
+        new_b.send(b"hello")
+        wait_for(io_loop, woken)
+        assert len(newcomer_events) == 1 and newcomer_events[0] & IOLoop.READ
+        assert new_a.recv(10) == b"hello"
+    finally:
+        for s in (first, second, pair1[1], pair2[1], *(s for p in newcomer for s in p)):
+            s.close()
+
+
 def test_handler_exception_is_logged_and_loop_goes_on(
     io_loop: IOLoop, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -296,3 +352,22 @@ def test_close_without_all_fds_leaves_them_open(reactor_backend: Any) -> None:
         loop.close()
         b.send(b"still open")
         assert a.recv(100) == b"still open"
+
+
+def test_close_all_fds_leaves_asyncio_readers_open(reactor_backend: Any) -> None:
+    """``close(all_fds=True)`` closes what was registered with add_handler,
+    not the fds that asyncio code watches with ``asyncio_loop.add_reader``
+    (those belong to that code, which closes them itself)."""
+    loop = IOLoop(backend=reactor_backend, make_current=False)
+    mine, mine_peer = socketpair()
+    theirs, theirs_peer = socketpair()
+    try:
+        loop.add_handler(mine, lambda f, m: None, IOLoop.READ)
+        loop.asyncio_loop.add_reader(theirs.fileno(), lambda: None)
+        loop.close(all_fds=True)
+        assert mine.fileno() == -1
+        theirs_peer.send(b"still open")
+        assert theirs.recv(100) == b"still open"
+    finally:
+        for s in (mine, mine_peer, theirs, theirs_peer):
+            s.close()

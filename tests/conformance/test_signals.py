@@ -62,6 +62,35 @@ def test_signal_wakes_a_loop_blocked_in_poll(io_loop: IOLoop, sigusr1: list[Any]
     assert seen == ["signal"]
 
 
+def test_signal_delivered_to_another_thread_wakes_the_loop(
+    io_loop: IOLoop, sigusr1: list[Any]
+) -> None:
+    """The kernel may deliver a process signal to any thread. Aimed at a
+    helper thread (pthread_kill), its C-level handler runs there while the
+    loop's thread sleeps in poll; Python runs the handler in the main
+    thread only once something wakes it. The signal itself must do that
+    (through the wakeup fd), long before the loop's own safety timer."""
+    seen: list[str] = []
+    sigusr1.append(
+        lambda: io_loop.add_callback_from_signal(lambda: (seen.append("signal"), io_loop.stop()))
+    )
+    started = threading.Event()
+    io_loop.add_callback(started.set)
+    io_loop.call_later(WAIT, lambda: (seen.append("safety timer"), io_loop.stop()))
+
+    def send_to_myself() -> None:
+        if started.wait(WAIT):
+            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+
+    sender = threading.Thread(target=send_to_myself)
+    sender.start()
+    io_loop.start()
+    sender.join(WAIT)
+    # Woken by the safety timer instead, the loop would run it too, in the
+    # same iteration as the signal's callback.
+    assert seen == ["signal"]
+
+
 def test_interrupted_poll_goes_on(io_loop: IOLoop, sigusr1: list[Any]) -> None:
     """A signal whose handler does nothing with the loop interrupts poll
     (EINTR); the loop must carry on to its timer as if nothing happened."""
