@@ -217,16 +217,16 @@ class HTTP1Connection(HTTPConnection):
         reason = start_line.reason
         if "\r" in reason or "\n" in reason:
             raise HTTPOutputError(f"invalid reason phrase: {reason[:100]!r}")
-        fields = headers._dict
+        fields = headers._as_list  # which names are set; values through headers[...]
         keep_alive = self._keep_alive
         if code < 200 or code in _NO_BODY_CODES or self._method == "HEAD":
             self._no_body = True
         if "Content-Length" in fields:
             try:
-                remaining = int(fields["Content-Length"])
+                remaining = int(headers["Content-Length"])
             except ValueError:
                 raise HTTPOutputError(
-                    f"invalid Content-Length: {fields['Content-Length']!r}"
+                    f"invalid Content-Length: {headers['Content-Length']!r}"
                 ) from None
             if remaining < 0:
                 raise HTTPOutputError(f"invalid Content-Length: {remaining}")
@@ -241,7 +241,7 @@ class HTTP1Connection(HTTPConnection):
                 headers["Transfer-Encoding"] = "chunked"
             else:
                 keep_alive = False  # HTTP/1.0: the close ends the body
-        if fields.get("Connection", "").lower() == "close":
+        if "Connection" in fields and headers["Connection"].lower() == "close":
             keep_alive = False
         if not keep_alive:
             self._keep_alive = False
@@ -545,7 +545,7 @@ class HTTP1ServerConnection:
         url = self._url
         size = len(url) + len(method) + 11
         headers = HTTPHeaders()
-        fields = headers._dict
+        fields = headers._combined
         lists = headers._as_list
         raw_names = _RAW_NAMES
         for raw_name, raw_value in self._raw_headers:
@@ -561,7 +561,7 @@ class HTTP1ServerConnection:
                 fields[name] = value
                 lists[name] = [value]
             else:
-                fields[name] += "," + value
+                fields.pop(name, None)  # joined on first read: n adds stay linear
                 values.append(value)
         refusal = None
         if size > self.params.max_header_size:
@@ -570,14 +570,14 @@ class HTTP1ServerConnection:
             refusal = _Refused(400, f"unsupported HTTP version {parser.get_http_version()}")
         elif version == "HTTP/1.1" and len(lists.get("Host", ())) != 1:
             refusal = _Refused(400, "an HTTP/1.1 request needs exactly one Host header")
-        elif "Transfer-Encoding" in fields and (
-            version == "HTTP/1.0" or fields["Transfer-Encoding"].lower() != "chunked"
+        elif "Transfer-Encoding" in lists and (
+            version == "HTTP/1.0" or headers["Transfer-Encoding"].lower() != "chunked"
         ):
             # HTTP/1.0 has no transfer codings: its framing cannot be trusted
             # (RFC 9112 section 6.1).
             refusal = _Refused(400, "unsupported Transfer-Encoding")
-        elif "Content-Length" in fields:
-            length = int(fields["Content-Length"])  # llhttp checked it
+        elif "Content-Length" in lists:
+            length = int(headers["Content-Length"])  # llhttp checked it
             if length > self._max_body_size:
                 refusal = _Refused(413, "request body too large")
         if refusal is not None:
@@ -702,12 +702,12 @@ class HTTP1ServerConnection:
         assert self._delegate is not None
         try:
             delegate = self._delegate.start_request(self, request)
-            if self.params.decompress and "Content-Encoding" in headers._dict:
+            if self.params.decompress and "Content-Encoding" in headers._as_list:
                 delegate = _GzipMessageDelegate(delegate, self.params.chunk_size)
             request._delegate = delegate
             if (
                 start_line.version == "HTTP/1.1"
-                and headers._dict.get("Expect", "").lower() == "100-continue"
+                and headers.get("Expect", "").lower() == "100-continue"
             ):
                 request._expect_continue = True
             result = delegate.headers_received(start_line, headers)

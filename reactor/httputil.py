@@ -84,7 +84,11 @@ _TOKEN_STR = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE_STR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 _normalized: dict[str, str] = {}
-_valid_names: set[str] = set()  # names _encode has checked: they repeat
+# Names set by code that were found to be tokens -> their normalized form.
+# Keyed by the name as given, not as normalized: str.capitalize() maps some
+# non-ASCII letters to ASCII ("\u017f" -> "S"), so a non-token can normalize
+# to a token.
+_valid_names: dict[str, str] = {}
 
 
 def _normalize_name(name: str) -> str:
@@ -99,6 +103,43 @@ def _normalize_name(name: str) -> str:
     return norm
 
 
+class _InvalidHeaderError(HTTPOutputError, ValueError):
+    """A header name or value set by code that could not be sent as is.
+
+    A ValueError (what Tornado raises for it, at send time) and an
+    HTTPOutputError (what reactor raised for it, at send time, before the
+    check moved to where the header is set).
+    """
+
+
+def _checked_name(name: str) -> str:
+    """The normalized form of a name set by code; ValueError unless a token."""
+    if type(name) is not str or not _TOKEN_STR.match(name):
+        raise _InvalidHeaderError(
+            f"invalid header name {name!r}: a name is one or more of "
+            f"A-Z a-z 0-9 !#$%&'*+-.^_`|~ (RFC 9110 section 5.1)"
+        )
+    norm = _normalize_name(name)
+    if len(_valid_names) < 4096:
+        _valid_names[name] = norm
+    return norm
+
+
+def _check_value(name: str, value: Any) -> None:
+    """ValueError if ``value`` (written as ``str(value)``) has a control character.
+
+    Callers skip it for a printable str: isprintable() is False for every
+    control character (and for tabs and some non-ASCII), so only then does
+    the regex decide.
+    """
+    text = value if type(value) is str else str(value)
+    if _BAD_VALUE_STR.search(text):
+        raise _InvalidHeaderError(
+            f"invalid header value for {name!r}: {text[:100]!r} "
+            f"(CR, LF, NUL and other control characters cannot be sent)"
+        )
+
+
 class HTTPHeaders(collections.abc.MutableMapping[str, str]):
     """A case-insensitive, multi-valued, ordered mapping of header names to values.
 
@@ -108,27 +149,40 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
     ``Http-Header-Case``. Built like a dict (``HTTPHeaders({"A": "1"})``,
     ``HTTPHeaders(A="1")``) or parsed (:meth:`parse`).
 
-    Setting a value with CR, LF or another control character raises
-    :class:`HTTPOutputError` when the headers are serialized for sending, so
-    a header can never be used to inject another.
+    A name that is not a token (RFC 9110 section 5.1: no space, colon, CR,
+    LF, ...) or a value with CR, LF, NUL or another control character raises
+    ValueError where it is set (constructor, ``[]=``, :meth:`add`,
+    ``update``...), so a header can never be used to inject another. A
+    value that is not a str (an int Content-Length) is sent as ``str(value)``.
+
+    :meth:`add` and :meth:`get_list` take time linear in what they add or
+    return, however often a name repeats: the joined value is built on first
+    read and kept until the name changes.
     """
 
-    __slots__ = ("_as_list", "_dict")
+    # _as_list holds every name (in order) and its values: the truth.
+    # _combined caches the joined value of a name; a name with one value is
+    # always there, one with several only once read since its last add.
+    # Read _as_list for membership, never _combined.
+    __slots__ = ("_as_list", "_combined")
 
     def __init__(self, *args: Any, **kwargs: str) -> None:
-        self._dict: dict[str, str] = {}
+        self._combined: dict[str, str] = {}
         self._as_list: dict[str, list[str]] = {}
         if len(args) == 1 and not kwargs and type(args[0]) is HTTPHeaders:
             other = args[0]
-            self._dict = dict(other._dict)
+            self._combined = dict(other._combined)
             self._as_list = {name: list(values) for name, values in other._as_list.items()}
         elif len(args) == 1 and not kwargs and type(args[0]) is dict:
             # The common case, HTTPHeaders({...}): no MutableMapping.update.
-            fields = self._dict
+            combined = self._combined
             lists = self._as_list
+            valid_names = _valid_names
             for name, value in args[0].items():
-                norm = _normalized.get(name) or _normalize_name(name)
-                fields[norm] = value
+                norm = valid_names.get(name) or _checked_name(name)
+                if type(value) is not str or not value.isprintable():
+                    _check_value(norm, value)
+                combined[norm] = value
                 lists[norm] = [value]
         elif args or kwargs:
             self.update(*args, **kwargs)
@@ -136,18 +190,28 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
     # -- multi-valued access ---------------------------------------------------------
 
     def add(self, name: str, value: str) -> None:
-        """Add a value for ``name``, keeping any it already has."""
-        norm = _normalize_name(name)
+        """Add a value for ``name``, keeping any it already has.
+
+        Raises ValueError for a name that is not a token or a value with a
+        control character (CR, LF, NUL, ...).
+        """
+        norm = _valid_names.get(name) or _checked_name(name)
+        if type(value) is not str or not value.isprintable():
+            _check_value(norm, value)
+        self._add(norm, value)
+
+    def _add(self, norm: str, value: str) -> None:
+        """Add a value for the normalized, already checked name ``norm``."""
         values = self._as_list.get(norm)
         if values is None:
-            self._dict[norm] = value
+            self._combined[norm] = value
             self._as_list[norm] = [value]
         else:
-            self._dict[norm] += "," + value
+            self._combined.pop(norm, None)
             values.append(value)
 
     def get_list(self, name: str) -> list[str]:
-        """Every value of ``name``, in order; [] if there is none."""
+        """Every value of ``name``, in order (a new list); [] if there is none."""
         return list(self._as_list.get(_normalize_name(name), ()))
 
     def get_all(self) -> Iterator[tuple[str, str]]:
@@ -168,7 +232,7 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
         value = value.strip(" \t")
         if _BAD_VALUE_STR.search(value):
             raise HTTPInputError(f"invalid character in the value of header {name!r}")
-        self.add(name, value)
+        self._add(_normalize_name(name), value)
 
     @classmethod
     def parse(cls, headers: str | bytes) -> HTTPHeaders:
@@ -197,29 +261,46 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
     # -- the mapping -----------------------------------------------------------------
 
     def __setitem__(self, name: str, value: str) -> None:
-        norm = _normalize_name(name)
-        self._dict[norm] = value
+        norm = _valid_names.get(name) or _checked_name(name)
+        if type(value) is not str or not value.isprintable():
+            _check_value(norm, value)
+        self._combined[norm] = value
         self._as_list[norm] = [value]
 
     def __getitem__(self, name: str) -> str:
-        return self._dict[_normalize_name(name)]
+        norm = _normalize_name(name)
+        try:
+            return self._combined[norm]
+        except KeyError:
+            joined = self._combined[norm] = ",".join(self._as_list[norm])
+            return joined
 
     def __delitem__(self, name: str) -> None:
         norm = _normalize_name(name)
-        del self._dict[norm]
         del self._as_list[norm]
+        self._combined.pop(norm, None)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and _normalize_name(name) in self._dict
+        return isinstance(name, str) and _normalize_name(name) in self._as_list
 
     def get(self, name: str, default: Any = None) -> Any:
-        return self._dict.get(_normalize_name(name), default)
+        norm = _normalize_name(name)
+        value = self._combined.get(norm)
+        if value is not None:
+            return value
+        values = self._as_list.get(norm)
+        if values is None:
+            return default
+        if len(values) == 1:
+            return values[0]  # None, if that is what was set
+        value = self._combined[norm] = ",".join(values)
+        return value
 
     def __len__(self) -> int:
-        return len(self._dict)
+        return len(self._as_list)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._dict)
+        return iter(self._as_list)
 
     def copy(self) -> HTTPHeaders:
         return HTTPHeaders(self)
@@ -230,38 +311,24 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
         if isinstance(other, HTTPHeaders):
             return self._as_list == other._as_list
         if isinstance(other, Mapping):
-            return self._dict == {_normalize_name(k): v for k, v in other.items()}
+            return dict(self.items()) == {_normalize_name(k): v for k, v in other.items()}
         return NotImplemented
 
     def __str__(self) -> str:
         return "".join(f"{name}: {value}\r\n" for name, value in self.get_all())
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._dict!r})"
+        return f"{type(self).__name__}({dict(self.items())!r})"
 
     def _encode(self) -> bytes:
         """The header lines as sent (``Name: value\\r\\n`` each), latin-1.
 
-        Raises HTTPOutputError for a value (or name) that would break the
-        framing: no header injection through CR or LF.
+        Names and values were checked where they were set (see the class),
+        so nothing here can break the framing.
         """
-        lines = []
-        valid_names = _valid_names
-        for name, values in self._as_list.items():
-            if name not in valid_names:
-                if not _TOKEN_STR.match(name):
-                    raise HTTPOutputError(f"invalid header name {name!r}")
-                if len(valid_names) < 4096:
-                    valid_names.add(name)
-            for value in values:
-                if type(value) is not str:
-                    value = str(value)  # an int Content-Length, say
-                # isprintable() is False for every control character (and
-                # for tabs and some non-ASCII): the regex decides only then.
-                if not value.isprintable() and _BAD_VALUE_STR.search(value):
-                    raise HTTPOutputError(f"invalid header {name!r}: value {value[:100]!r}")
-                lines.append(f"{name}: {value}\r\n")
-        return "".join(lines).encode("latin-1")
+        return "".join(
+            [f"{name}: {value}\r\n" for name, values in self._as_list.items() for value in values]
+        ).encode("latin-1")
 
 
 # -- start lines -------------------------------------------------------------------
