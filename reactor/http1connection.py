@@ -19,7 +19,8 @@ Content-Length together with Transfer-Encoding, a repeated or malformed
 Content-Length, a Transfer-Encoding whose last coding is not chunked, bad
 chunk sizes, obs-fold, bare CR, whitespace before a colon, invalid header
 names and values, unknown methods and versions. On top of it this module
-refuses an HTTP/1.1 request with no Host or several, HTTP versions other
+refuses a request with several Host headers or an invalid one (an HTTP/1.1
+request with none; see httputil._request_host_error), HTTP versions other
 than 1.0 and 1.1, and transfer codings other than chunked. Each of these is
 answered 400 with ``Connection: close``, the connection is closed, and the
 application never sees the request. Headers over ``max_header_size`` get
@@ -56,6 +57,7 @@ from reactor.httputil import (
     RequestStartLine,
     ResponseStartLine,
     _normalize_name,
+    _request_host_error,
     responses,
 )
 from reactor.ioloop import _done_future, _new_future
@@ -568,8 +570,8 @@ class HTTP1ServerConnection:
             refusal = _Refused(431, "request headers too large")
         elif version is None:
             refusal = _Refused(400, f"unsupported HTTP version {parser.get_http_version()}")
-        elif version == "HTTP/1.1" and len(lists.get("Host", ())) != 1:
-            refusal = _Refused(400, "an HTTP/1.1 request needs exactly one Host header")
+        elif (host_error := _request_host_error(url, lists.get("Host"), version)) is not None:
+            refusal = _Refused(400, host_error)
         elif "Transfer-Encoding" in lists and (
             version == "HTTP/1.0" or headers["Transfer-Encoding"].lower() != "chunked"
         ):

@@ -22,6 +22,7 @@ import collections.abc
 import datetime
 import email.utils
 import http.cookies
+import ipaddress
 import re
 import time
 import urllib.parse
@@ -455,8 +456,16 @@ class HTTPServerRequest:
     ``files`` maps a form field to its :class:`HTTPFile` list. ``remote_ip``
     and ``protocol`` come from the connection (and from ``X-Real-Ip`` /
     ``X-Forwarded-For`` / ``X-Scheme`` / ``X-Forwarded-Proto`` when the server
-    trusts them: ``xheaders``). ``host`` is the ``Host`` header (else
-    ``127.0.0.1``), ``host_name`` the same without its port.
+    trusts them: ``xheaders``; a forwarded host is never trusted).
+
+    ``host`` is the authority of an absolute-form target
+    (``GET http://a.example/x``, RFC 9112 section 3.2.2: it wins over Host;
+    ``uri`` and ``path`` are then the target's origin-form ``/x``), else the
+    ``Host`` header, else ``127.0.0.1`` (an HTTP/1.0 request may have no
+    Host); ``host_name`` is ``host`` lowercased without its port and IPv6
+    brackets. The server refuses with 400 a request whose Host or target
+    authority is not ``host[:port]`` (see ``_request_host_error``); a
+    request built by hand is not checked.
 
     ``connection`` is the :class:`HTTPConnection` to answer through.
     """
@@ -487,6 +496,13 @@ class HTTPServerRequest:
         context = getattr(connection, "context", None)
         self.remote_ip: str | None = getattr(context, "remote_ip", None)
         self.protocol: str = getattr(context, "protocol", "http")
+        if uri is not None and uri[:1] != "/":
+            absolute = _split_absolute_form(uri)
+            if absolute is not None:
+                # RFC 9112 section 3.2.2: the target's authority wins over Host.
+                _, authority, uri = absolute
+                self.uri = uri
+                host = host or authority
         self.host = host or self.headers.get("Host") or "127.0.0.1"
         self.files: dict[str, list[HTTPFile]] = files or {}
         self.connection = connection
@@ -587,6 +603,95 @@ def split_host_and_port(netloc: str) -> tuple[str, int | None]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, port
+
+
+# -- the request's host (RFC 9110 section 7.2, RFC 9112 section 3.2) ----------------
+#
+# Host = uri-host [ ":" port ] (RFC 9110 section 7.2, on RFC 3986 section
+# 3.2.2), read more strictly than RFC 3986 where its grammar admits what no
+# DNS name or address holds and what is dangerous in request.host, which
+# applications put into URLs, redirects, HTML and logs:
+#
+# - reg-name: letters, digits and "-" "." "_" "~" only. RFC 3986 also admits
+#   sub-delims (! $ & ' ( ) * + , ; =) and pct-encoded: a "," is how two Host
+#   fields read once joined (RFC 9110 section 5.3), "'" or "%2F" inject into
+#   what is built from the host. International names come as A-labels
+#   (xn--...). A dotted IPv4 address is a reg-name by this grammar too.
+# - IP-literal: "[" IPv6address "]", checked by ipaddress; no zone id
+#   (RFC 6874) and no IPvFuture.
+# - port: 1 to 5 digits, at most 65535 (RFC 3986 admits an empty port).
+# - not empty: RFC 9112 section 3.2 has an empty Host stand for a target URI
+#   without an authority, which an http or https URI never is (RFC 9110
+#   section 4.2.1); RFC 9112 section 3.3 lets a server refuse it.
+_HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[([0-9A-Fa-f:.]+)\])(?::([0-9]{1,5}))?\Z")
+# absolute-form (RFC 9112 section 3.2.2): scheme "://" authority, then the
+# path and query.
+_ABSOLUTE_FORM = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)")
+_valid_hosts: set[str] = set()  # hosts found valid: they repeat
+
+
+def _is_valid_host(host: str) -> bool:
+    """Whether ``host`` is ``host[:port]`` by the strict grammar above."""
+    if host in _valid_hosts:
+        return True
+    match = _HOST.match(host)
+    if match is None:
+        return False
+    literal, port = match.groups()
+    if port is not None and int(port) > 65535:
+        return False
+    if literal is not None:
+        try:
+            ipaddress.IPv6Address(literal)
+        except ValueError:
+            return False
+    if len(_valid_hosts) < 1024:  # bounded: hosts come from clients
+        _valid_hosts.add(host)
+    return True
+
+
+def _split_absolute_form(target: str) -> tuple[str, str, str] | None:
+    """An absolute-form target's (lowercased scheme, authority, origin-form
+    path and query): ``http://a.example?q`` -> ``("http", "a.example",
+    "/?q")``. None for a target of another form (``/path``, ``*``, ...)."""
+    if target[:1] == "/":
+        return None
+    match = _ABSOLUTE_FORM.match(target)
+    if match is None:
+        return None
+    rest = target[match.end() :]
+    if rest[:1] != "/":
+        rest = "/" + rest  # RFC 9110 section 4.2.3: an empty path is "/"
+    return match.group(1).lower(), match.group(2), rest
+
+
+def _request_host_error(target: bytes, hosts: list[str] | None, version: str) -> str | None:
+    """Why a request must be refused with 400 for its Host or its target's
+    authority, or None (RFC 9112 sections 3.2 and 3.2.2).
+
+    ``hosts`` are the request's Host field values (None without any). Any
+    request with more than one Host, or an invalid one, is refused; an
+    HTTP/1.1 request without Host too. An absolute-form target must be http
+    or https with a valid authority (which then names the host, see
+    :class:`HTTPServerRequest`).
+    """
+    if hosts is None:
+        if version == "HTTP/1.1":
+            return "an HTTP/1.1 request needs a Host header"
+    elif len(hosts) != 1:
+        return "a request may have only one Host header"
+    elif not _is_valid_host(hosts[0]):
+        return f"invalid Host header: {hosts[0][:100]!r}"
+    if target[:1] == b"/":  # origin-form: the common case
+        return None
+    absolute = _split_absolute_form(target.decode("latin-1"))
+    if absolute is not None:
+        scheme, authority, _ = absolute
+        if scheme not in ("http", "https"):
+            return f"unsupported scheme in the request target: {scheme[:20]!r}"
+        if not _is_valid_host(authority):
+            return f"invalid host in the request target: {authority[:100]!r}"
+    return None
 
 
 # -- uploaded files and URLs -------------------------------------------------------

@@ -29,7 +29,10 @@ from reactor.httputil import (
     RequestStartLine,
     ResponseStartLine,
     _encode_header,
+    _is_valid_host,
     _parse_header,
+    _request_host_error,
+    _split_absolute_form,
     format_timestamp,
     parse_body_arguments,
     parse_cookie,
@@ -499,6 +502,94 @@ def test_request_host_defaults() -> None:
     explicit = HTTPServerRequest(uri="/", host="given:1", headers=HTTPHeaders(Host="header"))
     assert explicit.host == "given:1"
     assert explicit.host_name == "given"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "a.example",
+        "a.example:8080",
+        "127.0.0.1:80",
+        "[::1]:8080",
+        "[::1]",
+        "[2001:db8::ffff:1.2.3.4]",
+        "xn--bcher-kva.example",
+        "A-b_c~d.",
+        "a:0",
+        "a:65535",
+    ],
+)
+def test_valid_hosts(host: str) -> None:
+    assert _is_valid_host(host)
+    assert _request_host_error(b"/", [host], "HTTP/1.1") is None
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "",
+        "a b",
+        "a.example,b.example",
+        "evil.example/x@good",
+        "<script>x</script>",
+        "user@a",
+        "a:99999",
+        "a:x",
+        "a:",
+        "a:123456",
+        ":80",
+        "::1",
+        "[::g]",
+        "[fe80::1%25eth0]",
+        "[::1",
+        "[v1.fe]",
+        "a%2Fb",
+        "a;b",
+        "caf\u00e9",
+    ],
+)
+def test_invalid_hosts(host: str) -> None:
+    assert not _is_valid_host(host)
+    assert _request_host_error(b"/", [host], "HTTP/1.0") == f"invalid Host header: {host!r}"
+
+
+def test_request_host_error_counts_host_fields() -> None:
+    assert _request_host_error(b"/", None, "HTTP/1.1") == "an HTTP/1.1 request needs a Host header"
+    assert _request_host_error(b"/", None, "HTTP/1.0") is None
+    for version in ("HTTP/1.0", "HTTP/1.1"):
+        error = _request_host_error(b"/", ["a", "a"], version)
+        assert error == "a request may have only one Host header"
+
+
+def test_request_host_error_checks_an_absolute_form_target() -> None:
+    assert _request_host_error(b"http://a.example/x", ["b"], "HTTP/1.1") is None
+    assert _request_host_error(b"HTTPS://a.example", None, "HTTP/1.0") is None
+    assert "scheme" in str(_request_host_error(b"ftp://a.example/x", ["a"], "HTTP/1.1"))
+    for target in (b"http://u@a.example/", b"http:///x", b"http://a:99999/"):
+        assert "invalid host in the request target" in str(
+            _request_host_error(target, ["a"], "HTTP/1.1")
+        )
+    assert _request_host_error(b"*", ["a"], "HTTP/1.1") is None  # OPTIONS *
+
+
+def test_split_absolute_form() -> None:
+    assert _split_absolute_form("/x") is None
+    assert _split_absolute_form("*") is None
+    assert _split_absolute_form("a.example:443") is None  # authority-form (CONNECT)
+    assert _split_absolute_form("http://a.example/x?q") == ("http", "a.example", "/x?q")
+    assert _split_absolute_form("HTTP://A:1") == ("http", "A:1", "/")
+    assert _split_absolute_form("http://a?q=/") == ("http", "a", "/?q=/")
+
+
+def test_request_with_an_absolute_form_target() -> None:
+    request = HTTPServerRequest(
+        start_line=RequestStartLine("GET", "http://A.example:81/p?q=1", "HTTP/1.1"),
+        headers=HTTPHeaders(Host="other.example"),
+    )
+    assert (request.host, request.host_name) == ("A.example:81", "a.example")
+    assert (request.uri, request.path, request.query) == ("/p?q=1", "/p", "q=1")
+    assert request.full_url() == "http://A.example:81/p?q=1"
+    assert request.headers["Host"] == "other.example"  # as sent
 
 
 def test_split_host_and_port() -> None:
