@@ -24,7 +24,8 @@ Content-Length together with Transfer-Encoding, a repeated or malformed
 Content-Length, a Transfer-Encoding whose last coding is not chunked, bad
 chunk sizes, obs-fold, bare CR, whitespace before a colon, invalid header
 names and values, methods that are not tokens, and unknown versions. On top
-of it this module refuses an HTTP/1.1 request with no Host or several, HTTP
+of it this module refuses a request with several Host headers or an invalid
+one (an HTTP/1.1 request with none; see httputil._request_host_error), HTTP
 versions other than 1.0 and 1.1, and transfer codings other than chunked.
 Each of these is answered 400 with ``Connection: close``, the connection is
 closed, and the application never sees the request. A method token outside
@@ -65,6 +66,7 @@ from reactor.httputil import (
     RequestStartLine,
     ResponseStartLine,
     _normalize_name,
+    _request_host_error,
     responses,
 )
 from reactor.ioloop import _done_future, _new_future
@@ -236,16 +238,16 @@ class HTTP1Connection(HTTPConnection):
         reason = start_line.reason
         if "\r" in reason or "\n" in reason:
             raise HTTPOutputError(f"invalid reason phrase: {reason[:100]!r}")
-        fields = headers._dict
+        fields = headers._as_list  # which names are set; values through headers[...]
         keep_alive = self._keep_alive
         if code < 200 or code in _NO_BODY_CODES or self._method == "HEAD":
             self._no_body = True
         if "Content-Length" in fields:
             try:
-                remaining = int(fields["Content-Length"])
+                remaining = int(headers["Content-Length"])
             except ValueError:
                 raise HTTPOutputError(
-                    f"invalid Content-Length: {fields['Content-Length']!r}"
+                    f"invalid Content-Length: {headers['Content-Length']!r}"
                 ) from None
             if remaining < 0:
                 raise HTTPOutputError(f"invalid Content-Length: {remaining}")
@@ -260,7 +262,7 @@ class HTTP1Connection(HTTPConnection):
                 headers["Transfer-Encoding"] = "chunked"
             else:
                 keep_alive = False  # HTTP/1.0: the close ends the body
-        if fields.get("Connection", "").lower() == "close":
+        if "Connection" in fields and headers["Connection"].lower() == "close":
             keep_alive = False
         if not keep_alive:
             self._keep_alive = False
@@ -618,7 +620,7 @@ class HTTP1ServerConnection:
         url = self._url
         size = len(url) + len(method) + 11
         headers = HTTPHeaders()
-        fields = headers._dict
+        fields = headers._combined
         lists = headers._as_list
         raw_names = _RAW_NAMES
         for raw_name, raw_value in self._raw_headers:
@@ -634,17 +636,17 @@ class HTTP1ServerConnection:
                 fields[name] = value
                 lists[name] = [value]
             else:
-                fields[name] += "," + value
+                fields.pop(name, None)  # joined on first read: n adds stay linear
                 values.append(value)
         refusal = None
         if size > self.params.max_header_size:
             refusal = _Refused(431, "request headers too large")
         elif version is None:
             refusal = _Refused(400, f"unsupported HTTP version {parser.get_http_version()}")
-        elif version == "HTTP/1.1" and len(lists.get("Host", ())) != 1:
-            refusal = _Refused(400, "an HTTP/1.1 request needs exactly one Host header")
-        elif "Transfer-Encoding" in fields and (
-            version == "HTTP/1.0" or fields["Transfer-Encoding"].lower() != "chunked"
+        elif (host_error := _request_host_error(url, lists.get("Host"), version)) is not None:
+            refusal = _Refused(400, host_error)
+        elif "Transfer-Encoding" in lists and (
+            version == "HTTP/1.0" or headers["Transfer-Encoding"].lower() != "chunked"
         ):
             # HTTP/1.0 has no transfer codings: its framing cannot be trusted
             # (RFC 9112 section 6.1).
@@ -654,7 +656,7 @@ class HTTP1ServerConnection:
             return
         # Held against max_body_size once headers_received has run (which
         # may change the limit): see _continue.
-        length = int(fields["Content-Length"]) if "Content-Length" in fields else -1
+        length = int(headers["Content-Length"]) if "Content-Length" in lists else -1
         self._body_left = length  # llhttp checked it
         start_line = RequestStartLine(method, url.decode("latin-1"), version)  # type: ignore[arg-type]
         keep_alive = parser.should_keep_alive()
@@ -789,12 +791,12 @@ class HTTP1ServerConnection:
         assert self._delegate is not None
         try:
             delegate = self._delegate.start_request(self, request)
-            if self.params.decompress and "Content-Encoding" in headers._dict:
+            if self.params.decompress and "Content-Encoding" in headers._as_list:
                 delegate = _GzipMessageDelegate(delegate, self.params.chunk_size)
             request._delegate = delegate
             if (
                 start_line.version == "HTTP/1.1"
-                and headers._dict.get("Expect", "").lower() == "100-continue"
+                and headers.get("Expect", "").lower() == "100-continue"
             ):
                 request._expect_continue = True
             result = delegate.headers_received(start_line, headers)

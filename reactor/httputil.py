@@ -22,6 +22,7 @@ import collections.abc
 import datetime
 import email.utils
 import http.cookies
+import ipaddress
 import re
 import time
 import urllib.parse
@@ -84,7 +85,11 @@ _TOKEN_STR = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE_STR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 _normalized: dict[str, str] = {}
-_valid_names: set[str] = set()  # names _encode has checked: they repeat
+# Names set by code that were found to be tokens -> their normalized form.
+# Keyed by the name as given, not as normalized: str.capitalize() maps some
+# non-ASCII letters to ASCII ("\u017f" -> "S"), so a non-token can normalize
+# to a token.
+_valid_names: dict[str, str] = {}
 
 
 def _normalize_name(name: str) -> str:
@@ -99,6 +104,43 @@ def _normalize_name(name: str) -> str:
     return norm
 
 
+class _InvalidHeaderError(HTTPOutputError, ValueError):
+    """A header name or value set by code that could not be sent as is.
+
+    A ValueError (what Tornado raises for it, at send time) and an
+    HTTPOutputError (what reactor raised for it, at send time, before the
+    check moved to where the header is set).
+    """
+
+
+def _checked_name(name: str) -> str:
+    """The normalized form of a name set by code; ValueError unless a token."""
+    if type(name) is not str or not _TOKEN_STR.match(name):
+        raise _InvalidHeaderError(
+            f"invalid header name {name!r}: a name is one or more of "
+            f"A-Z a-z 0-9 !#$%&'*+-.^_`|~ (RFC 9110 section 5.1)"
+        )
+    norm = _normalize_name(name)
+    if len(_valid_names) < 4096:
+        _valid_names[name] = norm
+    return norm
+
+
+def _check_value(name: str, value: Any) -> None:
+    """ValueError if ``value`` (written as ``str(value)``) has a control character.
+
+    Callers skip it for a printable str: isprintable() is False for every
+    control character (and for tabs and some non-ASCII), so only then does
+    the regex decide.
+    """
+    text = value if type(value) is str else str(value)
+    if _BAD_VALUE_STR.search(text):
+        raise _InvalidHeaderError(
+            f"invalid header value for {name!r}: {text[:100]!r} "
+            f"(CR, LF, NUL and other control characters cannot be sent)"
+        )
+
+
 class HTTPHeaders(collections.abc.MutableMapping[str, str]):
     """A case-insensitive, multi-valued, ordered mapping of header names to values.
 
@@ -108,27 +150,40 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
     ``Http-Header-Case``. Built like a dict (``HTTPHeaders({"A": "1"})``,
     ``HTTPHeaders(A="1")``) or parsed (:meth:`parse`).
 
-    Setting a value with CR, LF or another control character raises
-    :class:`HTTPOutputError` when the headers are serialized for sending, so
-    a header can never be used to inject another.
+    A name that is not a token (RFC 9110 section 5.1: no space, colon, CR,
+    LF, ...) or a value with CR, LF, NUL or another control character raises
+    ValueError where it is set (constructor, ``[]=``, :meth:`add`,
+    ``update``...), so a header can never be used to inject another. A
+    value that is not a str (an int Content-Length) is sent as ``str(value)``.
+
+    :meth:`add` and :meth:`get_list` take time linear in what they add or
+    return, however often a name repeats: the joined value is built on first
+    read and kept until the name changes.
     """
 
-    __slots__ = ("_as_list", "_dict")
+    # _as_list holds every name (in order) and its values: the truth.
+    # _combined caches the joined value of a name; a name with one value is
+    # always there, one with several only once read since its last add.
+    # Read _as_list for membership, never _combined.
+    __slots__ = ("_as_list", "_combined")
 
     def __init__(self, *args: Any, **kwargs: str) -> None:
-        self._dict: dict[str, str] = {}
+        self._combined: dict[str, str] = {}
         self._as_list: dict[str, list[str]] = {}
         if len(args) == 1 and not kwargs and type(args[0]) is HTTPHeaders:
             other = args[0]
-            self._dict = dict(other._dict)
+            self._combined = dict(other._combined)
             self._as_list = {name: list(values) for name, values in other._as_list.items()}
         elif len(args) == 1 and not kwargs and type(args[0]) is dict:
             # The common case, HTTPHeaders({...}): no MutableMapping.update.
-            fields = self._dict
+            combined = self._combined
             lists = self._as_list
+            valid_names = _valid_names
             for name, value in args[0].items():
-                norm = _normalized.get(name) or _normalize_name(name)
-                fields[norm] = value
+                norm = valid_names.get(name) or _checked_name(name)
+                if type(value) is not str or not value.isprintable():
+                    _check_value(norm, value)
+                combined[norm] = value
                 lists[norm] = [value]
         elif args or kwargs:
             self.update(*args, **kwargs)
@@ -136,18 +191,28 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
     # -- multi-valued access ---------------------------------------------------------
 
     def add(self, name: str, value: str) -> None:
-        """Add a value for ``name``, keeping any it already has."""
-        norm = _normalize_name(name)
+        """Add a value for ``name``, keeping any it already has.
+
+        Raises ValueError for a name that is not a token or a value with a
+        control character (CR, LF, NUL, ...).
+        """
+        norm = _valid_names.get(name) or _checked_name(name)
+        if type(value) is not str or not value.isprintable():
+            _check_value(norm, value)
+        self._add(norm, value)
+
+    def _add(self, norm: str, value: str) -> None:
+        """Add a value for the normalized, already checked name ``norm``."""
         values = self._as_list.get(norm)
         if values is None:
-            self._dict[norm] = value
+            self._combined[norm] = value
             self._as_list[norm] = [value]
         else:
-            self._dict[norm] += "," + value
+            self._combined.pop(norm, None)
             values.append(value)
 
     def get_list(self, name: str) -> list[str]:
-        """Every value of ``name``, in order; [] if there is none."""
+        """Every value of ``name``, in order (a new list); [] if there is none."""
         return list(self._as_list.get(_normalize_name(name), ()))
 
     def get_all(self) -> Iterator[tuple[str, str]]:
@@ -168,7 +233,7 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
         value = value.strip(" \t")
         if _BAD_VALUE_STR.search(value):
             raise HTTPInputError(f"invalid character in the value of header {name!r}")
-        self.add(name, value)
+        self._add(_normalize_name(name), value)
 
     @classmethod
     def parse(cls, headers: str | bytes) -> HTTPHeaders:
@@ -197,29 +262,46 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
     # -- the mapping -----------------------------------------------------------------
 
     def __setitem__(self, name: str, value: str) -> None:
-        norm = _normalize_name(name)
-        self._dict[norm] = value
+        norm = _valid_names.get(name) or _checked_name(name)
+        if type(value) is not str or not value.isprintable():
+            _check_value(norm, value)
+        self._combined[norm] = value
         self._as_list[norm] = [value]
 
     def __getitem__(self, name: str) -> str:
-        return self._dict[_normalize_name(name)]
+        norm = _normalize_name(name)
+        try:
+            return self._combined[norm]
+        except KeyError:
+            joined = self._combined[norm] = ",".join(self._as_list[norm])
+            return joined
 
     def __delitem__(self, name: str) -> None:
         norm = _normalize_name(name)
-        del self._dict[norm]
         del self._as_list[norm]
+        self._combined.pop(norm, None)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and _normalize_name(name) in self._dict
+        return isinstance(name, str) and _normalize_name(name) in self._as_list
 
     def get(self, name: str, default: Any = None) -> Any:
-        return self._dict.get(_normalize_name(name), default)
+        norm = _normalize_name(name)
+        value = self._combined.get(norm)
+        if value is not None:
+            return value
+        values = self._as_list.get(norm)
+        if values is None:
+            return default
+        if len(values) == 1:
+            return values[0]  # None, if that is what was set
+        value = self._combined[norm] = ",".join(values)
+        return value
 
     def __len__(self) -> int:
-        return len(self._dict)
+        return len(self._as_list)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._dict)
+        return iter(self._as_list)
 
     def copy(self) -> HTTPHeaders:
         return HTTPHeaders(self)
@@ -230,38 +312,24 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
         if isinstance(other, HTTPHeaders):
             return self._as_list == other._as_list
         if isinstance(other, Mapping):
-            return self._dict == {_normalize_name(k): v for k, v in other.items()}
+            return dict(self.items()) == {_normalize_name(k): v for k, v in other.items()}
         return NotImplemented
 
     def __str__(self) -> str:
         return "".join(f"{name}: {value}\r\n" for name, value in self.get_all())
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._dict!r})"
+        return f"{type(self).__name__}({dict(self.items())!r})"
 
     def _encode(self) -> bytes:
         """The header lines as sent (``Name: value\\r\\n`` each), latin-1.
 
-        Raises HTTPOutputError for a value (or name) that would break the
-        framing: no header injection through CR or LF.
+        Names and values were checked where they were set (see the class),
+        so nothing here can break the framing.
         """
-        lines = []
-        valid_names = _valid_names
-        for name, values in self._as_list.items():
-            if name not in valid_names:
-                if not _TOKEN_STR.match(name):
-                    raise HTTPOutputError(f"invalid header name {name!r}")
-                if len(valid_names) < 4096:
-                    valid_names.add(name)
-            for value in values:
-                if type(value) is not str:
-                    value = str(value)  # an int Content-Length, say
-                # isprintable() is False for every control character (and
-                # for tabs and some non-ASCII): the regex decides only then.
-                if not value.isprintable() and _BAD_VALUE_STR.search(value):
-                    raise HTTPOutputError(f"invalid header {name!r}: value {value[:100]!r}")
-                lines.append(f"{name}: {value}\r\n")
-        return "".join(lines).encode("latin-1")
+        return "".join(
+            [f"{name}: {value}\r\n" for name, values in self._as_list.items() for value in values]
+        ).encode("latin-1")
 
 
 # -- start lines -------------------------------------------------------------------
@@ -388,8 +456,16 @@ class HTTPServerRequest:
     ``files`` maps a form field to its :class:`HTTPFile` list. ``remote_ip``
     and ``protocol`` come from the connection (and from ``X-Real-Ip`` /
     ``X-Forwarded-For`` / ``X-Scheme`` / ``X-Forwarded-Proto`` when the server
-    trusts them: ``xheaders``). ``host`` is the ``Host`` header (else
-    ``127.0.0.1``), ``host_name`` the same without its port.
+    trusts them: ``xheaders``; a forwarded host is never trusted).
+
+    ``host`` is the authority of an absolute-form target
+    (``GET http://a.example/x``, RFC 9112 section 3.2.2: it wins over Host;
+    ``uri`` and ``path`` are then the target's origin-form ``/x``), else the
+    ``Host`` header, else ``127.0.0.1`` (an HTTP/1.0 request may have no
+    Host); ``host_name`` is ``host`` lowercased without its port and IPv6
+    brackets. The server refuses with 400 a request whose Host or target
+    authority is not ``host[:port]`` (see ``_request_host_error``); a
+    request built by hand is not checked.
 
     ``connection`` is the :class:`HTTPConnection` to answer through.
     """
@@ -420,6 +496,13 @@ class HTTPServerRequest:
         context = getattr(connection, "context", None)
         self.remote_ip: str | None = getattr(context, "remote_ip", None)
         self.protocol: str = getattr(context, "protocol", "http")
+        if uri is not None and uri[:1] != "/":
+            absolute = _split_absolute_form(uri)
+            if absolute is not None:
+                # RFC 9112 section 3.2.2: the target's authority wins over Host.
+                _, authority, uri = absolute
+                self.uri = uri
+                host = host or authority
         self.host = host or self.headers.get("Host") or "127.0.0.1"
         self.files: dict[str, list[HTTPFile]] = files or {}
         self.connection = connection
@@ -520,6 +603,95 @@ def split_host_and_port(netloc: str) -> tuple[str, int | None]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, port
+
+
+# -- the request's host (RFC 9110 section 7.2, RFC 9112 section 3.2) ----------------
+#
+# Host = uri-host [ ":" port ] (RFC 9110 section 7.2, on RFC 3986 section
+# 3.2.2), read more strictly than RFC 3986 where its grammar admits what no
+# DNS name or address holds and what is dangerous in request.host, which
+# applications put into URLs, redirects, HTML and logs:
+#
+# - reg-name: letters, digits and "-" "." "_" "~" only. RFC 3986 also admits
+#   sub-delims (! $ & ' ( ) * + , ; =) and pct-encoded: a "," is how two Host
+#   fields read once joined (RFC 9110 section 5.3), "'" or "%2F" inject into
+#   what is built from the host. International names come as A-labels
+#   (xn--...). A dotted IPv4 address is a reg-name by this grammar too.
+# - IP-literal: "[" IPv6address "]", checked by ipaddress; no zone id
+#   (RFC 6874) and no IPvFuture.
+# - port: 1 to 5 digits, at most 65535 (RFC 3986 admits an empty port).
+# - not empty: RFC 9112 section 3.2 has an empty Host stand for a target URI
+#   without an authority, which an http or https URI never is (RFC 9110
+#   section 4.2.1); RFC 9112 section 3.3 lets a server refuse it.
+_HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[([0-9A-Fa-f:.]+)\])(?::([0-9]{1,5}))?\Z")
+# absolute-form (RFC 9112 section 3.2.2): scheme "://" authority, then the
+# path and query.
+_ABSOLUTE_FORM = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)")
+_valid_hosts: set[str] = set()  # hosts found valid: they repeat
+
+
+def _is_valid_host(host: str) -> bool:
+    """Whether ``host`` is ``host[:port]`` by the strict grammar above."""
+    if host in _valid_hosts:
+        return True
+    match = _HOST.match(host)
+    if match is None:
+        return False
+    literal, port = match.groups()
+    if port is not None and int(port) > 65535:
+        return False
+    if literal is not None:
+        try:
+            ipaddress.IPv6Address(literal)
+        except ValueError:
+            return False
+    if len(_valid_hosts) < 1024:  # bounded: hosts come from clients
+        _valid_hosts.add(host)
+    return True
+
+
+def _split_absolute_form(target: str) -> tuple[str, str, str] | None:
+    """An absolute-form target's (lowercased scheme, authority, origin-form
+    path and query): ``http://a.example?q`` -> ``("http", "a.example",
+    "/?q")``. None for a target of another form (``/path``, ``*``, ...)."""
+    if target[:1] == "/":
+        return None
+    match = _ABSOLUTE_FORM.match(target)
+    if match is None:
+        return None
+    rest = target[match.end() :]
+    if rest[:1] != "/":
+        rest = "/" + rest  # RFC 9110 section 4.2.3: an empty path is "/"
+    return match.group(1).lower(), match.group(2), rest
+
+
+def _request_host_error(target: bytes, hosts: list[str] | None, version: str) -> str | None:
+    """Why a request must be refused with 400 for its Host or its target's
+    authority, or None (RFC 9112 sections 3.2 and 3.2.2).
+
+    ``hosts`` are the request's Host field values (None without any). Any
+    request with more than one Host, or an invalid one, is refused; an
+    HTTP/1.1 request without Host too. An absolute-form target must be http
+    or https with a valid authority (which then names the host, see
+    :class:`HTTPServerRequest`).
+    """
+    if hosts is None:
+        if version == "HTTP/1.1":
+            return "an HTTP/1.1 request needs a Host header"
+    elif len(hosts) != 1:
+        return "a request may have only one Host header"
+    elif not _is_valid_host(hosts[0]):
+        return f"invalid Host header: {hosts[0][:100]!r}"
+    if target[:1] == b"/":  # origin-form: the common case
+        return None
+    absolute = _split_absolute_form(target.decode("latin-1"))
+    if absolute is not None:
+        scheme, authority, _ = absolute
+        if scheme not in ("http", "https"):
+            return f"unsupported scheme in the request target: {scheme[:20]!r}"
+        if not _is_valid_host(authority):
+            return f"invalid host in the request target: {authority[:100]!r}"
+    return None
 
 
 # -- uploaded files and URLs -------------------------------------------------------
