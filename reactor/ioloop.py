@@ -619,10 +619,14 @@ def _current_asyncio_loop() -> asyncio.AbstractEventLoop:
 
 def _new_future() -> Future[Any]:
     """``Future()`` by the shortest path, for reactor's own code: a future
-    of the current loop (see :class:`reactor.concurrent._LoopFuture`)."""
+    of the current loop (see :class:`reactor.concurrent._LoopFuture`).
+
+    With no current loop, ``Future()``'s own rule applies: a worker thread
+    gets RuntimeError (``gen.sleep`` there fails as ``Future()`` does), not
+    a private loop that nobody runs."""
     loop = _current.loop
     if loop is None:
-        loop = IOLoop.current()
+        return Future()
     future: Future[Any] = _LoopFuture(loop=loop.asyncio_loop)
     return future
 
@@ -637,7 +641,10 @@ def _done_future() -> Future[None]:
     """
     loop = _current.loop
     if loop is None:
-        loop = IOLoop.current()
+        loop = IOLoop.current(instance=False)
+        if loop is None:
+            Future()  # Future()'s rule: RuntimeError in a worker thread (see _new_future)
+            loop = IOLoop.current()
     done = loop._done
     if done is None:
         done = loop._done = _LoopFuture(loop=loop.asyncio_loop)

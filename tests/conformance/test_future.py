@@ -333,3 +333,24 @@ def test_future_in_a_thread_without_a_loop_is_an_error(io_loop: IOLoop) -> None:
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         assert pool.submit(with_its_own_loop).result(timeout=10)
+
+
+def test_reactors_own_futures_in_a_thread_without_a_loop_are_an_error(io_loop: IOLoop) -> None:
+    """gen.sleep, Queue.put and the like follow Future()'s rule: no loop made."""
+
+    def in_worker() -> list[str]:
+        outcomes = []
+        for make in (lambda: gen.sleep(0), lambda: gen.convert_yielded(None)):
+            try:
+                make()
+            except RuntimeError as e:
+                outcomes.append(str(e))
+            else:  # pragma: no cover - the failure this test is about
+                outcomes.append("no error")
+        outcomes.append(f"loop made: {IOLoop.current(instance=False) is not None}")
+        return outcomes
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        outcomes = pool.submit(in_worker).result(timeout=10)
+    assert all("no current event loop" in o for o in outcomes[:2]), outcomes
+    assert outcomes[2] == "loop made: False"
