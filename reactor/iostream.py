@@ -39,12 +39,20 @@ is also a conformance test in ``tests/conformance/test_iostream.py``):
 
 How the hot path is kept short:
 
-- Reads ``recv_into`` a preallocated chunk shared by all streams of a thread
-  (it is copied out before anything else can run), so an idle stream holds
-  no read memory. When the stream's buffer is empty and the chunk completes
-  the pending read (the usual request/response case), the result is cut
-  straight from the chunk; otherwise bytes go to one ``bytearray`` per stream,
-  consumed through an offset and compacted lazily.
+- Reads ``recv_into`` a preallocated chunk shared by all streams of a thread,
+  so an idle stream holds no read memory. ``read_*`` copy the bytes out
+  before any other code runs. A ``start_reading(views=True)`` callback is
+  instead lent a view of the chunk, and code it runs may read too (an HTTP
+  handler reading another socket while llhttp still parses the view): for
+  the callback's duration the chunk is taken from the thread, and a read
+  started meanwhile gets a fresh chunk of its own. So no two live readers
+  share a buffer, and the common case (nothing read inside the callback)
+  costs two attribute stores per chunk; a fresh chunk per stream would cost
+  a chunk of memory per idle connection instead.
+- When the stream's buffer is empty and the chunk completes the pending read
+  (the usual request/response case), the result is cut straight from the
+  chunk; otherwise bytes go to one ``bytearray`` per stream, consumed through
+  an offset and compacted lazily.
 - A read first looks in the buffer, then tries the fd inline, and only then
   waits for the loop. The fd stays registered for READ between reads while
   the buffer is empty (that also notices a peer's close), so consecutive
@@ -153,8 +161,33 @@ class StreamBufferFullError(Exception):
     would take the write buffer past ``max_write_buffer_size``."""
 
 
+_Chunk = tuple[bytearray, memoryview]
+"""A read chunk and a view of all of it."""
+
+
+class _SharedChunk:
+    """The read chunk of one size that a thread's streams share.
+
+    ``chunk`` is None while it is lent: a start_reading callback holds a view
+    of it (``views=True``). Whoever reads meanwhile - another stream, or the
+    lender itself after stop_reading - must not overwrite what the callback
+    is looking at, and reads into a chunk of its own instead (see
+    :func:`_fresh_chunk`).
+    """
+
+    __slots__ = ("chunk",)
+
+    def __init__(self, size: int) -> None:
+        self.chunk: _Chunk | None = _fresh_chunk(size)
+
+
+def _fresh_chunk(size: int) -> _Chunk:
+    buf = bytearray(size)
+    return buf, memoryview(buf)
+
+
 class _Scratch(threading.local):
-    chunks: dict[int, tuple[bytearray, memoryview]]
+    chunks: dict[int, _SharedChunk]
 
     def __init__(self) -> None:
         self.chunks = {}
@@ -166,13 +199,12 @@ _scratch = _Scratch()
 _NO_QUEUE: Any = ()  # see BaseIOStream.__init__
 
 
-def _scratch_chunk(size: int) -> tuple[bytearray, memoryview]:
-    """This thread's shared read chunk of ``size`` bytes (and a view of it)."""
-    chunk = _scratch.chunks.get(size)
-    if chunk is None:
-        buf = bytearray(size)
-        chunk = _scratch.chunks[size] = (buf, memoryview(buf))
-    return chunk
+def _scratch_chunk(size: int) -> _SharedChunk:
+    """This thread's shared read chunk of ``size`` bytes."""
+    shared = _scratch.chunks.get(size)
+    if shared is None:
+        shared = _scratch.chunks[size] = _SharedChunk(size)
+    return shared
 
 
 class BaseIOStream:
@@ -200,7 +232,6 @@ class BaseIOStream:
         "__weakref__",
         "_chunk",
         "_chunk_size",
-        "_chunk_view",
         "_close_callback",
         "_closed",
         "_connect_future",
@@ -300,7 +331,7 @@ class BaseIOStream:
 
     @read_chunk_size.setter
     def read_chunk_size(self, size: int) -> None:
-        self._chunk, self._chunk_view = _scratch_chunk(size)
+        self._chunk = _scratch_chunk(size)
         self._chunk_size = size
 
     # -- what subclasses provide -----------------------------------------------
@@ -467,8 +498,11 @@ class BaseIOStream:
         a ``read_*`` is pending.
 
         ``views=True`` saves a copy per read: the callback then gets a
-        memoryview of the stream's scratch buffer, valid only until it
+        memoryview of the thread's shared read chunk, valid only until it
         returns (a parser that copies what it keeps can take it as it is).
+        The view stays intact while the callback runs, even if the callback
+        reads from this or other streams meanwhile: those reads go to another
+        buffer.
         """
         if self.reading():
             raise RuntimeError("a read is pending: start_reading needs the stream to itself")
@@ -673,8 +707,11 @@ class BaseIOStream:
         buffered.
         """
         buf = self._read_buffer
-        view = self._chunk_view
         chunk_size = self._chunk_size
+        chunk = self._chunk.chunk
+        if chunk is None:  # lent to a start_reading callback up the stack
+            chunk = _fresh_chunk(chunk_size)
+        view = chunk[1]
         recv = self._recv
         would_block = self._would_block
         while True:
@@ -711,7 +748,7 @@ class BaseIOStream:
                         if n < k:
                             k = n if self._read_partial else 0
                     else:
-                        k = self._chunk_until(n)
+                        k = self._chunk_until(chunk[0], n)
                     if k > 0:
                         self._read_future = None
                         self._read_kind = 0
@@ -742,9 +779,17 @@ class BaseIOStream:
                 return
 
     def _pump_stream(self, drain: bool) -> None:
-        """start_reading's reads: each chunk straight to the callback."""
-        view = self._chunk_view
+        """start_reading's reads: each chunk straight to the callback.
+
+        With views, the callback is lent the shared chunk: it is taken out
+        of the thread's hands while the callback runs, so that a read the
+        callback makes (on any stream, this one included) cannot overwrite
+        what it is being shown; such a read gets a chunk of its own.
+        """
         size = self._chunk_size
+        shared = self._chunk
+        chunk = shared.chunk  # None while lent further up the stack
+        view = (chunk if chunk is not None else _fresh_chunk(size))[1]
         recv = self._recv
         would_block = self._would_block
         while True:
@@ -767,18 +812,25 @@ class BaseIOStream:
             if callback is None:  # stopped while this chunk was on its way
                 self._read_buffer += view[:n]
                 return
-            callback(view[:n] if self._read_views else view[:n].tobytes())
+            if self._read_views:
+                shared.chunk = None
+                try:
+                    callback(view[:n])
+                finally:
+                    shared.chunk = chunk
+            else:
+                callback(view[:n].tobytes())
             if self._closed or self._read_callback is None:
                 return
             if n < size and self._short_read_drains and not drain:
                 self._drained = True
                 return
 
-    def _chunk_until(self, n: int) -> int:
+    def _chunk_until(self, chunk: bytearray, n: int) -> int:
         """Like _find_read for read_until, over the first ``n`` bytes of the
-        shared chunk (the buffer being empty); 0 if they do not do."""
+        read chunk (the buffer being empty); 0 if they do not do."""
         delimiter = self._read_delimiter
-        i = self._chunk.find(delimiter, 0, n)
+        i = chunk.find(delimiter, 0, n)
         if i < 0:
             return 0
         k = i + len(delimiter)
