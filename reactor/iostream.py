@@ -9,10 +9,11 @@ is also a conformance test in ``tests/conformance/test_iostream.py``):
 
 - A peer's FIN reads as ``b""``, and it looks the same whether the peer called
   ``shutdown(SHUT_WR)`` (it still listens) or ``close()`` (it is gone). So an
-  end of input closes the stream, as in Tornado, *except* while
-  :meth:`~BaseIOStream.read_until_close` is pending on a socket: that read
-  asked for the end of input, which is then a half-close, and the stream
-  stays open for writing until the application closes it.
+  end of input closes the stream, as in Tornado (a socket left open would
+  sit in CLOSE_WAIT until the application noticed), *except* under
+  :meth:`~BaseIOStream.start_reading` on a socket: its callback is told
+  (``b""``) and decides, so a protocol that allows a half-close (HTTP/1.1)
+  can still answer.
 - Bytes the peer sent before closing are read before the EOF, and bytes the
   stream has buffered are never dropped by a close: a read on a closed stream
   is still satisfied from the buffer.
@@ -153,7 +154,8 @@ class StreamClosedError(IOError):
 
 
 class UnsatisfiableReadError(Exception):
-    """A read cannot complete within its ``max_bytes``; the stream is closed."""
+    """A read cannot complete within its ``max_bytes``: the stream is closed
+    with it, so it is the ``real_error`` of the read's StreamClosedError."""
 
 
 class StreamBufferFullError(Exception):
@@ -268,7 +270,7 @@ class BaseIOStream:
     )
 
     _keep_open_after_eof = False
-    """True where EOF during read_until_close is a half-close (sockets)."""
+    """True where end of input during start_reading is a half-close (sockets)."""
 
     _short_read_drains = True
     """True where a read returning less than asked means the fd is drained."""
@@ -403,8 +405,9 @@ class BaseIOStream:
         """Read up to and including ``delimiter``.
 
         With ``max_bytes``, if the delimiter does not end within that many
-        bytes the future fails with :class:`UnsatisfiableReadError` and the
-        stream is closed.
+        bytes the stream is closed (logged at INFO, as in Tornado) and the
+        future fails with :class:`StreamClosedError` whose ``real_error`` is
+        an :class:`UnsatisfiableReadError`.
         """
         if not delimiter:
             raise ValueError("read_until needs a non-empty delimiter")
@@ -435,9 +438,9 @@ class BaseIOStream:
         """Read everything until the peer closes (or the stream is closed).
 
         Resolves with all the data, even if the stream closed on an error
-        (which is then in :attr:`error`). On a socket, the peer's end of input
-        is then a half-close: the stream stays open, so the application can
-        still write, and closes it when done.
+        (which is then in :attr:`error`). The end of input closes the stream,
+        as any end of input does (the close callback runs); to answer a peer
+        that only shut down its sending side, use :meth:`start_reading`.
         """
         future = self._start_read()
         self._read_kind = _CLOSE
@@ -557,7 +560,7 @@ class BaseIOStream:
         try:
             k = self._find_read()
         except UnsatisfiableReadError as e:
-            self._fail_read(e)
+            self._unsatisfiable(e)
             return
         if k >= 0:
             self._finish_read(k)
@@ -678,6 +681,13 @@ class BaseIOStream:
         self._read_scan = max(0, self._read_scan - pos)
         self._read_pos = 0
 
+    def _unsatisfiable(self, error: UnsatisfiableReadError) -> None:
+        """The pending read cannot complete within its max_bytes: log and
+        close, as Tornado does; the read fails with the StreamClosedError
+        whose ``real_error`` is ``error``."""
+        gen_log.info("Unsatisfiable read, closing connection: %s", error)
+        self.close(exc_info=error)
+
     def _fail_read(self, error: BaseException) -> None:
         """Fail the pending read with ``error`` (a limit was hit) and close."""
         future = self._clear_read()
@@ -765,7 +775,7 @@ class BaseIOStream:
                 try:
                     k = self._find_read()
                 except UnsatisfiableReadError as e:
-                    self._fail_read(e)
+                    self._unsatisfiable(e)
                     return
                 if k >= 0:
                     self._finish_read(k)
@@ -874,12 +884,9 @@ class BaseIOStream:
         self._read_filled = filled
 
     def _on_eof(self) -> None:
-        """The fd reported end of input."""
+        """The fd reported end of input: close (which resolves a pending
+        read_until_close with what was buffered)."""
         self._eof = True
-        if self._read_future is not None and self._read_kind == _CLOSE:
-            self._finish_read(len(self._read_buffer) - self._read_pos)
-            if self._keep_open_after_eof:
-                return  # a half-close: writing goes on
         self.close()
 
     # -- writing -------------------------------------------------------------
@@ -1330,7 +1337,8 @@ class IOStream(BaseIOStream):
         server_hostname: str | None = None,
     ) -> Future[SSLIOStream]:
         """Turn this connection into TLS (STARTTLS); resolves to a new
-        :class:`SSLIOStream` once the handshake is done.
+        :class:`SSLIOStream` once the handshake is done, or fails with the
+        handshake's error (see :meth:`SSLIOStream.wait_for_handshake`).
 
         This stream is finished: it counts as closed afterwards (without
         closing the socket), and its close callback moves to the new stream.
@@ -1398,10 +1406,13 @@ class SSLIOStream(IOStream):
     ``ssl_options`` as in :meth:`IOStream.start_tls`.
 
     Reads and writes started during the handshake wait for it. A failed
-    handshake closes the stream; the futures then fail with
-    :class:`StreamClosedError` whose ``real_error`` is the ssl error (an
-    :class:`ssl.SSLCertVerificationError` for a certificate or hostname
-    that does not check out). The end of input always closes a TLS stream.
+    handshake closes the stream. As in Tornado, the handshake's own futures
+    (:meth:`connect`, :meth:`wait_for_handshake`, :meth:`IOStream.start_tls`)
+    then fail with the error itself (an :class:`ssl.SSLError`; an
+    :class:`ssl.SSLCertVerificationError` for a certificate or hostname that
+    does not check out), and pending reads and writes with
+    :class:`StreamClosedError` whose ``real_error`` it is. The end of input
+    always closes a TLS stream.
     """
 
     __slots__ = (
@@ -1460,9 +1471,11 @@ class SSLIOStream(IOStream):
 
     def connect(self: _SSLS, address: Any, server_hostname: str | None = None) -> Future[_SSLS]:
         """Connect, then shake hands as the client; resolves to the stream
-        once the handshake is done. ``server_hostname`` is sent as SNI and
-        checked against the certificate (required when the context checks
-        hostnames, as the default one does)."""
+        once the handshake is done, or fails as :meth:`wait_for_handshake`
+        does (with the ssl.SSLError, or e.g. the ConnectionRefusedError).
+        ``server_hostname`` is sent as SNI and checked against the
+        certificate (required when the context checks hostnames, as the
+        default one does)."""
         if isinstance(self.socket, ssl.SSLSocket):
             raise ValueError("SSLIOStream.connect needs a plain socket: it wraps it itself")
         context = _ssl_context(self._ssl_options, server_side=False)
@@ -1473,14 +1486,16 @@ class SSLIOStream(IOStream):
 
     def wait_for_handshake(self) -> Future[SSLIOStream]:
         """A future that resolves to the stream once the TLS handshake is
-        done, or fails with :class:`StreamClosedError` if it fails."""
+        done. If the handshake fails, it fails with what closed the stream
+        (as in Tornado: the :class:`ssl.SSLError`, a ConnectionResetError...),
+        or with :class:`StreamClosedError` if the stream was just closed."""
         future = self._handshake_future
         if future is None:
             future = self._handshake_future = _new_future()
             if self._handshake_done:
                 future.set_result(self)
             elif self._closed:
-                self._fail(future)
+                self._fail_handshake(future)
         return future
 
     def _opening_events(self) -> int:
@@ -1537,10 +1552,21 @@ class SSLIOStream(IOStream):
         self._update_events()
 
     def _fail_opening(self) -> None:
-        super()._fail_opening()
+        # connect()'s future is the handshake's here: both fail with the
+        # error itself, as in Tornado.
+        future = self._connect_future
+        self._connect_future = None
+        if future is not None:
+            self._fail_handshake(future)
         future = self._handshake_future
         if future is not None:
-            self._fail(future)
+            self._fail_handshake(future)
+
+    def _fail_handshake(self, future: Future[Any]) -> None:
+        if not future.done():
+            error = self.error
+            future.set_exception(error if error is not None else StreamClosedError())
+            future.exception()  # counted as seen: the close is reported anyway
 
 
 class PipeIOStream(BaseIOStream):
