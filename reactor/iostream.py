@@ -9,10 +9,11 @@ is also a conformance test in ``tests/conformance/test_iostream.py``):
 
 - A peer's FIN reads as ``b""``, and it looks the same whether the peer called
   ``shutdown(SHUT_WR)`` (it still listens) or ``close()`` (it is gone). So an
-  end of input closes the stream, as in Tornado, *except* while
-  :meth:`~BaseIOStream.read_until_close` is pending on a socket: that read
-  asked for the end of input, which is then a half-close, and the stream
-  stays open for writing until the application closes it.
+  end of input closes the stream, as in Tornado (a socket left open would
+  sit in CLOSE_WAIT until the application noticed), *except* under
+  :meth:`~BaseIOStream.start_reading` on a socket: its callback is told
+  (``b""``) and decides, so a protocol that allows a half-close (HTTP/1.1)
+  can still answer.
 - Bytes the peer sent before closing are read before the EOF, and bytes the
   stream has buffered are never dropped by a close: a read on a closed stream
   is still satisfied from the buffer.
@@ -39,12 +40,20 @@ is also a conformance test in ``tests/conformance/test_iostream.py``):
 
 How the hot path is kept short:
 
-- Reads ``recv_into`` a preallocated chunk shared by all streams of a thread
-  (it is copied out before anything else can run), so an idle stream holds
-  no read memory. When the stream's buffer is empty and the chunk completes
-  the pending read (the usual request/response case), the result is cut
-  straight from the chunk; otherwise bytes go to one ``bytearray`` per stream,
-  consumed through an offset and compacted lazily.
+- Reads ``recv_into`` a preallocated chunk shared by all streams of a thread,
+  so an idle stream holds no read memory. ``read_*`` copy the bytes out
+  before any other code runs. A ``start_reading(views=True)`` callback is
+  instead lent a view of the chunk, and code it runs may read too (an HTTP
+  handler reading another socket while llhttp still parses the view): for
+  the callback's duration the chunk is taken from the thread, and a read
+  started meanwhile gets a fresh chunk of its own. So no two live readers
+  share a buffer, and the common case (nothing read inside the callback)
+  costs two attribute stores per chunk; a fresh chunk per stream would cost
+  a chunk of memory per idle connection instead.
+- When the stream's buffer is empty and the chunk completes the pending read
+  (the usual request/response case), the result is cut straight from the
+  chunk; otherwise bytes go to one ``bytearray`` per stream, consumed through
+  an offset and compacted lazily.
 - A read first looks in the buffer, then tries the fd inline, and only then
   waits for the loop. The fd stays registered for READ between reads while
   the buffer is empty (that also notices a peer's close), so consecutive
@@ -145,7 +154,8 @@ class StreamClosedError(IOError):
 
 
 class UnsatisfiableReadError(Exception):
-    """A read cannot complete within its ``max_bytes``; the stream is closed."""
+    """A read cannot complete within its ``max_bytes``: the stream is closed
+    with it, so it is the ``real_error`` of the read's StreamClosedError."""
 
 
 class StreamBufferFullError(Exception):
@@ -153,8 +163,33 @@ class StreamBufferFullError(Exception):
     would take the write buffer past ``max_write_buffer_size``."""
 
 
+_Chunk = tuple[bytearray, memoryview]
+"""A read chunk and a view of all of it."""
+
+
+class _SharedChunk:
+    """The read chunk of one size that a thread's streams share.
+
+    ``chunk`` is None while it is lent: a start_reading callback holds a view
+    of it (``views=True``). Whoever reads meanwhile - another stream, or the
+    lender itself after stop_reading - must not overwrite what the callback
+    is looking at, and reads into a chunk of its own instead (see
+    :func:`_fresh_chunk`).
+    """
+
+    __slots__ = ("chunk",)
+
+    def __init__(self, size: int) -> None:
+        self.chunk: _Chunk | None = _fresh_chunk(size)
+
+
+def _fresh_chunk(size: int) -> _Chunk:
+    buf = bytearray(size)
+    return buf, memoryview(buf)
+
+
 class _Scratch(threading.local):
-    chunks: dict[int, tuple[bytearray, memoryview]]
+    chunks: dict[int, _SharedChunk]
 
     def __init__(self) -> None:
         self.chunks = {}
@@ -166,13 +201,12 @@ _scratch = _Scratch()
 _NO_QUEUE: Any = ()  # see BaseIOStream.__init__
 
 
-def _scratch_chunk(size: int) -> tuple[bytearray, memoryview]:
-    """This thread's shared read chunk of ``size`` bytes (and a view of it)."""
-    chunk = _scratch.chunks.get(size)
-    if chunk is None:
-        buf = bytearray(size)
-        chunk = _scratch.chunks[size] = (buf, memoryview(buf))
-    return chunk
+def _scratch_chunk(size: int) -> _SharedChunk:
+    """This thread's shared read chunk of ``size`` bytes."""
+    shared = _scratch.chunks.get(size)
+    if shared is None:
+        shared = _scratch.chunks[size] = _SharedChunk(size)
+    return shared
 
 
 class BaseIOStream:
@@ -200,7 +234,6 @@ class BaseIOStream:
         "__weakref__",
         "_chunk",
         "_chunk_size",
-        "_chunk_view",
         "_close_callback",
         "_closed",
         "_connect_future",
@@ -237,7 +270,7 @@ class BaseIOStream:
     )
 
     _keep_open_after_eof = False
-    """True where EOF during read_until_close is a half-close (sockets)."""
+    """True where end of input during start_reading is a half-close (sockets)."""
 
     _short_read_drains = True
     """True where a read returning less than asked means the fd is drained."""
@@ -300,7 +333,7 @@ class BaseIOStream:
 
     @read_chunk_size.setter
     def read_chunk_size(self, size: int) -> None:
-        self._chunk, self._chunk_view = _scratch_chunk(size)
+        self._chunk = _scratch_chunk(size)
         self._chunk_size = size
 
     # -- what subclasses provide -----------------------------------------------
@@ -372,8 +405,9 @@ class BaseIOStream:
         """Read up to and including ``delimiter``.
 
         With ``max_bytes``, if the delimiter does not end within that many
-        bytes the future fails with :class:`UnsatisfiableReadError` and the
-        stream is closed.
+        bytes the stream is closed (logged at INFO, as in Tornado) and the
+        future fails with :class:`StreamClosedError` whose ``real_error`` is
+        an :class:`UnsatisfiableReadError`.
         """
         if not delimiter:
             raise ValueError("read_until needs a non-empty delimiter")
@@ -404,9 +438,9 @@ class BaseIOStream:
         """Read everything until the peer closes (or the stream is closed).
 
         Resolves with all the data, even if the stream closed on an error
-        (which is then in :attr:`error`). On a socket, the peer's end of input
-        is then a half-close: the stream stays open, so the application can
-        still write, and closes it when done.
+        (which is then in :attr:`error`). The end of input closes the stream,
+        as any end of input does (the close callback runs); to answer a peer
+        that only shut down its sending side, use :meth:`start_reading`.
         """
         future = self._start_read()
         self._read_kind = _CLOSE
@@ -467,8 +501,11 @@ class BaseIOStream:
         a ``read_*`` is pending.
 
         ``views=True`` saves a copy per read: the callback then gets a
-        memoryview of the stream's scratch buffer, valid only until it
+        memoryview of the thread's shared read chunk, valid only until it
         returns (a parser that copies what it keeps can take it as it is).
+        The view stays intact while the callback runs, even if the callback
+        reads from this or other streams meanwhile: those reads go to another
+        buffer.
         """
         if self.reading():
             raise RuntimeError("a read is pending: start_reading needs the stream to itself")
@@ -523,7 +560,7 @@ class BaseIOStream:
         try:
             k = self._find_read()
         except UnsatisfiableReadError as e:
-            self._fail_read(e)
+            self._unsatisfiable(e)
             return
         if k >= 0:
             self._finish_read(k)
@@ -644,6 +681,13 @@ class BaseIOStream:
         self._read_scan = max(0, self._read_scan - pos)
         self._read_pos = 0
 
+    def _unsatisfiable(self, error: UnsatisfiableReadError) -> None:
+        """The pending read cannot complete within its max_bytes: log and
+        close, as Tornado does; the read fails with the StreamClosedError
+        whose ``real_error`` is ``error``."""
+        gen_log.info("Unsatisfiable read, closing connection: %s", error)
+        self.close(exc_info=error)
+
     def _fail_read(self, error: BaseException) -> None:
         """Fail the pending read with ``error`` (a limit was hit) and close."""
         future = self._clear_read()
@@ -673,8 +717,11 @@ class BaseIOStream:
         buffered.
         """
         buf = self._read_buffer
-        view = self._chunk_view
         chunk_size = self._chunk_size
+        chunk = self._chunk.chunk
+        if chunk is None:  # lent to a start_reading callback up the stack
+            chunk = _fresh_chunk(chunk_size)
+        view = chunk[1]
         recv = self._recv
         would_block = self._would_block
         while True:
@@ -711,7 +758,7 @@ class BaseIOStream:
                         if n < k:
                             k = n if self._read_partial else 0
                     else:
-                        k = self._chunk_until(n)
+                        k = self._chunk_until(chunk[0], n)
                     if k > 0:
                         self._read_future = None
                         self._read_kind = 0
@@ -728,7 +775,7 @@ class BaseIOStream:
                 try:
                     k = self._find_read()
                 except UnsatisfiableReadError as e:
-                    self._fail_read(e)
+                    self._unsatisfiable(e)
                     return
                 if k >= 0:
                     self._finish_read(k)
@@ -742,9 +789,17 @@ class BaseIOStream:
                 return
 
     def _pump_stream(self, drain: bool) -> None:
-        """start_reading's reads: each chunk straight to the callback."""
-        view = self._chunk_view
+        """start_reading's reads: each chunk straight to the callback.
+
+        With views, the callback is lent the shared chunk: it is taken out
+        of the thread's hands while the callback runs, so that a read the
+        callback makes (on any stream, this one included) cannot overwrite
+        what it is being shown; such a read gets a chunk of its own.
+        """
         size = self._chunk_size
+        shared = self._chunk
+        chunk = shared.chunk  # None while lent further up the stack
+        view = (chunk if chunk is not None else _fresh_chunk(size))[1]
         recv = self._recv
         would_block = self._would_block
         while True:
@@ -767,18 +822,25 @@ class BaseIOStream:
             if callback is None:  # stopped while this chunk was on its way
                 self._read_buffer += view[:n]
                 return
-            callback(view[:n] if self._read_views else view[:n].tobytes())
+            if self._read_views:
+                shared.chunk = None
+                try:
+                    callback(view[:n])
+                finally:
+                    shared.chunk = chunk
+            else:
+                callback(view[:n].tobytes())
             if self._closed or self._read_callback is None:
                 return
             if n < size and self._short_read_drains and not drain:
                 self._drained = True
                 return
 
-    def _chunk_until(self, n: int) -> int:
+    def _chunk_until(self, chunk: bytearray, n: int) -> int:
         """Like _find_read for read_until, over the first ``n`` bytes of the
-        shared chunk (the buffer being empty); 0 if they do not do."""
+        read chunk (the buffer being empty); 0 if they do not do."""
         delimiter = self._read_delimiter
-        i = self._chunk.find(delimiter, 0, n)
+        i = chunk.find(delimiter, 0, n)
         if i < 0:
             return 0
         k = i + len(delimiter)
@@ -822,12 +884,9 @@ class BaseIOStream:
         self._read_filled = filled
 
     def _on_eof(self) -> None:
-        """The fd reported end of input."""
+        """The fd reported end of input: close (which resolves a pending
+        read_until_close with what was buffered)."""
         self._eof = True
-        if self._read_future is not None and self._read_kind == _CLOSE:
-            self._finish_read(len(self._read_buffer) - self._read_pos)
-            if self._keep_open_after_eof:
-                return  # a half-close: writing goes on
         self.close()
 
     # -- writing -------------------------------------------------------------
@@ -1278,7 +1337,8 @@ class IOStream(BaseIOStream):
         server_hostname: str | None = None,
     ) -> Future[SSLIOStream]:
         """Turn this connection into TLS (STARTTLS); resolves to a new
-        :class:`SSLIOStream` once the handshake is done.
+        :class:`SSLIOStream` once the handshake is done, or fails with the
+        handshake's error (see :meth:`SSLIOStream.wait_for_handshake`).
 
         This stream is finished: it counts as closed afterwards (without
         closing the socket), and its close callback moves to the new stream.
@@ -1346,10 +1406,13 @@ class SSLIOStream(IOStream):
     ``ssl_options`` as in :meth:`IOStream.start_tls`.
 
     Reads and writes started during the handshake wait for it. A failed
-    handshake closes the stream; the futures then fail with
-    :class:`StreamClosedError` whose ``real_error`` is the ssl error (an
-    :class:`ssl.SSLCertVerificationError` for a certificate or hostname
-    that does not check out). The end of input always closes a TLS stream.
+    handshake closes the stream. As in Tornado, the handshake's own futures
+    (:meth:`connect`, :meth:`wait_for_handshake`, :meth:`IOStream.start_tls`)
+    then fail with the error itself (an :class:`ssl.SSLError`; an
+    :class:`ssl.SSLCertVerificationError` for a certificate or hostname that
+    does not check out), and pending reads and writes with
+    :class:`StreamClosedError` whose ``real_error`` it is. The end of input
+    always closes a TLS stream.
     """
 
     __slots__ = (
@@ -1408,9 +1471,11 @@ class SSLIOStream(IOStream):
 
     def connect(self: _SSLS, address: Any, server_hostname: str | None = None) -> Future[_SSLS]:
         """Connect, then shake hands as the client; resolves to the stream
-        once the handshake is done. ``server_hostname`` is sent as SNI and
-        checked against the certificate (required when the context checks
-        hostnames, as the default one does)."""
+        once the handshake is done, or fails as :meth:`wait_for_handshake`
+        does (with the ssl.SSLError, or e.g. the ConnectionRefusedError).
+        ``server_hostname`` is sent as SNI and checked against the
+        certificate (required when the context checks hostnames, as the
+        default one does)."""
         if isinstance(self.socket, ssl.SSLSocket):
             raise ValueError("SSLIOStream.connect needs a plain socket: it wraps it itself")
         context = _ssl_context(self._ssl_options, server_side=False)
@@ -1421,14 +1486,16 @@ class SSLIOStream(IOStream):
 
     def wait_for_handshake(self) -> Future[SSLIOStream]:
         """A future that resolves to the stream once the TLS handshake is
-        done, or fails with :class:`StreamClosedError` if it fails."""
+        done. If the handshake fails, it fails with what closed the stream
+        (as in Tornado: the :class:`ssl.SSLError`, a ConnectionResetError...),
+        or with :class:`StreamClosedError` if the stream was just closed."""
         future = self._handshake_future
         if future is None:
             future = self._handshake_future = _new_future()
             if self._handshake_done:
                 future.set_result(self)
             elif self._closed:
-                self._fail(future)
+                self._fail_handshake(future)
         return future
 
     def _opening_events(self) -> int:
@@ -1485,10 +1552,21 @@ class SSLIOStream(IOStream):
         self._update_events()
 
     def _fail_opening(self) -> None:
-        super()._fail_opening()
+        # connect()'s future is the handshake's here: both fail with the
+        # error itself, as in Tornado.
+        future = self._connect_future
+        self._connect_future = None
+        if future is not None:
+            self._fail_handshake(future)
         future = self._handshake_future
         if future is not None:
-            self._fail(future)
+            self._fail_handshake(future)
+
+    def _fail_handshake(self, future: Future[Any]) -> None:
+        if not future.done():
+            error = self.error
+            future.set_exception(error if error is not None else StreamClosedError())
+            future.exception()  # counted as seen: the close is reported anyway
 
 
 class PipeIOStream(BaseIOStream):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import array
 import fcntl
+import logging
 import os
 import random
 import re
@@ -216,11 +217,17 @@ async def test_read_until_max_bytes(io_loop: IOLoop, cleanup: Cleanup[Any]) -> N
     peer.sendall(b"12345")
     await consumed(stream)
     assert not too_far.done()
-    peer.sendall(b"67890\n")  # the delimiter would end at byte 11
-    with pytest.raises(UnsatisfiableReadError, match="not found within 10 bytes"):
-        await too_far
+    with ExpectLog(
+        "reactor.general", "Unsatisfiable read, closing connection: .*10 bytes", level=logging.INFO
+    ):
+        peer.sendall(b"67890\n")  # the delimiter would end at byte 11
+        # As in Tornado: the read fails as the stream closes, with the reason.
+        with pytest.raises(StreamClosedError) as unsatisfiable:
+            await too_far
     assert stream.closed()
     assert isinstance(stream.error, UnsatisfiableReadError)
+    assert unsatisfiable.value.real_error is stream.error
+    assert "not found within 10 bytes" in str(stream.error)
     with pytest.raises(StreamClosedError) as closed:
         stream.write(b"x")
     assert closed.value.real_error is stream.error
@@ -230,24 +237,41 @@ async def test_read_until_max_bytes_with_the_delimiter_in_the_buffer(
     io_loop: IOLoop, cleanup: Cleanup[Any]
 ) -> None:
     stream, peer = stream_and_peer(cleanup)
+    closed: Future[None] = Future()
+    stream.set_close_callback(lambda: closed.set_result(None))
     peer.sendall(b"a" * 20 + b"\n")
-    with pytest.raises(UnsatisfiableReadError):
+    with (
+        ExpectLog("reactor.general", "Unsatisfiable read", level=logging.INFO),
+        pytest.raises(StreamClosedError) as failed,
+    ):
         await stream.read_until(b"\n", max_bytes=10)
+    assert isinstance(failed.value.real_error, UnsatisfiableReadError)
     assert stream.closed()
+    await closed  # the close callback runs
+    assert peer.recv(100) == b""  # and the fd is closed
 
     stream, peer = stream_and_peer(cleanup)
     peer.sendall(b"ok\n" + b"a" * 20 + b"\n")
     assert await stream.read_until(b"\n") == b"ok\n"
-    with pytest.raises(UnsatisfiableReadError):  # from the buffer, at once
-        stream.read_until(b"\n", max_bytes=10).result()
+    with ExpectLog("reactor.general", "Unsatisfiable read", level=logging.INFO):
+        reading = stream.read_until(b"\n", max_bytes=10)  # from the buffer, at once
+    assert reading.done()
+    with pytest.raises(StreamClosedError) as failed:
+        reading.result()
+    assert isinstance(failed.value.real_error, UnsatisfiableReadError)
     assert stream.closed()
 
 
 async def test_read_until_regex_max_bytes(io_loop: IOLoop, cleanup: Cleanup[Any]) -> None:
     stream, peer = stream_and_peer(cleanup)
     peer.sendall(b"x" * 50)
-    with pytest.raises(UnsatisfiableReadError, match="not matched within 20 bytes"):
+    with (
+        ExpectLog("reactor.general", "Unsatisfiable read", level=logging.INFO),
+        pytest.raises(StreamClosedError) as failed,
+    ):
         await stream.read_until_regex(rb"\r?\n", max_bytes=20)
+    assert isinstance(failed.value.real_error, UnsatisfiableReadError)
+    assert "not matched within 20 bytes" in str(failed.value.real_error)
     assert stream.closed()
 
 
@@ -670,26 +694,34 @@ async def test_set_close_callback_runs_once(io_loop: IOLoop, cleanup: Cleanup[An
     await late
 
 
-async def test_half_close(io_loop: IOLoop, cleanup: Cleanup[Any]) -> None:
-    """The peer shuts down its sending side: we read everything, then reply."""
+@pytest.mark.parametrize("peer_closes", ["shutdown", "close"])
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_read_until_close_closes_the_stream(
+    io_loop: IOLoop, cleanup: Cleanup[Any], peer_closes: str, when: str
+) -> None:
+    """As in Tornado, the end of input closes the stream: closed() is True,
+    the close callback runs, and the fd is closed (no CLOSE_WAIT socket is
+    left behind), whether the peer only shut down its side or closed, and
+    whether the read was waiting before the data and the FIN or after."""
     stream, peer = stream_and_peer(cleanup)
+    reading = stream.read_until_close() if when == "before" else None
     peer.sendall(b"request body")
-    peer.shutdown(socket.SHUT_WR)
-    assert await stream.read_until_close() == b"request body"
-    assert not stream.closed()
-    await stream.write(b"reply")
-    stream.close()
-    assert recv_until_eof(peer) == b"reply"
-
-    # The same with read_until_close waiting before the data and the FIN.
-    stream, peer = stream_and_peer(cleanup)
-    request = stream.read_until_close()
-    peer.sendall(b"second")
-    peer.shutdown(socket.SHUT_WR)
-    assert await request == b"second"
-    await stream.write(b"answer")
-    stream.close()
-    assert recv_until_eof(peer) == b"answer"
+    if peer_closes == "shutdown":
+        peer.shutdown(socket.SHUT_WR)
+    else:
+        peer.close()
+    if reading is None:
+        reading = stream.read_until_close()  # the data and the FIN are there
+    assert await reading == b"request body"
+    assert stream.closed()
+    closed: Future[None] = Future()
+    stream.set_close_callback(lambda: closed.set_result(None))  # runs: closed
+    await closed
+    assert stream.socket.fileno() == -1
+    if peer_closes == "shutdown":
+        assert peer.recv(1) == b""  # our FIN
+    with pytest.raises(StreamClosedError):
+        stream.write(b"too late")
 
 
 async def test_data_sent_just_before_close_is_read(io_loop: IOLoop, cleanup: Cleanup[Any]) -> None:
@@ -979,12 +1011,19 @@ async def test_tls_hostname_mismatch_fails(
     client, _, connecting, accepting = await tls_pair(
         cleanup, tls_certificate, server_hostname="wrong.example"
     )
-    with pytest.raises(StreamClosedError) as mismatch:
+    pending_write = client.write(b"never sent")
+    # As in Tornado, the handshake's futures fail with the ssl error itself...
+    with pytest.raises(ssl.SSLCertVerificationError, match=r"wrong\.example") as mismatch:
         await connecting
-    assert isinstance(mismatch.value.real_error, ssl.SSLCertVerificationError)
-    assert "wrong.example" in str(mismatch.value.real_error)
     assert client.closed()
-    with pytest.raises(StreamClosedError):  # the server is refused, by an alert or EOF
+    assert client.error is mismatch.value
+    with pytest.raises(ssl.SSLCertVerificationError):  # later, too
+        await client.wait_for_handshake()
+    # ...and the other operations with StreamClosedError, the ssl error inside.
+    with pytest.raises(StreamClosedError) as closed:
+        await pending_write
+    assert closed.value.real_error is mismatch.value
+    with pytest.raises(OSError):  # the server is refused, by an alert or EOF
         await accepting
     with pytest.raises(ValueError, match="server_hostname"):
         SSLIOStream(cleanup(socket.socket())).connect(("127.0.0.1", 1))
@@ -1001,11 +1040,11 @@ async def test_tls_client_against_a_plaintext_server(
     listener.settimeout(WAIT)
     plain = cleanup(listener.accept()[0])
     plain.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-    with pytest.raises(StreamClosedError) as failed:
+    with pytest.raises(ssl.SSLError) as failed:
         await connecting
-    assert isinstance(failed.value.real_error, ssl.SSLError)
-    with pytest.raises(StreamClosedError):
+    with pytest.raises(StreamClosedError) as closed:
         await pending_read
+    assert closed.value.real_error is failed.value
 
 
 async def test_tls_server_against_a_plaintext_client(
@@ -1020,9 +1059,42 @@ async def test_tls_server_against_a_plaintext_client(
         )
     )
     plain.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-    with pytest.raises(StreamClosedError) as failed:
+    with pytest.raises(ssl.SSLError) as failed:
         await server.wait_for_handshake()
-    assert isinstance(failed.value.real_error, ssl.SSLError)
+    assert server.closed() and server.error is failed.value
+
+
+async def test_start_tls_handshake_failure_raises_the_ssl_error(
+    io_loop: IOLoop, cleanup: Cleanup[Any], tls_certificate: TLSCertificate
+) -> None:
+    client, server = stream_pair(cleanup)
+    accepting = server.start_tls(True, ssl_options=tls_certificate.server_context())
+    connecting = client.start_tls(
+        False, ssl_options=tls_certificate.client_context(), server_hostname="wrong.example"
+    )
+    with pytest.raises(ssl.SSLCertVerificationError, match=r"wrong\.example"):
+        await connecting
+    with pytest.raises(OSError):
+        await accepting
+
+
+async def test_tls_handshake_cut_short_by_a_local_close(
+    io_loop: IOLoop, cleanup: Cleanup[Any], tls_certificate: TLSCertificate
+) -> None:
+    """No ssl error to report: the handshake fails with a plain StreamClosedError."""
+    _, conn = connected_sockets(cleanup)
+    server = cleanup(
+        SSLIOStream(
+            tls_certificate.server_context().wrap_socket(
+                conn, server_side=True, do_handshake_on_connect=False
+            )
+        )
+    )
+    accepting = server.wait_for_handshake()
+    server.close()
+    with pytest.raises(StreamClosedError) as closed:
+        await accepting
+    assert closed.value.real_error is None
 
 
 async def test_start_tls_on_both_sides(
