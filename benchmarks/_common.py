@@ -40,6 +40,12 @@ if (TREE / "reactor").is_dir():
 BASELINE = "asyncio"
 RESULT_MARK = "BENCH-RESULT "
 
+BASELINE_SUFFIX = "@base"
+"""With ``--baseline-tree PATH``, ``reactor-X@base`` is ``reactor-X`` run from
+the checkout at PATH (e.g. ``git worktree add ../base HEAD~1``), in the same
+rounds as the others: a change measured against its parent in one run."""
+_BASELINE_TREE_ENV = "REACTOR_BENCH_BASELINE_TREE"
+
 Cells = dict[str, list[dict[str, Any]]]
 """One case's results: implementation name -> one result dict per run."""
 
@@ -98,14 +104,20 @@ def emit_result(result: dict[str, Any]) -> None:
 
 def run_one(script: str | Path, impl: str, case: Case, timeout_scale: float) -> dict[str, Any]:
     """One subprocess of ``script --worker``: returns its result, or {"error": ...}."""
-    spec = {"impl": impl, "bench": case.bench, **case.params}
-    cmd = [sys.executable, str(Path(script).resolve()), "--worker", json.dumps(spec)]
     env = dict(os.environ)
     env.pop("REACTOR_BACKEND", None)
+    cwd = ROOT
+    if impl.endswith(BASELINE_SUFFIX):
+        # The same worker, importing reactor from the baseline checkout.
+        impl = impl.removesuffix(BASELINE_SUFFIX)
+        cwd = Path(env[_BASELINE_TREE_ENV])
+        env["REACTOR_BENCH_TREE"] = str(cwd)
+    spec = {"impl": impl, "bench": case.bench, **case.params}
+    cmd = [sys.executable, str(Path(script).resolve()), "--worker", json.dumps(spec)]
     timeout = case.timeout * timeout_scale
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
+            cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd
         )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:g} s"}
@@ -271,7 +283,24 @@ def add_arguments(
         default=1.0,
         help="multiply every subprocess time limit by this",
     )
+    parser.add_argument(
+        "--baseline-tree",
+        metavar="PATH",
+        help="also run each chosen reactor-* implementation from the checkout at PATH, "
+        f"as NAME{BASELINE_SUFFIX}, in the same rounds",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+
+
+def with_baseline(args: argparse.Namespace, impls: Sequence[str]) -> list[str]:
+    """``impls`` and, with ``--baseline-tree``, each reactor one again as NAME@base."""
+    if not getattr(args, "baseline_tree", None):
+        return list(impls)
+    tree = Path(args.baseline_tree).resolve()
+    if not (tree / "reactor" / "__init__.py").is_file():
+        raise SystemExit(f"--baseline-tree: no reactor checkout at {tree}")
+    os.environ[_BASELINE_TREE_ENV] = str(tree)
+    return [*impls, *(i + BASELINE_SUFFIX for i in impls if i.startswith("reactor-"))]
 
 
 def progress(msg: str) -> None:
@@ -299,7 +328,7 @@ def run_cases(
         order = list(impls[rep % len(impls) :]) + list(impls[: rep % len(impls)]) if impls else []
         for ci, case in enumerate(cases):
             for impl in order:
-                if case.impls is not None and impl not in case.impls:
+                if case.impls is not None and impl.removesuffix(BASELINE_SUFFIX) not in case.impls:
                     continue
                 result = run_one(script, impl, case, timeout_scale)
                 results[ci].setdefault(impl, []).append(result)

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from _common import (
+    BASELINE_SUFFIX,
     Case,
     Metric,
     add_arguments,
@@ -62,6 +63,7 @@ from _common import (
     run_cases,
     run_main,
     unavailable_reason,
+    with_baseline,
 )
 
 # Sizes: (full, quick).
@@ -646,6 +648,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv[1:] if argv is None else argv
     )
 
+    impls = with_baseline(args, impls)
     for name, reason in skipped.items():
         progress(f"skipping {name}: {reason}")
     t_start = time.monotonic()
@@ -667,7 +670,9 @@ def main(argv: list[str] | None = None) -> int:
     h = "### " if args.markdown else ""
     for ci, case in enumerate(cases):
         out += [f"{h}{TITLES[case.bench]}", ""]
-        shown = [i for i in impls if case.impls is None or i in case.impls]
+        shown = [
+            i for i in impls if case.impls is None or i.removesuffix(BASELINE_SUFFIX) in case.impls
+        ]
         for metric in case.metrics:
             out += render_table(case, metric, shown, results[ci])
     print("\n".join(out))

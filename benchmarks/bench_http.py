@@ -76,6 +76,7 @@ from _common import (
     run_main,
     runs,
     unavailable_reason,
+    with_baseline,
 )
 
 # (full, quick), in whole seconds: wrk's -d takes no fractions.
@@ -107,13 +108,6 @@ IMPLEMENTATIONS: dict[str, str] = {
 }
 BENCHES = ("hello", "pipeline", "upload")
 
-# ``--baseline-tree PATH`` adds, for each reactor implementation chosen, the same
-# server run from another checkout (e.g. a ``git worktree`` of the commit before a
-# change), named ``reactor-BACKEND@base``: both are measured in one run, the
-# rounds interleaved, so a change's cost is a ratio, not two runs' difference.
-BASELINE_SUFFIX = "@base"
-BASELINE_TREE_ENV = "REACTOR_BENCH_BASELINE_TREE"
-
 
 def _version(dist: str) -> str | None:
     try:
@@ -123,11 +117,6 @@ def _version(dist: str) -> str | None:
 
 
 def _unavailable(name: str) -> str | None:
-    if name.endswith(BASELINE_SUFFIX):
-        tree = os.environ.get(BASELINE_TREE_ENV, "")
-        if not (Path(tree) / "reactor" / "httpserver.py").is_file():
-            return f"no reactor checkout with an HTTP server at {tree!r}"
-        return _unavailable(name.removesuffix(BASELINE_SUFFIX))
     if name.startswith("reactor-"):
         reason = unavailable_reason(name)
         if reason is None and importlib.util.find_spec("reactor.httpserver") is None:
@@ -363,12 +352,9 @@ class ServerProcess:
         }
         env = dict(os.environ)
         env.pop("REACTOR_BACKEND", None)
-        cwd = ROOT
-        if impl.endswith(BASELINE_SUFFIX):
-            # The same server script, importing reactor from the baseline tree.
-            spec["impl"] = impl.removesuffix(BASELINE_SUFFIX)
-            cwd = Path(env[BASELINE_TREE_ENV])
-            env["REACTOR_BENCH_TREE"] = str(cwd)
+        # Under --baseline-tree the worker has REACTOR_BENCH_TREE set, and the
+        # server imports reactor from that checkout too.
+        cwd = Path(env.get("REACTOR_BENCH_TREE") or ROOT)
         # Closed in close(); a file rather than a pipe, so that it never fills.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -911,11 +897,6 @@ def main(argv: list[str] | None = None) -> int:
         metavar="BYTES",
         help=f"request body of the upload (default {UPLOAD_SIZE:,})",
     )
-    parser.add_argument(
-        "--baseline-tree",
-        metavar="PATH",
-        help="also run each chosen reactor server from this checkout, as reactor-BACKEND@base",
-    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -938,9 +919,6 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in IMPLEMENTATIONS]
     if unknown:
         parser.error(f"unknown implementation(s) {unknown}; known: {', '.join(IMPLEMENTATIONS)}")
-    if args.baseline_tree:
-        os.environ[BASELINE_TREE_ENV] = str(Path(args.baseline_tree).resolve())
-        names += [n + BASELINE_SUFFIX for n in names if n.startswith("reactor-")]
     impls, skipped = [], {}
     for name in names:
         reason = _unavailable(name)
@@ -971,6 +949,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.timezone.utc)
     command = "python benchmarks/bench_http.py " + " ".join(argv or sys.argv[1:])
 
+    impls = with_baseline(args, impls)
     for name, reason in skipped.items():
         progress(f"skipping {name}: {reason}")
     t_start = time.monotonic()

@@ -55,6 +55,7 @@ from _common import (
     run_cases,
     run_main,
     unavailable_reason,
+    with_baseline,
 )
 
 # Sizes: (full, quick).
@@ -498,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.timezone.utc)
     command = "python benchmarks/bench_loop.py " + " ".join(argv or sys.argv[1:])
 
+    impls = with_baseline(args, impls)
     for name, reason in skipped.items():
         progress(f"skipping {name}: {reason}")
     t_start = time.monotonic()

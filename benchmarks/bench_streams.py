@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from _common import (
+    BASELINE_SUFFIX,
     ROOT,
     Case,
     Cells,
@@ -77,6 +78,7 @@ from _common import (
     run_cases,
     run_main,
     unavailable_reason,
+    with_baseline,
 )
 
 # Sizes: (full, quick).
@@ -952,6 +954,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.timezone.utc)
     command = "python benchmarks/bench_streams.py " + " ".join(argv or sys.argv[1:])
 
+    impls = with_baseline(args, impls)
     for name, reason in skipped.items():
         progress(f"skipping {name}: {reason}")
     t_start = time.monotonic()
@@ -986,7 +989,9 @@ def main(argv: list[str] | None = None) -> int:
         if case.bench != shown_bench:
             out += [f"{h}{titles[case.bench]}", ""]
             shown_bench = case.bench
-        shown = [i for i in impls if case.impls is None or i in case.impls]
+        shown = [
+            i for i in impls if case.impls is None or i.removesuffix(BASELINE_SUFFIX) in case.impls
+        ]
         if case.bench == "echo":
             out += render_table(
                 case, ECHO_METRIC, shown, results[ci], echo_notes(results[ci], shown)
