@@ -136,6 +136,12 @@ _CONNECTION_LOST = frozenset(
 )
 
 
+def _clean_close(error: BaseException | None) -> bool:
+    """Whether a close for ``error`` still lets read_until_close succeed:
+    none, or the peer going away (a reset is how many peers close)."""
+    return error is None or (isinstance(error, OSError) and error.errno in _CONNECTION_LOST)
+
+
 class StreamClosedError(IOError):
     """The stream is closed: raised by operations on it, and by the futures of
     operations that were pending when it closed.
@@ -1119,7 +1125,10 @@ class BaseIOStream:
         given. It becomes :attr:`error`, the ``real_error`` of the
         :class:`StreamClosedError` raised from then on. Pending writes fail;
         a pending read fails too, except :meth:`read_until_close`, which
-        resolves with what was buffered. Buffered data stays readable. The
+        resolves with what was buffered when the close is clean or a
+        connection reset (a peer that closes with data unread resets), and
+        fails for any other error, so that a body cut short never looks
+        complete (as in Tornado). Buffered data stays readable. The
         close callback, if any, runs on the next loop iteration.
         """
         if self._closed:
@@ -1143,7 +1152,7 @@ class BaseIOStream:
         except OSError:
             gen_log.debug("error closing %r", self, exc_info=True)
         if self._read_future is not None:
-            if self._read_kind == _CLOSE:
+            if self._read_kind == _CLOSE and _clean_close(self.error):
                 self._finish_read(len(self._read_buffer) - self._read_pos)
             else:
                 target = self._read_target

@@ -11,6 +11,7 @@ unread bytes for it (FIONREAD), instead of sleeping.
 from __future__ import annotations
 
 import array
+import errno
 import fcntl
 import logging
 import os
@@ -722,6 +723,32 @@ async def test_read_until_close_closes_the_stream(
         assert peer.recv(1) == b""  # our FIN
     with pytest.raises(StreamClosedError):
         stream.write(b"too late")
+
+
+@pytest.mark.parametrize("error", [None, "reset", "protocol"])
+async def test_read_until_close_is_not_a_truncated_success_after_an_error(
+    io_loop: IOLoop, cleanup: Cleanup[Any], error: str | None
+) -> None:
+    """A clean close, or a reset (a peer that closes with data unread resets
+    the connection), delivers what was buffered; a close for any other
+    error fails the read, so a cut-short body never looks complete (as in
+    Tornado 6.6)."""
+    stream, peer = stream_and_peer(cleanup)
+    peer.sendall(b"half a body")
+    assert await stream.read_bytes(2) == b"ha"  # the recv buffered the rest
+    reading = stream.read_until_close()
+    cause = {
+        None: None,
+        "reset": ConnectionResetError(errno.ECONNRESET, "reset"),
+        "protocol": ValueError("bad framing"),
+    }[error]
+    stream.close(exc_info=cause or False)
+    if cause is None or error == "reset":
+        assert await reading == b"lf a body"
+    else:
+        with pytest.raises(StreamClosedError) as caught:
+            await reading
+        assert caught.value.real_error is cause
 
 
 async def test_data_sent_just_before_close_is_read(io_loop: IOLoop, cleanup: Cleanup[Any]) -> None:
