@@ -399,7 +399,7 @@ class HTTP1ServerConnection:
         self._body_left = 0  # body bytes the Content-Length still announces
         # Input not yet given to llhttp: what followed an Upgrade request, or
         # the rest of a read in which the connection blocked (see _FEED_SLICE).
-        self._unfed: bytes | None = None
+        self._unfed: bytes | memoryview | None = None
         # The request being handled (its body being read, or its response awaited).
         self._request: HTTP1Connection | None = None
         self._body_size = 0
@@ -483,7 +483,7 @@ class HTTP1ServerConnection:
             self._unread(rest)
         return stream
 
-    def _unread(self, data: bytes) -> None:
+    def _unread(self, data: bytes | memoryview) -> None:
         """Put ``data`` back in front of the stream's buffer, for its next owner."""
         stream = self.stream
         stream._read_buffer[stream._read_pos : stream._read_pos] = data
@@ -522,9 +522,13 @@ class HTTP1ServerConnection:
                 break
             pos = end
             if self._blocked:
-                # Bytes, not parsed requests, wait (data may be the stream's
-                # scratch buffer: copy it).
-                self._unfed = bytes(data[pos:])
+                # Bytes, not parsed requests, wait. A view of the stream's
+                # scratch buffer (a bytearray) is copied; a view of bytes we
+                # hold already (an earlier rest) is kept, not copied again.
+                rest = data[pos:]
+                if not (isinstance(rest, memoryview) and type(rest.obj) is bytes):
+                    rest = bytes(rest)
+                self._unfed = rest
                 break
         self._after_feed()
 
