@@ -285,16 +285,17 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
         return isinstance(name, str) and _normalize_name(name) in self._as_list
 
     def get(self, name: str, default: Any = None) -> Any:
+        # One lookup for a miss (the common case: get("Expect")) and for a
+        # name with one value; a repeated name is joined once, then cached.
         norm = _normalize_name(name)
-        value = self._combined.get(norm)
-        if value is not None:
-            return value
         values = self._as_list.get(norm)
         if values is None:
             return default
         if len(values) == 1:
-            return values[0]  # None, if that is what was set
-        value = self._combined[norm] = ",".join(values)
+            return values[0]
+        value = self._combined.get(norm)
+        if value is None:
+            value = self._combined[norm] = ",".join(values)
         return value
 
     def __len__(self) -> int:
