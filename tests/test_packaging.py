@@ -7,12 +7,16 @@ application's own ``backends`` module cannot shadow them.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The default backend: these tests are about imports, not about a backend
+# (and kqueue, on Linux, exists only through the test suite's emulation).
+ENV = {k: v for k, v in os.environ.items() if k != "REACTOR_BACKEND"}
 
 
 def test_an_applications_backends_module_does_not_shadow_reactor(tmp_path: Path) -> None:
@@ -24,7 +28,12 @@ def test_an_applications_backends_module_does_not_shadow_reactor(tmp_path: Path)
         "print(loop.backend_name, type(loop).__module__); loop.close()"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[1] == "reactor.ioloop"
@@ -38,7 +47,12 @@ def test_the_backends_import_as_reactor_backends_only(tmp_path: Path) -> None:
         "print(importlib.util.find_spec('backends'))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "None"
