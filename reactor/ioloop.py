@@ -1044,6 +1044,8 @@ class PollIOLoop(IOLoop):
     def call_at(
         self, when: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> object:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")  # as asyncio's call_at, on every backend
         if kwargs:
             callback = functools.partial(callback, **kwargs)
         timer = [when, next(self._sequence), callback, args, _copy_context()]
@@ -1053,6 +1055,8 @@ class PollIOLoop(IOLoop):
     def call_later(
         self, delay: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> object:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
         if kwargs:
             callback = functools.partial(callback, **kwargs)
         timer = [_monotonic() + delay, next(self._sequence), callback, args, _copy_context()]

@@ -38,6 +38,21 @@ def test_add_callback_after_close_is_dropped(reactor_backend: Any) -> None:
     assert _alive(refs) == 0
 
 
+def test_timers_after_close_are_refused(reactor_backend: Any) -> None:
+    """A closed loop never runs a timer again: call_at, call_later and
+    add_timeout raise RuntimeError, as asyncio's loop does, and keep nothing."""
+    loop = IOLoop(backend=reactor_backend, make_current=False)
+    loop.close()
+    payload = _Payload()
+    ref = weakref.ref(payload)
+    later = loop.time() + 10
+    for method, when in (("call_later", 10), ("call_at", later), ("add_timeout", later)):
+        with pytest.raises(RuntimeError, match="closed"):
+            getattr(loop, method)(when, lambda p: None, payload)
+    del payload
+    assert ref() is None
+
+
 def test_add_callback_from_threads_racing_close(reactor_backend: Any) -> None:
     """Threads keep adding callbacks while the loop is closed under them:
     none of them gets an error, and once close() has returned what they add
