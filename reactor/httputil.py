@@ -284,10 +284,11 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and _normalize_name(name) in self._as_list
 
-    def get(self, name: str, default: Any = None) -> Any:
+    def get(self, key: str, default: Any = None) -> Any:
         # One lookup for a miss (the common case: get("Expect")) and for a
         # name with one value; a repeated name is joined once, then cached.
-        norm = _normalize_name(name)
+        # (``key``, as Mapping.get and Tornado name it.)
+        norm = _normalize_name(key)
         values = self._as_list.get(norm)
         if values is None:
             return default
