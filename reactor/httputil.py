@@ -464,8 +464,8 @@ class HTTPServerRequest:
     (``GET http://a.example/x``, RFC 9112 section 3.2.2: it wins over Host;
     ``uri`` and ``path`` are then the target's origin-form ``/x``), else the
     ``Host`` header, else ``127.0.0.1`` (an HTTP/1.0 request may have no
-    Host); ``host_name`` is ``host`` lowercased without its port and IPv6
-    brackets. The server refuses with 400 a request whose Host or target
+    Host); ``host_name`` is ``host`` lowercased without its port (an IPv6
+    literal keeps its brackets, as in Tornado). The server refuses with 400 a request whose Host or target
     authority is not ``host[:port]`` (see ``_request_host_error``); a
     request built by hand is not checked.
 
@@ -596,15 +596,17 @@ def format_timestamp(
 
 def split_host_and_port(netloc: str) -> tuple[str, int | None]:
     """``host:port`` -> (host, port); (netloc, None) without a port.
-    Brackets around an IPv6 literal are removed."""
-    match = re.match(r"^(.+):(\d+)$", netloc)
+
+    An IPv6 literal keeps its brackets (``"[::1]:80"`` -> ``("[::1]", 80)``),
+    as in Tornado: ``request.host_name`` is then still a valid host for a URL.
+    """
+    match = _NETLOC.match(netloc)
     if match:
-        host, port = match.group(1), int(match.group(2))
-    else:
-        host, port = netloc, None
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, port
+        return match.group(1), int(match.group(2))
+    return netloc, None
+
+
+_NETLOC = re.compile(r"^(.+):(\d+)$")
 
 
 # -- the request's host (RFC 9110 section 7.2, RFC 9112 section 3.2) ----------------

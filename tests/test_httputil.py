@@ -486,8 +486,8 @@ def test_request_cookies() -> None:
     [
         ("example.com", "example.com"),
         ("Example.COM:8080", "example.com"),
-        ("[::1]:8888", "::1"),
-        ("[2001:DB8::1]", "2001:db8::1"),
+        ("[::1]:8888", "[::1]"),
+        ("[2001:DB8::1]", "[2001:db8::1]"),
         ("127.0.0.1:80", "127.0.0.1"),
     ],
 )
@@ -595,8 +595,9 @@ def test_request_with_an_absolute_form_target() -> None:
 def test_split_host_and_port() -> None:
     assert split_host_and_port("example.com:80") == ("example.com", 80)
     assert split_host_and_port("example.com") == ("example.com", None)
-    assert split_host_and_port("[::1]:443") == ("::1", 443)
-    assert split_host_and_port("[::1]") == ("::1", None)
+    # As in Tornado, an IPv6 literal keeps its brackets.
+    assert split_host_and_port("[::1]:443") == ("[::1]", 443)
+    assert split_host_and_port("[::1]") == ("[::1]", None)
 
 
 def test_request_full_url_and_connection_context() -> None:

@@ -130,9 +130,9 @@ GOOD_HOSTS = {
     "A.Example:80": ("A.Example:80", "a.example"),
     "127.0.0.1:80": ("127.0.0.1:80", "127.0.0.1"),
     "127.0.0.1": ("127.0.0.1", "127.0.0.1"),
-    "[::1]:8080": ("[::1]:8080", "::1"),
-    "[::1]": ("[::1]", "::1"),
-    "[2001:DB8::ffff:1.2.3.4]": ("[2001:DB8::ffff:1.2.3.4]", "2001:db8::ffff:1.2.3.4"),
+    "[::1]:8080": ("[::1]:8080", "[::1]"),
+    "[::1]": ("[::1]", "[::1]"),
+    "[2001:DB8::ffff:1.2.3.4]": ("[2001:DB8::ffff:1.2.3.4]", "[2001:db8::ffff:1.2.3.4]"),
     "xn--bcher-kva.example": ("xn--bcher-kva.example", "xn--bcher-kva.example"),
     "under_score.internal": ("under_score.internal", "under_score.internal"),
     "a.example.": ("a.example.", "a.example."),
@@ -172,7 +172,7 @@ ABSOLUTE_FORM = {
     b"https://a.example/s": ("a.example", "a.example", "/s", "/s", ""),
     b"http://a.example": ("a.example", "a.example", "/", "/", ""),
     b"http://a.example?q=1": ("a.example", "a.example", "/?q=1", "/", "q=1"),
-    b"http://[::1]:8080/v6": ("[::1]:8080", "::1", "/v6", "/v6", ""),
+    b"http://[::1]:8080/v6": ("[::1]:8080", "[::1]", "/v6", "/v6", ""),
 }
 
 
