@@ -465,8 +465,8 @@ class HTTPServerRequest:
     ``uri`` and ``path`` are then the target's origin-form ``/x``), else the
     ``Host`` header, else ``127.0.0.1`` (an HTTP/1.0 request may have no
     Host); ``host_name`` is ``host`` lowercased without its port (an IPv6
-    literal keeps its brackets, as in Tornado). The server refuses with 400 a request whose Host or target
-    authority is not ``host[:port]`` (see ``_request_host_error``); a
+    literal keeps its brackets, as in Tornado). The server refuses with 400
+    a request whose Host or target authority is not ``host[:port]`` (see ``_request_host_error``); a
     request built by hand is not checked.
 
     ``connection`` is the :class:`HTTPConnection` to answer through.
