@@ -91,3 +91,20 @@ def _as_task(loop: IOLoop, coro: Any) -> Any:
     out: Future[Any] = Future()
     task.add_done_callback(lambda t: out.set_result(t.result()))
     return out
+
+
+@pytest.mark.parametrize("name", sorted(LOOP_FACTORIES))
+def test_a_second_ioloop_over_one_asyncio_loop_is_refused(name: str) -> None:
+    """As in Tornado: one IOLoop per asyncio loop while it is open."""
+    aloop = LOOP_FACTORIES[name]()
+    try:
+        first = IOLoop(asyncio_loop=aloop, make_current=False)
+        with pytest.raises(RuntimeError, match="already wraps"):
+            IOLoop(asyncio_loop=aloop, make_current=False)
+        assert AsyncioLoop.for_asyncio_loop(aloop) is first
+        first.close()
+        second = IOLoop(asyncio_loop=aloop, make_current=False)  # once closed, a new one
+        assert AsyncioLoop.for_asyncio_loop(aloop) is second
+        second.close()
+    finally:
+        aloop.close()

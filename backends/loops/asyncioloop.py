@@ -112,6 +112,16 @@ class AsyncioLoop(IOLoop):
         return loop
 
     def _register_bridge(self) -> None:
+        existing = getattr(
+            self.asyncio_loop, _BRIDGE_ATTR, None
+        ) or AsyncioLoop._unattributable.get(self.asyncio_loop)
+        if existing is not None and not existing._closed:
+            # As in Tornado: two IOLoops over one asyncio loop would each
+            # think they own its handlers and its current-loop slot.
+            raise RuntimeError(
+                f"{existing!r} already wraps {self.asyncio_loop!r}: use "
+                "IOLoop.current() while it runs, or close that IOLoop first"
+            )
         try:
             setattr(self.asyncio_loop, _BRIDGE_ATTR, self)
         except (AttributeError, TypeError):
