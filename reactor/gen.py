@@ -174,9 +174,9 @@ def _new_operation_future() -> Future[Any]:
     """A future of the current loop that stands for an operation (see
     :class:`reactor.concurrent._OperationFuture`); ``_new_future()``'s path."""
     loop = _current.loop
-    if loop is None:
-        loop = IOLoop.current()
-    future: Future[Any] = _OperationFuture(loop=loop.asyncio_loop)
+    # No current loop: Future()'s rule (RuntimeError in a worker thread).
+    aloop = Future().get_loop() if loop is None else loop.asyncio_loop
+    future: Future[Any] = _OperationFuture(loop=aloop)
     return future
 
 

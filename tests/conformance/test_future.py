@@ -340,7 +340,16 @@ def test_reactors_own_futures_in_a_thread_without_a_loop_are_an_error(io_loop: I
 
     def in_worker() -> list[str]:
         outcomes = []
-        for make in (lambda: gen.sleep(0), lambda: gen.convert_yielded(None)):
+
+        @gen.coroutine
+        def generator() -> Generator[Any, Any, None]:
+            yield gen.moment
+
+        for make in (
+            lambda: gen.sleep(0),
+            lambda: gen.convert_yielded(None),
+            generator,
+        ):
             try:
                 make()
             except RuntimeError as e:
@@ -352,5 +361,5 @@ def test_reactors_own_futures_in_a_thread_without_a_loop_are_an_error(io_loop: I
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         outcomes = pool.submit(in_worker).result(timeout=10)
-    assert all("no current event loop" in o for o in outcomes[:2]), outcomes
-    assert outcomes[2] == "loop made: False"
+    assert all("no current event loop" in o for o in outcomes[:3]), outcomes
+    assert outcomes[3] == "loop made: False"
