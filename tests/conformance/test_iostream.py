@@ -21,7 +21,7 @@ import socket
 import ssl
 import struct
 import termios
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -71,20 +71,6 @@ LOOPBACKS = [
         marks=pytest.mark.skipif(_ipv6_unavailable() is not None, reason=str(_ipv6_unavailable())),
     ),
 ]
-
-
-@pytest.fixture
-def cleanup(io_loop: IOLoop) -> Iterator[Cleanup[Any]]:
-    """``cleanup(x)`` returns ``x`` and closes it when the test ends."""
-    things: list[Any] = []
-
-    def add(thing: _T) -> _T:
-        things.append(thing)
-        return thing
-
-    yield add
-    for thing in reversed(things):
-        thing.close()
 
 
 def random_bytes(n: int) -> bytes:

@@ -10,14 +10,8 @@ parses the view while a request handler runs.
 
 from __future__ import annotations
 
-import fcntl
 import socket
-import struct
-import termios
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
-
-import pytest
+from typing import Any
 
 from reactor import gen
 from reactor.concurrent import Future
@@ -26,28 +20,8 @@ from reactor.httputil import HTTPHeaders, HTTPServerRequest, ResponseStartLine
 from reactor.ioloop import IOLoop
 from reactor.iostream import IOStream
 from reactor.netutil import bind_sockets
+from tests.conformance.test_iostream import Cleanup, stream_and_peer, unread
 from tests.util import WAIT
-
-_T = TypeVar("_T")
-Cleanup = Callable[[_T], _T]
-
-
-@pytest.fixture
-def cleanup(io_loop: IOLoop) -> Iterator[Cleanup[Any]]:
-    things: list[Any] = []
-
-    def add(thing: _T) -> _T:
-        things.append(thing)
-        return thing
-
-    yield add
-    for thing in reversed(things):
-        thing.close()
-
-
-def unread(sock: socket.socket) -> int:
-    buf = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
-    return int(struct.unpack("i", buf)[0])
 
 
 async def arrived(sock: socket.socket, n: int) -> None:
@@ -56,18 +30,6 @@ async def arrived(sock: socket.socket, n: int) -> None:
     while unread(sock) < n:
         assert IOLoop.current().time() < deadline, "the bytes never arrived"
         await gen.moment
-
-
-def stream_and_peer(cleanup: Cleanup[Any]) -> tuple[IOStream, socket.socket]:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        a = cleanup(socket.socket())
-        a.connect(listener.getsockname())
-        listener.settimeout(WAIT)
-        b = cleanup(listener.accept()[0])
-    b.settimeout(WAIT)
-    return cleanup(IOStream(a)), b
 
 
 async def test_a_read_inside_the_callback_leaves_the_view_intact(
