@@ -19,6 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV = {k: v for k, v in os.environ.items() if k != "REACTOR_BACKEND"}
 
 
+def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -c code`` in ``cwd``; it must succeed."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=60, env=ENV
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def test_an_applications_backends_module_does_not_shadow_reactor(tmp_path: Path) -> None:
     (tmp_path / "backends.py").write_text("SHADOW = True\n")
     code = (
@@ -27,15 +36,7 @@ def test_an_applications_backends_module_does_not_shadow_reactor(tmp_path: Path)
         "loop = IOLoop(make_current=False);"
         "print(loop.backend_name, type(loop).__module__); loop.close()"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=ENV,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_python(code, tmp_path)
     assert result.stdout.split()[1] == "reactor.ioloop"
 
 
@@ -46,15 +47,7 @@ def test_the_backends_import_as_reactor_backends_only(tmp_path: Path) -> None:
         "from reactor.backends.loops.asyncioloop import AsyncioLoop;"
         "print(importlib.util.find_spec('backends'))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=ENV,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_python(code, tmp_path)
     assert result.stdout.strip() == "None"
 
 
