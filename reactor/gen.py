@@ -50,10 +50,14 @@ from reactor.log import app_log
 __all__ = [
     "Arguments",
     "BadYieldError",
+    "KeyReuseError",
+    "LeakedCallbackError",
     "Return",
+    "ReturnValueIgnoredError",
     "Runner",
     "Task",
     "TimeoutError",
+    "UnknownKeyError",
     "WaitIterator",
     "convert_yielded",
     "coroutine",
@@ -71,6 +75,22 @@ _T = TypeVar("_T")
 TimeoutError = builtins.TimeoutError
 """Raised by :func:`with_timeout` and ``IOLoop.run_sync``: the builtin one,
 which is also what asyncio raises since Python 3.11."""
+
+
+class KeyReuseError(Exception):
+    """Kept for Tornado's API: raised by nothing since callback-style ``gen.Task`` keys went."""
+
+
+class UnknownKeyError(Exception):
+    """Kept for Tornado's API: raised by nothing since callback-style ``gen.Task`` keys went."""
+
+
+class LeakedCallbackError(Exception):
+    """Kept for Tornado's API: raised by nothing since callback-style ``gen.Task`` keys went."""
+
+
+class ReturnValueIgnoredError(Exception):
+    """Kept for Tornado's API: raised by nothing in Tornado 6 or reactor."""
 
 
 class BadYieldError(Exception):

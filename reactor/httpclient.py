@@ -76,7 +76,13 @@ from reactor.concurrent import (
     future_set_result_unless_cancelled,
 )
 from reactor.escape import utf8
-from reactor.httputil import HTTPHeaders, HTTPOutputError, format_timestamp, responses
+from reactor.httputil import (
+    HTTPHeaders,
+    HTTPOutputError,
+    encode_username_password,
+    format_timestamp,
+    responses,
+)
 from reactor.ioloop import IOLoop, _new_future
 from reactor.iostream import IOStream, SSLIOStream, StreamClosedError
 from reactor.log import gen_log
@@ -942,7 +948,7 @@ class _Exchange:
         if username is None and request.auth_username is not None:
             username, password = request.auth_username, request.auth_password
         if username is not None:
-            credentials = utf8(username) + b":" + utf8(password or "")
+            credentials = encode_username_password(username, password or "")
             headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode("ascii")
         if request.user_agent:
             headers["User-Agent"] = request.user_agent

@@ -46,7 +46,7 @@ from reactor.iostream import IOStream, SSLIOStream
 from reactor.tcpserver import TCPServer
 from reactor.util import Configurable
 
-__all__ = ["HTTPServer"]
+__all__ = ["HTTPRequest", "HTTPServer"]
 
 
 class HTTPServer(TCPServer, Configurable, HTTPServerConnectionDelegate):
@@ -299,3 +299,7 @@ class _ProxyAdapter(HTTPMessageDelegate):
         context = getattr(self.connection, "context", None)
         if isinstance(context, _HTTPRequestContext):
             context._unapply_xheaders()
+
+
+HTTPRequest = HTTPServerRequest
+"""Tornado's old name for :class:`reactor.httputil.HTTPServerRequest`."""

@@ -25,12 +25,13 @@ import http.cookies
 import ipaddress
 import re
 import time
+import unicodedata
 import urllib.parse
 from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from reactor.escape import parse_qs_bytes
+from reactor.escape import parse_qs_bytes, utf8
 from reactor.log import gen_log
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ __all__ = [
     "HTTPServerRequest",
     "RequestStartLine",
     "ResponseStartLine",
+    "encode_username_password",
     "format_timestamp",
     "parse_body_arguments",
     "parse_cookie",
@@ -592,6 +594,20 @@ def format_timestamp(
     else:
         raise TypeError(f"unknown timestamp type: {ts!r}")
     return email.utils.formatdate(seconds, usegmt=True)
+
+
+HTTP_WHITESPACE = " \t"
+"""The whitespace HTTP allows around values (RFC 9110 section 5.6.3: OWS)."""
+
+
+def encode_username_password(username: str | bytes, password: str | bytes) -> bytes:
+    """``username:password`` as HTTP Basic auth sends it (before base64):
+    UTF-8, str arguments NFC-normalized first (RFC 7617 section 2.1)."""
+    if isinstance(username, str):
+        username = unicodedata.normalize("NFC", username)
+    if isinstance(password, str):
+        password = unicodedata.normalize("NFC", password)
+    return utf8(username) + b":" + utf8(password)
 
 
 def split_host_and_port(netloc: str) -> tuple[str, int | None]:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from reactor.httputil import (
     DEFAULT_MAX_PART_HEADER_SIZE,
     DEFAULT_MAX_PARTS,
+    HTTP_WHITESPACE,
     HTTPConnection,
     HTTPFile,
     HTTPHeaders,
@@ -33,6 +34,7 @@ from reactor.httputil import (
     _parse_header,
     _request_host_error,
     _split_absolute_form,
+    encode_username_password,
     format_timestamp,
     parse_body_arguments,
     parse_cookie,
@@ -1137,3 +1139,16 @@ def test_parse_cookie_backslashes_are_linear() -> None:
     start = time.perf_counter()
     assert parse_cookie("a=" + value)["a"] == "\\" * 100_000
     assert time.perf_counter() - start < 1.0
+
+
+def test_encode_username_password_is_utf8_of_the_nfc_form() -> None:
+    decomposed = "Jose\u0301"  # "José" with a combining accent
+    assert encode_username_password(decomposed, "p:w") == "José:p:w".encode()
+    assert encode_username_password(b"\xff", b"x") == b"\xff:x"
+    assert HTTP_WHITESPACE == " \t"
+
+
+def test_httpserver_keeps_tornados_old_request_name() -> None:
+    from reactor.httpserver import HTTPRequest
+
+    assert HTTPRequest is HTTPServerRequest

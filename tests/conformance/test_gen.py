@@ -775,3 +775,14 @@ def test_is_coroutine_function() -> None:
     assert gen.is_coroutine_function(old) and gen.is_coroutine_function(new)
     assert not gen.is_coroutine_function(lambda: None)
     assert sys.version_info >= (3, 10)
+
+
+def test_tornados_legacy_exceptions_exist() -> None:
+    """Ported code that names them (in an except clause, say) still imports."""
+    for name in (
+        "KeyReuseError",
+        "UnknownKeyError",
+        "LeakedCallbackError",
+        "ReturnValueIgnoredError",
+    ):
+        assert issubclass(getattr(gen, name), Exception)
