@@ -1,0 +1,1 @@
+"""The demo web application that ``python -m reactor demo`` runs."""

@@ -1,0 +1,1 @@
+"""Tornado's ``tornado.platform`` package: ``reactor.platform.asyncio``."""
