@@ -346,6 +346,40 @@ def chain_future(a: AnyFuture[_T], b: AnyFuture[_T]) -> None:
         a.add_done_callback(lambda a: copy_future_state(a, b))
 
 
+class ReturnValueIgnoredError(Exception):
+    """Kept for Tornado compatibility: nothing in reactor raises it (as in Tornado 6)."""
+
+
+class DummyExecutor(concurrent.futures.Executor):
+    """An executor that runs each job at once, in the caller's thread.
+
+    ``submit`` calls the function before it returns and gives a finished
+    :class:`concurrent.futures.Future` with its result or its error. Useful
+    where an API wants an executor but the work is cheap (Tornado's
+    ``ExecutorResolver`` default); it blocks the loop for as long as the
+    job runs.
+    """
+
+    def submit(  # type: ignore[override]
+        self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[_T]:
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as e:
+            future.set_exception(e)
+        else:
+            future.set_result(result)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        pass
+
+
+dummy_executor = DummyExecutor()
+"""The shared :class:`DummyExecutor`."""
+
+
 def run_on_executor(*args: Any, **kwargs: Any) -> Any:
     """Run a method in an executor and return a reactor future for its result.
 

@@ -314,6 +314,22 @@ class Runner:
         # else: a wake-up is already on its way, and will find ``cancelled``
         return True
 
+    def handle_exception(
+        self, typ: type[BaseException], value: BaseException, tb: types.TracebackType | None
+    ) -> bool:
+        """Throw ``value`` into the generator at its ``yield``, as if what it
+        waits for had failed; True if done, False if the coroutine is running
+        or has finished (then nothing happens). Tornado's hook, kept for code
+        that drives a Runner by hand.
+        """
+        if self.running or self.result_future is None:
+            return False
+        failed: Future[Any] = _new_future()
+        failed.set_exception(value.with_traceback(tb) if tb is not None else value)
+        self.future = failed
+        self.ctx_run(self.run)
+        return True
+
     def handle_yield(self, yielded: Any) -> bool:
         """Adopt what the generator yielded; True if it is ready now.
 
@@ -438,6 +454,10 @@ def multi(
     return multi_future(children, quiet_exceptions=quiet_exceptions)
 
 
+Multi = multi
+"""Tornado's old name for :func:`multi`."""
+
+
 def multi_future(
     children: list[Any] | dict[Any, Any],
     quiet_exceptions: type[BaseException] | tuple[type[BaseException], ...] = (),
@@ -487,13 +507,16 @@ def with_timeout(
     timeout: float | datetime.timedelta,
     future: _YieldType,
     quiet_exceptions: type[BaseException] | tuple[type[BaseException], ...] = (),
+    *,
+    message: str | Callable[[], str] | None = None,
 ) -> Future[Any]:
     """Wrap ``future`` so it fails with :class:`TimeoutError` at ``timeout``.
 
     ``timeout`` is a deadline on :meth:`IOLoop.time` or a timedelta from now.
     The wrapped operation is not cancelled; if it fails after the timeout,
     its error is logged unless it is an instance of ``quiet_exceptions`` (or
-    a cancellation).
+    a cancellation). ``message`` is the TimeoutError's text (default
+    ``"Timeout"``), or a function returning it, called only at the timeout.
     """
     inner = convert_yielded(future)
     result: Future[Any] = _new_future()
@@ -508,7 +531,8 @@ def with_timeout(
 
     def on_timeout() -> None:
         if not result.done():
-            result.set_exception(TimeoutError("Timeout"))
+            text = message() if callable(message) else message
+            result.set_exception(TimeoutError("Timeout" if text is None else text))
         future_add_done_callback(inner, log_late_failure)
 
     handle = io_loop.add_timeout(timeout, on_timeout)

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import calendar
 import collections.abc
+import dataclasses
 import datetime
 import email.utils
 import http.cookies
 import ipaddress
 import re
+import ssl
 import time
 import unicodedata
 import urllib.parse
@@ -46,6 +48,9 @@ __all__ = [
     "HTTPOutputError",
     "HTTPServerConnectionDelegate",
     "HTTPServerRequest",
+    "ParseBodyConfig",
+    "ParseMultipartConfig",
+    "ParseUrlEncodedConfig",
     "RequestStartLine",
     "ResponseStartLine",
     "encode_username_password",
@@ -57,6 +62,7 @@ __all__ = [
     "parse_response_start_line",
     "qs_to_qsl",
     "responses",
+    "set_parse_body_config",
     "split_host_and_port",
     "url_concat",
 ]
@@ -525,7 +531,17 @@ class HTTPServerRequest:
 
     @cached_property
     def query_arguments(self) -> dict[str, list[bytes]]:
-        return parse_qs_bytes(self.query, keep_blank_values=True)
+        """The query string's fields; more than the configured
+        ``urlencoded.max_arguments`` (:func:`set_parse_body_config`) is an
+        :class:`HTTPInputError`, which the web layer answers with 400."""
+        try:
+            return parse_qs_bytes(
+                self.query,
+                keep_blank_values=True,
+                max_num_fields=_parse_body_config.urlencoded.max_arguments,
+            )
+        except ValueError as e:
+            raise HTTPInputError(f"invalid query string: {e}") from e
 
     @cached_property
     def arguments(self) -> dict[str, list[bytes]]:
@@ -556,6 +572,21 @@ class HTTPServerRequest:
         """Seconds this request has taken so far (or took, once finished)."""
         end = self._finish_time if self._finish_time is not None else time.time()
         return end - self._start_time
+
+    def get_ssl_certificate(self, binary_form: bool = False) -> dict[str, Any] | bytes | None:
+        """The client's TLS certificate: a dict (``ssl.SSLSocket.getpeercert``),
+        its DER bytes with ``binary_form``, or None without TLS or a
+        certificate. The server asks for one only if its ``SSLContext`` has
+        ``verify_mode`` set (``CERT_OPTIONAL`` or ``CERT_REQUIRED``).
+        """
+        stream = getattr(self.connection, "stream", None)
+        sock = getattr(stream, "socket", None)
+        if not isinstance(sock, ssl.SSLSocket):
+            return None
+        try:
+            return sock.getpeercert(binary_form=binary_form)  # type: ignore[return-value]
+        except (ssl.SSLError, ValueError, OSError):
+            return None
 
     def _parse_body(self) -> None:
         """Fill ``body_arguments`` and ``files`` from ``body`` (urlencoded or multipart)."""
@@ -965,11 +996,55 @@ def parse_cookie(cookie: str) -> dict[str, str]:
 
 # -- request bodies -----------------------------------------------------------------
 
-#: Default limits of :func:`parse_body_arguments`. A part's body (an upload)
-#: is limited only by the server's ``max_body_size``.
-DEFAULT_MAX_PARTS = 1000
+#: Default limits of :func:`parse_body_arguments` (Tornado 6.6's). A part's
+#: body (an upload) is limited only by the server's ``max_body_size``.
+DEFAULT_MAX_PARTS = 100
 DEFAULT_MAX_PART_HEADER_SIZE = 10 * 1024
 DEFAULT_MAX_ARGUMENTS = 1000
+
+
+@dataclasses.dataclass
+class ParseMultipartConfig:
+    """Limits on parsing ``multipart/form-data`` bodies (Tornado 6.5.5's API).
+
+    ``enabled``: False refuses every multipart body with 400 (an application
+    that takes no uploads need not parse them at all). ``max_parts``: parts
+    per body. ``max_part_header_size``: bytes of one part's header lines.
+    """
+
+    enabled: bool = True
+    max_parts: int = DEFAULT_MAX_PARTS
+    max_part_header_size: int = DEFAULT_MAX_PART_HEADER_SIZE
+
+
+@dataclasses.dataclass
+class ParseUrlEncodedConfig:
+    """Limits on parsing ``application/x-www-form-urlencoded`` bodies and
+    query strings: ``max_arguments`` fields."""
+
+    max_arguments: int = DEFAULT_MAX_ARGUMENTS
+
+
+@dataclasses.dataclass
+class ParseBodyConfig:
+    """How request bodies are parsed: its ``multipart`` and ``urlencoded`` parts."""
+
+    multipart: ParseMultipartConfig = dataclasses.field(default_factory=ParseMultipartConfig)
+    urlencoded: ParseUrlEncodedConfig = dataclasses.field(default_factory=ParseUrlEncodedConfig)
+
+
+_parse_body_config = ParseBodyConfig()
+
+
+def set_parse_body_config(config: ParseBodyConfig) -> None:
+    """Set the process-wide default of :func:`parse_body_arguments`,
+    :func:`parse_multipart_form_data` and the query-string field limit.
+
+    As in Tornado, a global setting: for an application that must raise a
+    limit, or refuse multipart bodies altogether.
+    """
+    global _parse_body_config
+    _parse_body_config = config
 
 
 def parse_body_arguments(
@@ -979,9 +1054,10 @@ def parse_body_arguments(
     files: dict[str, list[HTTPFile]],
     headers: HTTPHeaders | None = None,
     *,
-    max_parts: int = DEFAULT_MAX_PARTS,
-    max_part_header_size: int = DEFAULT_MAX_PART_HEADER_SIZE,
-    max_arguments: int = DEFAULT_MAX_ARGUMENTS,
+    config: ParseBodyConfig | None = None,
+    max_parts: int | None = None,
+    max_part_header_size: int | None = None,
+    max_arguments: int | None = None,
 ) -> None:
     """Add a form body's fields to ``arguments`` and its uploads to ``files``.
 
@@ -994,9 +1070,15 @@ def parse_body_arguments(
     Raises :class:`HTTPInputError` (which a server answers with 400) for a
     malformed body, or one over a limit, named in the message:
     ``max_arguments`` urlencoded fields, ``max_parts`` multipart parts,
-    ``max_part_header_size`` bytes of one part's headers. On error
-    ``arguments`` and ``files`` are left unchanged.
+    ``max_part_header_size`` bytes of one part's headers. The limits come
+    from ``config`` (a :class:`ParseBodyConfig`; default: the one
+    :func:`set_parse_body_config` set), and a ``max_*`` keyword overrides its
+    field. On error ``arguments`` and ``files`` are left unchanged.
     """
+    if config is None:
+        config = _parse_body_config
+    if max_arguments is None:
+        max_arguments = config.urlencoded.max_arguments
     media_type, params = _parse_header(content_type)
     media_type = media_type.lower()
     if media_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -1026,6 +1108,7 @@ def parse_body_arguments(
         body,
         arguments,
         files,
+        config=config.multipart,
         max_parts=max_parts,
         max_part_header_size=max_part_header_size,
     )
@@ -1051,8 +1134,9 @@ def parse_multipart_form_data(
     arguments: dict[str, list[bytes]],
     files: dict[str, list[HTTPFile]],
     *,
-    max_parts: int = DEFAULT_MAX_PARTS,
-    max_part_header_size: int = DEFAULT_MAX_PART_HEADER_SIZE,
+    config: ParseMultipartConfig | None = None,
+    max_parts: int | None = None,
+    max_part_header_size: int | None = None,
 ) -> None:
     """Add the fields of a ``multipart/form-data`` body to ``arguments``
     (name -> list of bytes values) and its files to ``files`` (name -> list
@@ -1064,9 +1148,19 @@ def parse_multipart_form_data(
     whose content type is the part's ``Content-Type`` (else
     ``application/unknown``). Raises :class:`HTTPInputError` for a malformed
     body, a missing final boundary, or more than ``max_parts`` parts or
-    ``max_part_header_size`` bytes of one part's headers; on error
-    ``arguments`` and ``files`` are left unchanged.
+    ``max_part_header_size`` bytes of one part's headers (from ``config``,
+    default the global :class:`ParseMultipartConfig`; a keyword overrides
+    it), or when ``config.enabled`` is False; on error ``arguments`` and
+    ``files`` are left unchanged.
     """
+    if config is None:
+        config = _parse_body_config.multipart
+    if not config.enabled:
+        raise HTTPInputError("multipart/form-data parsing is disabled")
+    if max_parts is None:
+        max_parts = config.max_parts
+    if max_part_header_size is None:
+        max_part_header_size = config.max_part_header_size
     if len(boundary) >= 2 and boundary[:1] == boundary[-1:] == b'"':
         boundary = boundary[1:-1]
     if not boundary:

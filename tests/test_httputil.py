@@ -11,12 +11,13 @@ import datetime
 import http.cookies
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reactor import httputil
 from reactor.httputil import (
     DEFAULT_MAX_PART_HEADER_SIZE,
     DEFAULT_MAX_PARTS,
@@ -974,10 +975,61 @@ def test_multipart_too_many_parts() -> None:
 
 
 def test_multipart_default_part_limit() -> None:
-    body = _encode_multipart([("f", b"")] * 1001, b"1234")
-    with pytest.raises(HTTPInputError, match="max_parts=1000"):
+    # Tornado 6.6's default: 100 parts.
+    body = _encode_multipart([("f", b"")] * 101, b"1234")
+    with pytest.raises(HTTPInputError, match="max_parts=100 "):
         _parse(body)
-    assert len(_parse(body, max_parts=1001)[0]["f"]) == 1001
+    assert len(_parse(body, max_parts=101)[0]["f"]) == 101
+
+
+@pytest.fixture
+def global_parse_config() -> Iterator[None]:
+    before = httputil._parse_body_config
+    yield
+    httputil.set_parse_body_config(before)
+
+
+def test_parse_body_config_sets_the_limits_per_call() -> None:
+    body = _encode_multipart([("f", b"x")] * 3, b"1234")
+    config = httputil.ParseBodyConfig(multipart=httputil.ParseMultipartConfig(max_parts=2))
+    arguments: dict[str, list[bytes]] = {}
+    with pytest.raises(HTTPInputError, match="max_parts=2 "):
+        httputil.parse_body_arguments(
+            "multipart/form-data; boundary=1234", body, arguments, {}, config=config
+        )
+    assert arguments == {}
+    urlencoded = httputil.ParseBodyConfig(
+        urlencoded=httputil.ParseUrlEncodedConfig(max_arguments=2)
+    )
+    with pytest.raises(HTTPInputError, match="max_arguments=2"):
+        httputil.parse_body_arguments(
+            "application/x-www-form-urlencoded", b"a=1&b=2&c=3", arguments, {}, config=urlencoded
+        )
+    httputil.parse_body_arguments(
+        "application/x-www-form-urlencoded", b"a=1&b=2", arguments, {}, config=urlencoded
+    )
+    assert arguments == {"a": [b"1"], "b": [b"2"]}
+
+
+def test_multipart_parsing_can_be_turned_off(global_parse_config: None) -> None:
+    body = _encode_multipart([("f", b"x")], b"1234")
+    disabled = httputil.ParseMultipartConfig(enabled=False)
+    with pytest.raises(HTTPInputError, match="disabled"):
+        httputil.parse_multipart_form_data(b"1234", body, {}, {}, config=disabled)
+    httputil.set_parse_body_config(httputil.ParseBodyConfig(multipart=disabled))
+    with pytest.raises(HTTPInputError, match="disabled"):
+        _parse(body)
+
+
+def test_the_global_config_bounds_query_strings(global_parse_config: None) -> None:
+    request = httputil.HTTPServerRequest("GET", "/?" + "&".join(f"a{i}=1" for i in range(5)))
+    assert len(request.query_arguments) == 5
+    httputil.set_parse_body_config(
+        httputil.ParseBodyConfig(urlencoded=httputil.ParseUrlEncodedConfig(max_arguments=4))
+    )
+    request = httputil.HTTPServerRequest("GET", "/?" + "&".join(f"a{i}=1" for i in range(5)))
+    with pytest.raises(HTTPInputError, match="query string"):
+        request.query_arguments  # noqa: B018
 
 
 def test_multipart_part_header_limit() -> None:
