@@ -360,7 +360,7 @@ class DummyExecutor(concurrent.futures.Executor):
     job runs.
     """
 
-    def submit(  # type: ignore[override]
+    def submit(
         self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any
     ) -> concurrent.futures.Future[_T]:
         future: concurrent.futures.Future[_T] = concurrent.futures.Future()

@@ -584,7 +584,7 @@ class HTTPServerRequest:
         if not isinstance(sock, ssl.SSLSocket):
             return None
         try:
-            return sock.getpeercert(binary_form=binary_form)  # type: ignore[return-value]
+            return sock.getpeercert(binary_form=binary_form)
         except (ssl.SSLError, ValueError, OSError):
             return None
 

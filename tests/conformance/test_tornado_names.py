@@ -1,22 +1,28 @@
 """Tornado 6.6 names in the core modules that a ported program calls:
 ``gen.Multi``, ``gen.with_timeout(message=)``, ``gen.Runner.handle_exception``,
-``concurrent.DummyExecutor``, ``HTTPServerRequest.get_ssl_certificate``."""
+``concurrent.DummyExecutor``, ``HTTPServerRequest.get_ssl_certificate``,
+``AsyncHTTPClient.fetch_impl``, ``httpclient.main``."""
 
 from __future__ import annotations
 
 import contextvars
 import datetime
+import functools
+import io
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from reactor import gen
 from reactor.concurrent import DummyExecutor, Future, dummy_executor
-from reactor.httpclient import AsyncHTTPClient
+from reactor.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 from reactor.httpserver import HTTPServer
 from reactor.httputil import HTTPHeaders, HTTPServerRequest, ResponseStartLine
 from reactor.ioloop import IOLoop
@@ -168,3 +174,93 @@ async def test_get_ssl_certificate(
     assert ssl.DER_cert_to_PEM_cert(as_der).strip() == cert_file.read_text().strip()
     assert without == (None, None)
     assert plain == (None, None)
+
+
+class CannedClient(AsyncHTTPClient):
+    """A Tornado-style test double: answers every request from a dict."""
+
+    def fetch_impl(self, request: HTTPRequest, callback: Any) -> None:
+        code, body = {"/ok": (200, b"canned"), "/missing": (404, b"")}[urlsplit(request.url).path]
+        callback(HTTPResponse(request, code, buffer=io.BytesIO(body)))
+
+
+async def test_a_subclass_that_overrides_fetch_impl_answers_every_fetch(io_loop: IOLoop) -> None:
+    client = CannedClient(force_instance=True, defaults={"user_agent": "canned-test"})
+    try:
+        response = await client.fetch("http://unresolvable.invalid/ok")
+        assert (response.code, response.body) == (200, b"canned")
+        assert response.request.user_agent == "canned-test"  # the defaults were applied first
+        with pytest.raises(HTTPClientError) as raised:
+            await client.fetch("http://unresolvable.invalid/missing")
+        assert raised.value.code == 404
+        response = await client.fetch("http://unresolvable.invalid/missing", raise_error=False)
+        assert response.code == 404
+    finally:
+        client.close()
+
+
+async def test_fetch_impl_reports_every_outcome_as_a_response(io_loop: IOLoop) -> None:
+    def handle(request: HTTPServerRequest) -> None:
+        assert request.connection is not None
+        code = 200 if request.path == "/ok" else 404
+        request.connection.write_headers(
+            ResponseStartLine("HTTP/1.1", code, "X"), HTTPHeaders({"Content-Length": "2"}), b"hi"
+        )
+        request.connection.finish()
+
+    server = HTTPServer(handle)
+    [sock] = bind_sockets(0, "127.0.0.1")
+    server.add_sockets([sock])
+    [closed] = bind_sockets(0, "127.0.0.1")
+    closed_port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    client = AsyncHTTPClient(force_instance=True)
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        responses: list[HTTPResponse] = []
+        for url in (f"{base}/ok", f"{base}/nope", f"http://127.0.0.1:{closed_port}/"):
+            done: Future[HTTPResponse] = Future()
+            client.fetch_impl(HTTPRequest(url), done.set_result)
+            responses.append(await done)
+    finally:
+        client.close()
+        server.stop()
+        await server.close_all_connections()
+    ok, missing, refused = responses
+    assert (ok.code, ok.body, ok.error) == (200, b"hi", None)
+    assert missing.code == 404 and isinstance(missing.error, HTTPClientError)
+    assert refused.code == 599 and isinstance(refused.error, OSError)
+    assert HTTPResponse.error is None  # Tornado's class attribute
+
+
+async def test_httpclient_main_prints_what_it_fetched(io_loop: IOLoop) -> None:
+    def handle(request: HTTPServerRequest) -> None:
+        assert request.connection is not None
+        request.connection.write_headers(
+            ResponseStartLine("HTTP/1.1", 200, "OK"),
+            HTTPHeaders({"Content-Length": "6", "X-Seen": request.path}),
+            b"hello\n",
+        )
+        request.connection.finish()
+
+    server = HTTPServer(handle)
+    [sock] = bind_sockets(0, "127.0.0.1")
+    server.add_sockets([sock])
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/page"
+    try:
+        done = await io_loop.run_in_executor(
+            None,
+            functools.partial(
+                subprocess.run,
+                [sys.executable, "-m", "reactor.httpclient", "--print_headers", url],
+                capture_output=True,
+                timeout=30,
+            ),
+        )
+    finally:
+        server.stop()
+        await server.close_all_connections()
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.decode()
+    assert "X-Seen: /page" in out
+    assert out.rstrip().endswith("hello")
