@@ -430,6 +430,10 @@ class CookieMixin:
                 raise _InvalidCookieError(
                     f"Invalid cookie attribute {attribute}={attribute_value!r} for cookie {name!r}"
                 )
+        if max_age:
+            # int() before anything is stored, so that a str max_age can
+            # neither smuggle attributes in nor leave half a cookie behind.
+            max_age = int(max_age)
         jar = getattr(self, "_new_cookie", None)
         if jar is None:
             jar = self._new_cookie = http.cookies.SimpleCookie()
@@ -451,8 +455,7 @@ class CookieMixin:
         if path:
             morsel["path"] = path
         if max_age:
-            # int() first, so that a str max_age cannot smuggle attributes in.
-            morsel["max-age"] = str(int(max_age))
+            morsel["max-age"] = str(max_age)
         if httponly:
             morsel["httponly"] = True
         if secure:
