@@ -70,6 +70,7 @@ from reactor.log import gen_log
 
 if TYPE_CHECKING:
     from reactor.httputil import HTTPServerRequest
+    from reactor.web import Application
 
 __all__ = [
     "DEFAULT_SIGNED_VALUE_MIN_VERSION",
@@ -358,7 +359,7 @@ class CookieMixin:
 
     if TYPE_CHECKING:
         request: HTTPServerRequest
-        application: Any
+        application: Application
         _new_cookie: http.cookies.SimpleCookie | None
         _xsrf_token: bytes
         _raw_xsrf_token: tuple[int | None, bytes, float]

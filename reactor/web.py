@@ -60,7 +60,12 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import reactor
 from reactor import escape, gen
-from reactor._cookies import CookieMixin
+from reactor._cookies import (
+    CookieMixin,
+    create_signed_value,
+    decode_signed_value,
+    get_signature_key_version,
+)
 from reactor.concurrent import Future, future_set_result_unless_cancelled
 from reactor.escape import _unicode, utf8
 from reactor.httpserver import HTTPServer
@@ -110,6 +115,9 @@ __all__ = [
     "URLSpec",
     "addslash",
     "authenticated",
+    "create_signed_value",
+    "decode_signed_value",
+    "get_signature_key_version",
     "removeslash",
     "stream_request_body",
     "url",
@@ -609,7 +617,7 @@ class RequestHandler(CookieMixin):
             "_": locale.translate,
             "pgettext": locale.pgettext,
             "static_url": self.static_url,
-            "xsrf_form_html": self.xsrf_form_html,  # type: ignore[attr-defined]
+            "xsrf_form_html": self.xsrf_form_html,
             "reverse_url": self.reverse_url,
         }
         namespace.update(self.ui)
@@ -930,7 +938,7 @@ class RequestHandler(CookieMixin):
             if method not in ("GET", "HEAD", "OPTIONS") and self.application.settings.get(
                 "xsrf_cookies"
             ):
-                self.check_xsrf_cookie()  # type: ignore[attr-defined]
+                self.check_xsrf_cookie()
             result = self.prepare()
             if result is not None:
                 return self._continue_async(result, True)
@@ -1785,7 +1793,7 @@ class _linkify(UIModule):
 
 class _xsrf_form_html(UIModule):
     def render(self) -> str:
-        return cast(str, self.handler.xsrf_form_html())  # type: ignore[attr-defined]
+        return self.handler.xsrf_form_html()
 
 
 class TemplateModule(UIModule):
