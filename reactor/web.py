@@ -61,6 +61,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 import reactor
 from reactor import escape, gen
 from reactor._cookies import (
+    DEFAULT_SIGNED_VALUE_MIN_VERSION,
+    DEFAULT_SIGNED_VALUE_VERSION,
+    MAX_SUPPORTED_SIGNED_VALUE_VERSION,
+    MIN_SUPPORTED_SIGNED_VALUE_VERSION,
     CookieMixin,
     create_signed_value,
     decode_signed_value,
@@ -99,6 +103,10 @@ if TYPE_CHECKING:
     from reactor.locale import Locale  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = [
+    "DEFAULT_SIGNED_VALUE_MIN_VERSION",
+    "DEFAULT_SIGNED_VALUE_VERSION",
+    "MAX_SUPPORTED_SIGNED_VALUE_VERSION",
+    "MIN_SUPPORTED_SIGNED_VALUE_VERSION",
     "Application",
     "ErrorHandler",
     "FallbackHandler",
@@ -935,10 +943,8 @@ class RequestHandler(CookieMixin):
                     k: self.decode_argument(v, name=k)  # type: ignore[arg-type]
                     for k, v in kwargs.items()
                 }
-            if method not in ("GET", "HEAD", "OPTIONS") and self.application.settings.get(
-                "xsrf_cookies"
-            ):
-                self.check_xsrf_cookie()
+            if method not in ("GET", "HEAD", "OPTIONS"):
+                self._cross_origin_protection()  # XSRF checks, see reactor._cookies
             result = self.prepare()
             if result is not None:
                 return self._continue_async(result, True)
