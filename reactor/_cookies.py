@@ -17,9 +17,10 @@ The contract between the mixin and the handler:
   ``RequestHandler.flush`` writes one ``Set-Cookie`` header per morsel
   (``morsel.OutputString(None)``) before the response's headers go out, and
   ``RequestHandler.clear`` does not drop them.
-- ``check_xsrf_cookie`` raises ``HTTPError(403, ...)``; the handler calls
-  it before ``prepare`` for methods other than GET, HEAD and OPTIONS when
-  the ``xsrf_cookies`` setting is true.
+- For methods other than GET, HEAD and OPTIONS the handler calls
+  ``_cross_origin_protection`` before ``prepare``: ``check_xsrf_cookie``
+  with the ``xsrf_cookies`` setting, the Sec-Fetch-Site/Origin check with
+  ``cross_origin_protection``; each raises ``HTTPError(403, ...)``.
 
 Some facts about the wire formats (Tornado 6.6's, byte for byte, so that a
 cookie a Tornado application signed stays valid after porting; each fact has
