@@ -358,6 +358,12 @@ class PathMatches(Matcher):
                 f"{self.regex.pattern!r}"
             )
         self._path, self._group_count = self._find_groups()
+        # A pattern of plain text matches one path only: routers may look
+        # it up by string comparison instead of running the regex.
+        body = self.regex.pattern.removeprefix("^").removesuffix("$")
+        self._literal: str | None = (
+            body if self.regex.flags == re.UNICODE and not _REGEX_SYNTAX.search(body) else None
+        )
 
     def match(self, request: HTTPServerRequest) -> dict[str, Any] | None:
         match = self.regex.match(request.path)
@@ -414,6 +420,9 @@ class PathMatches(Matcher):
                 return None, None  # a regex construct, not literal text
             pieces.append(template + unescaped.replace("%", "%%"))
         return "".join(pieces), self.regex.groups
+
+
+_REGEX_SYNTAX = re.compile(r"[.^$*+?{}\[\]\\|()]")
 
 
 class URLSpec(Rule):
