@@ -407,13 +407,15 @@ class PathMatches(Matcher):
         if self.regex.groups != pattern.count("("):
             return None, None  # nested or escaped parentheses: too complex
         pieces = []
-        for fragment in pattern.split("("):
-            if ")" in fragment:
+        for i, fragment in enumerate(pattern.split("(")):
+            if i == 0:
+                literal = fragment
+                template = ""
+            elif ")" in fragment:
                 literal = fragment[fragment.index(")") + 1 :]
                 template = "%s"
             else:
-                literal = fragment
-                template = ""
+                return None, None  # a group opened inside another
             try:
                 unescaped = re_unescape(literal)
             except ValueError:
