@@ -681,11 +681,10 @@ class RequestHandler(CookieMixin):
             self.write(chunk)
         status = self._status_code
         if not self._headers_written:
-            if (
-                status == 200
-                and self.request.method in ("GET", "HEAD")
-                and "Etag" not in self._headers
-            ):
+            # Membership by the normalized names, read straight from the
+            # headers' table: this runs for every response.
+            fields = self._headers._as_list
+            if status == 200 and "Etag" not in fields and self.request.method in ("GET", "HEAD"):
                 self.set_etag_header()
                 if self.check_etag_header():
                     self._write_buffer = []
@@ -695,8 +694,11 @@ class RequestHandler(CookieMixin):
                 if self._write_buffer and any(self._write_buffer):
                     raise RuntimeError(f"Cannot send body with {status}")
                 self._clear_representation_headers()
-            elif "Content-Length" not in self._headers:
-                self._headers["Content-Length"] = str(sum(map(len, self._write_buffer)))
+            elif "Content-Length" not in fields:
+                buffer = self._write_buffer
+                length = str(len(buffer[0]) if len(buffer) == 1 else sum(map(len, buffer)))
+                self._headers._combined["Content-Length"] = length  # digits: nothing to check
+                fields["Content-Length"] = [length]
         connection = self.request.connection
         assert connection is not None
         connection.set_close_callback(None)  # type: ignore[attr-defined]
@@ -1567,7 +1569,8 @@ class _HandlerDelegate(HTTPMessageDelegate):
         handler = self.handler = self.handler_class(
             self.application, self.request, **self.handler_kwargs
         )
-        transforms = [t(self.request) for t in self.application.transforms]
+        transform_classes = self.application.transforms
+        transforms = [t(self.request) for t in transform_classes] if transform_classes else []
         if self.stream_request_body:
             handler._prepared_future = Future()
         handler._execute(transforms, *self.path_args, **self.path_kwargs)
