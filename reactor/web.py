@@ -728,11 +728,7 @@ class RequestHandler(CookieMixin):
         if self._headers_written:
             gen_log.error("Cannot send error response after headers written")
             if not self._finished:
-                # The Content-Length may now be wrong: closing is what is left.
-                try:
-                    self.finish()
-                except Exception:
-                    gen_log.error("Failed to flush partial response", exc_info=True)
+                self._abort_response()
             return
         self.clear()
         reason = kwargs.get("reason")
@@ -751,6 +747,28 @@ class RequestHandler(CookieMixin):
             app_log.error("Uncaught exception in write_error", exc_info=True)
         if not self._finished:
             self.finish()
+
+    def _abort_response(self) -> None:
+        """End a response whose headers are out by closing the connection.
+
+        A body cut short must not look complete to the client (RFC 9112
+        section 8): ending it (a last empty chunk, or a Content-Length
+        padded out) would pass a truncated page off as the whole one.
+        """
+        connection = self.request.connection
+        stream = getattr(connection, "stream", None)
+        if stream is None:
+            try:
+                self.finish()
+            except Exception:
+                gen_log.error("Failed to flush partial response", exc_info=True)
+            return
+        connection.set_close_callback(None)  # type: ignore[union-attr]
+        stream.close()
+        self._finished = True
+        self._log()
+        self.on_finish()
+        self._break_cycles()
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Write the error page; override for your own (it may ``write``,
@@ -817,9 +835,9 @@ class RequestHandler(CookieMixin):
                         score = float(parts[1].strip()[2:])
                     except ValueError:
                         score = 0.0
-                    if not 0.0 <= score <= 1.0:  # also refuses nan
+                    if score < 0:
                         score = 0.0
-                if score > 0:
+                if score > 0:  # (false for nan too)
                     weighted.append((parts[0], score))
             if weighted:
                 weighted.sort(key=lambda pair: pair[1], reverse=True)
