@@ -60,7 +60,7 @@ class SetCookies(web.RequestHandler):
         elif case == "timestamp":
             self.set_cookie("ts", "1", expires=1_700_000_000, path="")
         elif case == "quoted":
-            self.set_cookie("q", 'a;b"c\\d,\u00e9')
+            self.set_cookie("q", 'a;b"c\\d,\u00e9\x7f')
         elif case == "twice":
             self.set_cookie("x", "first")
             self.set_cookie("x", "second")
@@ -90,6 +90,8 @@ class RefusedCookies(web.RequestHandler):
         attempts: dict[str, Callable[[], None]] = {
             "value_space": lambda: self.set_cookie("a", "b c"),
             "value_newline": lambda: self.set_cookie("a", "b\r\nSet-Cookie: evil=1"),
+            "value_snowman": lambda: self.set_cookie("a", "\u2603"),
+            "domain_snowman": lambda: self.set_cookie("a", "b", domain="\u2603.example"),
             "name_semicolon": lambda: self.set_cookie("a;b", "c"),
             "name_separator": lambda: self.set_cookie("a(b", "c"),
             "domain_injection": lambda: self.set_cookie("a", "b", domain="x.com; Secure"),
@@ -234,7 +236,7 @@ async def test_expires_forms(http_client: AsyncHTTPClient, base_url: str) -> Non
 async def test_same_headers_as_tornado(http_client: AsyncHTTPClient, base_url: str) -> None:
     """The Set-Cookie strings are Tornado 6.6's (both go through http.cookies)."""
     morsels: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
-    morsels["q"] = 'a;b"c\\d,\u00e9'
+    morsels["q"] = 'a;b"c\\d,\u00e9\x7f'
     morsels["q"]["path"] = "/"
     expected = morsels["q"].OutputString(None)
     assert await set_cookies(http_client, base_url, "quoted") == [expected]
@@ -287,6 +289,8 @@ async def test_clear_all_cookies(http_client: AsyncHTTPClient, base_url: str) ->
     [
         ("value_space", "ValueError,CookieError"),
         ("value_newline", "ValueError,CookieError"),
+        ("value_snowman", "ValueError,CookieError"),
+        ("domain_snowman", "ValueError,CookieError"),
         ("name_semicolon", "ValueError,CookieError"),
         ("name_separator", "ValueError,CookieError"),
         ("domain_injection", "ValueError,CookieError"),
@@ -352,7 +356,7 @@ def _http_client_round_trip(port: int) -> tuple[list[str], bytes]:
 async def test_http_client_round_trip(io_loop: IOLoop, http_server: Any, http_port: int) -> None:
     headers, body = await io_loop.run_in_executor(None, _http_client_round_trip, http_port)
     assert len(headers) == 1
-    assert body == b'{"q": "a;b\\"c\\\\d,\\u00e9"}'
+    assert body == b'{"q": "a;b\\"c\\\\d,\\u00e9\\u007f"}'
 
 
 @pytest.fixture
