@@ -14,6 +14,7 @@ import email.utils
 import http.client
 import http.cookies
 import json
+import random
 import shutil
 import subprocess
 import time
@@ -122,6 +123,28 @@ class Echo(web.RequestHandler):
         self.write({name: self.get_cookie(name, "<default>") for name in names})
 
 
+# Every character set_cookie accepts in a value: printable latin-1 but space.
+VALUE_ALPHABET = "".join(chr(c) for c in range(0x21, 0x100))
+
+
+def random_values(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choices(VALUE_ALPHABET, k=rng.randint(0, 30))) for _ in range(count)]
+
+
+class ManyValues(web.RequestHandler):
+    """GET ?seed=N sets c0..c59 to random_values(60, N); with a Cookie
+    header, answers whether each came back as set."""
+
+    def get(self) -> None:
+        values = random_values(60, int(self.get_argument("seed")))
+        if "Cookie" in self.request.headers:
+            self.write({f"c{i}": self.get_cookie(f"c{i}") == v for i, v in enumerate(values)})
+        else:
+            for i, value in enumerate(values):
+                self.set_cookie(f"c{i}", value)
+
+
 class Signed(web.RequestHandler):
     def get(self) -> None:
         value = self.get_signed_cookie(self.get_argument("name", "user"))
@@ -168,6 +191,7 @@ def application(**settings: Any) -> web.Application:
             (r"/aliases", SecureAliases),
             (r"/nosecret", NoSecret),
             (r"/raises", Raises),
+            (r"/many", ManyValues),
         ],
         **settings,
     )
@@ -333,6 +357,22 @@ async def test_get_cookie(http_client: AsyncHTTPClient, base_url: str) -> None:
         headers={"Cookie": 'a=1; q="x\\073y\\"z"'},
     )
     assert response.body == b'{"a": "1", "q": "x;y\\"z", "missing": "<default>"}'
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_every_value_round_trips(
+    http_client: AsyncHTTPClient, base_url: str, seed: int
+) -> None:
+    """Values of every accepted character go out quoted by http.cookies, are
+    read by a client with http.cookies, and come back as they were set."""
+    response = await fetch(http_client, f"{base_url}/many?seed={seed}")
+    jar: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+    for header in response.headers.get_list("Set-Cookie"):
+        jar.load(header)
+    assert len(jar) == 60
+    cookie = "; ".join(f"{m.key}={m.coded_value}" for m in jar.values())
+    response = await fetch(http_client, f"{base_url}/many?seed={seed}", headers={"Cookie": cookie})
+    assert json.loads(response.body) == {f"c{i}": True for i in range(60)}
 
 
 def _http_client_round_trip(port: int) -> tuple[list[str], bytes]:
