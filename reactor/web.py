@@ -880,7 +880,7 @@ class RequestHandler(CookieMixin):
         ``include_host`` attribute is the default."""
         self.require_setting("static_path", "static_url")
         make_static_url = self.settings.get(
-            "static_handler_class", StaticFileHandler
+            "static_handler_class", _static_handler()
         ).make_static_url
         if include_host is None:
             include_host = getattr(self, "include_host", False)
@@ -1348,7 +1348,7 @@ class Application(ReversibleRouter):
             path = self.settings["static_path"]
             handlers = list(handlers or [])
             static_url_prefix = settings.get("static_url_prefix", "/static/")
-            static_handler_class = settings.get("static_handler_class", StaticFileHandler)
+            static_handler_class = settings.get("static_handler_class") or _static_handler()
             static_handler_args = settings.get("static_handler_args", {})
             static_handler_args["path"] = path
             for pattern in [
@@ -1583,7 +1583,7 @@ class _HandlerDelegate(HTTPMessageDelegate):
                 for loader in RequestHandler._template_loaders.values():
                     loader.reset()
         if not settings.get("static_hash_cache", True):
-            settings.get("static_handler_class", StaticFileHandler).reset()
+            (settings.get("static_handler_class") or _static_handler()).reset()
         handler = self.handler = self.handler_class(
             self.application, self.request, **self.handler_kwargs
         )
@@ -1943,4 +1943,20 @@ class _UIModuleNamespace:
             raise AttributeError(str(e)) from None
 
 
-from reactor._static import StaticFileHandler  # noqa: E402
+# StaticFileHandler lives in reactor._static, which imports this module:
+# it is loaded on first use (PEP 562), so that either module may be
+# imported first.
+if TYPE_CHECKING:
+    from reactor._static import StaticFileHandler
+
+
+def _static_handler() -> type[StaticFileHandler]:
+    from reactor._static import StaticFileHandler
+
+    return StaticFileHandler
+
+
+def __getattr__(name: str) -> Any:
+    if name == "StaticFileHandler":
+        return _static_handler()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -217,6 +217,12 @@ class RecordingStatic(web.StaticFileHandler):
     def get_version(cls, settings: dict[str, Any], path: str) -> str | None:
         return "v1"
 
+    resets = 0
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.resets += 1
+
 
 async def test_static_path_routes(serve: Any, tmp_path: Any) -> None:
     class UsesStaticUrl(web.RequestHandler):
@@ -235,8 +241,10 @@ async def test_static_path_routes(serve: Any, tmp_path: Any) -> None:
         static_url_prefix="/assets/",
         static_handler_class=RecordingStatic,
         static_handler_args={"extra": "args"},
+        static_hash_cache=False,
     )
     s = serve(app)
+    RecordingStatic.resets = 0
     for path, expected in (
         ("/assets/css/app.css", "css/app.css"),
         ("/favicon.ico", "favicon.ico"),
@@ -250,6 +258,7 @@ async def test_static_path_routes(serve: Any, tmp_path: Any) -> None:
         "plain": "/assets/app.css",
         "host": f"http://127.0.0.1:{s.port}/assets/app.css?v=v1",
     }
+    assert RecordingStatic.resets == 4  # the hashes are forgotten before each request
 
 
 async def test_static_url_without_static_path_says_which_setting(serve: Any) -> None:
