@@ -1688,6 +1688,10 @@ class RedirectHandler(RequestHandler):
 
     def get(self, *args: Any, **kwargs: Any) -> None:
         to_url = self._url.format(*args, **kwargs)
+        if _is_protocol_relative(to_url) and not _is_protocol_relative(self._url):
+            # A path group made "/{0}" into "//evil.example": a redirect to
+            # another host that the rule never named (CVE-2023-28370's class).
+            raise HTTPError(403, "redirect target %r names another host", to_url)
         if self.request.query_arguments:
             to_url = url_concat(to_url, list(qs_to_qsl(self.request.query_arguments)))
         self.redirect(to_url, permanent=self._permanent)

@@ -684,6 +684,18 @@ async def test_redirect_handler(serve: Any) -> None:
     assert temporary.headers["Location"] == "/elsewhere"
 
 
+async def test_redirect_handler_refuses_to_become_an_open_redirect(serve: Any) -> None:
+    """CVE-2023-28370's class: ``/{0}`` filled with ``/evil.example`` would
+    send the browser to ``//evil.example``, another host."""
+    s = serve(web.Application([(r"/go/(.*)", web.RedirectHandler, {"url": "/{0}"})]))
+    assert (await s.fetch("/go/page")).headers["Location"] == "/page"
+    for path in ("/go//evil.example", "/go/%2Fevil.example", "/go/\\evil.example"):
+        with ExpectLog("reactor.general", r"403 GET .*names another host"):
+            response = await s.fetch(path)
+        assert response.code == 403, path
+        assert "Location" not in response.headers
+
+
 async def test_error_handler(serve: Any) -> None:
     s = serve(web.Application([(r"/gone", web.ErrorHandler, {"status_code": 410})]))
     assert (await s.fetch("/gone")).code == 410
