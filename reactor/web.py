@@ -128,17 +128,20 @@ _REASON_PHRASE = re.compile(r"[\t \x21-\x7e\x80-\xff]*")
 _HTML_UTF8 = "text/html; charset=UTF-8"
 _JSON_UTF8 = "application/json; charset=UTF-8"
 
-# The Date header's value, made once per second: [second, value].
-_date_cache: list[Any] = [0, ""]
+
+class _DateCache:
+    """The Date header's value, made once per second."""
+
+    second = 0
+    value = ""
 
 
 def _http_date() -> str:
-    now = time.time()
-    second = int(now)
-    if second != _date_cache[0]:
-        _date_cache[0] = second
-        _date_cache[1] = format_timestamp(second)
-    return cast(str, _date_cache[1])
+    second = int(time.time())
+    if second != _DateCache.second:
+        _DateCache.value = format_timestamp(second)
+        _DateCache.second = second
+    return _DateCache.value
 
 
 def _default_headers() -> HTTPHeaders:
@@ -1449,7 +1452,7 @@ class Application(ReversibleRouter):
         else:
             route = self.default_router.find_handler(request)
         if route is not None:
-            return cast(_HandlerDelegate, route)
+            return route  # type: ignore[return-value]  # (no cast(): a call per request)
         if self.settings.get("default_handler_class"):
             return self.get_handler_delegate(
                 request,
