@@ -9,6 +9,7 @@ import gzip
 import json
 import logging
 import socket
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -331,11 +332,15 @@ async def test_ui_methods_and_modules_from_a_module_dict_or_list(serve: Any) -> 
         def get(self) -> None:
             self.write(self.ui["double"]("ab") + self.ui["modules"].Shout("cd"))
 
+    as_module = types.ModuleType("ui_module_of_the_test")
+    as_module.Shout = Shout  # type: ignore[attr-defined]
+    as_module.helper = 3  # type: ignore[attr-defined]
     app = web.Application(
         [(r"/", Uses)],
         ui_methods=[{"double": double, "_private": double, "NotAMethod": double}],
-        ui_modules={"Shout": Shout, "not_a_module": 3},
+        ui_modules=[as_module, {"not_a_module": 3}],
     )
+    assert app.ui_modules["Shout"] is Shout and "helper" not in app.ui_modules
     assert "_private" not in app.ui_methods and "NotAMethod" not in app.ui_methods
     assert "not_a_module" not in app.ui_modules
     s = serve(app)
@@ -770,3 +775,27 @@ async def test_browser_locale_from_accept_language(
     s = serve(web.Application([(r"/", Greets)]))
     headers = {"Accept-Language": header} if header else {}
     assert (await s.fetch("/", headers=headers)).body == expected.encode()
+
+
+@web.stream_request_body
+class RefusesUploads(web.RequestHandler):
+    chunks = 0
+
+    def prepare(self) -> None:
+        raise web.HTTPError(403, "uploads are closed")
+
+    def data_received(self, chunk: bytes) -> None:
+        RefusesUploads.chunks += 1
+
+    def put(self) -> None:
+        raise AssertionError("put must not run")
+
+
+async def test_streaming_handler_that_refuses_in_prepare_never_sees_the_body(serve: Any) -> None:
+    RefusesUploads.chunks = 0
+    s = serve(web.Application([(r"/", RefusesUploads)]))
+    with ExpectLog("reactor.general", r"403 PUT / .*uploads are closed"):
+        response = await s.fetch("/", method="PUT", body=b"x" * 200_000)
+    assert response.code == 403
+    assert RefusesUploads.chunks == 0
+    assert (await s.fetch("/", method="PUT", body=b"again")).code == 403  # the server goes on
