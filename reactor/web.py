@@ -60,7 +60,16 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import reactor
 from reactor import escape, gen
-from reactor._cookies import CookieMixin
+from reactor._cookies import (
+    DEFAULT_SIGNED_VALUE_MIN_VERSION,
+    DEFAULT_SIGNED_VALUE_VERSION,
+    MAX_SUPPORTED_SIGNED_VALUE_VERSION,
+    MIN_SUPPORTED_SIGNED_VALUE_VERSION,
+    CookieMixin,
+    create_signed_value,
+    decode_signed_value,
+    get_signature_key_version,
+)
 from reactor.concurrent import Future, future_set_result_unless_cancelled
 from reactor.escape import _unicode, utf8
 from reactor.httpserver import HTTPServer
@@ -82,6 +91,7 @@ from reactor.routing import (
     AnyMatches,
     DefaultHostMatches,
     HostMatches,
+    PathMatches,
     ReversibleRouter,
     ReversibleRuleRouter,
     Rule,
@@ -94,6 +104,10 @@ if TYPE_CHECKING:
     from reactor.locale import Locale  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = [
+    "DEFAULT_SIGNED_VALUE_MIN_VERSION",
+    "DEFAULT_SIGNED_VALUE_VERSION",
+    "MAX_SUPPORTED_SIGNED_VALUE_VERSION",
+    "MIN_SUPPORTED_SIGNED_VALUE_VERSION",
     "Application",
     "ErrorHandler",
     "FallbackHandler",
@@ -110,6 +124,9 @@ __all__ = [
     "URLSpec",
     "addslash",
     "authenticated",
+    "create_signed_value",
+    "decode_signed_value",
+    "get_signature_key_version",
     "removeslash",
     "stream_request_body",
     "url",
@@ -127,17 +144,20 @@ _REASON_PHRASE = re.compile(r"[\t \x21-\x7e\x80-\xff]*")
 _HTML_UTF8 = "text/html; charset=UTF-8"
 _JSON_UTF8 = "application/json; charset=UTF-8"
 
-# The Date header's value, made once per second: [second, value].
-_date_cache: list[Any] = [0, ""]
+
+class _DateCache:
+    """The Date header's value, made once per second."""
+
+    second = 0
+    value = ""
 
 
 def _http_date() -> str:
-    now = time.time()
-    second = int(now)
-    if second != _date_cache[0]:
-        _date_cache[0] = second
-        _date_cache[1] = format_timestamp(second)
-    return cast(str, _date_cache[1])
+    second = int(time.time())
+    if second != _DateCache.second:
+        _DateCache.value = format_timestamp(second)
+        _DateCache.second = second
+    return _DateCache.value
 
 
 def _default_headers() -> HTTPHeaders:
@@ -291,7 +311,10 @@ class RequestHandler(CookieMixin):
         """Set a response header (replacing any value it had). ``value``: a
         str, bytes (latin-1), int, or datetime (an HTTP date). A value with a
         control character (CR, LF, ...) raises ValueError."""
-        self._headers[name] = self._convert_header_value(value)
+        if type(value) is str and value.isprintable():
+            self._headers[name] = value  # the common case, checked already
+        else:
+            self._headers[name] = self._convert_header_value(value)
 
     def add_header(self, name: str, value: _HeaderTypes) -> None:
         """Add a response header value (``Set-Cookie``-like headers may repeat)."""
@@ -609,7 +632,7 @@ class RequestHandler(CookieMixin):
             "_": locale.translate,
             "pgettext": locale.pgettext,
             "static_url": self.static_url,
-            "xsrf_form_html": self.xsrf_form_html,  # type: ignore[attr-defined]
+            "xsrf_form_html": self.xsrf_form_html,
             "reverse_url": self.reverse_url,
         }
         namespace.update(self.ui)
@@ -677,11 +700,10 @@ class RequestHandler(CookieMixin):
             self.write(chunk)
         status = self._status_code
         if not self._headers_written:
-            if (
-                status == 200
-                and self.request.method in ("GET", "HEAD")
-                and "Etag" not in self._headers
-            ):
+            # Membership by the normalized names, read straight from the
+            # headers' table: this runs for every response.
+            fields = self._headers._as_list
+            if status == 200 and "Etag" not in fields and self.request.method in ("GET", "HEAD"):
                 self.set_etag_header()
                 if self.check_etag_header():
                     self._write_buffer = []
@@ -691,8 +713,11 @@ class RequestHandler(CookieMixin):
                 if self._write_buffer and any(self._write_buffer):
                     raise RuntimeError(f"Cannot send body with {status}")
                 self._clear_representation_headers()
-            elif "Content-Length" not in self._headers:
-                self._headers["Content-Length"] = str(sum(map(len, self._write_buffer)))
+            elif "Content-Length" not in fields:
+                buffer = self._write_buffer
+                length = str(len(buffer[0]) if len(buffer) == 1 else sum(map(len, buffer)))
+                self._headers._combined["Content-Length"] = length  # digits: nothing to check
+                fields["Content-Length"] = [length]
         connection = self.request.connection
         assert connection is not None
         connection.set_close_callback(None)  # type: ignore[attr-defined]
@@ -722,11 +747,7 @@ class RequestHandler(CookieMixin):
         if self._headers_written:
             gen_log.error("Cannot send error response after headers written")
             if not self._finished:
-                # The Content-Length may now be wrong: closing is what is left.
-                try:
-                    self.finish()
-                except Exception:
-                    gen_log.error("Failed to flush partial response", exc_info=True)
+                self._abort_response()
             return
         self.clear()
         reason = kwargs.get("reason")
@@ -745,6 +766,28 @@ class RequestHandler(CookieMixin):
             app_log.error("Uncaught exception in write_error", exc_info=True)
         if not self._finished:
             self.finish()
+
+    def _abort_response(self) -> None:
+        """End a response whose headers are out by closing the connection.
+
+        A body cut short must not look complete to the client (RFC 9112
+        section 8): ending it (a last empty chunk, or a Content-Length
+        padded out) would pass a truncated page off as the whole one.
+        """
+        connection = self.request.connection
+        stream = getattr(connection, "stream", None)
+        if stream is None:
+            try:
+                self.finish()
+            except Exception:
+                gen_log.error("Failed to flush partial response", exc_info=True)
+            return
+        connection.set_close_callback(None)  # type: ignore[union-attr]
+        stream.close()
+        self._finished = True
+        self._log()
+        self.on_finish()
+        self._break_cycles()
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Write the error page; override for your own (it may ``write``,
@@ -811,9 +854,9 @@ class RequestHandler(CookieMixin):
                         score = float(parts[1].strip()[2:])
                     except ValueError:
                         score = 0.0
-                    if not 0.0 <= score <= 1.0:  # also refuses nan
+                    if score < 0:
                         score = 0.0
-                if score > 0:
+                if score > 0:  # (false for nan too)
                     weighted.append((parts[0], score))
             if weighted:
                 weighted.sort(key=lambda pair: pair[1], reverse=True)
@@ -856,7 +899,7 @@ class RequestHandler(CookieMixin):
         ``include_host`` attribute is the default."""
         self.require_setting("static_path", "static_url")
         make_static_url = self.settings.get(
-            "static_handler_class", StaticFileHandler
+            "static_handler_class", _static_handler()
         ).make_static_url
         if include_host is None:
             include_host = getattr(self, "include_host", False)
@@ -895,8 +938,11 @@ class RequestHandler(CookieMixin):
     def check_etag_header(self) -> bool:
         """Whether the ``Etag`` set matches the request's ``If-None-Match``
         (weak comparison, RFC 9110 section 13.1.2; ``*`` matches any)."""
+        if_none_match = self.request.headers.get("If-None-Match")
+        if not if_none_match:
+            return False
         computed_etag = utf8(self._headers.get("Etag", ""))
-        etags = self._ETAGS.findall(utf8(self.request.headers.get("If-None-Match", "")))
+        etags = self._ETAGS.findall(utf8(if_none_match))
         if not computed_etag or not etags:
             return False
         if etags[0] == b"*":
@@ -927,10 +973,8 @@ class RequestHandler(CookieMixin):
                     k: self.decode_argument(v, name=k)  # type: ignore[arg-type]
                     for k, v in kwargs.items()
                 }
-            if method not in ("GET", "HEAD", "OPTIONS") and self.application.settings.get(
-                "xsrf_cookies"
-            ):
-                self.check_xsrf_cookie()  # type: ignore[attr-defined]
+            if method not in ("GET", "HEAD", "OPTIONS"):
+                self._cross_origin_protection()  # XSRF checks, see reactor._cookies
             result = self.prepare()
             if result is not None:
                 return self._continue_async(result, True)
@@ -1206,6 +1250,10 @@ class _ApplicationRouter(ReversibleRuleRouter):
 
     def __init__(self, application: Application, rules: _RuleList | None = None) -> None:
         self.application = application
+        # path -> rule, for the plain-text patterns that a dict lookup may
+        # decide (see _exact_rules); rebuilt when the rule list changes length.
+        self._exact: dict[str, Rule] = {}
+        self._exact_for = -1
         super().__init__(rules)
 
     def process_rule(self, rule: Rule) -> Rule:
@@ -1213,6 +1261,45 @@ class _ApplicationRouter(ReversibleRuleRouter):
         if isinstance(rule.target, (list, tuple)):
             rule.target = _ApplicationRouter(self.application, rule.target)
         return rule
+
+    def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> HTTPMessageDelegate | None:
+        rules = self.rules
+        if self._exact_for != len(rules):
+            self._exact = self._exact_rules()
+            self._exact_for = len(rules)
+        rule = self._exact.get(request.path)
+        if rule is not None:
+            return self.application.get_handler_delegate(request, rule.target, rule.target_kwargs)
+        return super().find_handler(request, **kwargs)
+
+    def _exact_rules(self) -> dict[str, Rule]:
+        """The rules a path lookup may take without changing the outcome.
+
+        Rule ``i`` with a plain-text pattern ``P`` and a handler class is the
+        first match for path ``P`` exactly when no earlier rule matches
+        ``P``; path rules depend on nothing but the path, so that can be
+        decided here, once. The table stops at the first rule that is not
+        a path rule (a host, a custom matcher): what it matches is not
+        known in advance.
+        """
+        exact: dict[str, Rule] = {}
+        earlier: list[PathMatches] = []
+        for rule in self.rules:
+            matcher = rule.matcher
+            if not isinstance(matcher, PathMatches):
+                break
+            literal = matcher._literal
+            target = rule.target
+            if (
+                literal is not None
+                and literal not in exact
+                and isinstance(target, type)
+                and issubclass(target, RequestHandler)
+                and not any(m.regex.match(literal) for m in earlier)
+            ):
+                exact[literal] = rule
+            earlier.append(matcher)
+        return exact
 
     def get_target_delegate(
         self, target: Any, request: HTTPServerRequest, **target_params: Any
@@ -1278,7 +1365,7 @@ class Application(ReversibleRouter):
             path = self.settings["static_path"]
             handlers = list(handlers or [])
             static_url_prefix = settings.get("static_url_prefix", "/static/")
-            static_handler_class = settings.get("static_handler_class", StaticFileHandler)
+            static_handler_class = settings.get("static_handler_class") or _static_handler()
             static_handler_args = settings.get("static_handler_args", {})
             static_handler_args["path"] = path
             for pattern in [
@@ -1298,10 +1385,7 @@ class Application(ReversibleRouter):
         self.default_router = _ApplicationRouter(self, [Rule(AnyMatches(), self.wildcard_router)])
 
         if self.settings.get("autoreload"):
-            # Loaded only when asked for: it watches files from a timer.
-            from reactor import autoreload  # type: ignore[attr-defined, unused-ignore]
-
-            autoreload.start()
+            _start_autoreload()
 
     def listen(
         self,
@@ -1376,9 +1460,13 @@ class Application(ReversibleRouter):
         return dispatcher.execute()
 
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> _HandlerDelegate:
-        route = self.default_router.find_handler(request)
+        if len(self.default_router.rules) == 1:
+            # No add_handlers hosts: only the wildcard router's rules.
+            route = self.wildcard_router.find_handler(request)
+        else:
+            route = self.default_router.find_handler(request)
         if route is not None:
-            return cast(_HandlerDelegate, route)
+            return route  # type: ignore[return-value]  # (no cast(): a call per request)
         if self.settings.get("default_handler_class"):
             return self.get_handler_delegate(
                 request,
@@ -1422,6 +1510,17 @@ class Application(ReversibleRouter):
             access_log.log(level, "%d %s %.2fms", status, handler._request_summary(), request_time)
 
 
+def _start_autoreload() -> None:
+    """Restart the process when a source file changes (``autoreload``)."""
+    try:
+        # Loaded only when asked for: it watches the files from a timer.
+        from reactor import autoreload  # type: ignore[attr-defined, unused-ignore]
+    except ImportError as e:
+        gen_log.warning("autoreload is not available (%s): not watching the sources", e)
+        return
+    autoreload.start()
+
+
 class _HandlerDelegate(HTTPMessageDelegate):
     """Receives one request for a handler class, then runs the handler."""
 
@@ -1455,7 +1554,7 @@ class _HandlerDelegate(HTTPMessageDelegate):
         self.path_args = path_args or []
         self.path_kwargs = path_kwargs or {}
         self.chunks: list[bytes] | None = []
-        self.stream_request_body = _has_stream_request_body(handler_class)
+        self.stream_request_body = handler_class._stream_request_body
         self.handler: RequestHandler | None = None
 
     def headers_received(
@@ -1501,11 +1600,12 @@ class _HandlerDelegate(HTTPMessageDelegate):
                 for loader in RequestHandler._template_loaders.values():
                     loader.reset()
         if not settings.get("static_hash_cache", True):
-            settings.get("static_handler_class", StaticFileHandler).reset()
+            (settings.get("static_handler_class") or _static_handler()).reset()
         handler = self.handler = self.handler_class(
             self.application, self.request, **self.handler_kwargs
         )
-        transforms = [t(self.request) for t in self.application.transforms]
+        transform_classes = self.application.transforms
+        transforms = [t(self.request) for t in transform_classes] if transform_classes else []
         if self.stream_request_body:
             handler._prepared_future = Future()
         handler._execute(transforms, *self.path_args, **self.path_kwargs)
@@ -1605,6 +1705,10 @@ class RedirectHandler(RequestHandler):
 
     def get(self, *args: Any, **kwargs: Any) -> None:
         to_url = self._url.format(*args, **kwargs)
+        if _is_protocol_relative(to_url) and not _is_protocol_relative(self._url):
+            # A path group made "/{0}" into "//evil.example": a redirect to
+            # another host that the rule never named (CVE-2023-28370's class).
+            raise HTTPError(403, "redirect target %r names another host", to_url)
         if self.request.query_arguments:
             to_url = url_concat(to_url, list(qs_to_qsl(self.request.query_arguments)))
         self.redirect(to_url, permanent=self._permanent)
@@ -1785,7 +1889,7 @@ class _linkify(UIModule):
 
 class _xsrf_form_html(UIModule):
     def render(self) -> str:
-        return cast(str, self.handler.xsrf_form_html())  # type: ignore[attr-defined]
+        return self.handler.xsrf_form_html()
 
 
 class TemplateModule(UIModule):
@@ -1860,4 +1964,20 @@ class _UIModuleNamespace:
             raise AttributeError(str(e)) from None
 
 
-from reactor._static import StaticFileHandler  # noqa: E402
+# StaticFileHandler lives in reactor._static, which imports this module:
+# it is loaded on first use (PEP 562), so that either module may be
+# imported first.
+if TYPE_CHECKING:
+    from reactor._static import StaticFileHandler
+
+
+def _static_handler() -> type[StaticFileHandler]:
+    from reactor._static import StaticFileHandler
+
+    return StaticFileHandler
+
+
+def __getattr__(name: str) -> Any:
+    if name == "StaticFileHandler":
+        return _static_handler()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
