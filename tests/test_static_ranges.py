@@ -7,7 +7,9 @@ per backend. The same rules are checked through real HTTP in
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -35,6 +37,7 @@ from reactor._static import (
         ("bytes=2-" + "9" * 5000, (2, 10)),  # too wide to convert: past the end
         ("Bytes = 1-2", (1, 3)),  # range units are case-insensitive (14.1)
         ("bytes= 1 - 2 ", (1, 3)),
+        ("bytes=5", (5, 10)),  # no dash: an open range, as in Tornado
     ],
 )
 def test_one_range(header: str, expected: tuple[int, int]) -> None:
@@ -74,6 +77,7 @@ def test_whole_file(header: str) -> None:
     "header",
     [
         "bytes=10-",  # starts at the end
+        "bytes=10",
         "bytes=10-20",
         "bytes=999999-",
         "bytes=" + "9" * 5000 + "-",
@@ -151,3 +155,52 @@ def test_inside() -> None:
     assert not inside(root, os.path.abspath(os.path.join(root, "..", "etc")))
     assert not inside(root, "relative/path")
     assert inside(os.path.abspath("/"), os.path.abspath("/etc/passwd"))
+
+
+def test_get_content_yields_bounded_chunks(tmp_path: Path) -> None:
+    from reactor.web import StaticFileHandler
+
+    data = os.urandom(200 * 1024 + 5)
+    (tmp_path / "f").write_bytes(data)
+    path = str(tmp_path / "f")
+    chunks = list(StaticFileHandler.get_content(path))
+    assert b"".join(chunks) == data
+    assert max(len(c) for c in chunks) == 64 * 1024
+    part = list(StaticFileHandler.get_content(path, 65_000, 140_000))
+    assert b"".join(part) == data[65_000:140_000]
+    assert all(len(c) <= 64 * 1024 for c in part)
+    assert b"".join(StaticFileHandler.get_content(path, None, 10)) == data[:10]
+    assert b"".join(StaticFileHandler.get_content(path, len(data) - 3)) == data[-3:]
+
+
+def test_get_content_version_is_sha512_and_bounded(tmp_path: Path) -> None:
+    from reactor.web import StaticFileHandler
+
+    (tmp_path / "f").write_bytes(b"abc")
+    assert StaticFileHandler.get_content_version(str(tmp_path / "f")) == (
+        hashlib.sha512(b"abc").hexdigest()
+    )
+
+    class Small(StaticFileHandler):
+        MAX_VERSION_CONTENT_SIZE = 2
+
+    with pytest.raises(ValueError, match="MAX_VERSION_CONTENT_SIZE"):
+        Small.get_content_version(str(tmp_path / "f"))
+
+
+def test_version_cache_is_bounded(tmp_path: Path) -> None:
+    from reactor.web import StaticFileHandler
+
+    class Few(StaticFileHandler):
+        MAX_CACHED_VERSIONS = 3
+
+    Few.reset()
+    for i in range(10):
+        (tmp_path / f"{i}.txt").write_bytes(str(i).encode())
+        assert Few.get_version({"static_path": str(tmp_path)}, f"{i}.txt") == (
+            hashlib.sha512(str(i).encode()).hexdigest()
+        )
+    assert len(Few._static_hashes) == 3
+    assert list(Few._static_hashes) == [str(tmp_path / f"{i}.txt") for i in (7, 8, 9)]
+    Few.reset()
+    assert Few._static_hashes == {}
