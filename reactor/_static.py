@@ -288,7 +288,7 @@ class StaticFileHandler(RequestHandler):
             return True
         if_range = if_range.strip()
         if if_range.startswith('"'):
-            etag = self._headers.get("Etag")
+            etag = self.compute_etag()
             return etag is not None and etag == if_range
         if if_range.startswith("W/"):
             return False

@@ -30,7 +30,9 @@ import pytest
 
 from reactor.httpclient import AsyncHTTPClient, HTTPResponse
 from reactor.ioloop import IOLoop
+from reactor.httpserver import HTTPServer
 from reactor.iostream import IOStream
+from reactor.netutil import bind_sockets
 from reactor.web import Application, RequestHandler, StaticFileHandler
 
 CLIENT_TIMEOUT = 4.0
@@ -93,6 +95,24 @@ def root(tmp_path: Path) -> Path:
     (static / "sub" / "index.html").write_bytes(b"<p>index</p>")
     (static / "sub" / "b.txt").write_bytes(b"in sub")
     return static
+
+
+@pytest.fixture
+def serve(io_loop: IOLoop) -> Iterator[Callable[[Application], int]]:
+    """``serve(app) -> port``: an HTTPServer for ``app`` on 127.0.0.1, stopped after the test."""
+    servers: list[HTTPServer] = []
+
+    def start(app: Application) -> int:
+        server = HTTPServer(app)
+        [sock] = bind_sockets(0, "127.0.0.1")
+        server.add_sockets([sock])
+        servers.append(server)
+        return int(sock.getsockname()[1])
+
+    yield start
+    for server in servers:
+        server.stop()
+        io_loop.run_sync(server.close_all_connections, timeout=CLIENT_TIMEOUT)
 
 
 def blocking(io_loop: IOLoop, fn: Callable[..., Any], *args: Any) -> Any:
@@ -435,7 +455,7 @@ async def test_symlink_inside_root_is_served(
 
 
 async def test_allowed_symlink_directory(
-    io_loop: IOLoop, root: Path, tmp_path: Path, cleanup: Any
+    io_loop: IOLoop, root: Path, tmp_path: Path, serve: Callable[[Application], int], cleanup: Any
 ) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -451,8 +471,7 @@ async def test_allowed_symlink_directory(
             )
         ]
     )
-    server = cleanup(app.listen(0, "127.0.0.1"))
-    port = next(iter(server._sockets.values())).getsockname()[1]
+    port = serve(app)
     client = cleanup(AsyncHTTPClient(force_instance=True))
     ok = await fetch(client, f"http://127.0.0.1:{port}/s/s.txt")
     assert ok.code == 200 and ok.body == b"shared"
@@ -497,7 +516,7 @@ async def test_directory(http_client: AsyncHTTPClient, base_url: str) -> None:
 async def test_directory_redirect_stays_on_this_host(
     io_loop: IOLoop, http_server: Any, http_port: int, target: str
 ) -> None:
-    status, headers, body = await blocking(io_loop, raw_get, http_port, target)
+    status, headers, _ = await blocking(io_loop, raw_get, http_port, target)
     location = headers.get("location")
     if location is not None:
         assert location.startswith("/") and not re.match(r"[/\\]{2}", location), location
@@ -539,7 +558,7 @@ class _MeteredStatic(StaticFileHandler):
 
 
 async def test_large_file_is_streamed_to_a_slow_reader(
-    io_loop: IOLoop, tmp_path: Path, cleanup: Any
+    io_loop: IOLoop, tmp_path: Path, serve: Callable[[Application], int], cleanup: Any
 ) -> None:
     big_root = tmp_path / "big"
     big_root.mkdir()
@@ -551,8 +570,7 @@ async def test_large_file_is_streamed_to_a_slow_reader(
     digest = hashlib.sha256((big_root / "big.bin").read_bytes()).hexdigest()
     _MeteredStatic.peak = _MeteredStatic.chunks = 0
     app = Application([(r"/(.*)", _MeteredStatic, {"path": str(big_root)})])
-    server = cleanup(app.listen(0, "127.0.0.1"))
-    port = next(iter(server._sockets.values())).getsockname()[1]
+    port = serve(app)
 
     # A reader with a small receive buffer that takes 16 KiB at a time.
     sock = socket.socket()
@@ -575,14 +593,15 @@ async def test_large_file_is_streamed_to_a_slow_reader(
     assert _MeteredStatic.peak <= 64 * 1024 + 4096, _MeteredStatic.peak
 
 
-async def test_range_of_large_file(io_loop: IOLoop, tmp_path: Path, cleanup: Any) -> None:
+async def test_range_of_large_file(
+    io_loop: IOLoop, tmp_path: Path, serve: Callable[[Application], int], cleanup: Any
+) -> None:
     big_root = tmp_path / "big"
     big_root.mkdir()
     data = os.urandom(300 * 1024)
     (big_root / "b.bin").write_bytes(data)
     app = Application([(r"/(.*)", StaticFileHandler, {"path": str(big_root)})])
-    server = cleanup(app.listen(0, "127.0.0.1"))
-    port = next(iter(server._sockets.values())).getsockname()[1]
+    port = serve(app)
     client = cleanup(AsyncHTTPClient(force_instance=True))
     start, end = 70_000, 250_001  # across several chunks, unaligned
     response = await fetch(client, f"http://127.0.0.1:{port}/b.bin", Range=f"bytes={start}-{end}")
@@ -590,7 +609,9 @@ async def test_range_of_large_file(io_loop: IOLoop, tmp_path: Path, cleanup: Any
     assert response.body == data[start : end + 1]
 
 
-async def test_too_large_to_hash_has_no_etag(io_loop: IOLoop, tmp_path: Path, cleanup: Any) -> None:
+async def test_too_large_to_hash_has_no_etag(
+    io_loop: IOLoop, tmp_path: Path, serve: Callable[[Application], int], cleanup: Any
+) -> None:
     class Small(StaticFileHandler):
         MAX_VERSION_CONTENT_SIZE = 1000
 
@@ -598,8 +619,7 @@ async def test_too_large_to_hash_has_no_etag(io_loop: IOLoop, tmp_path: Path, cl
     big_root.mkdir()
     (big_root / "b.bin").write_bytes(b"x" * 1001)
     app = Application([(r"/(.*)", Small, {"path": str(big_root)})])
-    server = cleanup(app.listen(0, "127.0.0.1"))
-    port = next(iter(server._sockets.values())).getsockname()[1]
+    port = serve(app)
     client = cleanup(AsyncHTTPClient(force_instance=True))
     response = await fetch(client, f"http://127.0.0.1:{port}/b.bin")
     assert response.code == 200 and response.body == b"x" * 1001
@@ -611,15 +631,14 @@ async def test_too_large_to_hash_has_no_etag(io_loop: IOLoop, tmp_path: Path, cl
 
 @pytest.mark.parametrize("hash_cache", [False, True])
 async def test_changed_file_version(
-    io_loop: IOLoop, root: Path, cleanup: Any, hash_cache: bool
+    io_loop: IOLoop, root: Path, serve: Callable[[Application], int], cleanup: Any, hash_cache: bool
 ) -> None:
     class Page(RequestHandler):
         def get(self) -> None:
             self.write(self.static_url("a.txt"))
 
     app = Application([(r"/page", Page)], static_path=str(root), static_hash_cache=hash_cache)
-    server = cleanup(app.listen(0, "127.0.0.1"))
-    port = next(iter(server._sockets.values())).getsockname()[1]
+    port = serve(app)
     client = cleanup(AsyncHTTPClient(force_instance=True))
     base = f"http://127.0.0.1:{port}"
     before = await fetch(client, base + "/static/a.txt")
