@@ -31,6 +31,7 @@ from reactor.httpclient import AsyncHTTPClient, HTTPResponse
 from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
 from reactor.iostream import IOStream
+from reactor.locks import Event
 from reactor.netutil import bind_sockets
 from reactor.web import Application, RequestHandler, StaticFileHandler
 
@@ -672,3 +673,46 @@ async def test_curl_range_and_if_none_match(
     assert status == 304 and body == b""
     status, _, body = await blocking(io_loop, curl, "-r", "500-", url)
     assert status == 416
+
+
+# -- a client that leaves mid-file ---------------------------------------------------
+
+
+class _ClosingStatic(StaticFileHandler):
+    """Sets ``closed`` when the content generator of a response is closed."""
+
+    closed: Event
+
+    @classmethod
+    def get_content(
+        cls, abspath: str, start: int | None = None, end: int | None = None
+    ) -> Iterator[bytes]:
+        try:
+            yield from super().get_content(abspath, start, end)
+        finally:
+            cls.closed.set()
+
+
+async def test_client_leaving_mid_file_stops_the_response(
+    io_loop: IOLoop, tmp_path: Path, serve: Callable[[Application], int], cleanup: Any
+) -> None:
+    big_root = tmp_path / "big"
+    big_root.mkdir()
+    (big_root / "big.bin").write_bytes(b"z" * (4 * 1024 * 1024))
+    (big_root / "small.txt").write_bytes(b"after")
+    _ClosingStatic.closed = Event()
+    port = serve(Application([(r"/(.*)", _ClosingStatic, {"path": str(big_root)})]))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    stream = cleanup(IOStream(sock))
+    await stream.connect(("127.0.0.1", port))
+    await stream.write(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    await stream.read_until(b"\r\n\r\n")
+    await stream.read_bytes(100_000)
+    stream.close()
+    # The server notices at its next write and closes the file; nothing is
+    # logged as an error (the reactor_log fixture checks this).
+    await _ClosingStatic.closed.wait(timeout=datetime.timedelta(seconds=CLIENT_TIMEOUT))
+    client = cleanup(AsyncHTTPClient(force_instance=True))
+    response = await fetch(client, f"http://127.0.0.1:{port}/small.txt")
+    assert response.code == 200 and response.body == b"after"
