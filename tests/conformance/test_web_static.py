@@ -425,6 +425,30 @@ async def test_symlink_out_of_root_is_403(
         assert SECRET not in response.body
 
 
+async def test_default_filename_symlink_out_of_root_is_403(
+    http_client: AsyncHTTPClient, base_url: str, root: Path
+) -> None:
+    (root / "trap").mkdir()
+    (root / "trap" / "index.html").symlink_to(root.parent / "secret.txt")
+    response = await fetch(http_client, base_url + "/index/trap/")
+    assert response.code == 403 and SECRET not in response.body
+
+
+async def test_static_url_outside_root_is_403(
+    io_loop: IOLoop, root: Path, serve: Callable[[Application], int], cleanup: Any
+) -> None:
+    class Page(RequestHandler):
+        def get(self) -> None:
+            self.write(self.static_url("../secret.txt"))
+
+    port = serve(Application([(r"/page", Page)], static_path=str(root)))
+    client = cleanup(AsyncHTTPClient(force_instance=True))
+    response = await fetch(client, f"http://127.0.0.1:{port}/page")
+    assert response.code == 403
+    assert sha512(SECRET) not in response.body.decode()
+    assert StaticFileHandler._static_hashes == {}  # nothing outside was read
+
+
 async def test_symlink_inside_root_is_served(
     http_client: AsyncHTTPClient, base_url: str, root: Path
 ) -> None:
