@@ -201,8 +201,9 @@ class StaticFileHandler(RequestHandler):
     allowed_symlink_directory: str | list[str] | None = None
 
     path: str
-    absolute_path: str | None
-    modified: datetime.datetime | None
+    # None until get() has validated a path (a subclass's own get() may never).
+    absolute_path: str | None = None
+    modified: datetime.datetime | None = None
     _stat_result: os.stat_result
 
     def initialize(
@@ -308,8 +309,13 @@ class StaticFileHandler(RequestHandler):
         return date == self.modified
 
     def compute_etag(self) -> str | None:
-        """The file's version in quotes, so that a range answer has the whole file's Etag."""
-        assert self.absolute_path is not None
+        """The file's version in quotes, so that a range answer has the whole file's Etag.
+
+        Without a file (a subclass's get() that writes its own body), the
+        hash of the body, as for any handler.
+        """
+        if self.absolute_path is None:
+            return super().compute_etag()
         version = self._get_cached_version(self.absolute_path)
         if not version:
             return None

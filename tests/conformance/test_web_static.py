@@ -740,3 +740,20 @@ async def test_client_leaving_mid_file_stops_the_response(
     client = cleanup(AsyncHTTPClient(force_instance=True))
     response = await fetch(client, f"http://127.0.0.1:{port}/small.txt")
     assert response.code == 200 and response.body == b"after"
+
+
+async def test_subclass_with_its_own_get(
+    io_loop: IOLoop, root: Path, serve: Callable[[Application], int], cleanup: Any
+) -> None:
+    class Listing(StaticFileHandler):
+        def get(self, path: str, include_body: bool = True) -> None:
+            self.write(f"listing of {path}")
+
+    port = serve(Application([(r"/ls/(.*)", Listing, {"path": str(root)})]))
+    client = cleanup(AsyncHTTPClient(force_instance=True))
+    response = await fetch(client, f"http://127.0.0.1:{port}/ls/sub")
+    assert response.code == 200 and response.body == b"listing of sub"
+    # No file was validated: the Etag is the body's, as for any handler.
+    etag = response.headers["Etag"]
+    again = await fetch(client, f"http://127.0.0.1:{port}/ls/sub", If_None_Match=etag)
+    assert again.code == 304
