@@ -203,3 +203,12 @@ def test_version_cache_is_bounded(tmp_path: Path) -> None:
     assert list(Few._static_hashes) == [str(tmp_path / f"{i}.txt") for i in (7, 8, 9)]
     Few.reset()
     assert Few._static_hashes == {}
+
+
+def test_inside_agrees_with_commonpath() -> None:
+    paths = ["/", "/srv", "/srv/www", "/srv/www2", "/srv/www/a", "/srv/www/a/b", "/srvx", "/etc"]
+    for directory in paths:
+        for path in paths:
+            assert inside(directory, path) == (
+                os.path.commonpath([directory, path]) == directory
+            ), (directory, path)

@@ -757,3 +757,19 @@ async def test_subclass_with_its_own_get(
     etag = response.headers["Etag"]
     again = await fetch(client, f"http://127.0.0.1:{port}/ls/sub", If_None_Match=etag)
     assert again.code == 304
+
+
+async def test_root_reached_through_a_symlink(
+    io_loop: IOLoop, root: Path, tmp_path: Path, serve: Callable[[Application], int], cleanup: Any
+) -> None:
+    # A deploy's /srv/www -> /srv/releases/v1: files resolve below the link's
+    # target, and are served; a link out of the target is still refused.
+    linked = tmp_path / "www"
+    linked.symlink_to(root)
+    (root / "out.txt").symlink_to(tmp_path / "secret.txt")
+    port = serve(Application([(r"/w/(.*)", StaticFileHandler, {"path": str(linked)})]))
+    client = cleanup(AsyncHTTPClient(force_instance=True))
+    ok = await fetch(client, f"http://127.0.0.1:{port}/w/a.txt")
+    assert ok.code == 200 and ok.body == TEXT
+    refused = await fetch(client, f"http://127.0.0.1:{port}/w/out.txt")
+    assert refused.code == 403 and SECRET not in refused.body
