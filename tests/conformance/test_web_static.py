@@ -773,3 +773,17 @@ async def test_root_reached_through_a_symlink(
     assert ok.code == 200 and ok.body == TEXT
     refused = await fetch(client, f"http://127.0.0.1:{port}/w/out.txt")
     assert refused.code == 403 and SECRET not in refused.body
+
+
+async def test_version_cache_holds_only_files_that_exist(
+    http_client: AsyncHTTPClient, base_url: str, root: Path
+) -> None:
+    (root / "alias.txt").symlink_to(root / "a.txt")
+    spellings = ["a.txt", "./a.txt", "sub/../a.txt", "sub/./../a.txt", "alias.txt", ".//a.txt"]
+    for spelling in spellings:
+        response = await fetch(http_client, f"{base_url}/static/{spelling}")
+        assert response.code == 200 and response.body == TEXT, spelling
+    for i in range(20):
+        response = await fetch(http_client, f"{base_url}/static/missing-{i}.txt")
+        assert response.code == 404
+    assert list(StaticFileHandler._static_hashes) == [str(root / "a.txt")]
