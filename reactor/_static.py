@@ -76,6 +76,7 @@ class RangeNotSatisfiable(Exception):
 
 def _position(digits: str) -> int | None:
     """A byte position, or None for one too wide to be inside any file."""
+    digits = digits.lstrip("0") or "0"
     if len(digits) > _MAX_POSITION_DIGITS:
         return None
     return int(digits)
@@ -275,7 +276,8 @@ class StaticFileHandler(RequestHandler):
         try:
             for chunk in chunks:
                 if len(chunk) >= remaining:
-                    # The file grew since its stat: send what Content-Length says.
+                    # The last chunk, cut at Content-Length should the file
+                    # have grown since its stat.
                     self.write(chunk[:remaining])
                     await self.flush()
                     break

@@ -37,6 +37,7 @@ from reactor._static import (
         ("Bytes = 1-2", (1, 3)),  # range units are case-insensitive (14.1)
         ("bytes= 1 - 2 ", (1, 3)),
         ("bytes=5", (5, 10)),  # no dash: an open range, as in Tornado
+        ("bytes=" + "0" * 30 + "1-" + "0" * 30 + "2", (1, 3)),  # leading zeros are not width
     ],
 )
 def test_one_range(header: str, expected: tuple[int, int]) -> None:
