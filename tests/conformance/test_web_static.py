@@ -787,3 +787,26 @@ async def test_version_cache_holds_only_files_that_exist(
         response = await fetch(http_client, f"{base_url}/static/missing-{i}.txt")
         assert response.code == 404
     assert list(StaticFileHandler._static_hashes) == [str(root / "a.txt")]
+
+
+class _GrowingStatic(StaticFileHandler):
+    """Its content runs past the size it was stat'ed at, as a file appended to mid-send."""
+
+    @classmethod
+    def get_content(
+        cls, abspath: str, start: int | None = None, end: int | None = None
+    ) -> Iterator[bytes]:
+        yield from super().get_content(abspath, start, end)
+        yield b"appended after the stat"
+
+
+async def test_file_growing_mid_send_is_cut_at_content_length(
+    io_loop: IOLoop, root: Path, serve: Callable[[Application], int], cleanup: Any
+) -> None:
+    port = serve(Application([(r"/g/(.*)", _GrowingStatic, {"path": str(root)})]))
+    client = cleanup(AsyncHTTPClient(force_instance=True))
+    for _ in range(2):  # the connection stays in step for the next request
+        response = await fetch(client, f"http://127.0.0.1:{port}/g/a.txt")
+        assert response.code == 200 and response.body == TEXT
+        ranged = await fetch(client, f"http://127.0.0.1:{port}/g/a.txt", Range="bytes=95-")
+        assert ranged.code == 206 and ranged.body == TEXT[95:]
