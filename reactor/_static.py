@@ -26,7 +26,13 @@ Some facts about serving files over HTTP, each one a test in
   ``bytes=0-`` for audio).
 - Validators (RFC 9110 section 13.2.2): when ``If-None-Match`` is present,
   ``If-Modified-Since`` is ignored. ``If-None-Match`` compares weakly and
-  ``*`` matches any current representation.
+  ``*`` matches any current representation. ``If-Range`` (section 13.1.5)
+  grants the range only to the version it names (the strong entity-tag, or
+  exactly ``Last-Modified``); for any other, the whole file, so that a
+  resumed download never splices two versions.
+- A file can change between its stat and its last read: what is sent stops
+  at the Content-Length announced, and a client that leaves is noticed at
+  the next write, which ends the response and closes the file.
 - A redirect to ``//host/path`` (or ``/\\host/path``, which browsers read
   the same) leaves the site (CVE-2023-28370): the slash-adding redirect for
   a directory refuses such paths with 403.
