@@ -89,7 +89,9 @@ def sign_in(browser: Any, url: str, name: str) -> Any:
     page = browser.new_context().new_page()
     page.set_default_timeout(WAIT_MS)
     page.goto(url)
-    expect(page.locator("#hello")).to_have_text(re.compile(r"Hello from reactor on the \w+ backend!"))
+    expect(page.locator("#hello")).to_have_text(
+        re.compile(r"Hello from reactor on the \w+ backend!")
+    )
     page.click("#login")
     page.fill("#name", name)
     page.click("#login-form button")
@@ -114,7 +116,9 @@ def test_demo_in_a_browser(browser: Any, demo_url: str) -> None:
     # an upload, streamed to the server, its size shown after
     alice.set_input_files(
         "#upload-file",
-        files=[{"name": "hello.bin", "mimeType": "application/octet-stream", "buffer": b"x" * 12345}],
+        files=[
+            {"name": "hello.bin", "mimeType": "application/octet-stream", "buffer": b"x" * 12345}
+        ],
     )
     alice.click("#upload-form button")
     expect(alice.locator("#upload-result")).to_have_text("Uploaded hello.bin: 12345 bytes")

@@ -193,7 +193,8 @@ class UploadHandler(BaseHandler):
             raise web.HTTPError(413, "an upload is at most %d bytes", MAX_UPLOAD)
         name = os.path.basename(self.get_query_argument("name", "upload"))[:100]
         self.display_name = name or "upload"
-        self.file = tempfile.NamedTemporaryFile(dir=self.app.upload_dir, delete=False)
+        # open across the data_received calls; closed in put() or on_finish()
+        self.file = tempfile.NamedTemporaryFile(dir=self.app.upload_dir, delete=False)  # noqa: SIM115
 
     def data_received(self, chunk: bytes) -> None:
         assert self.file is not None
