@@ -13,20 +13,20 @@ import logging
 import os
 import re
 import socket
-import time
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from reactor import gen
 from reactor.demo import app as demo
 from reactor.httpclient import AsyncHTTPClient
 from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
 from reactor.testing import bind_unused_port
-from reactor.web import create_signed_value
 from tests.conformance.test_port_tornado_app import Session, text
 
 SECRET = "demo-test-secret"
@@ -79,6 +79,20 @@ class Demo:
                 return b"".join(chunks)
 
         return await IOLoop.current().run_in_executor(None, run)
+
+    def poll_then_leave(self, session: Session) -> tuple[threading.Event, Any]:
+        """Start a long poll on a socket of its own, closed when the returned
+        event is set; the future is done once it is closed."""
+        cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+        request = f"GET /chat/updates HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n"
+        leave = threading.Event()
+
+        def run() -> None:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+                sock.sendall(request.encode())
+                leave.wait(5)
+
+        return leave, IOLoop.current().run_in_executor(None, run)
 
 
 @pytest.fixture
@@ -139,6 +153,8 @@ async def test_page_static_files_and_json(site: Demo, io_loop: IOLoop) -> None:
 
 
 async def test_login_with_a_signed_cookie(site: Demo, web_log: pytest.LogCaptureFixture) -> None:
+    from reactor.web import create_signed_value
+
     alice = await site.user("alice")
     page = await alice.fetch("/")
     assert 'signed in as <b id="user">alice</b>' in text(page)
@@ -302,7 +318,7 @@ async def test_chat_long_poll(site: Demo) -> None:
     assert (await alice.fetch("/chat/new", "POST", {"text": "no token"})).code == 403
 
     # alice waits for a message after cursor 0; bob's ends her wait
-    waiting = alice.fetch("/chat/updates?cursor=0")
+    waiting = gen.convert_yielded(alice.fetch("/chat/updates?cursor=0"))
     await site.until(lambda: site.app.room.waiting == 1, "park alice's poll")
     sent = await bob.fetch("/chat/new", "POST", {"text": "<b>hi</b> alice", "_xsrf": bob.xsrf})
     assert sent.code == 200
@@ -325,18 +341,30 @@ async def test_chat_long_poll(site: Demo) -> None:
 
 async def test_a_poll_whose_client_leaves_stops_waiting(site: Demo) -> None:
     alice = await site.user("alice")
-    cookie = "; ".join(f"{k}={v}" for k, v in alice.cookies.items())
-    request = f"GET /chat/updates?cursor=0 HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n"
-
-    def park_and_leave() -> None:
-        with socket.create_connection(("127.0.0.1", site.port), timeout=5) as sock:
-            sock.sendall(request.encode())
-            parked.wait(5)
-
-    parked = threading.Event()
-    leaving = IOLoop.current().run_in_executor(None, park_and_leave)
+    leave, left = site.poll_then_leave(alice)
     await site.until(lambda: site.app.room.waiting == 1, "park the poll")
-    parked.set()
-    await leaving
+    leave.set()
+    await left
     await site.until(lambda: site.app.room.waiting == 0, "cancel the poll of a closed connection")
-    assert len(site.app.room.changed._waiters) == 0  # nothing left for notify_all
+
+
+async def test_polls_abandoned_by_many_clients_do_not_pile_up(
+    site: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each client that leaves adds a cancelled wait to the room's Condition;
+    every ABANDONED_LIMIT of them, the live polls are answered (empty), which
+    clears them: a flood of connect-and-leave costs bounded memory."""
+    monkeypatch.setattr(demo, "ABANDONED_LIMIT", 3)
+    alice = await site.user("alice")
+    live = gen.convert_yielded(alice.fetch("/chat/updates?cursor=0"))
+    await site.until(lambda: site.app.room.waiting == 1, "park the live poll")
+    for _ in range(3):
+        leave, left = site.poll_then_leave(alice)
+        await site.until(lambda: site.app.room.waiting == 2, "park the poll that will leave")
+        assert not live.done()  # fewer than the limit: the live poll still waits
+        leave.set()
+        await left
+        await site.until(lambda: site.app.room.waiting == 1 or live.done(), "cancel it")
+    answer = await live  # the third abandoned poll woke it
+    assert (answer.code, json.loads(answer.body)) == (200, {"messages": []})
+    assert site.app.room.waiting == 0

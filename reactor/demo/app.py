@@ -40,6 +40,8 @@ MAX_UPLOADS = 10
 """Uploaded files kept on disk."""
 POLL_SECONDS = 30.0
 """How long a long poll waits before it answers with no message."""
+ABANDONED_LIMIT = 100
+"""Polls whose client left, after which the waiting ones are woken (see ChatRoom.abandon)."""
 
 
 class ChatRoom:
@@ -58,6 +60,18 @@ class ChatRoom:
         self.waiting = 0
         """Long polls waiting now."""
         self.changed = locks.Condition()
+        self._abandoned = 0
+
+    def abandon(self) -> None:
+        """A poll's client went away. Its cancelled wait stays in the Condition
+        until the next notify (as in Tornado), so clients that connect and
+        leave could pile them up between two messages: every
+        ``ABANDONED_LIMIT`` of them, wake every poll (those without news
+        answer an empty list, and their clients poll again), which clears them."""
+        self._abandoned += 1
+        if self._abandoned >= ABANDONED_LIMIT:
+            self._abandoned = 0
+            self.changed.notify_all()
 
     def since(self, cursor: int) -> list[dict[str, Any]]:
         if cursor > self.last_id:  # a cursor from before a restart
@@ -69,6 +83,7 @@ class ChatRoom:
         message = {"id": self.last_id, "author": author, "text": text}
         self.messages.append(message)
         del self.messages[: -self.cache_size]
+        self._abandoned = 0
         self.changed.notify_all()
         return message
 
@@ -272,8 +287,9 @@ class ChatUpdatesHandler(BaseHandler):
         self.write({"messages": messages})
 
     def on_connection_close(self) -> None:
-        if self.waiter is not None:
+        if self.waiter is not None and not self.waiter.done():
             self.waiter.cancel()
+            self.app.room.abandon()
 
 
 def make_app(upload_dir: str, **settings: Any) -> DemoApplication:

@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from reactor import gen
 from reactor.httpclient import AsyncHTTPClient, HTTPResponse
 from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
@@ -181,7 +182,7 @@ async def drive_app(client: AsyncHTTPClient, base_url: str) -> None:
     assert (await bob.login("bob")).code == 302
     bad_cursor = await alice.fetch("/chat/updates?cursor=nope")
     assert bad_cursor.code == 400
-    waiting = alice.fetch("/chat/updates?cursor=0")
+    waiting = gen.convert_yielded(alice.fetch("/chat/updates?cursor=0"))
     posted = await bob.fetch("/chat/new", "POST", {"text": "hello <alice>", "_xsrf": bob.xsrf})
     assert posted.code == 200, text(posted)
     assert posted.headers["Content-Type"].startswith("application/json")
@@ -216,15 +217,22 @@ def load_ported_app(tmp_path: Path) -> ModuleType:
     shutil.copytree(APP_DIR, tmp_path / "app", ignore=shutil.ignore_patterns("__pycache__"))
     path = tmp_path / "app" / "app.py"
     path.write_text(port_to_reactor(path.read_text()))
-    spec = importlib.util.spec_from_file_location(f"ported_app_{id(tmp_path)}", path)
+    spec = importlib.util.spec_from_file_location("ported_tornado_app", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-async def test_ported_app(io_loop: IOLoop, tmp_path: Path) -> None:
-    module = load_ported_app(tmp_path)
+@pytest.fixture(scope="module")
+def ported_app(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    """The ported module, imported once: its ``define()`` calls register its
+    options in the process-wide ``options``, which allows each name once."""
+    return load_ported_app(tmp_path_factory.mktemp("ported"))
+
+
+async def test_ported_app(io_loop: IOLoop, ported_app: ModuleType) -> None:
+    module = ported_app
     assert module.web.__name__ == "reactor.web"
     sock, port = bind_unused_port()
     server = HTTPServer(module.App(cookie_secret=SECRET))

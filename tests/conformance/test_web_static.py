@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 
 from reactor.httpclient import AsyncHTTPClient, HTTPResponse
-from reactor.ioloop import IOLoop
 from reactor.httpserver import HTTPServer
+from reactor.ioloop import IOLoop
 from reactor.iostream import IOStream
 from reactor.netutil import bind_sockets
 from reactor.web import Application, RequestHandler, StaticFileHandler
