@@ -160,7 +160,9 @@ def serving(
     """Run an example server (``args`` after the interpreter); yield its port.
     It must print ``listening on http://127.0.0.1:PORT/`` first, and is
     stopped after (by ``stop``: SIGINT is Ctrl-C), without a traceback."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))  # this checkout's reactor, not another
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )  # this checkout's reactor, not another
     if backend is not None:
         env["REACTOR_BACKEND"] = backend
     server = subprocess.Popen(
@@ -239,7 +241,9 @@ def test_seed_001_options_help() -> None:
         text=True,
         timeout=30,
         cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        env=dict(
+            os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+        ),
     )
     out = result.stdout + result.stderr
     assert "--port" in out and "run on the given port" in out and "8888" in out, out

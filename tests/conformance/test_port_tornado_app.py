@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import http.client
 import http.cookies
 import importlib.util
 import json
@@ -29,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from reactor import gen
+from reactor import backends, gen
 from reactor.httpclient import AsyncHTTPClient, HTTPResponse
 from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
@@ -244,6 +245,44 @@ async def test_ported_app(io_loop: IOLoop, ported_app: ModuleType) -> None:
         client.close()
         server.stop()
         await server.close_all_connections()
+
+
+AVAILABLE = [name for name, reason in backends.available().items() if reason is None]
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_ported_app_runs_as_a_program(ported_app: ModuleType, backend: str) -> None:
+    """``python app.py --port=0`` as a user runs the port: ``reactor.options``
+    reads the command line, ``IOLoop.current().start()`` runs the backend
+    ``REACTOR_BACKEND`` names, and SIGTERM stops it cleanly."""
+    env = dict(
+        os.environ,
+        REACTOR_BACKEND=backend,
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
+    server = subprocess.Popen(
+        [sys.executable, ported_app.__file__, "--port=0", "--address=127.0.0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        match = re.match(r"listening on http://127\.0\.0\.1:(\d+)/", line)
+        assert match, (line, server.stderr.read() if server.stderr else "")
+        conn = http.client.HTTPConnection("127.0.0.1", int(match.group(1)), timeout=10)
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert b"<h1>Guestbook</h1>" in response.read()
+        conn.close()
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=10)
+    assert server.returncode == 0, err
+    assert "Traceback" not in err, err
 
 
 def test_the_example_is_tornado_code(tmp_path: Path) -> None:
