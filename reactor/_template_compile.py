@@ -523,9 +523,7 @@ class Compiler:
             )
         return tree.body, scan
 
-    def _value_helper(
-        self, expr: ast.expr, scan: _Names, source: tp.Source, line: int
-    ) -> Any:
+    def _value_helper(self, expr: ast.expr, scan: _Names, source: tp.Source, line: int) -> Any:
         stmts = _wrapper("return _tt_EXPR", line, {"_tt_EXPR": expr})
         return self._helper(stmts, scan.loads, source, line)
 
@@ -618,13 +616,13 @@ class Compiler:
         if keyword == "for":
             assert isinstance(clause, ast.For)
             target = clause.target
-            for sub in ast.walk(target):  # type: ast.AST
+            for part in ast.walk(target):
                 if not isinstance(
-                    sub, (ast.Name, ast.Tuple, ast.List, ast.Starred, ast.expr_context)
+                    part, (ast.Name, ast.Tuple, ast.List, ast.Starred, ast.expr_context)
                 ):
                     raise ParseError("a {% for %} target must be names", source.name, line)
-                if isinstance(sub, ast.Name):
-                    sub.id = _LOCAL + sub.id
+                if isinstance(part, ast.Name):
+                    part.id = _LOCAL + part.id
             iterable = self._value_helper(clause.iter, _names(clause.iter), source, line)
             return PyFor(ast.unparse(target), iterable, self._translate(body), else_, lineno=line)
         assert keyword == "try"
