@@ -65,6 +65,10 @@ _DIGITS = re.compile(r"[0-9]+")
 _URL_IGNORED = "".join(chr(i) for i in range(0x21))
 
 
+class _TooLargeToHash(ValueError):
+    """The file is over ``MAX_VERSION_CONTENT_SIZE``: it gets no version."""
+
+
 class RangeNotSatisfiable(Exception):
     """The Range header asks for no byte of the file: answer 416."""
 
@@ -473,7 +477,7 @@ class StaticFileHandler(RequestHandler):
             for chunk in chunks:
                 size += len(chunk)
                 if size > cls.MAX_VERSION_CONTENT_SIZE:
-                    raise ValueError(
+                    raise _TooLargeToHash(
                         f"content is larger than MAX_VERSION_CONTENT_SIZE "
                         f"({cls.MAX_VERSION_CONTENT_SIZE} bytes)"
                     )
@@ -534,7 +538,7 @@ class StaticFileHandler(RequestHandler):
         ``(settings, path)``; `static_url` passes its other keyword arguments
         through.
         """
-        url = settings.get("static_url_prefix", "/static/") + path
+        url: str = settings.get("static_url_prefix", "/static/") + path
         if not include_version:
             return url
         version = cls.get_version(settings, path)
@@ -568,6 +572,10 @@ class StaticFileHandler(RequestHandler):
             else:
                 try:
                     version = cls.get_content_version(abs_path)
+                except _TooLargeToHash as e:
+                    # A limit chosen by the application, not a failure.
+                    gen_log.warning("No version for static file %r: %s", abs_path, e)
+                    version = None
                 except Exception as e:
                     gen_log.error("Could not open static file %r: %s", abs_path, e)
                     version = None
