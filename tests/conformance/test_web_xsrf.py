@@ -69,9 +69,10 @@ class Exempt(web.RequestHandler):
         self.write("exempt")
 
 
-def application(**settings: Any) -> web.Application:
+def application(extra_handlers: list[Any] | None = None, **settings: Any) -> web.Application:
     settings.setdefault("xsrf_cookies", True)
-    return web.Application([(r"/form", Form), (r"/api", Exempt)], **settings)
+    handlers = [(r"/form", Form), (r"/api", Exempt), *(extra_handlers or [])]
+    return web.Application(handlers, **settings)
 
 
 @pytest.fixture
@@ -428,3 +429,134 @@ async def test_curl_session(
     ok, denied = await io_loop.run_in_executor(None, session)
     assert ok == b"ok from curl"
     assert denied == b"403"
+
+
+# -- cross-origin protection (Tornado 6.6: Sec-Fetch-Site and Origin) -------------------
+
+
+class TrustsPartners(web.RequestHandler):
+    def check_trusted_origin(self, origin: str) -> bool:
+        return origin.endswith(".partner.example")
+
+    def post(self) -> None:
+        self.write("partner ok")
+
+
+@pytest.fixture
+def origin_checked(serve: Callable[..., str]) -> str:
+    return serve(
+        xsrf_cookies=False,
+        cross_origin_protection=True,
+        trusted_origins=["https://trusted.example"],
+        extra_handlers=[(r"/partner", TrustsPartners)],
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [
+        ({}, True),  # curl, a script: no browser, nothing to forge
+        ({"Sec-Fetch-Site": "same-origin", "Origin": "https://evil.example"}, True),
+        ({"Sec-Fetch-Site": "none"}, True),  # typed into the address bar
+        ({"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, False),
+        ({"Sec-Fetch-Site": "same-site", "Origin": "https://sub.site.example"}, False),
+        ({"Sec-Fetch-Site": "cross-site"}, False),
+        ({"Sec-Fetch-Site": "cross-site", "Origin": "https://trusted.example"}, True),
+        ({"Origin": "https://evil.example"}, False),  # an old browser, or plain HTTP
+        ({"Origin": "https://trusted.example"}, True),
+        ({"Origin": "null"}, False),  # a sandboxed iframe or a redirect
+        ({"Origin": "http://[::1"}, False),  # malformed: refused, not a 500
+        ({"Sec-Fetch-Site": "unheard-of", "Origin": "https://evil.example"}, False),
+    ],
+)
+async def test_cross_origin_protection(
+    http_client: AsyncHTTPClient,
+    origin_checked: str,
+    headers: dict[str, str],
+    allowed: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kwargs: dict[str, Any] = {"method": "POST", "body": "text=x", "headers": headers}
+    if allowed:
+        assert (await fetch(http_client, f"{origin_checked}/form", **kwargs)).body == b"ok x"
+    else:
+        with caplog.at_level(logging.WARNING):
+            assert await refused(http_client, f"{origin_checked}/form", **kwargs) == 403
+        assert "not allowed" in caplog.text
+
+
+async def test_origin_of_this_host_is_same_origin(
+    http_client: AsyncHTTPClient, origin_checked: str
+) -> None:
+    """Without Sec-Fetch-Site, an Origin naming the Host (and port) passes,
+    whatever its scheme (a TLS proxy in front may hide it)."""
+    host = origin_checked.removeprefix("http://")
+    for origin in (f"http://{host}", f"https://{host.upper()}"):
+        response = await fetch(
+            http_client,
+            f"{origin_checked}/form",
+            method="POST",
+            body="text=x",
+            headers={"Origin": origin},
+        )
+        assert response.body == b"ok x"
+    other_port = host.rsplit(":", 1)[0] + ":1"
+    code = await refused(
+        http_client,
+        f"{origin_checked}/form",
+        method="POST",
+        body="",
+        headers={"Origin": f"http://{other_port}"},
+    )
+    assert code == 403
+
+
+async def test_check_trusted_origin_override(
+    http_client: AsyncHTTPClient, origin_checked: str
+) -> None:
+    headers = {"Sec-Fetch-Site": "cross-site", "Origin": "https://shop.partner.example"}
+    response = await fetch(
+        http_client, f"{origin_checked}/partner", method="POST", body="", headers=headers
+    )
+    assert response.body == b"partner ok"
+    headers["Origin"] = "https://trusted.example"  # the override replaces the setting
+    assert (
+        await refused(
+            http_client, f"{origin_checked}/partner", method="POST", body="", headers=headers
+        )
+        == 403
+    )
+
+
+async def test_cross_origin_gets_are_not_checked(
+    http_client: AsyncHTTPClient, origin_checked: str
+) -> None:
+    headers = {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
+    response = await fetch(http_client, f"{origin_checked}/form", headers=headers)
+    assert response.code == 200
+
+
+async def test_both_protections_together(
+    http_client: AsyncHTTPClient, serve: Callable[..., str]
+) -> None:
+    url = serve(cross_origin_protection=True)  # and xsrf_cookies=True
+    cookie, token = await new_session(http_client, url)
+    same = {"Sec-Fetch-Site": "same-origin", "Cookie": f"_xsrf={cookie}"}
+    assert await refused(http_client, f"{url}/form", method="POST", body="", headers=same) == 403
+    same["X-XSRFToken"] = token
+    assert (
+        await fetch(http_client, f"{url}/form", method="POST", body="", headers=same)
+    ).body == b"ok "
+    cross = dict(same, **{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"})
+    assert await refused(http_client, f"{url}/form", method="POST", body="", headers=cross) == 403
+
+
+async def test_cross_site_passes_without_the_setting(
+    http_client: AsyncHTTPClient, serve: Callable[..., str]
+) -> None:
+    url = serve(xsrf_cookies=False)
+    headers = {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
+    response = await fetch(
+        http_client, f"{url}/form", method="POST", body="text=x", headers=headers
+    )
+    assert response.body == b"ok x"
