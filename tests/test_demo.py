@@ -112,11 +112,14 @@ def site(io_loop: IOLoop, tmp_path: Path) -> Iterator[Demo]:
         io_loop.run_sync(server.close_all_connections)
 
 
-@pytest.fixture
-def web_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    """What the web layer logs (warnings and up): each refused request leaves a line."""
+@pytest.fixture(autouse=True)
+def web_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """What the web layer logs (warnings and up): each refused request leaves a
+    line; none is an error (bad input is the client's fault, not the server's)."""
     caplog.set_level(logging.WARNING, logger="reactor")
-    return caplog
+    yield caplog
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
 
 
 def logged(caplog: pytest.LogCaptureFixture, *words: str) -> bool:
