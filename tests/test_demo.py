@@ -168,10 +168,11 @@ async def test_login_with_a_signed_cookie(site: Demo, web_log: pytest.LogCapture
     bad = await bob.login(" ")
     assert bad.code == 400
     assert "a name of 1 to 32 characters" in text(bad)
-    away = await bob.fetch(
-        "/login", "POST", {"name": "bob", "next": "//evil.example/x", "_xsrf": bob.xsrf}
-    )
-    assert (away.code, away.headers["Location"]) == (302, "/")
+    for elsewhere in ("//evil.example/x", "/\\evil.example", "https://evil.example/", "/\r\nX: y"):
+        away = await bob.fetch(
+            "/login", "POST", {"name": "bob", "next": elsewhere, "_xsrf": bob.xsrf}
+        )
+        assert (away.code, away.headers["Location"]) == (302, "/"), elsewhere
     back = await bob.fetch(
         "/login", "POST", {"name": "bob", "next": "/api/info", "_xsrf": bob.xsrf}
     )
@@ -255,8 +256,18 @@ def upload_request(session: Session, length: int, name: str = "f.bin", xsrf: boo
     ).encode()
 
 
-async def test_upload_is_streamed_to_disk(site: Demo, tmp_path: Path) -> None:
+async def test_upload_is_streamed_to_disk(
+    site: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     uploads = tmp_path / "uploads"
+    chunks: list[int] = []
+    received = demo.UploadHandler.data_received
+
+    def counting(handler: demo.UploadHandler, chunk: bytes) -> None:
+        chunks.append(len(chunk))
+        received(handler, chunk)
+
+    monkeypatch.setattr(demo.UploadHandler, "data_received", counting)
     alice = await site.user("alice")
     data = os.urandom(1024 * 1024 + 7)
     put = await alice.fetch(
@@ -266,6 +277,7 @@ async def test_upload_is_streamed_to_disk(site: Demo, tmp_path: Path) -> None:
     assert json.loads(put.body) == {"name": "passwd", "size": len(data)}  # a name, not a path
     (stored,) = uploads.iterdir()
     assert stored.read_bytes() == data
+    assert len(chunks) > 1 and sum(chunks) == len(data)  # to disk as it came, not whole
     assert "<li>passwd: 1048583 bytes</li>" in text(await alice.fetch("/"))
     assert (await site.info())["uploads"] == [{"name": "passwd", "size": len(data)}]
     # the files kept are bounded: the oldest go
@@ -292,6 +304,11 @@ async def test_upload_refused_before_its_body(
         (upload_request(alice, 10**12), b"413"),
         (upload_request(anonymous, 10), b"403"),
         (upload_request(alice, 10, xsrf=False), b"403"),
+        (
+            upload_request(alice, 5).replace(b"Content-Length: 5", b"Transfer-Encoding: chunked")
+            + b"5\r\nhello\r\n0\r\n\r\n",
+            b"411",
+        ),
     ]
     for request, status in cases:
         answer = await site.raw(request)
@@ -340,6 +357,16 @@ async def test_chat_long_poll(site: Demo) -> None:
     assert [m["id"] for m in behind] == [4, 5, 6]
     after = json.loads((await bob.fetch("/chat/updates?cursor=5")).body)["messages"]
     assert [m["id"] for m in after] == [6]
+
+
+async def test_a_poll_with_no_news_answers_empty_in_the_end(
+    site: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(demo, "POLL_SECONDS", 0.01)
+    alice = await site.user("alice")
+    answer = await alice.fetch("/chat/updates?cursor=0")
+    assert (answer.code, json.loads(answer.body)) == (200, {"messages": []})
+    assert site.app.room.waiting == 0
 
 
 async def test_a_poll_whose_client_leaves_stops_waiting(site: Demo) -> None:
