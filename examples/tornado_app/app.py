@@ -108,8 +108,9 @@ class LoginHandler(BaseHandler):
     def post(self) -> None:
         name = self.get_argument("name").strip()
         target = self.get_argument("next", "/")
-        # Only a path on this site: "//host" and "/\host" would leave it.
-        if not target.startswith("/") or target.startswith(("//", "/\\")):
+        # Only a path on this site: "//host" and "/\host" would leave it, and a
+        # control character has no place in a Location header.
+        if not target.isprintable() or not target.startswith("/") or target[1:2] in ("/", "\\"):
             target = "/"
         if not name or len(name) > MAX_NAME or not name.isprintable():
             self.set_status(400)
