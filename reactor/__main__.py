@@ -8,7 +8,7 @@ web application (:mod:`reactor.demo.app`: a templated page naming the
 backend, an XSRF-protected form, a signed-cookie login, a streamed file
 upload, static files, a JSON endpoint and a long-polling chat) on the
 default backend (or ``REACTOR_BACKEND``'s) until Ctrl-C. Uploads go to a
-temporary folder, removed when it stops.
+temporary folder, removed when it stops; the access log goes to stderr.
 """
 
 from __future__ import annotations
@@ -55,8 +55,10 @@ def _demo(args: argparse.Namespace) -> int:
     from reactor.demo.app import make_app
     from reactor.httpserver import HTTPServer
     from reactor.ioloop import IOLoop
+    from reactor.log import enable_pretty_logging
     from reactor.netutil import bind_sockets
 
+    enable_pretty_logging()  # the access log (status, method, URI, client, duration) on stderr
     loop = IOLoop.current()
     upload_dir = tempfile.mkdtemp(prefix="reactor-demo-uploads-")
     try:
