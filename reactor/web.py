@@ -697,11 +697,10 @@ class RequestHandler(CookieMixin):
             self.write(chunk)
         status = self._status_code
         if not self._headers_written:
-            if (
-                status == 200
-                and self.request.method in ("GET", "HEAD")
-                and "Etag" not in self._headers
-            ):
+            # Membership by the normalized names, read straight from the
+            # headers' table: this runs for every response.
+            fields = self._headers._as_list
+            if status == 200 and "Etag" not in fields and self.request.method in ("GET", "HEAD"):
                 self.set_etag_header()
                 if self.check_etag_header():
                     self._write_buffer = []
@@ -711,8 +710,11 @@ class RequestHandler(CookieMixin):
                 if self._write_buffer and any(self._write_buffer):
                     raise RuntimeError(f"Cannot send body with {status}")
                 self._clear_representation_headers()
-            elif "Content-Length" not in self._headers:
-                self._headers["Content-Length"] = str(sum(map(len, self._write_buffer)))
+            elif "Content-Length" not in fields:
+                buffer = self._write_buffer
+                length = str(len(buffer[0]) if len(buffer) == 1 else sum(map(len, buffer)))
+                self._headers._combined["Content-Length"] = length  # digits: nothing to check
+                fields["Content-Length"] = [length]
         connection = self.request.connection
         assert connection is not None
         connection.set_close_callback(None)  # type: ignore[attr-defined]
@@ -742,11 +744,7 @@ class RequestHandler(CookieMixin):
         if self._headers_written:
             gen_log.error("Cannot send error response after headers written")
             if not self._finished:
-                # The Content-Length may now be wrong: closing is what is left.
-                try:
-                    self.finish()
-                except Exception:
-                    gen_log.error("Failed to flush partial response", exc_info=True)
+                self._abort_response()
             return
         self.clear()
         reason = kwargs.get("reason")
@@ -765,6 +763,28 @@ class RequestHandler(CookieMixin):
             app_log.error("Uncaught exception in write_error", exc_info=True)
         if not self._finished:
             self.finish()
+
+    def _abort_response(self) -> None:
+        """End a response whose headers are out by closing the connection.
+
+        A body cut short must not look complete to the client (RFC 9112
+        section 8): ending it (a last empty chunk, or a Content-Length
+        padded out) would pass a truncated page off as the whole one.
+        """
+        connection = self.request.connection
+        stream = getattr(connection, "stream", None)
+        if stream is None:
+            try:
+                self.finish()
+            except Exception:
+                gen_log.error("Failed to flush partial response", exc_info=True)
+            return
+        connection.set_close_callback(None)  # type: ignore[union-attr]
+        stream.close()
+        self._finished = True
+        self._log()
+        self.on_finish()
+        self._break_cycles()
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Write the error page; override for your own (it may ``write``,
@@ -831,9 +851,9 @@ class RequestHandler(CookieMixin):
                         score = float(parts[1].strip()[2:])
                     except ValueError:
                         score = 0.0
-                    if not 0.0 <= score <= 1.0:  # also refuses nan
+                    if score < 0:
                         score = 0.0
-                if score > 0:
+                if score > 0:  # (false for nan too)
                     weighted.append((parts[0], score))
             if weighted:
                 weighted.sort(key=lambda pair: pair[1], reverse=True)
@@ -1581,7 +1601,8 @@ class _HandlerDelegate(HTTPMessageDelegate):
         handler = self.handler = self.handler_class(
             self.application, self.request, **self.handler_kwargs
         )
-        transforms = [t(self.request) for t in self.application.transforms]
+        transform_classes = self.application.transforms
+        transforms = [t(self.request) for t in transform_classes] if transform_classes else []
         if self.stream_request_body:
             handler._prepared_future = Future()
         handler._execute(transforms, *self.path_args, **self.path_kwargs)

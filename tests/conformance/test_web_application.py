@@ -695,3 +695,57 @@ async def test_fallback_handler(serve: Any) -> None:
 
     s = serve(web.Application([(r"/legacy/.*", web.FallbackHandler, {"fallback": legacy})]))
     assert (await s.fetch("/legacy/page")).body == b"legacy saw /legacy/page"
+
+
+async def test_template_module_declares_resources_once(serve: Any) -> None:
+    def part(ns: Any) -> str:
+        ns.set_resources(embedded_css=".part{}", javascript_files="/js/part.js")
+        return f"[part {ns.n}]"
+
+    loader = DictTemplateLoader(
+        {
+            "part.html": part,
+            "outer.html": lambda ns: (
+                "<html><head></head><body>"
+                + ns.modules.Template("part.html", n=1)
+                + ns.modules.Template("part.html", n=2)
+                + "</body></html>"
+            ),
+        }
+    )
+
+    class Outer(Page):
+        def get(self) -> None:
+            self.render("outer.html")
+
+    s = serve(web.Application([(r"/", Outer)], template_loader=loader))
+    page = (await s.fetch("/")).body
+    assert b"[part 1][part 2]" in page
+    assert page.count(b".part{}") == 1
+    assert page.count(b'<script src="/js/part.js"') == 1
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("fr-FR,fr;q=0.9,en;q=0.8", "fr_FR"),
+        ("en;q=0.1, es-ES;q=0.9", "es_ES"),
+        ("xx;q=bogus, es-ES;q=nan, es-ES;q=-1, fr-FR", "fr_FR"),
+        ("", "en_US"),
+    ],
+)
+async def test_browser_locale_from_accept_language(
+    serve: Any, tmp_path: Any, header: str, expected: str
+) -> None:
+    locale = pytest.importorskip("reactor.locale")  # another part of the web layer
+    (tmp_path / "fr_FR.csv").write_text('"Hello","Bonjour"\n')
+    (tmp_path / "es_ES.csv").write_text('"Hello","Hola"\n')
+    locale.load_translations(str(tmp_path))
+
+    class Greets(web.RequestHandler):
+        def get(self) -> None:
+            self.write(self.locale.code)
+
+    s = serve(web.Application([(r"/", Greets)]))
+    headers = {"Accept-Language": header} if header else {}
+    assert (await s.fetch("/", headers=headers)).body == expected.encode()
