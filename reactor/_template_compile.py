@@ -31,6 +31,7 @@ How a Tornado template becomes a Jinja2 one, and the facts that shaped it:
 from __future__ import annotations
 
 import ast
+import sys
 from types import CodeType
 from typing import Any, Protocol
 
@@ -304,35 +305,68 @@ def _parse_clause(code: str, source: tp.Source, line: int) -> ast.stmt:
     return stmt
 
 
-_OUTPUT = """\
-_tt_tmp = _tt_EXPR
-if _tt_tmp.__class__ is not _tt_strtype:
-    _tt_tmp = _tt_str(_tt_tmp)
-"""
-_ESCAPE = """\
-_tt_tmp = _tt_ESCAPE(_tt_tmp)
-if _tt_tmp.__class__ is not _tt_strtype:
-    _tt_tmp = _tt_str(_tt_tmp)
-"""
+class _Build:
+    """Python AST for the helper functions, every node placed at one template line."""
+
+    def __init__(self, line: int) -> None:
+        self.pos: dict[str, Any] = {"lineno": line, "col_offset": 0, "end_lineno": line, "end_col_offset": 0}
+
+    def load(self, name: str) -> ast.Name:
+        return ast.Name(id=name, ctx=ast.Load(), **self.pos)
+
+    def store(self, name: str) -> ast.Name:
+        return ast.Name(id=name, ctx=ast.Store(), **self.pos)
+
+    def call(self, func: ast.expr, *args: ast.expr) -> ast.Call:
+        return ast.Call(func=func, args=list(args), keywords=[], **self.pos)
+
+    def ret(self, value: ast.expr) -> ast.Return:
+        return ast.Return(value=value, **self.pos)
+
+    def as_text(self, value: ast.expr) -> list[ast.stmt]:
+        """``_tt_tmp = value``, then made a str unless it is one (no call if it is)."""
+        not_str = ast.Compare(
+            left=ast.Attribute(
+                value=self.load("_tt_tmp"), attr="__class__", ctx=ast.Load(), **self.pos
+            ),
+            ops=[ast.IsNot()],
+            comparators=[self.load("_tt_strtype")],
+            **self.pos,
+        )
+        convert = ast.Assign(
+            targets=[self.store("_tt_tmp")],
+            value=self.call(self.load("_tt_str"), self.load("_tt_tmp")),
+            **self.pos,
+        )
+        return [
+            ast.Assign(targets=[self.store("_tt_tmp")], value=value, **self.pos),
+            ast.If(test=not_str, body=[convert], orelse=[], **self.pos),
+        ]
+
+    def function(self, name: str, params: list[str], body: list[ast.stmt]) -> ast.FunctionDef:
+        args = ast.arguments(
+            posonlyargs=[],
+            args=[ast.arg(arg=p, **self.pos) for p in params],
+            vararg=None,
+            kwonlyargs=[],
+            kw_defaults=[],
+            kwarg=None,
+            defaults=[],
+        )
+        extra: dict[str, Any] = {"type_params": []} if sys.version_info >= (3, 12) else {}
+        return ast.FunctionDef(
+            name=name, args=args, body=body, decorator_list=[], returns=None, **extra, **self.pos
+        )
 
 
-class _Substitute(ast.NodeTransformer):
-    def __init__(self, mapping: dict[str, ast.expr]) -> None:
-        self.mapping = mapping
-
-    def visit_Name(self, node: ast.Name) -> ast.expr:
-        return self.mapping.get(node.id, node)
+# Tracebacks name a helper's frame "<template>" (co_qualname is 3.11's).
+_QUALNAME: dict[str, Any] = {"co_qualname": "<template>"} if sys.version_info >= (3, 11) else {}
 
 
-def _wrapper(text: str, line: int, mapping: dict[str, ast.expr]) -> list[ast.stmt]:
-    """Statements parsed from ``text`` at ``line``, placeholders replaced by user code."""
-    tree = ast.parse(text)
-    for node in ast.walk(tree):
-        if "lineno" in node._attributes:
-            node.lineno = node.end_lineno = line  # type: ignore[attr-defined]
-            node.col_offset = node.end_col_offset = 0  # type: ignore[attr-defined]
-    module: ast.Module = _Substitute(mapping).visit(tree)
-    return module.body
+def _refile(code: CodeType, filename: str) -> CodeType:
+    """``code`` (and the lambdas and comprehensions in it) as from ``filename``."""
+    consts = tuple(_refile(c, filename) if isinstance(c, CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
 
 
 class Compiler:
@@ -342,6 +376,7 @@ class Compiler:
         self.template = template
         self.loader = loader
         self.codes: list[CodeType] = []
+        self._functions: list[tuple[ast.FunctionDef, tp.Source]] = []
         self.bound: set[str] = set()
         self.named: dict[str, tuple[tp.NamedBlock, TemplateLike]] = {}
 
@@ -431,6 +466,7 @@ class Compiler:
         self._bind(body)
         jinja_body: list[nodes.Node] = [Prologue(0, lineno=1)]
         jinja_body += self._translate(body)
+        self._compile_helpers()
         prologue = jinja_body[0]
         assert isinstance(prologue, Prologue)
         prologue.count = len(self.codes)
@@ -501,16 +537,33 @@ class Compiler:
         line: int,
         first: str | None = None,
     ) -> Any:
+        """A helper function of ``stmts``, taking the template locals it reads."""
         params = sorted(loads & self.bound)
-        signature = ", ".join(([first] if first else []) + params)
-        (fn,) = _wrapper(f"def _tt_helper({signature}):\n    pass\n", line, {})
-        assert isinstance(fn, ast.FunctionDef)
-        fn.body = stmts
-        module = ast.fix_missing_locations(ast.Module(body=[fn], type_ignores=[]))
-        code = compile(module, source.filename, "exec", dont_inherit=True)
-        function_code = next(c for c in code.co_consts if isinstance(c, CodeType))
-        self.codes.append(function_code.replace(co_name="<template>"))
-        return HelperCall(len(self.codes) - 1, params, lineno=line)
+        index = len(self._functions)
+        fn = _Build(line).function(f"_tt_h{index}", ([first] if first else []) + params, stmts)
+        self._functions.append((fn, source))
+        return HelperCall(index, params, lineno=line)
+
+    def _compile_helpers(self) -> None:
+        """Compile every helper in one go, each then given its own file's name."""
+        module = ast.Module(body=[fn for fn, _ in self._functions], type_ignores=[])
+        try:
+            code = compile(module, self.template._source.filename, "exec", dont_inherit=True)
+        except SyntaxError:
+            # Find the fragment at fault, to name its file.
+            for fn, source in self._functions:
+                single = ast.Module(body=[fn], type_ignores=[])
+                try:
+                    compile(single, source.filename, "exec", dont_inherit=True)
+                except SyntaxError as e:
+                    raise ParseError(
+                        f"invalid Python: {e.msg}", source.name, e.lineno or 0
+                    ) from None
+            raise
+        found = {c.co_name: c for c in code.co_consts if isinstance(c, CodeType)}
+        for index, (_, source) in enumerate(self._functions):
+            function_code = _refile(found[f"_tt_h{index}"], source.filename)
+            self.codes.append(function_code.replace(co_name="<template>", **_QUALNAME))
 
     def _expression(
         self, code: str, source: tp.Source, line: int, what: str
@@ -524,8 +577,7 @@ class Compiler:
         return tree.body, scan
 
     def _value_helper(self, expr: ast.expr, scan: _Names, source: tp.Source, line: int) -> Any:
-        stmts = _wrapper("return _tt_EXPR", line, {"_tt_EXPR": expr})
-        return self._helper(stmts, scan.loads, source, line)
+        return self._helper([_Build(line).ret(expr)], scan.loads, source, line)
 
     def _translate(self, body: list[tp.Node]) -> list[nodes.Node]:
         out: list[nodes.Node] = []
@@ -550,25 +602,26 @@ class Compiler:
 
     def _output(self, node: tp.Expression) -> Any:
         expr, scan = self._expression(node.code, node.source, node.line, f"{{{{ {node.code} }}}}")
-        mapping = {"_tt_EXPR": expr}
-        text = _OUTPUT
+        build = _Build(node.line)
+        stmts = build.as_text(expr)
         escape = node.source.autoescape
         if not node.raw and escape is not None:
             escape_expr, escape_scan = self._expression(
                 escape, node.source, node.line, f"autoescape {escape!r}"
             )
-            mapping["_tt_ESCAPE"] = escape_expr
             scan.loads |= escape_scan.loads
-            text += _ESCAPE
-        stmts = _wrapper(text + "return _tt_tmp\n", node.line, mapping)
+            stmts += build.as_text(build.call(escape_expr, build.load("_tt_tmp")))
+        stmts.append(build.ret(build.load("_tt_tmp")))
         return self._helper(stmts, scan.loads, node.source, node.line)
 
     def _statement(self, node: tp.Node) -> list[nodes.Node]:
         if isinstance(node, tp.Statement):
             tree, scan = self.parsed[id(node)]
             stores = sorted(scan.stores)
-            ret = _wrapper("return ({})".format("".join(n + ", " for n in stores)), node.line, {})
-            call = self._helper(tree.body + ret, scan.loads, node.source, node.line)
+            build = _Build(node.line)
+            values = ast.Tuple(elts=[build.load(n) for n in stores], ctx=ast.Load(), **build.pos)
+            body = [*tree.body, build.ret(values)]
+            call = self._helper(body, scan.loads, node.source, node.line)
             return [PyAssign(stores, call, lineno=node.line)]
         if isinstance(node, tp.LoopControl):
             cls = nodes.Break if node.keyword == "break" else nodes.Continue
@@ -577,8 +630,9 @@ class Compiler:
             expr, scan = self._expression(
                 node.code, node.source, node.line, f"{{% apply {node.code} %}}"
             )
-            stmts = _wrapper("return _tt_str(_tt_EXPR(_tt_body))", node.line, {"_tt_EXPR": expr})
-            call = self._helper(stmts, scan.loads, node.source, node.line, first="_tt_body")
+            build = _Build(node.line)
+            result = build.call(build.load("_tt_str"), build.call(expr, build.load("_tt_body")))
+            call = self._helper([build.ret(result)], scan.loads, node.source, node.line, "_tt_body")
             return [PyApply(call, self._translate(node.body), lineno=node.line)]
         if isinstance(node, tp.Control):
             return [self._control(node)]

@@ -6,6 +6,7 @@ Pure rendering: no event loop, so these run once, not once per backend.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import traceback
@@ -303,6 +304,24 @@ def test_render_error_traceback_names_the_template_line(tmp_path: Path) -> None:
     frames = _template_frames(info.value)
     path = str(tmp_path / "page.html")
     assert (path, 3, "{{ 10 // x }}") in frames
+
+
+def test_a_logged_render_error_shows_the_template_file_line_and_text(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What the web layer's log line carries for a template error (it logs exc_info).
+    (tmp_path / "view.html").write_text(
+        "<ul>\n{% for u in users %}\n<li>{{ u.nmae }}</li>\n{% end %}"
+    )
+    loader = Loader(str(tmp_path))
+    try:
+        loader.load("view.html").generate(users=[object()])
+    except AttributeError:
+        logging.getLogger("test.template").exception("render failed")
+    text = caplog.text
+    assert f'File "{tmp_path / "view.html"}", line 3' in text
+    assert "<li>{{ u.nmae }}</li>" in text
+    assert "AttributeError" in text
 
 
 def test_render_error_in_a_parent_or_included_file_names_that_file(tmp_path: Path) -> None:
