@@ -45,6 +45,7 @@ import threading
 from collections.abc import Awaitable, Generator
 from typing import Any
 
+from reactor import web
 from reactor.iostream import StreamClosedError
 from reactor.log import gen_log
 from reactor.web import HTTPError, RequestHandler
@@ -583,3 +584,8 @@ class StaticFileHandler(RequestHandler):
                     del versions[next(iter(versions))]
                 versions[abs_path] = version
             return version or None
+
+
+# When this module is imported before reactor.web, reactor.web's own import of
+# it is skipped (see the end of web.py): give reactor.web the class here.
+web.StaticFileHandler = StaticFileHandler  # type: ignore[misc]

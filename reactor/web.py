@@ -1957,4 +1957,8 @@ class _UIModuleNamespace:
             raise AttributeError(str(e)) from None
 
 
-from reactor._static import StaticFileHandler  # noqa: E402
+# reactor._static subclasses RequestHandler, so it imports this module. Imported
+# first itself, it is still running here: it then sets StaticFileHandler on
+# this module once its class exists.
+if "reactor._static" not in sys.modules:
+    from reactor._static import StaticFileHandler

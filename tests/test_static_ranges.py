@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import reactor.web  # noqa: F401  (reactor._static is imported through reactor.web)
 from reactor._static import (
     RangeNotSatisfiable,
     content_range,
