@@ -17,9 +17,10 @@ The contract between the mixin and the handler:
   ``RequestHandler.flush`` writes one ``Set-Cookie`` header per morsel
   (``morsel.OutputString(None)``) before the response's headers go out, and
   ``RequestHandler.clear`` does not drop them.
-- ``check_xsrf_cookie`` raises ``HTTPError(403, ...)``; the handler calls
-  it before ``prepare`` for methods other than GET, HEAD and OPTIONS when
-  the ``xsrf_cookies`` setting is true.
+- For methods other than GET, HEAD and OPTIONS the handler calls
+  ``_cross_origin_protection`` before ``prepare``: ``check_xsrf_cookie``
+  with the ``xsrf_cookies`` setting, the Sec-Fetch-Site/Origin check with
+  ``cross_origin_protection``; each raises ``HTTPError(403, ...)``.
 
 Some facts about the wire formats (Tornado 6.6's, byte for byte, so that a
 cookie a Tornado application signed stays valid after porting; each fact has
@@ -188,15 +189,19 @@ def _split_v2(value: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes, int] | N
     version 2 value, or None when its framing is malformed."""
     fields = []
     pos = 2  # after "2|"
+    find = value.find
     for _ in range(4):
-        colon = value.find(b":", pos, pos + _MAX_DIGITS + 1)
-        if colon < 0 or not _is_digits(value[pos:colon]):
+        # At most _MAX_DIGITS digits, so int() never sees a long number.
+        colon = find(b":", pos, pos + _MAX_DIGITS + 1)
+        if colon <= pos:  # none, or an empty length
             return None
-        start = colon + 1
-        end = start + int(value[pos:colon])
+        length = value[pos:colon]
+        if not length.isdigit():  # ASCII digits only: no sign, space or "_"
+            return None
+        end = colon + 1 + int(length)
         if value[end : end + 1] != b"|":
             return None
-        fields.append(value[start:end])
+        fields.append(value[colon + 1 : end])
         pos = end + 1
     key_version, timestamp, name, payload = fields
     return key_version, timestamp, name, payload, value[pos:], pos

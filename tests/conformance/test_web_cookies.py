@@ -65,6 +65,10 @@ class SetCookies(web.RequestHandler):
             self.set_cookie("x", "first")
             self.set_cookie("x", "second")
             self.set_cookie("y", "other")
+        elif case == "browserish":
+            self.set_cookie("sid", "abc", httponly=True, max_age=600, samesite="Strict")
+        elif case == "clear_theme":
+            self.clear_cookie("theme")
         elif case == "clear":
             self.clear_cookie("gone")
             self.clear_cookie("scoped", path="/app", domain="example.com")
@@ -371,20 +375,31 @@ def _curl(curl: str, *args: str) -> bytes:
 async def test_curl_cookie_jar(
     io_loop: IOLoop, http_server: Any, base_url: str, need_curl: str, tmp_path: Path
 ) -> None:
-    """curl keeps the cookies it was sent in a jar and sends them back:
-    a plain one, and a signed one that reads back as its value."""
-    jar = str(tmp_path / "jar")
+    """curl keeps the cookies it was sent in a jar and sends them back: a
+    plain one, an HttpOnly one (marked so in the jar), a signed one that
+    reads back as its value; a cleared one leaves the jar."""
+    jar = tmp_path / "jar"
 
-    def session() -> tuple[bytes, bytes]:
-        _curl(need_curl, "-c", jar, f"{base_url}/set?case=plain")
-        _curl(need_curl, "-b", jar, "-c", jar, "-d", "value=alice", f"{base_url}/signed")
-        plain = _curl(need_curl, "-b", jar, f"{base_url}/echo?name=theme")
-        signed = _curl(need_curl, "-b", jar, f"{base_url}/signed")
-        return plain, signed
+    def session() -> dict[str, bytes]:
+        def curl(*args: str) -> bytes:
+            return _curl(need_curl, "-b", str(jar), "-c", str(jar), *args)
 
-    plain, signed = await io_loop.run_in_executor(None, session)
-    assert plain == b'{"theme": "dark"}'
-    assert signed == b'{"value": "alice", "key": 0}'
+        seen = {}
+        curl(f"{base_url}/set?case=plain")
+        curl(f"{base_url}/set?case=browserish")
+        curl("-d", "value=alice", f"{base_url}/signed")
+        seen["jar"] = jar.read_bytes()
+        seen["plain"] = curl(f"{base_url}/echo?name=theme&name=sid")
+        seen["signed"] = curl(f"{base_url}/signed")
+        curl(f"{base_url}/set?case=clear_theme")
+        seen["cleared"] = curl(f"{base_url}/echo?name=theme&name=sid")
+        return seen
+
+    seen = await io_loop.run_in_executor(None, session)
+    assert b"#HttpOnly_127.0.0.1\tFALSE\t/\tFALSE\t" in seen["jar"]
+    assert seen["plain"] == b'{"theme": "dark", "sid": "abc"}'
+    assert seen["signed"] == b'{"value": "alice", "key": 0}'
+    assert seen["cleared"] == b'{"theme": "<default>", "sid": "abc"}'
 
 
 # -- signed cookies ---------------------------------------------------------------------

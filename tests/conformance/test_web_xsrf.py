@@ -302,6 +302,18 @@ async def test_post_with_malformed_token_is_403(
     assert "'_xsrf' argument has invalid format" in caplog.text
 
 
+async def test_non_utf8_token_is_400(http_client: AsyncHTTPClient, base_url: str) -> None:
+    cookie, _ = await new_session(http_client, base_url)
+    code = await refused(
+        http_client,
+        f"{base_url}/form",
+        method="POST",
+        body="_xsrf=%ff%fe",
+        headers={"Cookie": f"_xsrf={cookie}"},
+    )
+    assert code == 400
+
+
 async def test_post_without_cookie_is_403(http_client: AsyncHTTPClient, base_url: str) -> None:
     """A token copied from someone's page is useless without their cookie:
     the server makes a new token for this request, which cannot match."""
