@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from reactor import gen
+from reactor import gen, locks
 from reactor.demo import app as demo
 from reactor.httpclient import AsyncHTTPClient
 from reactor.httpserver import HTTPServer
@@ -93,6 +93,29 @@ class Demo:
                 leave.wait(5)
 
         return leave, IOLoop.current().run_in_executor(None, run)
+
+
+class Watch:
+    """Counts the calls of a method (which goes on working), so that a test
+    waits for the server to have got somewhere instead of guessing when."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> None:
+        self.calls = 0
+        self._changed = locks.Condition()
+        real = getattr(owner, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            result = real(*args, **kwargs)
+            self.calls += 1
+            self._changed.notify_all()
+            return result
+
+        monkeypatch.setattr(owner, name, counted)
+
+    async def reached(self, calls: int) -> None:
+        """Wait until there have been ``calls`` calls (the test's timeout bounds it)."""
+        while self.calls < calls:
+            await self._changed.wait()
 
 
 @pytest.fixture
@@ -291,7 +314,7 @@ async def test_upload_is_streamed_to_disk(
 
 
 async def test_upload_refused_before_its_body(
-    site: Demo, tmp_path: Path, web_log: pytest.LogCaptureFixture
+    site: Demo, tmp_path: Path, web_log: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Too big, not signed in, no XSRF token: the answer comes before a byte of
     the body was sent, and nothing reaches the disk."""
@@ -316,12 +339,14 @@ async def test_upload_refused_before_its_body(
     assert logged(web_log, "413", "/upload")
     assert list(uploads.iterdir()) == []
     # a client that stops halfway: what came is deleted
+    closed = Watch(monkeypatch, demo.UploadHandler, "on_connection_close")
     await site.raw(upload_request(alice, 1000) + b"x" * 10, read=False)
-    await site.until(lambda: not list(uploads.iterdir()), "remove the partial upload")
+    await closed.reached(1)
+    assert list(uploads.iterdir()) == []
     assert site.app.uploads == []
 
 
-async def test_chat_long_poll(site: Demo) -> None:
+async def test_chat_long_poll(site: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
     alice = await site.user("alice")
     bob = await site.user("bob")
     anonymous = site.session()
@@ -338,8 +363,10 @@ async def test_chat_long_poll(site: Demo) -> None:
     assert (await alice.fetch("/chat/new", "POST", {"text": "no token"})).code == 403
 
     # alice waits for a message after cursor 0; bob's ends her wait
+    parked = Watch(monkeypatch, site.app.room.changed, "wait")
     waiting = gen.convert_yielded(alice.fetch("/chat/updates?cursor=0"))
-    await site.until(lambda: site.app.room.waiting == 1, "park alice's poll")
+    await parked.reached(1)
+    assert site.app.room.waiting == 1
     sent = await bob.fetch("/chat/new", "POST", {"text": "<b>hi</b> alice", "_xsrf": bob.xsrf})
     assert sent.code == 200
     assert json.loads(sent.body) == {"id": 1, "author": "bob", "text": "<b>hi</b> alice"}
@@ -369,13 +396,19 @@ async def test_a_poll_with_no_news_answers_empty_in_the_end(
     assert site.app.room.waiting == 0
 
 
-async def test_a_poll_whose_client_leaves_stops_waiting(site: Demo) -> None:
+async def test_a_poll_whose_client_leaves_stops_waiting(
+    site: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parked = Watch(monkeypatch, site.app.room.changed, "wait")
+    abandoned = Watch(monkeypatch, site.app.room, "abandon")
     alice = await site.user("alice")
     leave, left = site.poll_then_leave(alice)
-    await site.until(lambda: site.app.room.waiting == 1, "park the poll")
+    await parked.reached(1)
+    assert site.app.room.waiting == 1
     leave.set()
     await left
-    await site.until(lambda: site.app.room.waiting == 0, "cancel the poll of a closed connection")
+    await abandoned.reached(1)
+    await site.until(lambda: site.app.room.waiting == 0, "end the cancelled poll")
 
 
 async def test_polls_abandoned_by_many_clients_do_not_pile_up(
@@ -385,16 +418,18 @@ async def test_polls_abandoned_by_many_clients_do_not_pile_up(
     every ABANDONED_LIMIT of them, the live polls are answered (empty), which
     clears them: a flood of connect-and-leave costs bounded memory."""
     monkeypatch.setattr(demo, "ABANDONED_LIMIT", 3)
+    parked = Watch(monkeypatch, site.app.room.changed, "wait")
+    abandoned = Watch(monkeypatch, site.app.room, "abandon")
     alice = await site.user("alice")
     live = gen.convert_yielded(alice.fetch("/chat/updates?cursor=0"))
-    await site.until(lambda: site.app.room.waiting == 1, "park the live poll")
-    for _ in range(3):
-        leave, left = site.poll_then_leave(alice)
-        await site.until(lambda: site.app.room.waiting == 2, "park the poll that will leave")
+    await parked.reached(1)
+    for left_so_far in range(3):
         assert not live.done()  # fewer than the limit: the live poll still waits
+        leave, left = site.poll_then_leave(alice)
+        await parked.reached(2 + left_so_far)
         leave.set()
         await left
-        await site.until(lambda: site.app.room.waiting == 1 or live.done(), "cancel it")
+        await abandoned.reached(1 + left_so_far)
     answer = await live  # the third abandoned poll woke it
     assert (answer.code, json.loads(answer.body)) == (200, {"messages": []})
-    assert site.app.room.waiting == 0
+    await site.until(lambda: site.app.room.waiting == 0, "end the polls")
