@@ -139,23 +139,38 @@ def test_demo_server(backend: str) -> None:
 RUN_ON_A_FREE_PORT = """
 import runpy, sys
 from reactor import netutil, tcpserver
+from reactor.ioloop import IOLoop
+
+if sys.argv[1] == "kqueue-emulated":
+    from reactor.testing.kqueue_emulation import EmulatedKqueuePoller
+
+    IOLoop.configure(EmulatedKqueuePoller)
 
 def bind_a_free_port(port, address=None, *args, **kwargs):
     sockets = netutil.bind_sockets(0, "127.0.0.1", *args, **kwargs)
-    print("listening on http://127.0.0.1:%d/" % sockets[0].getsockname()[1], flush=True)
+    port, backend = sockets[0].getsockname()[1], IOLoop.current().backend_name
+    print("listening on http://127.0.0.1:%d/ on %s" % (port, backend), flush=True)
     return sockets
 
 tcpserver.bind_sockets = bind_a_free_port
-sys.argv = sys.argv[1:]
+sys.argv = sys.argv[2:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
-"""Runs a program that listens on a fixed port (the seeds' 8888) on a free one
-instead, and says which: tests run in parallel, on a shared machine."""
+"""``python -c RUN_ON_A_FREE_PORT BACKEND|- script args...`` runs a program that
+listens on a fixed port (the seeds' 8888) on a free one instead, and says
+which, and on which backend: tests run in parallel, on a shared machine.
+``kqueue-emulated`` runs it on kqueue through the kevent emulation (Linux has
+no kqueue; REACTOR_BACKEND could not name it)."""
+
+SEED_BACKENDS = AVAILABLE + ([] if "kqueue" in AVAILABLE else ["kqueue-emulated"])
 
 
 @contextmanager
 def serving(
-    args: list[str], backend: str | None = None, stop: int = signal.SIGINT
+    args: list[str],
+    backend: str | None = None,
+    stop: int = signal.SIGINT,
+    first_line: list[str] | None = None,
 ) -> Iterator[int]:
     """Run an example server (``args`` after the interpreter); yield its port.
     It must print ``listening on http://127.0.0.1:PORT/`` first, and is
@@ -178,6 +193,8 @@ def serving(
         line = server.stdout.readline()
         match = re.match(r"listening on http://127\.0\.0\.1:(\d+)/", line)
         assert match, (line, server.stderr.read() if server.stderr else "")
+        if first_line is not None:
+            first_line.append(line)
         yield int(match.group(1))
     finally:
         server.send_signal(stop)
@@ -220,14 +237,17 @@ def xsrf_token(cookie: str) -> str:
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-@pytest.mark.parametrize("backend", AVAILABLE)
+@pytest.mark.parametrize("backend", SEED_BACKENDS)
 @pytest.mark.parametrize("seed", ["hello_world.py", "hello_options.py"])
 def test_seed_hello_worlds(seed: str, backend: str) -> None:
     """Seeds 000 and 001 with ``tornado`` changed to ``reactor``, on each backend
     (they do not catch Ctrl-C: SIGTERM stops them)."""
     script = str(ROOT / "examples" / seed)
-    args = ["-c", RUN_ON_A_FREE_PORT, script, "--port=8888"]
-    with serving(args, backend, stop=signal.SIGTERM) as port:
+    args = ["-c", RUN_ON_A_FREE_PORT, backend, script, "--port=8888"]
+    env_backend = None if backend == "kqueue-emulated" else backend
+    line: list[str] = []
+    with serving(args, env_backend, stop=signal.SIGTERM, first_line=line) as port:
+        assert line[0].split()[-1] == backend.replace("-emulated", ""), line
         status, response, body = request(port, "GET", "/")
         assert (status, body) == (200, b"Hello, world")
         assert response.getheader("Content-Type") == "text/html; charset=UTF-8"

@@ -178,7 +178,8 @@ async def drive_app(client: AsyncHTTPClient, base_url: str) -> None:
     mallory.cookies["user"] = alice.cookies["user"].replace("YWxpY2U=", "Ym9i")  # "bob"
     assert "Sign in</a> to chat" in text(await mallory.fetch("/"))
 
-    # the long poll: alice waits past the last message; bob's message ends her wait
+    # the long poll: alice polls past the last message and bob posts one; parked or
+    # not yet, her poll answers with it (the cursor makes the order not matter)
     bob = Session(client, base_url)
     assert (await bob.login("bob")).code == 302
     bad_cursor = await alice.fetch("/chat/updates?cursor=nope")
