@@ -130,6 +130,7 @@ def test_demo_in_a_browser(browser: Any, demo_url: str) -> None:
     alice.fill("#chat-text", "hi bob <b>")
     alice.press("#chat-text", "Enter")
     expect(bob.locator("#messages li").last).to_have_text("alice: hi bob <b>")
+    expect(bob.locator("#messages li span b")).to_have_count(0)  # text, not markup
     bob.fill("#chat-text", "hi alice")
     bob.press("#chat-text", "Enter")
     expect(alice.locator("#messages li").last).to_have_text("bob: hi alice")
