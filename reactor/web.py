@@ -144,17 +144,20 @@ _REASON_PHRASE = re.compile(r"[\t \x21-\x7e\x80-\xff]*")
 _HTML_UTF8 = "text/html; charset=UTF-8"
 _JSON_UTF8 = "application/json; charset=UTF-8"
 
-# The Date header's value, made once per second: [second, value].
-_date_cache: list[Any] = [0, ""]
+
+class _DateCache:
+    """The Date header's value, made once per second."""
+
+    second = 0
+    value = ""
 
 
 def _http_date() -> str:
-    now = time.time()
-    second = int(now)
-    if second != _date_cache[0]:
-        _date_cache[0] = second
-        _date_cache[1] = format_timestamp(second)
-    return cast(str, _date_cache[1])
+    second = int(time.time())
+    if second != _DateCache.second:
+        _DateCache.value = format_timestamp(second)
+        _DateCache.second = second
+    return _DateCache.value
 
 
 def _default_headers() -> HTTPHeaders:
@@ -896,7 +899,7 @@ class RequestHandler(CookieMixin):
         ``include_host`` attribute is the default."""
         self.require_setting("static_path", "static_url")
         make_static_url = self.settings.get(
-            "static_handler_class", StaticFileHandler
+            "static_handler_class", _static_handler()
         ).make_static_url
         if include_host is None:
             include_host = getattr(self, "include_host", False)
@@ -1362,7 +1365,7 @@ class Application(ReversibleRouter):
             path = self.settings["static_path"]
             handlers = list(handlers or [])
             static_url_prefix = settings.get("static_url_prefix", "/static/")
-            static_handler_class = settings.get("static_handler_class", StaticFileHandler)
+            static_handler_class = settings.get("static_handler_class") or _static_handler()
             static_handler_args = settings.get("static_handler_args", {})
             static_handler_args["path"] = path
             for pattern in [
@@ -1463,7 +1466,7 @@ class Application(ReversibleRouter):
         else:
             route = self.default_router.find_handler(request)
         if route is not None:
-            return cast(_HandlerDelegate, route)
+            return route  # type: ignore[return-value]  # (no cast(): a call per request)
         if self.settings.get("default_handler_class"):
             return self.get_handler_delegate(
                 request,
@@ -1597,7 +1600,7 @@ class _HandlerDelegate(HTTPMessageDelegate):
                 for loader in RequestHandler._template_loaders.values():
                     loader.reset()
         if not settings.get("static_hash_cache", True):
-            settings.get("static_handler_class", StaticFileHandler).reset()
+            (settings.get("static_handler_class") or _static_handler()).reset()
         handler = self.handler = self.handler_class(
             self.application, self.request, **self.handler_kwargs
         )
@@ -1702,6 +1705,10 @@ class RedirectHandler(RequestHandler):
 
     def get(self, *args: Any, **kwargs: Any) -> None:
         to_url = self._url.format(*args, **kwargs)
+        if _is_protocol_relative(to_url) and not _is_protocol_relative(self._url):
+            # A path group made "/{0}" into "//evil.example": a redirect to
+            # another host that the rule never named (CVE-2023-28370's class).
+            raise HTTPError(403, "redirect target %r names another host", to_url)
         if self.request.query_arguments:
             to_url = url_concat(to_url, list(qs_to_qsl(self.request.query_arguments)))
         self.redirect(to_url, permanent=self._permanent)
@@ -1957,8 +1964,20 @@ class _UIModuleNamespace:
             raise AttributeError(str(e)) from None
 
 
-# reactor._static subclasses RequestHandler, so it imports this module. Imported
-# first itself, it is still running here: it then sets StaticFileHandler on
-# this module once its class exists.
-if "reactor._static" not in sys.modules:
+# StaticFileHandler lives in reactor._static, which imports this module:
+# it is loaded on first use (PEP 562), so that either module may be
+# imported first.
+if TYPE_CHECKING:
     from reactor._static import StaticFileHandler
+
+
+def _static_handler() -> type[StaticFileHandler]:
+    from reactor._static import StaticFileHandler
+
+    return StaticFileHandler
+
+
+def __getattr__(name: str) -> Any:
+    if name == "StaticFileHandler":
+        return _static_handler()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

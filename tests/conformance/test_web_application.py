@@ -9,6 +9,7 @@ import gzip
 import json
 import logging
 import socket
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -217,6 +218,12 @@ class RecordingStatic(web.StaticFileHandler):
     def get_version(cls, settings: dict[str, Any], path: str) -> str | None:
         return "v1"
 
+    resets = 0
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.resets += 1
+
 
 async def test_static_path_routes(serve: Any, tmp_path: Any) -> None:
     class UsesStaticUrl(web.RequestHandler):
@@ -235,8 +242,10 @@ async def test_static_path_routes(serve: Any, tmp_path: Any) -> None:
         static_url_prefix="/assets/",
         static_handler_class=RecordingStatic,
         static_handler_args={"extra": "args"},
+        static_hash_cache=False,
     )
     s = serve(app)
+    RecordingStatic.resets = 0
     for path, expected in (
         ("/assets/css/app.css", "css/app.css"),
         ("/favicon.ico", "favicon.ico"),
@@ -250,6 +259,7 @@ async def test_static_path_routes(serve: Any, tmp_path: Any) -> None:
         "plain": "/assets/app.css",
         "host": f"http://127.0.0.1:{s.port}/assets/app.css?v=v1",
     }
+    assert RecordingStatic.resets == 4  # the hashes are forgotten before each request
 
 
 async def test_static_url_without_static_path_says_which_setting(serve: Any) -> None:
@@ -322,11 +332,15 @@ async def test_ui_methods_and_modules_from_a_module_dict_or_list(serve: Any) -> 
         def get(self) -> None:
             self.write(self.ui["double"]("ab") + self.ui["modules"].Shout("cd"))
 
+    as_module = types.ModuleType("ui_module_of_the_test")
+    as_module.Shout = Shout  # type: ignore[attr-defined]
+    as_module.helper = 3  # type: ignore[attr-defined]
     app = web.Application(
         [(r"/", Uses)],
         ui_methods=[{"double": double, "_private": double, "NotAMethod": double}],
-        ui_modules={"Shout": Shout, "not_a_module": 3},
+        ui_modules=[as_module, {"not_a_module": 3}],
     )
+    assert app.ui_modules["Shout"] is Shout and "helper" not in app.ui_modules
     assert "_private" not in app.ui_methods and "NotAMethod" not in app.ui_methods
     assert "not_a_module" not in app.ui_modules
     s = serve(app)
@@ -675,6 +689,18 @@ async def test_redirect_handler(serve: Any) -> None:
     assert temporary.headers["Location"] == "/elsewhere"
 
 
+async def test_redirect_handler_refuses_to_become_an_open_redirect(serve: Any) -> None:
+    """CVE-2023-28370's class: ``/{0}`` filled with ``/evil.example`` would
+    send the browser to ``//evil.example``, another host."""
+    s = serve(web.Application([(r"/go/(.*)", web.RedirectHandler, {"url": "/{0}"})]))
+    assert (await s.fetch("/go/page")).headers["Location"] == "/page"
+    for path in ("/go//evil.example", "/go/%2Fevil.example", "/go/\\evil.example"):
+        with ExpectLog("reactor.general", r"403 GET .*names another host"):
+            response = await s.fetch(path)
+        assert response.code == 403, path
+        assert "Location" not in response.headers
+
+
 async def test_error_handler(serve: Any) -> None:
     s = serve(web.Application([(r"/gone", web.ErrorHandler, {"status_code": 410})]))
     assert (await s.fetch("/gone")).code == 410
@@ -749,3 +775,27 @@ async def test_browser_locale_from_accept_language(
     s = serve(web.Application([(r"/", Greets)]))
     headers = {"Accept-Language": header} if header else {}
     assert (await s.fetch("/", headers=headers)).body == expected.encode()
+
+
+@web.stream_request_body
+class RefusesUploads(web.RequestHandler):
+    chunks = 0
+
+    def prepare(self) -> None:
+        raise web.HTTPError(403, "uploads are closed")
+
+    def data_received(self, chunk: bytes) -> None:
+        RefusesUploads.chunks += 1
+
+    def put(self) -> None:
+        raise AssertionError("put must not run")
+
+
+async def test_streaming_handler_that_refuses_in_prepare_never_sees_the_body(serve: Any) -> None:
+    RefusesUploads.chunks = 0
+    s = serve(web.Application([(r"/", RefusesUploads)]))
+    with ExpectLog("reactor.general", r"403 PUT / .*uploads are closed"):
+        response = await s.fetch("/", method="PUT", body=b"x" * 200_000)
+    assert response.code == 403
+    assert RefusesUploads.chunks == 0
+    assert (await s.fetch("/", method="PUT", body=b"again")).code == 403  # the server goes on
