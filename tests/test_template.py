@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import traceback
 from pathlib import Path
@@ -340,6 +341,27 @@ def test_render_error_in_a_parent_or_included_file_names_that_file(tmp_path: Pat
     with pytest.raises(NameError) as name_info:
         loader.load("user.html").generate()
     assert (str(tmp_path / "inc.html"), 3) in [f[:2] for f in _template_frames(name_info.value)]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="column positions are Python 3.11's")
+@pytest.mark.parametrize(
+    ("source", "text"),
+    [
+        ("<p>{{ user.nmae }}</p>", "user.nmae"),
+        ("<i>{% if  user.flag %}{% end %}", "user.flag"),
+        ("{% for x in xs %}{% set y = x.v %}{% end %}", "x.v"),
+        ("{% try %}{{ 1 // 0 }}{% except   user.E %}{% end %}", "user.E"),
+        ("\u00e9\u00e9 {{ user.nmae }}", "user.nmae"),
+    ],
+)
+def test_the_traceback_column_points_into_the_template_line(source: str, text: str) -> None:
+    with pytest.raises(AttributeError) as info:
+        Template(source, name="col.html").generate(user=1, xs=[1])
+    frames = traceback.extract_tb(info.value.__traceback__)
+    (frame,) = [f for f in frames if f.name == "<template>"]
+    # Python counts columns in UTF-8 bytes (the traceback shows them as characters).
+    start = len(source[: source.index(text)].encode())
+    assert (frame.lineno, frame.colno, frame.end_colno) == (1, start, start + len(text))
 
 
 def test_render_error_in_a_dict_template_shows_its_source_line() -> None:
