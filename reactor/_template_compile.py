@@ -32,17 +32,47 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 import sys
 from types import CodeType
 from typing import Any, NamedTuple, Protocol
 
+import jinja2.runtime
 from jinja2 import Environment, nodes
 from jinja2.compiler import CodeGenerator, Frame
 
 from reactor import _template_parse as tp
 from reactor._template_parse import ParseError
 
-_LOCAL = "_tt_v_"  # prefix of the template's own variables in the render function
+# The template's own variables are Python locals of Jinja2's render function,
+# under their own names, unless a name is one that function's code reads (then
+# it gets a prefix): assigning it anywhere would make it a local everywhere.
+_JINJA_NAMES = frozenset(jinja2.runtime.exported) | {
+    "context",
+    "environment",
+    "missing",
+    "resolve",
+    "undefined",
+    "concat",
+    "cond_expr_undefined",
+    "name",
+    "blocks",
+    "debug_info",
+    "root",
+    "parent_template",
+    "_loop_vars",
+    "_block_vars",
+}
+_JINJA_TEMPORARY = re.compile(r"[tl]_\d|_tt_")
+
+
+def _local(name: str) -> str:
+    """The render function's name for the template variable ``name``."""
+    if name in _JINJA_NAMES or _JINJA_TEMPORARY.match(name):
+        return "_tt_v_" + name
+    return name
+
+
 _MAX_NESTING = 64  # extends / include depth: a cycle fails clearly instead of recursing
 
 
@@ -83,7 +113,7 @@ PyApply = _node_class("PyApply", nodes.Stmt, ("call", "body"))
 
 
 def _call_source(call: Any, first: str | None = None) -> str:
-    args = [_LOCAL + name for name in call.args]
+    args = [_local(name) for name in call.args]
     if first is not None:
         args.insert(0, first)
     return f"_tt_f{call.index}({', '.join(args)})"
@@ -103,7 +133,7 @@ class TornadoCodeGenerator(CodeGenerator):
     def visit_PyAssign(self, node: Any, frame: Frame) -> None:
         self.newline(node)
         if node.targets:
-            self.write("".join(_LOCAL + name + ", " for name in node.targets) + "= ")
+            self.write("".join(_local(name) + ", " for name in node.targets) + "= ")
         self.write(_call_source(node.call))
 
     def _block(self, body: list[nodes.Node], frame: Frame) -> None:
@@ -136,7 +166,7 @@ class TornadoCodeGenerator(CodeGenerator):
             if handler.type is not None:
                 clause += " " + _call_source(handler.type)
                 if handler.name is not None:
-                    clause += " as " + _LOCAL + handler.name
+                    clause += " as " + _local(handler.name)
             self.writeline(clause + ":", handler)
             self._block(handler.body, inner)
         if node.else_:
@@ -691,7 +721,7 @@ class Compiler:
                 ):
                     raise ParseError("a {% for %} target must be names", source.name, line)
                 if isinstance(part, ast.Name):
-                    part.id = _LOCAL + part.id
+                    part.id = _local(part.id)
             iterable = self._value_helper(clause.iter, _names(clause.iter), source, line)
             return PyFor(ast.unparse(target), iterable, self._translate(body), else_, lineno=line)
         assert keyword == "try"

@@ -180,6 +180,21 @@ def test_set_takes_any_python_statement() -> None:
     assert render("{% set f = lambda v: v * 2 %}{{ f(4) }}") == b"8"
 
 
+def test_template_variables_may_take_any_name() -> None:
+    # Names that Jinja2's render function itself uses are still free for templates.
+    src = (
+        "{% set context = 1 %}{% set Undefined = 2 %}{% set t_1 = 3 %}{% set str = 4 %}"
+        "{% for concat in [5] %}{% end %}{{ context }}{{ Undefined }}{{ t_1 }}{{ str }}{{ concat }}"
+    )
+    assert render(src) == b"12345"
+
+
+def test_a_variable_read_before_the_template_assigns_it() -> None:
+    # As in Tornado (one function): the later assignment makes it a local.
+    with pytest.raises(UnboundLocalError, match="'x'"):
+        render("{{ x }}{% set x = 1 %}", x=5)
+
+
 def test_import_and_from_import() -> None:
     src = (
         "{% import os.path %}{% from math import sqrt as root %}"
