@@ -157,7 +157,10 @@ class _JinjaSyntaxTemplate(Template):
         self.loader = loader
         self.autoescape = loader.autoescape
         self.namespace = loader.namespace
-        self._jinja = loader._jinja_environment().get_template(name)
+        try:
+            self._jinja = loader._jinja_environment().get_template(name)
+        except jinja2.TemplateSyntaxError as e:
+            raise ParseError(e.message or str(e), e.name or name, e.lineno) from e
         self.code = ""
         self._codes = []
 
@@ -340,4 +343,5 @@ class DictLoader(BaseLoader):
             text = self.dict[name]
         except KeyError:
             raise jinja2.TemplateNotFound(name) from None
-        return text, None, lambda: self.dict.get(name) == text
+        # The name as the file name: tracebacks say which template.
+        return text, name, lambda: self.dict.get(name) == text

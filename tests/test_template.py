@@ -537,6 +537,16 @@ def test_jinja2_names_may_not_climb_out_of_the_root(tmp_path: Path) -> None:
         Loader(str(tmp_path / "t")).load("p.j2").generate()
 
 
+def test_jinja2_syntax_errors_are_parse_errors_and_render_errors_name_the_file() -> None:
+    loader = DictLoader({"bad.j2": "a\n{% for x in %}", "boom.j2": "a\nb {{ 1 // zero }}"})
+    with pytest.raises(ParseError) as info:
+        loader.load("bad.j2")
+    assert (info.value.filename, info.value.lineno) == ("bad.j2", 2)
+    with pytest.raises(ZeroDivisionError) as error:
+        loader.load("boom.j2").generate(zero=0)
+    assert ("boom.j2", 2) in [f[:2] for f in _template_frames(error.value)]
+
+
 def test_a_tornado_template_cannot_include_a_jinja2_one() -> None:
     loader = DictLoader({"a.html": "{% include 'b.j2' %}", "b.j2": "x"})
     with pytest.raises(ParseError, match="Jinja2-syntax"):
