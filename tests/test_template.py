@@ -130,6 +130,19 @@ def test_template_exposes_name_autoescape_namespace_and_jinja2_code() -> None:
     assert "def root(context" in t.code  # Jinja2's code generator wrote it
 
 
+def test_a_loaderless_template_source_is_compiled_once() -> None:
+    first = Template("{{ v }} once", name="same.html")
+    assert Template("{{ v }} once", name="same.html").compiled is first.compiled
+    # Everything the compiled code depends on is in the cache key.
+    other = Template("{{ v }} once", name="same.html", autoescape=None)
+    assert other.compiled is not first.compiled
+    assert (first.generate(v="<"), other.generate(v="<")) == (b"&lt; once", b"< once")
+    renamed = Template("{{ 1 // v }} once", name="other.html")
+    with pytest.raises(ZeroDivisionError) as info:
+        renamed.generate(v=0)
+    assert "other.html" in [f.filename for f in traceback.extract_tb(info.value.__traceback__)]
+
+
 # -- statements -----------------------------------------------------------------
 
 
