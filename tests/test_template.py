@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import traceback
 from pathlib import Path
@@ -129,6 +130,19 @@ def test_template_exposes_name_autoescape_namespace_and_jinja2_code() -> None:
     assert "def root(context" in t.code  # Jinja2's code generator wrote it
 
 
+def test_a_loaderless_template_source_is_compiled_once() -> None:
+    first = Template("{{ v }} once", name="same.html")
+    assert Template("{{ v }} once", name="same.html").compiled is first.compiled
+    # Everything the compiled code depends on is in the cache key.
+    other = Template("{{ v }} once", name="same.html", autoescape=None)
+    assert other.compiled is not first.compiled
+    assert (first.generate(v="<"), other.generate(v="<")) == (b"&lt; once", b"< once")
+    renamed = Template("{{ 1 // v }} once", name="other.html")
+    with pytest.raises(ZeroDivisionError) as info:
+        renamed.generate(v=0)
+    assert "other.html" in [f.filename for f in traceback.extract_tb(info.value.__traceback__)]
+
+
 # -- statements -----------------------------------------------------------------
 
 
@@ -177,6 +191,21 @@ def test_set_takes_any_python_statement() -> None:
     assert render("{% set a, b = 1, 2 %}{% set a, b = b, a %}{{ a }}{{ b }}") == b"21"
     assert render("{% set d = {} %}{% set d['k'] = 5 %}{{ d }}") == b"{&#39;k&#39;: 5}"
     assert render("{% set f = lambda v: v * 2 %}{{ f(4) }}") == b"8"
+
+
+def test_template_variables_may_take_any_name() -> None:
+    # Names that Jinja2's render function itself uses are still free for templates.
+    src = (
+        "{% set context = 1 %}{% set Undefined = 2 %}{% set t_1 = 3 %}{% set str = 4 %}"
+        "{% for concat in [5] %}{% end %}{{ context }}{{ Undefined }}{{ t_1 }}{{ str }}{{ concat }}"
+    )
+    assert render(src) == b"12345"
+
+
+def test_a_variable_read_before_the_template_assigns_it() -> None:
+    # As in Tornado (one function): the later assignment makes it a local.
+    with pytest.raises(UnboundLocalError, match="'x'"):
+        render("{{ x }}{% set x = 1 %}", x=5)
 
 
 def test_import_and_from_import() -> None:
@@ -342,6 +371,27 @@ def test_render_error_in_a_parent_or_included_file_names_that_file(tmp_path: Pat
     assert (str(tmp_path / "inc.html"), 3) in [f[:2] for f in _template_frames(name_info.value)]
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="column positions are Python 3.11's")
+@pytest.mark.parametrize(
+    ("source", "text"),
+    [
+        ("<p>{{ user.nmae }}</p>", "user.nmae"),
+        ("<i>{% if  user.flag %}{% end %}", "user.flag"),
+        ("{% for x in xs %}{% set y = x.v %}{% end %}", "x.v"),
+        ("{% try %}{{ 1 // 0 }}{% except   user.E %}{% end %}", "user.E"),
+        ("\u00e9\u00e9 {{ user.nmae }}", "user.nmae"),
+    ],
+)
+def test_the_traceback_column_points_into_the_template_line(source: str, text: str) -> None:
+    with pytest.raises(AttributeError) as info:
+        Template(source, name="col.html").generate(user=1, xs=[1])
+    frames = traceback.extract_tb(info.value.__traceback__)
+    (frame,) = [f for f in frames if f.name == "<template>"]
+    # Python counts columns in UTF-8 bytes (the traceback shows them as characters).
+    start = len(source[: source.index(text)].encode())
+    assert (frame.lineno, frame.colno, frame.end_colno) == (1, start, start + len(text))
+
+
 def test_render_error_in_a_dict_template_shows_its_source_line() -> None:
     loader = DictLoader({"d.html": "one\ntwo {{ 1 / zero }}\n"})
     with pytest.raises(ZeroDivisionError) as info:
@@ -498,6 +548,16 @@ def test_jinja2_names_may_not_climb_out_of_the_root(tmp_path: Path) -> None:
 
     with pytest.raises(jinja2.TemplateNotFound):
         Loader(str(tmp_path / "t")).load("p.j2").generate()
+
+
+def test_jinja2_syntax_errors_are_parse_errors_and_render_errors_name_the_file() -> None:
+    loader = DictLoader({"bad.j2": "a\n{% for x in %}", "boom.j2": "a\nb {{ 1 // zero }}"})
+    with pytest.raises(ParseError) as info:
+        loader.load("bad.j2")
+    assert (info.value.filename, info.value.lineno) == ("bad.j2", 2)
+    with pytest.raises(ZeroDivisionError) as error:
+        loader.load("boom.j2").generate(zero=0)
+    assert ("boom.j2", 2) in [f[:2] for f in _template_frames(error.value)]
 
 
 def test_a_tornado_template_cannot_include_a_jinja2_one() -> None:
