@@ -4,9 +4,11 @@
 (and why not), and which one ``IOLoop()`` would choose.
 
 ``python -m reactor demo [--port 8888] [--address 127.0.0.1]`` runs the demo
-HTTP server on the default backend (or ``REACTOR_BACKEND``'s) until Ctrl-C:
-``GET /`` says hello and names the backend, ``POST /echo`` answers with the
-body it was sent, anything else is a 404.
+web application (:mod:`reactor.demo.app`: a templated page naming the
+backend, an XSRF-protected form, a signed-cookie login, a streamed file
+upload, static files, a JSON endpoint and a long-polling chat) on the
+default backend (or ``REACTOR_BACKEND``'s) until Ctrl-C. Uploads go to a
+temporary folder, removed when it stops; the access log goes to stderr.
 """
 
 from __future__ import annotations
@@ -47,47 +49,42 @@ def _backends(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
+    from reactor.demo.app import make_app
     from reactor.httpserver import HTTPServer
-    from reactor.httputil import HTTPHeaders, HTTPServerRequest, ResponseStartLine
     from reactor.ioloop import IOLoop
+    from reactor.log import enable_pretty_logging
     from reactor.netutil import bind_sockets
 
+    enable_pretty_logging()  # the access log (status, method, URI, client, duration) on stderr
     loop = IOLoop.current()
-    hello = f"Hello from reactor on the {loop.backend_name} backend!\n".encode()
+    upload_dir = tempfile.mkdtemp(prefix="reactor-demo-uploads-")
+    try:
+        sockets = bind_sockets(args.port, args.address)
+        server = HTTPServer(make_app(upload_dir))
+        server.add_sockets(sockets)
+        host, port = sockets[0].getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(
+            f"reactor demo: serving http://{shown}:{port}/ on the {loop.backend_name} backend "
+            "(Ctrl-C stops)",
+            flush=True,
+        )
 
-    def handle(request: HTTPServerRequest) -> None:
-        if request.path == "/" and request.method in ("GET", "HEAD"):
-            code, body, content_type = 200, hello, "text/plain; charset=utf-8"
-        elif request.path == "/echo" and request.method == "POST":
-            code, body = 200, request.body
-            content_type = request.headers.get("Content-Type", "application/octet-stream")
-        else:
-            code, body, content_type = 404, b"Not found\n", "text/plain; charset=utf-8"
-        headers = HTTPHeaders({"Content-Type": content_type, "Content-Length": str(len(body))})
-        assert request.connection is not None
-        reason = "OK" if code == 200 else "Not Found"
-        request.connection.write_headers(ResponseStartLine("HTTP/1.1", code, reason), headers, body)
-        request.connection.finish()
+        # Ctrl-C (and SIGTERM) stop the loop cleanly. Installed explicitly: a
+        # shell or supervisor that started us in the background may have set
+        # SIGINT to be ignored, and Python then never raises KeyboardInterrupt.
+        def stop(signum: int, frame: object) -> None:
+            loop.add_callback_from_signal(loop.stop)
 
-    sockets = bind_sockets(args.port, args.address)
-    HTTPServer(handle).add_sockets(sockets)
-    host, port = sockets[0].getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    print(
-        f"reactor demo: serving http://{shown}:{port}/ on the {loop.backend_name} backend "
-        "(Ctrl-C stops)",
-        flush=True,
-    )
-
-    # Ctrl-C (and SIGTERM) stop the loop cleanly. Installed explicitly: a
-    # shell or supervisor that started us in the background may have set
-    # SIGINT to be ignored, and Python then never raises KeyboardInterrupt.
-    def stop(signum: int, frame: object) -> None:
-        loop.add_callback_from_signal(loop.stop)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    loop.start()
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        loop.start()
+        server.stop()
+    finally:
+        shutil.rmtree(upload_dir, ignore_errors=True)
     print("reactor demo: stopped")
     return 0
 
@@ -96,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reactor")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("backends", help="list the event-loop backends").set_defaults(run=_backends)
-    demo = commands.add_parser("demo", help="run the demo HTTP server")
+    demo = commands.add_parser("demo", help="run the demo web application")
     demo.add_argument("--port", type=int, default=8888, help="0 picks a free port (default 8888)")
     demo.add_argument("--address", default="127.0.0.1", help="default 127.0.0.1")
     demo.set_defaults(run=_demo)

@@ -1,0 +1,435 @@
+"""The demo application (:mod:`reactor.demo.app`) over real HTTP, on every backend.
+
+It is served on the test's loop and driven by reactor's client with a
+cookie jar (the port test's ``Session``), or by a raw socket where the test
+needs a client that lies or goes away. Every bad input gets its 4xx and
+changes nothing; what a client can make the server keep is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reactor import gen, locks
+from reactor.demo import app as demo
+from reactor.httpclient import AsyncHTTPClient
+from reactor.httpserver import HTTPServer
+from reactor.ioloop import IOLoop
+from reactor.testing import bind_unused_port
+from tests.conformance.test_port_tornado_app import Session, text
+
+SECRET = "demo-test-secret"
+CACHE = 3
+"""The chat's message cache in these tests."""
+
+
+class Demo:
+    def __init__(self, app: demo.DemoApplication, port: int, client: AsyncHTTPClient) -> None:
+        self.app = app
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.client = client
+
+    def session(self) -> Session:
+        return Session(self.client, self.base_url)
+
+    async def user(self, name: str) -> Session:
+        session = self.session()
+        response = await session.login(name)
+        assert response.code == 302, text(response)
+        return session
+
+    async def info(self) -> dict[str, Any]:
+        response = await self.session().fetch("/api/info")
+        assert response.code == 200
+        return json.loads(response.body)  # type: ignore[no-any-return]
+
+    async def until(self, condition: Callable[[], bool], what: str) -> None:
+        """Wait, one HTTP round trip at a time (50 at most), for the server to
+        have handled what a raw client did."""
+        for _ in range(50):
+            if condition():
+                return
+            await self.info()
+        raise AssertionError(f"the server did not get to: {what}")
+
+    async def raw(self, data: bytes, read: bool = True) -> bytes:
+        """Send ``data`` on a socket of its own; with ``read``, return all the
+        server answers until it closes (a 5 s timeout fails the test)."""
+
+        def run() -> bytes:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+                sock.sendall(data)
+                if not read:
+                    return b""
+                chunks = []
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+                return b"".join(chunks)
+
+        return await IOLoop.current().run_in_executor(None, run)
+
+    def poll_then_leave(self, session: Session) -> tuple[threading.Event, Any]:
+        """Start a long poll on a socket of its own, closed when the returned
+        event is set; the future is done once it is closed."""
+        cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+        request = f"GET /chat/updates HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n"
+        leave = threading.Event()
+
+        def run() -> None:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+                sock.sendall(request.encode())
+                leave.wait(5)
+
+        return leave, IOLoop.current().run_in_executor(None, run)
+
+
+class Watch:
+    """Counts the calls of a method (which goes on working), so that a test
+    waits for the server to have got somewhere instead of guessing when."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> None:
+        self.calls = 0
+        self._changed = locks.Condition()
+        real = getattr(owner, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            result = real(*args, **kwargs)
+            self.calls += 1
+            self._changed.notify_all()
+            return result
+
+        monkeypatch.setattr(owner, name, counted)
+
+    async def reached(self, calls: int) -> None:
+        """Wait until there have been ``calls`` calls (the test's timeout bounds it)."""
+        while self.calls < calls:
+            await self._changed.wait()
+
+
+@pytest.fixture
+def site(io_loop: IOLoop, tmp_path: Path) -> Iterator[Demo]:
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    app = demo.make_app(str(uploads), cookie_secret=SECRET, chat_cache_size=CACHE)
+    sock, port = bind_unused_port()
+    server = HTTPServer(app)
+    server.add_sockets([sock])
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        yield Demo(app, port, client)
+    finally:
+        client.close()
+        server.stop()
+        io_loop.run_sync(server.close_all_connections)
+
+
+@pytest.fixture(autouse=True)
+def web_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """What the web layer logs (warnings and up): each refused request leaves a
+    line; none is an error (bad input is the client's fault, not the server's)."""
+    caplog.set_level(logging.WARNING, logger="reactor")
+    yield caplog
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+
+
+def logged(caplog: pytest.LogCaptureFixture, *words: str) -> bool:
+    return any(all(w in r.getMessage() for w in words) for r in caplog.records)
+
+
+async def test_page_static_files_and_json(site: Demo, io_loop: IOLoop) -> None:
+    session = site.session()
+    page = await session.fetch("/")
+    assert page.code == 200
+    assert page.headers["Content-Type"] == "text/html; charset=UTF-8"
+    assert f"Hello from reactor on the {io_loop.backend_name} backend!" in text(page)
+    assert "Sign in to upload files and to chat." in text(page)
+    for name in ("demo.css",):
+        match = re.search(rf'"(/static/{re.escape(name)}\?v=[0-9a-f]+)"', text(page))
+        assert match, text(page)
+        static = await session.fetch(match.group(1))
+        assert static.code == 200
+        assert static.body == (Path(demo.HERE) / "static" / name).read_bytes()
+        assert "max-age=" in static.headers["Cache-Control"]  # versioned: cached long
+    info = await session.fetch("/api/info")
+    assert info.headers["Content-Type"] == "application/json; charset=UTF-8"
+    assert json.loads(info.body) == {
+        "backend": io_loop.backend_name,
+        "user": None,
+        "notes": 0,
+        "messages": 0,
+        "last_message_id": 0,
+        "waiting_polls": 0,
+        "uploads": [],
+    }
+    assert (await session.fetch("/nothing/here")).code == 404
+    assert (await session.fetch("/static/../app.py")).code in (403, 404)
+
+
+async def test_login_with_a_signed_cookie(site: Demo, web_log: pytest.LogCaptureFixture) -> None:
+    from reactor.web import create_signed_value
+
+    alice = await site.user("alice")
+    page = await alice.fetch("/")
+    assert 'signed in as <b id="user">alice</b>' in text(page)
+    assert 'src="/static/demo.js?v=' in text(page)
+    assert (await site.info())["user"] is None  # another client
+    # the login form: its name is checked, its "next" stays on this site
+    bob = site.session()
+    bad = await bob.login(" ")
+    assert bad.code == 400
+    assert "a name of 1 to 32 characters" in text(bad)
+    for elsewhere in ("//evil.example/x", "/\\evil.example", "https://evil.example/", "/\r\nX: y"):
+        away = await bob.fetch(
+            "/login", "POST", {"name": "bob", "next": elsewhere, "_xsrf": bob.xsrf}
+        )
+        assert (away.code, away.headers["Location"]) == (302, "/"), elsewhere
+    back = await bob.fetch(
+        "/login", "POST", {"name": "bob", "next": "/api/info", "_xsrf": bob.xsrf}
+    )
+    assert (back.code, back.headers["Location"]) == (302, "/api/info")
+    # a cookie the server did not sign, a tampered one, an expired one: nobody
+    for value in (
+        "alice",
+        alice.cookies["user"].replace("YWxpY2U=", "Ym9i"),  # base64 of "bob"
+        create_signed_value(
+            SECRET, "user", "alice", clock=lambda: time.time() - 8 * 86400
+        ).decode(),
+        create_signed_value("another secret", "user", "alice").decode(),
+    ):
+        mallory = site.session()
+        mallory.cookies["user"] = value
+        page = await mallory.fetch("/")
+        assert page.code == 200
+        assert 'id="login"' in text(page), value
+    fresh = site.session()
+    fresh.cookies["user"] = create_signed_value(SECRET, "user", "carol").decode()
+    assert 'signed in as <b id="user">carol</b>' in text(await fresh.fetch("/"))
+    # sign out
+    out = await alice.fetch("/logout", "POST", {"_xsrf": alice.xsrf})
+    assert out.code == 302
+    assert "user" not in alice.cookies
+
+
+async def test_the_notes_form_needs_its_xsrf_token(
+    site: Demo, web_log: pytest.LogCaptureFixture
+) -> None:
+    session = site.session()
+    await session.fetch("/")
+    for form in (
+        {"note": "x"},
+        {"note": "x", "_xsrf": "2|abcd|0123|1"},
+        {"note": "x", "_xsrf": ""},
+    ):
+        refused = await session.fetch("/notes", "POST", form)
+        assert refused.code == 403, form
+    assert logged(web_log, "403", "/notes")
+    # a token in the form but no cookie to match it: refused too
+    stranger = site.session()
+    refused = await stranger.fetch("/notes", "POST", {"note": "x", "_xsrf": session.xsrf})
+    assert refused.code == 403
+    missing = await session.fetch("/notes", "POST", {"_xsrf": session.xsrf})
+    assert missing.code == 400
+    assert logged(web_log, "Missing argument note")
+    not_utf8 = await session.fetch(
+        "/notes",
+        "POST",
+        body=b"note=%ff%fe&_xsrf=" + session.xsrf.encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert not_utf8.code == 400
+    too_long = await session.fetch("/notes", "POST", {"note": "x" * 501, "_xsrf": session.xsrf})
+    assert too_long.code == 400
+    assert site.app.notes == []
+    # with the token, by form field or by header
+    ok = await session.fetch(
+        "/notes", "POST", {"note": "<script>1</script>", "_xsrf": session.xsrf}
+    )
+    assert (ok.code, ok.headers["Location"]) == (302, "/")
+    ok = await session.fetch(
+        "/notes", "POST", {"note": "two"}, headers={"X-XSRFToken": session.xsrf}
+    )
+    assert ok.code == 302
+    page = text(await session.fetch("/"))
+    assert "<li>&lt;script&gt;1&lt;/script&gt;</li>" in page
+    assert '<p id="note-count">2 notes</p>' in page
+    for i in range(demo.MAX_NOTES + 5):  # the notes kept are bounded
+        await session.fetch("/notes", "POST", {"note": f"n{i}", "_xsrf": session.xsrf})
+    assert len(site.app.notes) == demo.MAX_NOTES
+
+
+def upload_request(session: Session, length: int, name: str = "f.bin", xsrf: bool = True) -> bytes:
+    cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+    token = f"X-XSRFToken: {session.xsrf}\r\n" if xsrf else ""
+    return (
+        f"PUT /upload?name={name} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n{token}"
+        f"Content-Length: {length}\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+
+async def test_upload_is_streamed_to_disk(
+    site: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uploads = tmp_path / "uploads"
+    chunks: list[int] = []
+    received = demo.UploadHandler.data_received
+
+    def counting(handler: demo.UploadHandler, chunk: bytes) -> None:
+        chunks.append(len(chunk))
+        received(handler, chunk)
+
+    monkeypatch.setattr(demo.UploadHandler, "data_received", counting)
+    alice = await site.user("alice")
+    data = os.urandom(1024 * 1024 + 7)
+    put = await alice.fetch(
+        "/upload?name=../../etc/passwd", "PUT", body=data, headers={"X-XSRFToken": alice.xsrf}
+    )
+    assert put.code == 200, text(put)
+    assert json.loads(put.body) == {"name": "passwd", "size": len(data)}  # a name, not a path
+    (stored,) = uploads.iterdir()
+    assert stored.read_bytes() == data
+    assert len(chunks) > 1 and sum(chunks) == len(data)  # to disk as it came, not whole
+    assert "<li>passwd: 1048583 bytes</li>" in text(await alice.fetch("/"))
+    assert (await site.info())["uploads"] == [{"name": "passwd", "size": len(data)}]
+    # the files kept are bounded: the oldest go
+    for i in range(demo.MAX_UPLOADS):
+        put = await alice.fetch(
+            f"/upload?name=f{i}", "PUT", body=b"%d" % i, headers={"X-XSRFToken": alice.xsrf}
+        )
+        assert put.code == 200
+    assert len(list(uploads.iterdir())) == demo.MAX_UPLOADS
+    assert [u["name"] for u in site.app.uploads] == [f"f{i}" for i in range(demo.MAX_UPLOADS)]
+
+
+async def test_upload_refused_before_its_body(
+    site: Demo, tmp_path: Path, web_log: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Too big, not signed in, no XSRF token: the answer comes before a byte of
+    the body was sent, and nothing reaches the disk."""
+    uploads = tmp_path / "uploads"
+    alice = await site.user("alice")
+    anonymous = site.session()
+    await anonymous.fetch("/")
+    cases = [
+        (upload_request(alice, demo.MAX_UPLOAD + 1), b"413"),
+        (upload_request(alice, 10**12), b"413"),
+        (upload_request(anonymous, 10), b"403"),
+        (upload_request(alice, 10, xsrf=False), b"403"),
+        (
+            upload_request(alice, 5).replace(b"Content-Length: 5", b"Transfer-Encoding: chunked")
+            + b"5\r\nhello\r\n0\r\n\r\n",
+            b"411",
+        ),
+    ]
+    for request, status in cases:
+        answer = await site.raw(request)
+        assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
+    assert logged(web_log, "413", "/upload")
+    assert list(uploads.iterdir()) == []
+    # a client that stops halfway: what came is deleted
+    closed = Watch(monkeypatch, demo.UploadHandler, "on_connection_close")
+    await site.raw(upload_request(alice, 1000) + b"x" * 10, read=False)
+    await closed.reached(1)
+    assert list(uploads.iterdir()) == []
+    assert site.app.uploads == []
+
+
+async def test_chat_long_poll(site: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice = await site.user("alice")
+    bob = await site.user("bob")
+    anonymous = site.session()
+    await anonymous.fetch("/")
+    assert (
+        await anonymous.fetch("/chat/new", "POST", {"text": "hi", "_xsrf": anonymous.xsrf})
+    ).code == 403
+    poll = await anonymous.fetch("/chat/updates")
+    assert poll.code == 302 and poll.headers["Location"].startswith("/login?next=")
+    assert (await alice.fetch("/chat/updates?cursor=x")).code == 400
+    assert (await alice.fetch("/chat/new", "POST", {"text": "", "_xsrf": alice.xsrf})).code == 400
+    long = {"text": "x" * (demo.MAX_TEXT + 1), "_xsrf": alice.xsrf}
+    assert (await alice.fetch("/chat/new", "POST", long)).code == 400
+    assert (await alice.fetch("/chat/new", "POST", {"text": "no token"})).code == 403
+
+    # alice waits for a message after cursor 0; bob's ends her wait
+    parked = Watch(monkeypatch, site.app.room.changed, "wait")
+    waiting = gen.convert_yielded(alice.fetch("/chat/updates?cursor=0"))
+    await parked.reached(1)
+    assert site.app.room.waiting == 1
+    sent = await bob.fetch("/chat/new", "POST", {"text": "<b>hi</b> alice", "_xsrf": bob.xsrf})
+    assert sent.code == 200
+    assert json.loads(sent.body) == {"id": 1, "author": "bob", "text": "<b>hi</b> alice"}
+    update = await waiting
+    assert json.loads(update.body) == {"messages": [json.loads(sent.body)]}
+    assert site.app.room.waiting == 0
+    page = text(await alice.fetch("/"))
+    assert '<li data-id="1"><b>bob</b>: <span>&lt;b&gt;hi&lt;/b&gt; alice</span></li>' in page
+
+    # a poll behind the newest messages answers at once, from the bounded cache
+    for i in range(CACHE + 2):
+        await alice.fetch("/chat/new", "POST", {"text": f"m{i}", "_xsrf": alice.xsrf})
+    behind = json.loads((await bob.fetch("/chat/updates?cursor=0")).body)["messages"]
+    assert [m["text"] for m in behind] == ["m2", "m3", "m4"]
+    assert [m["id"] for m in behind] == [4, 5, 6]
+    after = json.loads((await bob.fetch("/chat/updates?cursor=5")).body)["messages"]
+    assert [m["id"] for m in after] == [6]
+
+
+async def test_a_poll_with_no_news_answers_empty_in_the_end(
+    site: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(demo, "POLL_SECONDS", 0.01)
+    alice = await site.user("alice")
+    answer = await alice.fetch("/chat/updates?cursor=0")
+    assert (answer.code, json.loads(answer.body)) == (200, {"messages": []})
+    assert site.app.room.waiting == 0
+
+
+async def test_a_poll_whose_client_leaves_stops_waiting(
+    site: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parked = Watch(monkeypatch, site.app.room.changed, "wait")
+    abandoned = Watch(monkeypatch, site.app.room, "abandon")
+    alice = await site.user("alice")
+    leave, left = site.poll_then_leave(alice)
+    await parked.reached(1)
+    assert site.app.room.waiting == 1
+    leave.set()
+    await left
+    await abandoned.reached(1)
+    await site.until(lambda: site.app.room.waiting == 0, "end the cancelled poll")
+
+
+async def test_polls_abandoned_by_many_clients_do_not_pile_up(
+    site: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each client that leaves adds a cancelled wait to the room's Condition;
+    every ABANDONED_LIMIT of them, the live polls are answered (empty), which
+    clears them: a flood of connect-and-leave costs bounded memory."""
+    monkeypatch.setattr(demo, "ABANDONED_LIMIT", 3)
+    parked = Watch(monkeypatch, site.app.room.changed, "wait")
+    abandoned = Watch(monkeypatch, site.app.room, "abandon")
+    alice = await site.user("alice")
+    live = gen.convert_yielded(alice.fetch("/chat/updates?cursor=0"))
+    await parked.reached(1)
+    for left_so_far in range(3):
+        assert not live.done()  # fewer than the limit: the live poll still waits
+        leave, left = site.poll_then_leave(alice)
+        await parked.reached(2 + left_so_far)
+        leave.set()
+        await left
+        await abandoned.reached(1 + left_so_far)
+    answer = await live  # the third abandoned poll woke it
+    assert (answer.code, json.loads(answer.body)) == (200, {"messages": []})
+    await site.until(lambda: site.app.room.waiting == 0, "end the polls")
