@@ -372,8 +372,8 @@ class DummyExecutor(concurrent.futures.Executor):
             future.set_result(result)
         return future
 
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        pass
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass  # nothing runs in the background
 
 
 dummy_executor = DummyExecutor()
