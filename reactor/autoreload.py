@@ -25,8 +25,8 @@ tests/test_autoreload.py):
   files already imported are taken when :func:`start` is called, so a file
   saved right after start is a change too; a file that cannot be read (being
   replaced by an editor) is skipped until it can.
-- Under :func:`reactor.process.fork_processes` only the parent may restart:
-  children restarting would each fork again.
+- Under :func:`reactor.process.fork_processes` the children do not restart:
+  each would fork again (and the parent runs no loop): use one process.
 """
 
 from __future__ import annotations
