@@ -17,7 +17,9 @@ tests/conformance/test_wsgi.py):
   next one is asked for. The worker thread waits until the block is handed
   to the kernel, so a slow client slows the application down instead of
   filling the server's memory, and a client that goes away stops the
-  iteration (the body's ``close()`` is called, as always).
+  iteration (the body's ``close()`` is called, as always). A client that
+  stays but reads nothing would hold the thread for ever: after
+  :attr:`WSGIContainer.write_timeout` it is cut off.
 - The status line and headers go out with the first non-empty block (or
   when the body ends), so ``start_response`` may be called again with
   ``exc_info`` until then; after that, ``exc_info`` is re-raised (PEP 3333).
@@ -104,6 +106,11 @@ class WSGIContainer:
     :class:`~reactor.httputil.HTTPServerRequest`: that is how
     ``HTTPServer``, ``FallbackHandler`` and the routers use it.
     """
+
+    write_timeout: float | None = 60.0
+    """Seconds a worker thread waits for the client to take a block of the
+    body (to let the kernel have it); then the connection is closed and the
+    body's iteration stopped. None: wait as long as the connection lasts."""
 
     def __init__(
         self,
@@ -325,7 +332,21 @@ class _Exchange:
             written.add_done_callback(sent)
 
         self.loop.add_callback(send)
-        done.result()
+        try:
+            done.result(self.container.write_timeout)
+        except concurrent.futures.TimeoutError:
+            # A client that stops reading would hold this thread (one of a
+            # few) for ever: give up on it.
+            gen_log.info(
+                "WSGI response %s %s: %s took nothing for %s s; closing the connection",
+                self.request.method,
+                self.request.uri,
+                self.request.remote_ip,
+                self.container.write_timeout,
+            )
+            self.gone = True
+            self.loop.add_callback(self._abort)
+            raise _ClientGone() from None
 
     # -- on the loop -------------------------------------------------------------------
 

@@ -318,6 +318,40 @@ async def test_client_that_leaves_stops_the_body(
     assert len(produced) < 100_000
 
 
+async def test_client_that_stops_reading_is_cut_off(
+    io_loop: IOLoop, http_port: int, http_server: Any, routes: Routes, container: WSGIContainer
+) -> None:
+    container.write_timeout = 0.1
+    closed = threading.Event()
+
+    def endless(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        try:
+            for _ in range(100_000):
+                yield b"x" * 65536
+        finally:
+            closed.set()
+
+    routes.apps["/endless"] = endless
+
+    def client() -> bool:
+        with socket.create_connection(("127.0.0.1", http_port), timeout=WAIT) as sock:
+            sock.sendall(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 200 OK")
+            # Read nothing more until the application's thread gave up ...
+            if not closed.wait(WAIT):
+                return False
+            # ... and the server closed the connection.
+            while sock.recv(1 << 20):
+                pass
+            return True
+
+    with ExpectLog(
+        "reactor.general", r"WSGI response GET /endless: 127.0.0.1 took nothing", level=logging.INFO
+    ):
+        assert await in_thread(io_loop, client)
+
+
 # -- the loop does not block ---------------------------------------------------------------
 
 
