@@ -209,6 +209,8 @@ async def test_empty_body_and_head(
     response = await http_client.fetch(base_url + "/empty")
     assert response.code == 204
     assert response.body == b""
+    assert "Content-Length" not in response.headers  # RFC 9110 section 8.6
+    assert "Transfer-Encoding" not in response.headers
     response = await http_client.fetch(base_url + "/", method="HEAD")
     assert response.code == 200
     assert response.headers["Content-Length"] == "13"
@@ -615,6 +617,16 @@ def status_injection(environ: Environ, start_response: StartResponse) -> list[by
     return []
 
 
+def bad_content_length(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    start_response("200 OK", [("Content-Length", "-1")])
+    return [b"x"]
+
+
+def bad_header_tuple(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    start_response("200 OK", [("X-One", "1", "extra")])
+    return [b"x"]
+
+
 def close_raises(environ: Environ, start_response: StartResponse) -> Any:
     class Body(list[bytes]):
         def close(self) -> None:
@@ -636,7 +648,9 @@ def close_raises(environ: Environ, start_response: StartResponse) -> Any:
         (hop_by_hop, r"Uncaught exception in WSGI application"),
         (header_injection, r"Uncaught exception in WSGI application"),
         (bad_status, r"Uncaught exception in WSGI application"),
-        (status_injection, r"WSGI application's response is invalid"),
+        (status_injection, r"Uncaught exception in WSGI application"),
+        (bad_content_length, r"Uncaught exception in WSGI application"),
+        (bad_header_tuple, r"Uncaught exception in WSGI application"),
     ],
     ids=lambda x: getattr(x, "__name__", "msg"),
 )
@@ -699,6 +713,21 @@ async def test_content_length_mismatch_closes(
         )
     assert reply.startswith(b"HTTP/1.1 200 OK")
     assert reply.endswith(b"only this and this")
+
+
+async def test_body_for_a_304_closes_the_connection(
+    io_loop: IOLoop, http_port: int, http_server: Any, routes: Routes
+) -> None:
+    def not_modified_with_body(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("304 Not Modified", [])
+        return [b"a 304 has no body"]
+
+    routes.apps["/304"] = not_modified_with_body
+    with ExpectLog("reactor.application", r"WSGI response GET /304 could not be sent"):
+        reply = await in_thread(
+            io_loop, raw_exchange, http_port, b"GET /304 HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+    assert b"a 304 has no body" not in reply
 
 
 async def test_exc_info_replaces_the_status_before_the_body(
