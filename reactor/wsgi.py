@@ -165,7 +165,6 @@ class WSGIContainer:
         executor: concurrent.futures.Executor | None = None,
     ) -> None:
         self.wsgi_application = wsgi_application
-        self._own_executor = executor is None
         self._executor = executor
         self._executor_lock = threading.Lock()
 
@@ -327,8 +326,9 @@ class _Exchange:
         body: Any = None
         try:
             body = self.container.wsgi_application(environ, self.start_response)  # type: ignore[arg-type]
-            if isinstance(body, (list, tuple)) and len(body) == 1:
-                # One block: its length is the body's (PEP 3333 suggests this).
+            if not self.body_started and isinstance(body, (list, tuple)) and len(body) == 1:
+                # One block and nothing from write(): its length is the
+                # body's (PEP 3333 suggests this).
                 self.single_block = True
             for block in body:
                 self.write(block)

@@ -198,6 +198,18 @@ async def test_write_callable_and_close(
     assert closed.is_set()
 
 
+async def test_write_callable_then_one_block(
+    http_client: AsyncHTTPClient, base_url: str, routes: Routes
+) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [])(b"written ")
+        return [b"returned"]  # one block, but not the whole body
+
+    routes.apps["/w1"] = app
+    response = await http_client.fetch(base_url + "/w1")
+    assert response.body == b"written returned"
+
+
 async def test_empty_body_and_head(
     http_client: AsyncHTTPClient, base_url: str, routes: Routes
 ) -> None:
