@@ -84,6 +84,12 @@ class SimpleAsyncHTTPClient(AsyncHTTPClient):
         (a subclass that overrides ``fetch_impl`` to change how requests are
         sent must override ``fetch`` instead).
         """
+        inherited = getattr(super(), "fetch_impl", None)
+        if inherited is not None:
+            # The client has a fetch_impl of its own (and fetch may go
+            # through it): this one must not call fetch, which would loop.
+            inherited(request, callback)
+            return
         future = self.fetch(request, raise_error=False)
 
         def done(f: Any) -> None:
