@@ -108,8 +108,10 @@ def _make_head(
     code_text, _, reason = status.partition(" ")
     if (
         len(code_text) != 3
-        or not code_text.isdigit()
-        or not 100 <= int(code_text) <= 599
+        or not (code_text.isascii() and code_text.isdigit())
+        # A 1xx is an interim answer (RFC 9110 section 15.2), never the
+        # response; 100-continue is the server's business.
+        or not 200 <= int(code_text) <= 599
         or _CONTROL.search(reason)
     ):
         raise ValueError(f"invalid WSGI status {status[:100]!r}")
@@ -125,8 +127,10 @@ def _make_head(
         name, value = field
         if name.lower() in _HOP_BY_HOP:
             raise ValueError(f"WSGI application set hop-by-hop header {name!r} (PEP 3333)")
-        if name.lower() == "content-length" and not (value.isdigit() and value.isascii()):
-            raise ValueError(f"invalid Content-Length {value[:100]!r}")
+        if name.lower() == "content-length" and (
+            not (value.isascii() and value.isdigit()) or "Content-Length" in fields
+        ):
+            raise ValueError(f"invalid or repeated Content-Length {value[:100]!r}")
         fields.add(name, value)  # ValueError for CR, LF, a bad name
     if "Server" not in fields:
         fields["Server"] = _SERVER

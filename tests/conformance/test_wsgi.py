@@ -634,6 +634,16 @@ def bad_content_length(environ: Environ, start_response: StartResponse) -> list[
     return [b"x"]
 
 
+def two_content_lengths(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    start_response("200 OK", [("Content-Length", "1"), ("content-length", "1")])
+    return [b"x"]
+
+
+def interim_status(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    start_response("101 Switching Protocols", [])
+    return []
+
+
 def bad_header_tuple(environ: Environ, start_response: StartResponse) -> list[bytes]:
     start_response("200 OK", [("X-One", "1", "extra")])
     return [b"x"]
@@ -662,6 +672,8 @@ def close_raises(environ: Environ, start_response: StartResponse) -> Any:
         (bad_status, r"Uncaught exception in WSGI application"),
         (status_injection, r"Uncaught exception in WSGI application"),
         (bad_content_length, r"Uncaught exception in WSGI application"),
+        (two_content_lengths, r"Uncaught exception in WSGI application"),
+        (interim_status, r"Uncaught exception in WSGI application"),
         (bad_header_tuple, r"Uncaught exception in WSGI application"),
     ],
     ids=lambda x: getattr(x, "__name__", "msg"),
