@@ -13,16 +13,12 @@ was imported from.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from reactor.httpclient import (
     _DEFAULT_MAX_BUFFER_SIZE,
     AsyncHTTPClient,
-    HTTPClientError,
     HTTPError,
-    HTTPRequest,
-    HTTPResponse,
     HTTPStreamClosedError,
     HTTPTimeoutError,
 )
@@ -74,31 +70,3 @@ class SimpleAsyncHTTPClient(AsyncHTTPClient):
             max_body_size=max_body_size,
             **kwargs,
         )
-
-    def fetch_impl(self, request: HTTPRequest, callback: Callable[[HTTPResponse], None]) -> None:
-        """Run ``request`` and call ``callback(response)`` when it ends,
-        whatever its outcome: a failure is a response with ``error`` set
-        (code 599 when no response arrived), as in Tornado.
-
-        Tornado's :meth:`fetch` goes through this method; reactor's does not
-        (a subclass that overrides ``fetch_impl`` to change how requests are
-        sent must override ``fetch`` instead).
-        """
-        inherited = getattr(super(), "fetch_impl", None)
-        if inherited is not None:
-            # The client has a fetch_impl of its own (and fetch may go
-            # through it): this one must not call fetch, which would loop.
-            inherited(request, callback)
-            return
-        future = self.fetch(request, raise_error=False)
-
-        def done(f: Any) -> None:
-            try:
-                response = f.result()
-            except HTTPClientError as e:
-                response = e.response or HTTPResponse(request, e.code, error=e)
-            except Exception as e:
-                response = HTTPResponse(request, 599, error=e)
-            callback(response)
-
-        future.add_done_callback(done)

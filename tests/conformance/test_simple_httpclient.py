@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from reactor import simple_httpclient
-from reactor.httpclient import AsyncHTTPClient, HTTPResponse
+from reactor.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 from reactor.httputil import HTTPHeaders, HTTPServerRequest, ResponseStartLine
 from reactor.ioloop import IOLoop
 from reactor.iostream import IOStream
@@ -123,7 +123,7 @@ async def test_fetch_impl_calls_back_with_a_response(
             (f"http://127.0.0.1:{hang_up_port}/", 599, HTTPStreamClosedError),
         ]:
             future = io_loop.asyncio_loop.create_future()
-            client.fetch_impl(simple_httpclient.HTTPRequest(url), future.set_result)
+            client.fetch_impl(HTTPRequest(url), future.set_result)
             response: HTTPResponse = await future
             assert response.code == code
             if error is None:
