@@ -6,6 +6,7 @@ Pure rendering: no event loop, so these run once, not once per backend.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -141,6 +142,24 @@ def test_a_loaderless_template_source_is_compiled_once() -> None:
     with pytest.raises(ZeroDivisionError) as info:
         renamed.generate(v=0)
     assert "other.html" in [f.filename for f in traceback.extract_tb(info.value.__traceback__)]
+
+
+def test_rendering_leaves_no_reference_cycles() -> None:
+    # Per render: a namespace, the helper functions bound to it, Jinja2's
+    # context. None of them may point back, or every render feeds the GC.
+    t = Template(
+        "{% set a = 1 %}{% for x in xs %}{{ x }}{% try %}{{ a }}{% except Exception %}"
+        "{% end %}{% end %}{% apply str.upper %}q{% end %}"
+    )
+    t.generate(xs=[1])
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(100):
+            t.generate(xs=[1, 2, 3])
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 # -- statements -----------------------------------------------------------------
