@@ -507,6 +507,17 @@ def test_a_cycle_is_a_parse_error_not_a_recursion() -> None:
         selfish.load("s.html")
 
 
+def test_a_loader_written_for_tornado_keeps_tornado_syntax_for_every_name() -> None:
+    class MemoryLoader(BaseLoader):
+        def resolve_path(self, name: str, parent_path: str | None = None) -> str:
+            return name
+
+        def _create_template(self, name: str) -> Template:
+            return Template("{% if True %}tornado {{ __name__ }}{% end %}", name=name, loader=self)
+
+    assert MemoryLoader().load("page.j2").generate() == b"tornado page_j2"
+
+
 def test_base_loader_is_abstract() -> None:
     with pytest.raises(NotImplementedError):
         BaseLoader().load("x")
