@@ -286,7 +286,10 @@ class BaseLoader:
 
     def _is_jinja(self, name: str) -> bool:
         if self.syntax == "auto":
-            return name.endswith(_JINJA_SUFFIXES)
+            # A loader written for Tornado (its own _create_template, no Jinja2
+            # source) keeps Tornado syntax for every name, as in Tornado.
+            serves_jinja = type(self)._jinja_source is not BaseLoader._jinja_source
+            return serves_jinja and name.endswith(_JINJA_SUFFIXES)
         return self.syntax == "jinja2"
 
     def _filename(self, name: str) -> str:
