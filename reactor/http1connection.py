@@ -3,7 +3,9 @@
 :class:`HTTP1ServerConnection` serves the requests of one connection; for
 each it asks its delegate (an :class:`~reactor.httputil.HTTPServerConnectionDelegate`,
 such as :class:`~reactor.httpserver.HTTPServer`) for a message delegate, and
-gives that delegate an :class:`HTTP1Connection` to answer through.
+gives that delegate a per-request :class:`~reactor.httputil.HTTPConnection`
+to answer through. :class:`HTTP1Connection` is the other way in: one
+connection driven by hand, from a stream (see its docstring).
 
 How bytes become requests. The stream pushes what it reads
 (:meth:`~reactor.iostream.BaseIOStream.start_reading`) into llhttp (through
@@ -158,7 +160,7 @@ _RAW_NAMES: dict[bytes, str] = {}
 _NO_BODY_CODES = frozenset((204, 304))
 
 
-class HTTP1Connection(HTTPConnection):
+class _RequestConnection(HTTPConnection):
     """One request's side of the connection: how its delegate answers.
 
     ``write_headers``, ``write`` and ``finish`` as in
@@ -401,7 +403,7 @@ class HTTP1ServerConnection:
         # the rest of a read in which the connection blocked (see _FEED_SLICE).
         self._unfed: bytes | memoryview | None = None
         # The request being handled (its body being read, or its response awaited).
-        self._request: HTTP1Connection | None = None
+        self._request: _RequestConnection | None = None
         self._body_size = 0
         self._body_start = 0.0
         # The request's Content-Length (-1: none), until _continue checks it.
@@ -788,7 +790,7 @@ class HTTP1ServerConnection:
         if self.params.no_keep_alive:
             keep_alive = False
         self._version = start_line.version
-        request = self._request = HTTP1Connection(self, start_line.method, keep_alive)
+        request = self._request = _RequestConnection(self, start_line.method, keep_alive)
         self._served += 1
         self._body_size = 0
         self._body_start = self._now
@@ -904,7 +906,7 @@ class HTTP1ServerConnection:
             self._corked_size = 0
             self._write(data)
 
-    def _response_finished(self, request: HTTP1Connection) -> None:
+    def _response_finished(self, request: _RequestConnection) -> None:
         if request is not self._request or self._closed:
             return
         if not request._message_done or not request._keep_alive:
