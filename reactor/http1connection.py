@@ -1394,6 +1394,8 @@ class HTTP1Connection(HTTPConnection):
                     if seen_1xx > _MAX_1XX_RESPONSES:
                         raise HTTPInputError(f"more than {_MAX_1XX_RESPONSES} 1xx responses")
                 owed_close = True
+                if not framing:
+                    self._read_finished = True  # a bodiless request is read once its head is
                 await self._call(delegate.headers_received, start_line, headers)
                 if self._detached:
                     owed_close = False
@@ -1828,7 +1830,8 @@ class HTTP1Connection(HTTPConnection):
             )
             if not bodiless and not has_length and not self._chunking_output:
                 self._disconnect_on_finish = True  # the close ends the body
-            if "close" in _tokens(headers.get("Connection")):
+            if not self._read_finished or "close" in _tokens(headers.get("Connection")):
+                # An answer before the whole request was read, or one that says so.
                 self._disconnect_on_finish = True
             if self._disconnect_on_finish:
                 headers["Connection"] = "close"
