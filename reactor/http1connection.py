@@ -1259,6 +1259,11 @@ def _content_length(headers: HTTPHeaders) -> int:
         raise HTTPInputError(f"invalid Content-Length: {value[:100]!r}") from None
 
 
+def _retrieve(future: Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 async def _limited(read: Awaitable[bytes], code: int, what: str) -> bytes:
     """Await a read given a ``max_bytes``: a peer that sent more is refused
     (``code``; the stream closed it already)."""
@@ -1278,7 +1283,12 @@ def _close_lingering(stream: BaseIOStream, read: bool = True) -> None:
     ``read``: discard what arrives meanwhile (False: a read of ours is
     pending, and does that)."""
     sock = getattr(stream, "socket", None)
-    if stream.closed() or sock is None or isinstance(stream, SSLIOStream):
+    if (
+        stream.closed()
+        or sock is None
+        or isinstance(stream, SSLIOStream)
+        or (read and stream.reading())  # a read abandoned midway: nothing to wait for
+    ):
         stream.close()
         return
     try:
@@ -1568,7 +1578,12 @@ class HTTP1Connection(HTTPConnection):
             if pending and not future.done():
                 data = bytes(pending)
                 pending.clear()
-                await self._deliver(delegate, data)
+                try:
+                    await self._deliver(delegate, data)
+                except BaseException:
+                    # The read is abandoned: its failure at the close is no news.
+                    future.add_done_callback(_retrieve)
+                    raise
             return await future
 
         total = 0

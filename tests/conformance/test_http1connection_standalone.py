@@ -1151,3 +1151,30 @@ async def test_own_server_delegate_that_raises(
         io_loop, raw_exchange, port, b"GET /ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
     )
     assert response.endswith(b"GET /ok ")
+
+
+async def test_own_server_refuses_a_body_that_is_not_gzip(
+    io_loop: IOLoop, own_server: Callable[..., tuple[OwnServer, int]]
+) -> None:
+    """The delegate's HTTPInputError (a gzip body that is not) is the
+    client's fault: 400. Here it comes while the next chunk-size line is
+    awaited (the client stalls), and that read is dropped with the connection."""
+    server, port = own_server(decompress=True)
+    head = (
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\nnotgz\r\n"
+    )
+
+    def stall_after(sock_data: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT) as sock:
+            sock.sendall(sock_data)
+            received = b""
+            while piece := sock.recv(65536):
+                received += piece
+            return received
+
+    with ExpectLog("reactor.general", "Malformed HTTP message.*gzip", level=logging.INFO):
+        response = await blocking(io_loop, stall_after, head)
+        await server.closed.wait()
+    assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n"), response
+    assert server.results == [False]
