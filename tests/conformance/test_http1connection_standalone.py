@@ -18,7 +18,9 @@ from __future__ import annotations
 import gzip
 import http.client
 import logging
+import shutil
 import socket
+import subprocess
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -1178,3 +1180,86 @@ async def test_own_server_refuses_a_body_that_is_not_gzip(
         await server.closed.wait()
     assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n"), response
     assert server.results == [False]
+
+
+def curl_verbose(*args: str, data: bytes | None = None) -> tuple[bytes, bytes]:
+    """Run curl; its output and its stderr (with ``-v``: the exchange)."""
+    path = shutil.which("curl")
+    assert path is not None  # need_curl skips without it
+    result = subprocess.run(
+        [path, "-sS", "-v", "--max-time", str(CLIENT_TIMEOUT), *args],
+        input=data,
+        capture_output=True,
+        timeout=CLIENT_TIMEOUT + 2,
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return result.stdout, result.stderr
+
+
+@pytest.fixture
+def need_curl() -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+
+
+async def test_own_server_answers_curl(
+    io_loop: IOLoop, own_server: Callable[..., tuple[OwnServer, int]], need_curl: None
+) -> None:
+    """Two URLs on one connection, then a 100-continue upload (curl sends
+    ``Expect`` for a body this large)."""
+    server, port = own_server()
+    url = f"http://127.0.0.1:{port}"
+    out, log = await blocking(io_loop, curl_verbose, f"{url}/a", f"{url}/b")
+    assert out == b"GET /a GET /b "
+    await server.closed.wait()
+    assert server.results == [True, True, "closed"]  # one connection, two exchanges
+    payload = b"p" * 2_000_000
+    out, log = await blocking(
+        io_loop,
+        lambda: curl_verbose(
+            "--data-binary", "@-", "-H", "Expect: 100-continue", url, data=payload
+        ),
+    )
+    assert out == b"POST / " + payload
+    assert b"HTTP/1.1 100 Continue" in log
+
+
+async def test_own_server_close_callback(
+    io_loop: IOLoop, own_server: Callable[..., tuple[OwnServer, int]]
+) -> None:
+    """A client that leaves while the application prepares its answer: the
+    close callback runs, and read_response resolves False."""
+    called = Event()
+    answering = Event()
+
+    def never(conn: HTTP1Connection, start_line: Any, headers: HTTPHeaders, body: bytes) -> None:
+        conn.set_close_callback(called.set)
+        answering.set()
+
+    server, port = own_server(never)
+    stream = await connect(port)
+    await stream.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    await answering.wait()
+    stream.close()
+    await called.wait()
+    await server.closed.wait()
+    assert server.results == [False]
+
+
+async def test_own_server_time_limits(
+    io_loop: IOLoop, own_server: Callable[..., tuple[OwnServer, int]]
+) -> None:
+    """A client that stalls in its headers, or in its body, is cut off."""
+    server, port = own_server(header_timeout=0.05, body_timeout=0.05)
+    for data, what in [
+        (b"GET / HTTP/1.1\r\nHost:", "headers"),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\nabc", "body"),
+    ]:
+        server.closed.clear()
+        with ExpectLog("reactor.general", f"Timed out reading the {what}"):
+            stream = await connect(port)
+            await stream.write(data)
+            await server.closed.wait()
+        assert await stream.read_until_close() == b""
+        stream.close()
+    assert server.results == [False, False]
