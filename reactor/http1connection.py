@@ -110,7 +110,8 @@ LINGER_SECONDS = 2.0
 
 
 class HTTP1ConnectionParameters:
-    """Settings shared by the connections of one server.
+    """Settings shared by the connections of one server (or given to an
+    :class:`HTTP1Connection`, which has no use for ``idle_timeout``).
 
     ``chunk_size``: the most body bytes handed to ``data_received`` at a time
     after decompression (default 64 KiB). ``max_header_size``: the start
@@ -1436,7 +1437,7 @@ class HTTP1Connection(HTTPConnection):
                     stream.set_close_callback(self._on_connection_close)
                     await self._finish_future
                 keep = not self._disconnect_on_finish
-                if not keep and self._finish_future.done():
+                if not keep:
                     self.close()
             else:
                 assert isinstance(start_line, ResponseStartLine)
