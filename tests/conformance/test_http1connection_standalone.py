@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import logging
+import random
 import shutil
 import socket
 import subprocess
@@ -1263,3 +1264,53 @@ async def test_own_server_time_limits(
         assert await stream.read_until_close() == b""
         stream.close()
     assert server.results == [False, False]
+
+
+FUZZ_SEEDS = [
+    OK_HEAD + b"Content-Length: 5\r\nX-A: b\r\n\r\nhello",
+    OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nT: 1\r\n\r\n",
+    b"HTTP/1.1 100 Continue\r\n\r\n" + OK_HEAD + b"Content-Length: 2\r\n\r\nok",
+    b"HTTP/1.0 200 OK\r\n\r\nto the close",
+]
+
+
+def mutate(rng: random.Random, data: bytes) -> bytes:
+    out = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        pos = rng.randrange(len(out))
+        action = rng.randrange(4)
+        if action == 0:
+            out[pos] = rng.choice(b"\r\n :;,0fF-+\x00\x7f\xffa9")
+        elif action == 1:
+            del out[pos]
+        elif action == 2:
+            out[pos:pos] = rng.choice([b"\r\n", b"\n", b" ", b",", b"0", b"Content-Length: 3\r\n"])
+        else:
+            out[pos:] = out[pos : pos + rng.randrange(8)]  # cut
+    return bytes(out)
+
+
+async def test_mutated_responses_end_cleanly(
+    io_loop: IOLoop, scripted: Callable[..., Awaitable[HTTP1Connection]]
+) -> None:
+    """Any bytes a server sends end the read with a result, HTTPInputError
+    or StreamClosedError: never another error, never a hang; a refused
+    response closes the connection and tells the delegate."""
+    rng = random.Random(1234)
+    outcomes: set[str] = set()
+    for i in range(40):
+        answer = mutate(rng, FUZZ_SEEDS[i % len(FUZZ_SEEDS)])
+        conn = await scripted([answer], max_header_size=512, max_body_size=64)
+        send_request(conn)
+        got = Recorder()
+        with ExpectLog("reactor.general", "Malformed HTTP message", required=False):
+            try:
+                await conn.read_response(got)
+                outcomes.add("read")
+            except HTTPInputError:
+                outcomes.add("refused")
+                assert conn.stream.closed() and got.events[-1] == "close", answer
+            except StreamClosedError:
+                outcomes.add("cut")
+        assert got.events.count("finish") + got.events.count("close") <= 1, answer
+    assert outcomes == {"read", "refused", "cut"}
