@@ -3,7 +3,9 @@
 :class:`HTTP1ServerConnection` serves the requests of one connection; for
 each it asks its delegate (an :class:`~reactor.httputil.HTTPServerConnectionDelegate`,
 such as :class:`~reactor.httpserver.HTTPServer`) for a message delegate, and
-gives that delegate an :class:`HTTP1Connection` to answer through.
+gives that delegate a per-request :class:`~reactor.httputil.HTTPConnection`
+to answer through. :class:`HTTP1Connection` is the other way in: one
+connection driven by hand, from a stream (see its docstring).
 
 How bytes become requests. The stream pushes what it reads
 (:meth:`~reactor.iostream.BaseIOStream.start_reading`) into llhttp (through
@@ -65,18 +67,27 @@ from reactor.httputil import (
     HTTPServerConnectionDelegate,
     RequestStartLine,
     ResponseStartLine,
+    _InvalidHeaderError,
     _normalize_name,
     _request_host_error,
+    parse_request_start_line,
+    parse_response_start_line,
     responses,
 )
 from reactor.ioloop import _done_future, _new_future
-from reactor.iostream import BaseIOStream, SSLIOStream, StreamClosedError
+from reactor.iostream import BaseIOStream, SSLIOStream, StreamClosedError, UnsatisfiableReadError
 from reactor.log import app_log, gen_log
 
 __all__ = [
+    "CR_OR_LF_RE",
+    "DIGITS",
+    "HEXDIGITS",
     "HTTP1Connection",
     "HTTP1ConnectionParameters",
     "HTTP1ServerConnection",
+    "is_transfer_encoding_chunked",
+    "parse_hex_int",
+    "parse_int",
 ]
 
 _INF = float("inf")
@@ -99,7 +110,8 @@ LINGER_SECONDS = 2.0
 
 
 class HTTP1ConnectionParameters:
-    """Settings shared by the connections of one server.
+    """Settings shared by the connections of one server (or given to an
+    :class:`HTTP1Connection`, which has no use for ``idle_timeout``).
 
     ``chunk_size``: the most body bytes handed to ``data_received`` at a time
     after decompression (default 64 KiB). ``max_header_size``: the start
@@ -158,7 +170,7 @@ _RAW_NAMES: dict[bytes, str] = {}
 _NO_BODY_CODES = frozenset((204, 304))
 
 
-class HTTP1Connection(HTTPConnection):
+class _RequestConnection(HTTPConnection):
     """One request's side of the connection: how its delegate answers.
 
     ``write_headers``, ``write`` and ``finish`` as in
@@ -406,7 +418,7 @@ class HTTP1ServerConnection:
         # the rest of a read in which the connection blocked (see _FEED_SLICE).
         self._unfed: bytes | memoryview | None = None
         # The request being handled (its body being read, or its response awaited).
-        self._request: HTTP1Connection | None = None
+        self._request: _RequestConnection | None = None
         self._body_size = 0
         self._body_start = 0.0
         # The request's Content-Length (-1: none), until _continue checks it.
@@ -793,7 +805,7 @@ class HTTP1ServerConnection:
         if self.params.no_keep_alive:
             keep_alive = False
         self._version = start_line.version
-        request = self._request = HTTP1Connection(self, start_line.method, keep_alive)
+        request = self._request = _RequestConnection(self, start_line.method, keep_alive)
         self._served += 1
         self._body_size = 0
         self._body_start = self._now
@@ -909,7 +921,7 @@ class HTTP1ServerConnection:
             self._corked_size = 0
             self._write(data)
 
-    def _response_finished(self, request: HTTP1Connection) -> None:
+    def _response_finished(self, request: _RequestConnection) -> None:
         if request is not self._request or self._closed:
             return
         if not request._message_done or not request._keep_alive:
@@ -1076,10 +1088,15 @@ class _GzipMessageDelegate(HTTPMessageDelegate):
     ``X-Consumed-Content-Encoding``), in pieces of at most ``chunk_size``.
     """
 
-    def __init__(self, delegate: HTTPMessageDelegate, chunk_size: int) -> None:
+    def __init__(
+        self, delegate: HTTPMessageDelegate, chunk_size: int, max_size: int | None = None
+    ) -> None:
         self._delegate = delegate
         self._chunk_size = chunk_size
         self._decompressor: Any = None
+        # The most decompressed bytes to deliver (None: no limit), so that a
+        # small gzip bomb cannot become a huge body.
+        self._left = max_size
 
     def headers_received(
         self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders
@@ -1106,6 +1123,10 @@ class _GzipMessageDelegate(HTTPMessageDelegate):
             except zlib.error as e:
                 raise HTTPInputError(f"invalid gzip request body: {e}") from None
             data = decompressor.unconsumed_tail
+            if self._left is not None:
+                self._left -= len(piece)
+                if self._left < 0:
+                    raise _TooLarge(413, "decompressed body too large")
             if piece:
                 result = self._delegate.data_received(piece)
                 if result is not None:
@@ -1124,3 +1145,809 @@ class _GzipMessageDelegate(HTTPMessageDelegate):
 
     def on_connection_close(self) -> None:
         self._delegate.on_connection_close()
+
+
+# -- one connection driven by hand: Tornado's HTTP1Connection ------------------------
+#
+# Some facts this part is built on (RFC 9112):
+# - A message's body length comes from, in order: the request method and the
+#   status (HEAD, 1xx, 204 and 304 answers have none, whatever the headers
+#   say), Transfer-Encoding (whose last coding must be chunked; we take
+#   chunked alone), Content-Length, and else: nothing for a request, the
+#   close of the connection for a response (section 6.3).
+# - Transfer-Encoding together with Content-Length is how requests are
+#   smuggled past a proxy that reads one and a server that reads the other:
+#   refused. So is Transfer-Encoding in an HTTP/1.0 message (section 6.1).
+# - A Content-Length may be a list of one value repeated (a proxy that
+#   joined two copies): taken as that value. Different values, a sign, a
+#   space or anything but ASCII digits: refused (parse_int).
+# - A chunk is its size in hex, maybe ";extensions" (ignored), CRLF, the
+#   data, CRLF; size 0 ends the body, then trailer lines, then an empty line.
+# - A client may get any number of 1xx answers before the real one: we take
+#   at most _MAX_1XX_RESPONSES, so a peer cannot keep a client reading.
+# - The peer may lie, flood or stall: the head is read within
+#   max_header_size and header_timeout, the body within max_body_size and
+#   body_timeout, a chunk-size line within _MAX_CHUNK_LINE, the trailers
+#   within max_header_size.
+
+CR_OR_LF_RE = re.compile(b"\r|\n")
+"""A CR or an LF: what no start line or header line that is sent may hold."""
+
+DIGITS = re.compile(r"[0-9]+")
+"""One or more ASCII decimal digits (what :func:`parse_int` takes)."""
+
+HEXDIGITS = re.compile(r"[0-9a-fA-F]+")
+"""One or more ASCII hexadecimal digits (what :func:`parse_hex_int` takes)."""
+
+
+def parse_int(s: str) -> int:
+    """Parse a non-negative decimal integer made of ASCII digits only.
+
+    Raises ValueError for anything ``int()`` would take beyond that: a
+    sign, surrounding whitespace, underscores, other scripts' digits.
+    """
+    if DIGITS.fullmatch(s) is None:
+        raise ValueError(f"not a non-negative decimal integer: {s[:100]!r}")
+    return int(s)
+
+
+def parse_hex_int(s: str) -> int:
+    """Parse a non-negative hexadecimal integer (ASCII hex digits only, no
+    ``0x``, sign, whitespace or underscores); ValueError otherwise."""
+    if HEXDIGITS.fullmatch(s) is None:
+        raise ValueError(f"not a non-negative hexadecimal integer: {s[:100]!r}")
+    return int(s, 16)
+
+
+def is_transfer_encoding_chunked(headers: HTTPHeaders) -> bool:
+    """True if ``headers`` say ``Transfer-Encoding: chunked``, False without
+    a Transfer-Encoding.
+
+    Raises :class:`~reactor.httputil.HTTPInputError` for a Transfer-Encoding
+    together with a Content-Length, and for any coding but ``chunked`` alone
+    (``gzip, chunked`` included): a message whose framing two readers could
+    disagree on is refused, not guessed at.
+    """
+    if "Transfer-Encoding" not in headers:
+        return False
+    if "Content-Length" in headers:
+        raise HTTPInputError("message with both Transfer-Encoding and Content-Length")
+    coding = headers["Transfer-Encoding"]
+    if coding.lower() == "chunked":
+        return True
+    raise HTTPInputError(f"unsupported Transfer-Encoding: {coding[:100]!r}")
+
+
+class _TooLarge(HTTPInputError):
+    """Input over a limit: ``code`` is the status a server answers it with."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _DelegateFailed(Exception):
+    """A delegate raised (logged already): the connection is closed."""
+
+
+_MAX_1XX_RESPONSES = 10
+# A chunk-size line, extensions included.
+_MAX_CHUNK_LINE = 1024
+# Bytes handled (a chunk counts as _CHUNK_COST more) before letting the loop
+# run: a body already buffered would otherwise be handled in one go.
+_YIELD_EVERY = 256 * 1024
+_CHUNK_COST = 1024
+_HEAD_END = re.compile(b"\r?\n\r?\n")
+_LIST_SEPARATOR = re.compile(r",[ \t]*")
+# What a message's framing says follows its head (else a length).
+_CHUNKED = -1
+_UNTIL_CLOSE = -2
+
+
+def _tokens(value: str | None) -> set[str]:
+    """The lower-cased tokens of a list header (``Connection: keep-alive, Upgrade``)."""
+    if not value:
+        return set()
+    return {token.strip(" \t").lower() for token in value.split(",")}
+
+
+def _content_length(headers: HTTPHeaders) -> int:
+    value = headers["Content-Length"]
+    if "," in value:
+        # Repeated copies of one value (RFC 9112 section 6.3) are that value.
+        pieces = _LIST_SEPARATOR.split(value)
+        if any(piece != pieces[0] for piece in pieces):
+            raise HTTPInputError(f"multiple unequal Content-Lengths: {value[:100]!r}")
+        value = pieces[0]
+    try:
+        return parse_int(value)
+    except ValueError:
+        raise HTTPInputError(f"invalid Content-Length: {value[:100]!r}") from None
+
+
+def _retrieve(future: Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+async def _limited(read: Awaitable[bytes], code: int, what: str) -> bytes:
+    """Await a read given a ``max_bytes``: a peer that sent more is refused
+    (``code``; the stream closed it already)."""
+    try:
+        return await read
+    except StreamClosedError as e:
+        if isinstance(e.real_error, UnsatisfiableReadError):
+            raise _TooLarge(code, f"{what} too long") from None
+        raise
+
+
+def _close_lingering(stream: BaseIOStream, read: bool = True) -> None:
+    """Close ``stream`` without losing what was written to a reset (the
+    peer may still be sending, and a close with unread input sends an RST):
+    shut our side, then close at the peer's end or after
+    :data:`LINGER_SECONDS` (see HTTP1ServerConnection._close_after_flush).
+    ``read``: discard what arrives meanwhile (False: a read of ours is
+    pending, and does that)."""
+    sock = getattr(stream, "socket", None)
+    if (
+        stream.closed()
+        or sock is None
+        or isinstance(stream, SSLIOStream)
+        or (read and stream.reading())  # a read abandoned midway: nothing to wait for
+    ):
+        stream.close()
+        return
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        stream.close()
+        return
+    stream.io_loop.call_later(LINGER_SECONDS, stream.close)
+    if read:
+
+        def discard(data: bytes) -> None:
+            if not data:
+                stream.close()
+
+        stream.start_reading(discard)
+
+
+class HTTP1Connection(HTTPConnection):
+    """HTTP/1.x on one stream, driven by hand: a client's, or a server's.
+
+    A client writes a request (:meth:`write_headers`, :meth:`write`,
+    :meth:`finish`) and reads the response with :meth:`read_response`; a
+    server reads a request with :meth:`read_response` and answers it
+    through the same methods. When the future of :meth:`read_response`
+    resolves True, the connection can carry the next exchange (through this
+    object or a new one on the same stream). reactor's
+    :class:`~reactor.httpserver.HTTPServer` does not use this class (see
+    :class:`HTTP1ServerConnection`); it is for code that drives HTTP/1.x
+    itself, as with Tornado's.
+
+    ``params`` (:class:`HTTP1ConnectionParameters`): the limits on what is
+    read (``max_header_size``, ``max_body_size``, ``header_timeout``,
+    ``body_timeout``), ``chunk_size`` (the most body bytes per
+    ``data_received``), ``decompress`` (gunzip a ``Content-Encoding: gzip``
+    body) and ``no_keep_alive``. ``context``: anything, kept as
+    :attr:`context`. ``stream`` is None once :meth:`detach`\\ ed.
+    """
+
+    def __init__(
+        self,
+        stream: BaseIOStream,
+        is_client: bool,
+        params: HTTP1ConnectionParameters | None = None,
+        context: object | None = None,
+    ) -> None:
+        self.is_client = is_client
+        self.stream = stream
+        self.params = params = params if params is not None else HTTP1ConnectionParameters()
+        self.context = context
+        self.no_keep_alive = params.no_keep_alive
+        self._detached = False
+        self._timed_out = False
+        self._timer: object | None = None
+        self._new_message()
+
+    def _new_message(self) -> None:
+        """The state of one exchange (a request and its response)."""
+        params = self.params
+        self._max_body_size = params.max_body_size
+        self._body_timeout = params.body_timeout
+        self._request_start_line: RequestStartLine | None = None
+        self._request_headers: HTTPHeaders | None = None
+        self._response_start_line: ResponseStartLine | None = None
+        self._headers_written = False
+        self._write_finished = False  # finish() was called
+        self._read_finished = False  # the whole incoming message was read
+        self._disconnect_on_finish = False
+        self._chunking_output = False
+        self._expected_content_remaining: int | None = None
+        self._pending_write: Future[None] | None = None
+        self._close_callback: Callable[[], None] | None = None
+        # Resolves when the response is written (a server waits on it).
+        self._finish_future: Future[None] = _new_future()
+
+    # -- reading ----------------------------------------------------------------------
+
+    def read_response(self, delegate: HTTPMessageDelegate) -> Future[bool]:
+        """Read one message: the response when ``is_client``, else a request.
+
+        ``delegate`` gets ``headers_received`` (also for each 1xx response a
+        client reads before the real one), ``data_received`` and ``finish``,
+        or ``on_connection_close`` if the message cannot be completed; the
+        connection waits on any awaitable they return. A server's future
+        resolves once its response is finished too.
+
+        Resolves True if the connection can carry another message, False if
+        it is closed (a timeout, a refusal, no keep-alive) or detached. A
+        malformed message (:class:`~reactor.httputil.HTTPInputError`, also
+        when a delegate raises one): a client's future fails with it, a
+        server answers 400 (413 or 431 for a limit) and closes. The stream
+        closing mid-message fails the future with
+        :class:`~reactor.iostream.StreamClosedError`. A delegate that raises
+        anything else is logged; the connection closes and resolves False.
+        """
+        if self.params.decompress:
+            delegate = _GzipMessageDelegate(delegate, self.params.chunk_size, self._max_body_size)
+        future: Future[bool] = gen.convert_yielded(self._read_message(delegate))
+        return future
+
+    async def _read_message(self, delegate: HTTPMessageDelegate) -> bool:
+        owed_close = False  # the delegate has had headers, not yet the end
+        stream = self.stream
+        try:
+            seen_1xx = 0
+            while True:
+                self._arm_timer(self.params.header_timeout, "headers")
+                start_line, headers = await self._read_head()
+                self._cancel_timer()
+                framing = self._framing(start_line, headers)
+                informational = isinstance(start_line, ResponseStartLine) and start_line.code < 200
+                if informational:
+                    seen_1xx += 1
+                    if seen_1xx > _MAX_1XX_RESPONSES:
+                        raise HTTPInputError(f"more than {_MAX_1XX_RESPONSES} 1xx responses")
+                owed_close = True
+                if not framing:
+                    self._read_finished = True  # a bodiless request is read once its head is
+                await self._call(delegate.headers_received, start_line, headers)
+                if self._detached:
+                    owed_close = False
+                    return False
+                if not informational:
+                    break
+                if isinstance(start_line, ResponseStartLine) and start_line.code == 101:
+                    # The protocol switched and the delegate did not take the stream.
+                    self.close()
+                    return False
+            if framing >= 0 and framing > self._max_body_size:
+                raise _TooLarge(413, f"Content-Length {framing} is over max_body_size")
+            if not self.is_client:
+                self._send_continue(start_line, headers, framing)
+            if framing:
+                self._arm_timer(self._body_timeout, "body")
+                await self._read_body(framing, delegate)
+                self._cancel_timer()
+            self._read_finished = True
+            if self.is_client or not self._write_finished:
+                owed_close = False
+                await self._call(delegate.finish)
+            if self._detached:
+                return False
+            if not self.is_client:
+                if not self._finish_future.done() and not stream.closed():
+                    # The application answers: a close meanwhile ends the wait.
+                    stream.set_close_callback(self._on_connection_close)
+                    await self._finish_future
+                keep = not self._disconnect_on_finish
+                if not keep:
+                    self.close()
+            else:
+                assert isinstance(start_line, ResponseStartLine)
+                keep = self._write_finished and self._client_keeps_alive(
+                    start_line, headers, framing
+                )
+                if not keep:
+                    self.close()
+            keep = keep and not self._detached and not stream.closed()
+            if keep:
+                self._new_message()
+            return keep
+        except _DelegateFailed:
+            self.close()
+            return False
+        except HTTPInputError as e:
+            gen_log.info("Malformed HTTP message from %s: %s", self.context, e)
+            if self.is_client:
+                owed_close = True  # a client waiting on the delegate must not hang
+                self.close()
+                raise
+            await self._refuse(e)
+            return False
+        except StreamClosedError:
+            if self._timed_out or (self._write_finished and not self.is_client):
+                return False  # closed on purpose: a time limit, or an answer given early
+            raise
+        finally:
+            self._cancel_timer()
+            if owed_close:
+                try:
+                    delegate.on_connection_close()
+                except Exception:
+                    app_log.error("Exception in on_connection_close of %r", delegate, exc_info=True)
+            self._clear_callbacks()
+
+    async def _read_head(self) -> tuple[RequestStartLine | ResponseStartLine, HTTPHeaders]:
+        data = await _limited(
+            self.stream.read_until_regex(_HEAD_END, max_bytes=self.params.max_header_size),
+            431,
+            "headers",
+        )
+        # An empty line before a message is allowed (RFC 9112 section 2.2).
+        text = data.decode("latin-1").lstrip("\r\n")
+        eol = text.find("\n")
+        if eol < 0:
+            raise HTTPInputError("empty message head")
+        line = text[:eol]
+        if line.endswith("\r"):
+            line = line[:-1]
+        headers = HTTPHeaders.parse(text[eol:])
+        if self.is_client:
+            return parse_response_start_line(line), headers
+        request = parse_request_start_line(line)
+        if request.version not in ("HTTP/1.0", "HTTP/1.1"):
+            raise HTTPInputError(f"unsupported HTTP version: {request.version}")
+        host_error = _request_host_error(
+            request.path.encode("latin-1"), headers.get_list("Host") or None, request.version
+        )
+        if host_error is not None:
+            raise HTTPInputError(host_error)
+        self._request_start_line = request
+        self._request_headers = headers
+        self._disconnect_on_finish = not self._server_keeps_alive(request, headers)
+        return request, headers
+
+    def _framing(
+        self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders
+    ) -> int:
+        """What follows the head: a length, :data:`_CHUNKED` or
+        :data:`_UNTIL_CLOSE`. Raises HTTPInputError where the headers lie."""
+        code = start_line.code if isinstance(start_line, ResponseStartLine) else 0
+        if 100 <= code < 200:
+            if "Content-Length" in headers or "Transfer-Encoding" in headers:
+                raise HTTPInputError(f"a {code} response cannot have a body")
+            return 0
+        chunked = is_transfer_encoding_chunked(headers)
+        if chunked and start_line.version == "HTTP/1.0":
+            raise HTTPInputError("Transfer-Encoding in an HTTP/1.0 message")
+        length = _content_length(headers) if "Content-Length" in headers else None
+        if self.is_client:
+            request = self._request_start_line
+            if code == 304 or (request is not None and request.method == "HEAD"):
+                return 0
+            if code == 204:
+                if chunked or length:
+                    raise HTTPInputError("a 204 response cannot have a body")
+                return 0
+        if chunked:
+            return _CHUNKED
+        if length is not None:
+            return length
+        return _UNTIL_CLOSE if self.is_client else 0
+
+    def _send_continue(self, request: object, headers: HTTPHeaders, framing: int) -> None:
+        """A client that sent ``Expect: 100-continue`` waits for this before
+        its body: send it once the delegate has taken the headers, unless it
+        has answered already (then the body is not wanted)."""
+        if (
+            framing
+            and not self._headers_written
+            and isinstance(request, RequestStartLine)
+            and request.version == "HTTP/1.1"
+            and headers.get("Expect", "").lower() == "100-continue"
+            and not self.stream.closed()
+        ):
+            self.stream.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    async def _read_body(self, framing: int, delegate: HTTPMessageDelegate) -> None:
+        if framing == _CHUNKED:
+            await self._read_chunked_body(delegate)
+        elif framing == _UNTIL_CLOSE:
+            await self._read_body_until_close(delegate)
+        else:
+            await self._read_fixed_body(framing, delegate)
+
+    async def _read_fixed_body(self, length: int, delegate: HTTPMessageDelegate) -> None:
+        stream = self.stream
+        chunk_size = self.params.chunk_size
+        work = 0
+        while length > 0:
+            data = await stream.read_bytes(min(chunk_size, length), partial=True)
+            length -= len(data)
+            await self._deliver(delegate, data)
+            work += len(data)
+            if work >= _YIELD_EVERY:
+                work = 0
+                await gen.moment
+
+    async def _read_chunked_body(self, delegate: HTTPMessageDelegate) -> None:
+        stream = self.stream
+        chunk_size = self.params.chunk_size
+        # Small chunks are joined (their boundaries mean nothing), up to
+        # chunk_size, and delivered whenever a read would wait: so a peer
+        # sending one-byte chunks costs one data_received per read, not per byte.
+        pending = bytearray()
+
+        async def read(future: Future[bytes]) -> bytes:
+            if pending and not future.done():
+                data = bytes(pending)
+                pending.clear()
+                try:
+                    await self._deliver(delegate, data)
+                except BaseException:
+                    # The read is abandoned: its failure at the close is no news.
+                    future.add_done_callback(_retrieve)
+                    raise
+            return await future
+
+        total = 0
+        work = 0
+        while True:
+            work += _CHUNK_COST
+            if work >= _YIELD_EVERY:
+                work = 0
+                await gen.moment
+            line = await _limited(
+                read(stream.read_until(b"\r\n", max_bytes=_MAX_CHUNK_LINE)),
+                400,
+                "chunk-size line",
+            )
+            size_text, ext, _ = line[:-2].partition(b";")
+            if ext:
+                size_text = size_text.rstrip(b" \t")
+            try:
+                size = parse_hex_int(size_text.decode("latin-1"))
+            except ValueError:
+                raise HTTPInputError(f"invalid chunk size: {line[:40]!r}") from None
+            if not size:
+                break
+            total += size
+            if total > self._max_body_size:
+                raise _TooLarge(413, "chunked body over max_body_size")
+            while size:
+                data = await read(stream.read_bytes(min(size, chunk_size), partial=True))
+                size -= len(data)
+                work += len(data)
+                if not pending and len(data) == chunk_size:
+                    await self._deliver(delegate, data)
+                    continue
+                pending += data
+                if len(pending) >= chunk_size:
+                    piece = bytes(pending[:chunk_size])
+                    del pending[:chunk_size]
+                    await self._deliver(delegate, piece)
+            if await read(stream.read_bytes(2)) != b"\r\n":
+                raise HTTPInputError("chunk data not followed by CRLF")
+        # Trailer fields, bounded like the head; checked, then dropped.
+        budget = self.params.max_header_size
+        trailers = []
+        while True:
+            line = await _limited(
+                read(stream.read_until(b"\r\n", max_bytes=budget)), 431, "trailers"
+            )
+            if line == b"\r\n":
+                break
+            budget -= len(line)
+            if budget <= 2:
+                raise _TooLarge(431, "trailers over max_header_size")
+            trailers.append(line)
+        if trailers:
+            HTTPHeaders.parse(b"".join(trailers))
+        if pending:
+            await self._deliver(delegate, bytes(pending))
+
+    async def _read_body_until_close(self, delegate: HTTPMessageDelegate) -> None:
+        stream = self.stream
+        chunk_size = self.params.chunk_size
+        total = 0
+        work = 0
+        while True:
+            try:
+                data = await stream.read_bytes(chunk_size, partial=True)
+            except StreamClosedError:
+                if self._timed_out:
+                    raise
+                return  # the close is this body's end
+            total += len(data)
+            if total > self._max_body_size:
+                raise _TooLarge(413, "body over max_body_size")
+            await self._deliver(delegate, data)
+            work += len(data)
+            if work >= _YIELD_EVERY:
+                work = 0
+                await gen.moment
+
+    async def _deliver(self, delegate: HTTPMessageDelegate, data: bytes) -> None:
+        # A server that has answered already discards the rest of the body.
+        if self.is_client or not self._write_finished:
+            await self._call(delegate.data_received, data)
+
+    async def _call(self, method: Callable[..., Awaitable[None] | None], *args: Any) -> None:
+        """Call a delegate's method, and wait on what it returns. An
+        HTTPInputError (a gzip body that is not gzip) or a closed stream is
+        the peer's doing and goes on up; anything else is logged, and the
+        connection is closed."""
+        try:
+            result = method(*args)
+            if result is not None:
+                await result
+        except (HTTPInputError, StreamClosedError):
+            raise
+        except Exception:
+            app_log.error(
+                "Uncaught exception in %s", getattr(method, "__qualname__", method), exc_info=True
+            )
+            raise _DelegateFailed from None
+
+    async def _refuse(self, error: HTTPInputError) -> None:
+        """A server's answer to a malformed request: its status (unless a
+        response has begun), then a close."""
+        stream = self.stream
+        if not self._headers_written and not stream.closed():
+            code = error.code if isinstance(error, _TooLarge) else 400
+            reason = responses.get(code, "Bad Request").encode("latin-1")
+            try:
+                await stream.write(
+                    b"HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    % (code, reason)
+                )
+            except StreamClosedError:
+                pass
+        self._clear_callbacks()
+        _close_lingering(stream)
+        self._finish_message()
+
+    def _server_keeps_alive(self, request: RequestStartLine, headers: HTTPHeaders) -> bool:
+        if self.no_keep_alive:
+            return False
+        tokens = _tokens(headers.get("Connection"))
+        if request.version == "HTTP/1.1":
+            return "close" not in tokens
+        return "keep-alive" in tokens
+
+    def _client_keeps_alive(
+        self, response: ResponseStartLine, headers: HTTPHeaders, framing: int
+    ) -> bool:
+        if self.no_keep_alive or framing == _UNTIL_CLOSE:
+            return False
+        sent = self._request_headers
+        if sent is not None and "close" in _tokens(sent.get("Connection")):
+            return False
+        tokens = _tokens(headers.get("Connection"))
+        if response.version == "HTTP/1.0":
+            return "keep-alive" in tokens
+        return "close" not in tokens
+
+    # -- time limits ------------------------------------------------------------------
+
+    def _arm_timer(self, timeout: float | None, what: str) -> None:
+        self._cancel_timer()
+        if timeout is None:
+            return
+        stream = self.stream
+
+        def expire() -> None:
+            self._timer = None
+            self._timed_out = True
+            gen_log.info("Timed out reading the %s from %s", what, self.context)
+            stream.close()
+
+        self._timer = stream.io_loop.call_later(timeout, expire)
+
+    def _cancel_timer(self) -> None:
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            self.stream.io_loop.remove_timeout(timer)
+
+    # -- the connection's life --------------------------------------------------------
+
+    def set_close_callback(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback()`` if the stream closes while a server waits for
+        the application's response (when no delegate is reading: a
+        delegate hears of a close through ``on_connection_close``)."""
+        self._close_callback = callback
+
+    def _on_connection_close(self) -> None:
+        callback = self._close_callback
+        self._close_callback = None
+        if callback is not None:
+            try:
+                callback()
+            except Exception:
+                app_log.error("Exception in the close callback %r", callback, exc_info=True)
+        self._finish_message()
+
+    def _clear_callbacks(self) -> None:
+        self._close_callback = None
+        if not self._detached:
+            self.stream.set_close_callback(None)
+
+    def _finish_message(self) -> None:
+        if not self._finish_future.done():
+            self._finish_future.set_result(None)
+
+    def close(self) -> None:
+        """Close the stream (unless detached); a pending read ends."""
+        if not self._detached:
+            self.stream.close()
+        self._clear_callbacks()
+        self._finish_message()
+
+    def detach(self) -> BaseIOStream:
+        """Stop all HTTP processing and return the stream (call it from
+        ``headers_received``, e.g. for a WebSocket handshake); what was read
+        beyond the message stays in the stream's buffer."""
+        self._cancel_timer()
+        self._clear_callbacks()
+        stream = self.stream
+        self._detached = True
+        self.stream = None  # type: ignore[assignment]
+        self._finish_message()
+        return stream
+
+    def set_body_timeout(self, timeout: float) -> None:
+        """Override ``params.body_timeout`` for this message (from ``headers_received``)."""
+        self._body_timeout = timeout
+
+    def set_max_body_size(self, max_body_size: int) -> None:
+        """Override ``params.max_body_size`` for this message (from ``headers_received``)."""
+        self._max_body_size = max_body_size
+
+    # -- writing ----------------------------------------------------------------------
+
+    def write_headers(
+        self,
+        start_line: RequestStartLine | ResponseStartLine,
+        headers: HTTPHeaders,
+        chunk: bytes | None = None,
+    ) -> Future[None]:
+        """Send a request's (client) or a response's (server) start line and
+        headers, and ``chunk`` of body if given.
+
+        Without a Content-Length the body is sent chunked: by a client for
+        POST, PUT and PATCH; by a server answering HTTP/1.1 with a response
+        that may have a body (else, for HTTP/1.0, the close ends the body).
+        A server adds ``Connection: close`` when it will close (the request
+        asked for it, no keep-alive, no length) and ``Connection:
+        Keep-Alive`` for an HTTP/1.0 client that asked to keep it. A CR or
+        LF in the start line raises ValueError
+        (:class:`~reactor.httputil.HTTPOutputError` too).
+        """
+        if self._headers_written:
+            raise HTTPOutputError("write_headers called twice for one message")
+        if isinstance(start_line, RequestStartLine):
+            assert self.is_client, "a server writes responses"
+            self._request_start_line = start_line
+            self._request_headers = headers
+            first = f"{start_line.method} {start_line.path} HTTP/1.1"
+            self._chunking_output = (
+                start_line.method in ("POST", "PUT", "PATCH") and "Content-Length" not in headers
+            )
+            self._expected_content_remaining = None
+        else:
+            assert not self.is_client, "a client writes requests"
+            request = self._request_start_line
+            assert request is not None, "a response before read_response read its request"
+            self._response_start_line = start_line
+            code = start_line.code
+            first = f"HTTP/1.1 {code} {start_line.reason}"
+            bodiless = request.method == "HEAD" or code in _NO_BODY_CODES or 100 <= code < 200
+            has_length = "Content-Length" in headers
+            self._chunking_output = (
+                request.version == "HTTP/1.1" and not bodiless and not has_length
+            )
+            if not bodiless and not has_length and not self._chunking_output:
+                self._disconnect_on_finish = True  # the close ends the body
+            if not self._read_finished or "close" in _tokens(headers.get("Connection")):
+                # An answer before the whole request was read, or one that says so.
+                self._disconnect_on_finish = True
+            if self._disconnect_on_finish:
+                headers["Connection"] = "close"
+            elif request.version == "HTTP/1.0":
+                headers["Connection"] = "Keep-Alive"
+            self._expected_content_remaining = 0 if bodiless else None
+        if self._chunking_output:
+            headers["Transfer-Encoding"] = "chunked"
+        if self._expected_content_remaining is None and "Content-Length" in headers:
+            try:
+                self._expected_content_remaining = parse_int(headers["Content-Length"])
+            except ValueError:
+                raise HTTPOutputError(
+                    f"invalid Content-Length: {headers['Content-Length'][:100]!r}"
+                ) from None
+        head = first.encode("latin-1")
+        if CR_OR_LF_RE.search(head):
+            raise _InvalidHeaderError(f"CR or LF in the start line: {head[:100]!r}")
+        self._headers_written = True
+        data = head + b"\r\n" + headers._encode() + b"\r\n"
+        if chunk:
+            data += self._format_chunk(chunk)
+        return self._write_stream(data)
+
+    def _format_chunk(self, chunk: bytes) -> bytes:
+        remaining = self._expected_content_remaining
+        if remaining is not None:
+            remaining -= len(chunk)
+            self._expected_content_remaining = remaining
+            if remaining < 0:
+                self.stream.close()  # the framing is broken: no more of it
+                raise HTTPOutputError("tried to write more data than the Content-Length")
+        if self._chunking_output and chunk:
+            return b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+        return chunk
+
+    def _write_stream(self, data: bytes) -> Future[None]:
+        stream = self.stream
+        if self._detached or stream.closed():
+            future: Future[None] = _new_future()
+            future.set_exception(StreamClosedError())
+            future.exception()  # the caller may ignore it
+            return future
+        self._pending_write = written = stream.write(data)
+        return written
+
+    def write(self, chunk: bytes) -> Future[None]:
+        """Send a piece of the body (chunked if the headers said so); the
+        future resolves when it is handed to the kernel."""
+        if not self._headers_written:
+            raise HTTPOutputError("write before write_headers")
+        if self._write_finished:
+            raise HTTPOutputError("write after finish")
+        if not chunk:
+            return _done_future()
+        return self._write_stream(self._format_chunk(chunk))
+
+    def finish(self) -> None:
+        """End the message. Fewer bytes than its Content-Length raise
+        :class:`~reactor.httputil.HTTPOutputError` (and close the stream);
+        a server that answers before it has read the whole request closes
+        the connection after the answer."""
+        if not self._headers_written:
+            raise HTTPOutputError("finish before write_headers")
+        if self._write_finished:
+            raise HTTPOutputError("finish called twice")
+        stream = self.stream
+        remaining = self._expected_content_remaining
+        if remaining and not self._detached and not stream.closed():
+            stream.close()
+            raise HTTPOutputError(f"finished {remaining} bytes short of the Content-Length")
+        if self._chunking_output:
+            self._write_stream(b"0\r\n\r\n")
+        self._write_finished = True
+        if self._detached:
+            self._finish_message()
+            return
+        stream.set_nodelay(True)  # nothing more follows: no Nagle wait for the last bytes
+        if not self.is_client and not self._read_finished:
+            self._disconnect_on_finish = True  # the rest of the request cannot be read
+        pending = self._pending_write
+        if pending is None or pending.done():
+            self._finish_request(pending)
+        else:
+            pending.add_done_callback(self._finish_request)
+
+    def _finish_request(self, written: Future[None] | None) -> None:
+        if written is not None and not written.cancelled():
+            written.exception()  # a failed write: the close is reported elsewhere
+        if not self.is_client and self._disconnect_on_finish and not self._detached:
+            self._clear_callbacks()
+            if self._read_finished:
+                self.stream.close()
+            else:
+                # Answered before the end of the request: read_response
+                # goes on discarding the body, for LINGER_SECONDS at most.
+                _close_lingering(self.stream, read=False)
+        self._finish_message()

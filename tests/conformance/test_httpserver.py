@@ -18,7 +18,7 @@ import pytest
 
 from reactor import gen
 from reactor.concurrent import Future
-from reactor.http1connection import HTTP1Connection
+from reactor.http1connection import _RequestConnection
 from reactor.httpserver import HTTPServer
 from reactor.httputil import (
     HTTPHeaders,
@@ -556,7 +556,7 @@ async def test_body_must_match_content_length(io_loop: IOLoop, mistake: str) -> 
 
     def handler(request: HTTPServerRequest) -> None:
         conn = request.connection
-        assert isinstance(conn, HTTP1Connection)
+        assert isinstance(conn, _RequestConnection)
         conn.write_headers(
             ResponseStartLine("HTTP/1.1", 200, "OK"), HTTPHeaders({"Content-Length": "5"})
         )
@@ -606,7 +606,7 @@ async def test_upgrade_and_detach(io_loop: IOLoop) -> None:
 
     def handler(request: HTTPServerRequest) -> None:
         conn = request.connection
-        assert isinstance(conn, HTTP1Connection)
+        assert isinstance(conn, _RequestConnection)
         conn.write_headers(
             ResponseStartLine("HTTP/1.1", 101, "Switching Protocols"),
             HTTPHeaders({"Upgrade": "echo", "Connection": "Upgrade"}),
@@ -846,7 +846,7 @@ async def test_requests_held_behind_a_slow_answer_are_parsed_in_bounded_slices(
 async def test_requests_are_freed_by_reference_counting(io_loop: IOLoop) -> None:
     """No cycle ties a finished request's objects together: with the cycle
     collector off, nothing of the served requests is left."""
-    from reactor.http1connection import HTTP1Connection as RequestConnection
+    from reactor.http1connection import _RequestConnection as RequestConnection
     from reactor.httpserver import _CallableAdapter
 
     kinds = (HTTPServerRequest, RequestConnection, _CallableAdapter)

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from reactor import gen
-from reactor.http1connection import HTTP1Connection
+from reactor.http1connection import _RequestConnection
 from reactor.httpserver import HTTPServer
 from reactor.httputil import (
     HTTPConnection,
@@ -333,7 +333,7 @@ async def test_keep_alive_reuses_one_connection(io_loop: IOLoop, serve: Any) -> 
 
     def handle(request: HTTPServerRequest) -> None:
         conn = request.connection
-        assert isinstance(conn, HTTP1Connection)
+        assert isinstance(conn, _RequestConnection)
         contexts.append(conn.context)
         streams.append(conn.stream)
         respond(request, request.path.encode())
