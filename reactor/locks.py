@@ -26,8 +26,9 @@ Timeout = float | datetime.timedelta | None
 class _Waiters:
     """A FIFO of waiter futures that forgets the ones that were given up on.
 
-    Timed-out (done) waiters are skipped when popped, and swept out in bulk
-    once enough of them pile up, so that many timeouts cannot grow the queue.
+    Timed-out and cancelled (done) waiters are skipped when popped, and swept
+    out in bulk once enough of them pile up, so that many timeouts or
+    cancellations (clients that leave a long poll) cannot grow the queue.
     """
 
     def __init__(self) -> None:
@@ -39,6 +40,11 @@ class _Waiters:
 
     def append(self, waiter: Future[Any]) -> None:
         self._waiters.append(waiter)
+        waiter.add_done_callback(self._on_done)
+
+    def _on_done(self, waiter: Future[Any]) -> None:
+        if waiter.cancelled():
+            self.abandon()
 
     def abandon(self) -> None:
         self._abandoned += 1

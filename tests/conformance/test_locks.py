@@ -141,3 +141,19 @@ def test_timed_out_waiters_do_not_pile_up(io_loop: IOLoop) -> None:
 
     io_loop.run_sync(main, timeout=5)
     assert len(cond._waiters) < 300  # swept, not kept until the next notify
+
+
+async def test_cancelled_waits_do_not_pile_up(io_loop: IOLoop) -> None:
+    """A long poll whose client left cancels its wait; a thousand of them
+    must not grow the queue that notify walks."""
+    condition = Condition()
+    semaphore = Semaphore(0)
+    for _ in range(1000):
+        condition.wait().cancel()
+        semaphore.acquire().cancel()
+    await gen.moment
+    assert int(repr(condition).split("waiters[")[1].rstrip("]>")) <= 101
+    assert int(repr(semaphore).split("waiters[")[1].rstrip("]>")) <= 101
+    live = condition.wait()
+    condition.notify()
+    assert await live is True
