@@ -40,8 +40,6 @@ MAX_UPLOADS = 10
 """Uploaded files kept on disk."""
 POLL_SECONDS = 30.0
 """How long a long poll waits before it answers with no message."""
-ABANDONED_LIMIT = 100
-"""Polls whose client left, after which the waiting ones are woken (see ChatRoom.abandon)."""
 
 
 class ChatRoom:
@@ -60,18 +58,9 @@ class ChatRoom:
         self.waiting = 0
         """Long polls waiting now."""
         self.changed = locks.Condition()
-        self._abandoned = 0
-
-    def abandon(self) -> None:
-        """A poll's client went away. Its cancelled wait stays in the Condition
-        until the next notify (as in Tornado), so clients that connect and
-        leave could pile them up between two messages: every
-        ``ABANDONED_LIMIT`` of them, wake every poll (those without news
-        answer an empty list, and their clients poll again), which clears them."""
-        self._abandoned += 1
-        if self._abandoned >= ABANDONED_LIMIT:
-            self._abandoned = 0
-            self.changed.notify_all()
+        """Notified on each new message. A poll whose client leaves cancels
+        its wait; the Condition sweeps cancelled waits out, so clients that
+        connect and leave cost bounded memory."""
 
     def since(self, cursor: int) -> list[dict[str, Any]]:
         if cursor > self.last_id:  # a cursor from before a restart
@@ -83,7 +72,6 @@ class ChatRoom:
         message = {"id": self.last_id, "author": author, "text": text}
         self.messages.append(message)
         del self.messages[: -self.cache_size]
-        self._abandoned = 0
         self.changed.notify_all()
         return message
 
@@ -290,7 +278,6 @@ class ChatUpdatesHandler(BaseHandler):
     def on_connection_close(self) -> None:
         if self.waiter is not None and not self.waiter.done():
             self.waiter.cancel()
-            self.app.room.abandon()
 
 
 def make_app(upload_dir: str, **settings: Any) -> DemoApplication:
