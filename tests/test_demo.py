@@ -407,4 +407,3 @@ async def test_a_poll_whose_client_leaves_stops_waiting(
     leave.set()
     await left
     await site.until(lambda: site.app.room.waiting == 0, "end the cancelled poll")
-
