@@ -906,10 +906,15 @@ class RequestHandler(CookieMixin):
     def compute_etag(self) -> str | None:
         """The response's ETag: a hash of the body (override to use a
         version, or return None for none)."""
-        hasher = hashlib.sha1()
-        for part in self._write_buffer:
-            hasher.update(part)
-        return f'"{hasher.hexdigest()}"'
+        buffer = self._write_buffer
+        if len(buffer) == 1:
+            digest = hashlib.sha1(buffer[0]).hexdigest()  # one call: the common case
+        else:
+            hasher = hashlib.sha1()
+            for part in buffer:
+                hasher.update(part)
+            digest = hasher.hexdigest()
+        return f'"{digest}"'
 
     def set_etag_header(self) -> None:
         """Set the ``Etag`` header from :meth:`compute_etag`."""
