@@ -205,11 +205,7 @@ class RequestHandler(CookieMixin):
         self._auto_finish = True
         self._prepared_future: Future[None] | None = None
         self._new_cookie: Any = None  # CookieMixin's outgoing cookies (see _cookies)
-        self._headers = _default_headers()
-        self._write_buffer: list[bytes] = []
-        self._status_code = 200
-        self._reason = "OK"
-        self.set_default_headers()
+        self.clear()
         assert request.connection is not None
         request.connection.set_close_callback(  # type: ignore[attr-defined]
             self.on_connection_close
@@ -265,7 +261,7 @@ class RequestHandler(CookieMixin):
         the output buffer and the status (200)."""
         self._headers = _default_headers()
         self.set_default_headers()
-        self._write_buffer = []
+        self._write_buffer: list[bytes] = []
         self._status_code = 200
         self._reason = "OK"
 
@@ -955,13 +951,17 @@ class RequestHandler(CookieMixin):
             method = self.request.method
             if method not in self.SUPPORTED_METHODS:
                 raise HTTPError(405)
-            if args:
-                self.path_args = [self.decode_argument(arg) for arg in args]  # type: ignore[arg-type]
-            if kwargs:
-                self.path_kwargs = {
-                    k: self.decode_argument(v, name=k)  # type: ignore[arg-type]
-                    for k, v in kwargs.items()
-                }
+            # Lists of the handler's own (the class's empty ones are shared).
+            self.path_args = (
+                [self.decode_argument(arg) for arg in args]  # type: ignore[arg-type]
+                if args
+                else []
+            )
+            self.path_kwargs = (
+                {k: self.decode_argument(v, name=k) for k, v in kwargs.items()}  # type: ignore[arg-type]
+                if kwargs
+                else {}
+            )
             if method not in ("GET", "HEAD", "OPTIONS") and self.application.settings.get(
                 "xsrf_cookies"
             ):
