@@ -82,6 +82,7 @@ from reactor.routing import (
     AnyMatches,
     DefaultHostMatches,
     HostMatches,
+    Matcher,
     PathMatches,
     ReversibleRouter,
     ReversibleRuleRouter,
@@ -1241,9 +1242,11 @@ class _ApplicationRouter(ReversibleRuleRouter):
 
     def __init__(self, application: Application, rules: _RuleList | None = None) -> None:
         self.application = application
-        # path -> rule, for the plain-text patterns that a dict lookup may
-        # decide (see _exact_rules); rebuilt when the rule list changes length.
-        self._exact: dict[str, Rule] = {}
+        # path -> (rule, its matcher, its target), for the plain-text patterns
+        # that a dict lookup may decide (see _exact_rules); rebuilt when the
+        # rule list changes length, and an entry whose rule has since been
+        # given another matcher or target is not used.
+        self._exact: dict[str, tuple[Rule, Matcher, type[RequestHandler]]] = {}
         self._exact_for = -1
         super().__init__(rules)
 
@@ -1258,12 +1261,14 @@ class _ApplicationRouter(ReversibleRuleRouter):
         if self._exact_for != len(rules):
             self._exact = self._exact_rules()
             self._exact_for = len(rules)
-        rule = self._exact.get(request.path)
-        if rule is not None:
-            return self.application.get_handler_delegate(request, rule.target, rule.target_kwargs)
+        entry = self._exact.get(request.path)
+        if entry is not None:
+            rule, matcher, target = entry
+            if rule.target is target and rule.matcher is matcher:  # (not changed since)
+                return self.application.get_handler_delegate(request, target, rule.target_kwargs)
         return super().find_handler(request, **kwargs)
 
-    def _exact_rules(self) -> dict[str, Rule]:
+    def _exact_rules(self) -> dict[str, tuple[Rule, Matcher, type[RequestHandler]]]:
         """The rules a path lookup may take without changing the outcome.
 
         Rule ``i`` with a plain-text pattern ``P`` and a handler class is the
@@ -1273,7 +1278,7 @@ class _ApplicationRouter(ReversibleRuleRouter):
         a path rule (a host, a custom matcher): what it matches is not
         known in advance.
         """
-        exact: dict[str, Rule] = {}
+        exact: dict[str, tuple[Rule, Matcher, type[RequestHandler]]] = {}
         earlier: list[PathMatches] = []
         for rule in self.rules:
             matcher = rule.matcher
@@ -1288,7 +1293,7 @@ class _ApplicationRouter(ReversibleRuleRouter):
                 and issubclass(target, RequestHandler)
                 and not any(m.regex.match(literal) for m in earlier)
             ):
-                exact[literal] = rule
+                exact[literal] = (rule, matcher, target)
             earlier.append(matcher)
         return exact
 

@@ -439,8 +439,7 @@ async def test_render_with_template_loader_setting(serve: Any) -> None:
             namespace.update(page="page", word="translated")
             return namespace
 
-    app.wildcard_router.rules[0].target = Names
-    app.wildcard_router._exact_for = -1
+    app.wildcard_router.rules[0].target = Names  # a rule changed after it was added
     s = serve(app)
     response = await s.fetch("/page")
     assert response.body == b"<title>Hi</title>alice <input xsrf> /page /page Names translated"
