@@ -1636,7 +1636,11 @@ class HTTPError(Exception):
 
     @property
     def log_message(self) -> str | None:
-        """The log message, unformatted; see :meth:`get_message`."""
+        """The log message as a %-format (older code formats it with
+        ``args``): without ``args``, its ``%`` signs are doubled. The
+        message itself: :meth:`get_message`."""
+        if self._log_message and not self.args:
+            return self._log_message.replace("%", "%%")
         return self._log_message
 
     def get_message(self) -> str | None:

@@ -798,3 +798,18 @@ async def test_many_pipelined_requests_are_answered_in_order(
     order = [m for m in (b"Hello, world", b'"async"', b'"coroutine"', b'"one": "1"')]
     positions = [reply.index(marker) for marker in order]
     assert positions == sorted(positions)
+
+
+def test_http_error_messages() -> None:
+    plain = web.HTTPError(404, "100% gone")
+    assert plain.get_message() == "100% gone"
+    assert plain.log_message == "100%% gone"  # a %-format, as older code reads it
+    assert str(plain) == "HTTP 404: Not Found (100% gone)"
+    formatted = web.HTTPError(400, "bad %s", "input", reason="Bad Input")
+    assert formatted.get_message() == "bad input"
+    assert formatted.log_message == "bad %s"
+    assert str(formatted) == "HTTP 400: Bad Input (bad input)"
+    assert str(web.HTTPError(599)) == "HTTP 599: Unknown"
+    missing = web.MissingArgumentError("page")
+    assert (missing.status_code, missing.arg_name) == (400, "page")
+    assert str(missing) == "HTTP 400: Bad Request (Missing argument page)"
