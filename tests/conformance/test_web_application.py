@@ -317,6 +317,42 @@ async def test_compress_response(serve: Any) -> None:
     assert unasked.body == b"text " * 1000
 
 
+class FlushedText(web.RequestHandler):
+    async def get(self) -> None:
+        for i in range(4):
+            self.write(f"piece {i} " * 300)
+            await self.flush()
+        self.write("end")
+
+
+async def test_compress_response_of_a_flushed_body(serve: Any) -> None:
+    s = serve(web.Application([(r"/", FlushedText)], compress_response=True))
+    expected = "".join(f"piece {i} " * 300 for i in range(4)).encode() + b"end"
+    raw_response = await s.fetch(
+        "/", headers={"Accept-Encoding": "gzip"}, decompress_response=False
+    )
+    assert raw_response.headers["Content-Encoding"] == "gzip"
+    assert "Content-Length" not in raw_response.headers
+    assert gzip.decompress(raw_response.body) == expected
+    assert (await s.fetch("/", headers={"Accept-Encoding": "gzip"})).body == expected
+
+
+async def test_application_as_a_request_callback(io_loop: IOLoop) -> None:
+    """``HTTPServer(app)`` with the app used as a plain callable (``app(request)``)."""
+    app = web.Application([(r"/", Echo, {"label": "called"})])
+    server = HTTPServer(lambda request: app(request))
+    [sock] = bind_sockets(0, "127.0.0.1")
+    server.add_sockets([sock])
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        response = await fetch(client, f"http://127.0.0.1:{sock.getsockname()[1]}/")
+        assert json.loads(response.body)["label"] == "called"
+    finally:
+        client.close()
+        server.stop()
+        await server.close_all_connections()
+
+
 async def test_ui_methods_and_modules_from_a_module_dict_or_list(serve: Any) -> None:
     class Shout(web.UIModule):
         def render(self, word: str) -> str:
