@@ -206,6 +206,10 @@ class RequestHandler(CookieMixin):
         self._auto_finish = True
         self._prepared_future: Future[None] | None = None
         self._new_cookie: Any = None  # CookieMixin's outgoing cookies (see _cookies)
+        # The handler's own (the class's empty ones would be shared);
+        # _execute fills them from the path.
+        self.path_args = []
+        self.path_kwargs = {}
         self.clear()
         assert request.connection is not None
         request.connection.set_close_callback(  # type: ignore[attr-defined]
@@ -952,17 +956,13 @@ class RequestHandler(CookieMixin):
             method = self.request.method
             if method not in self.SUPPORTED_METHODS:
                 raise HTTPError(405)
-            # Lists of the handler's own (the class's empty ones are shared).
-            self.path_args = (
-                [self.decode_argument(arg) for arg in args]  # type: ignore[arg-type]
-                if args
-                else []
-            )
-            self.path_kwargs = (
-                {k: self.decode_argument(v, name=k) for k, v in kwargs.items()}  # type: ignore[arg-type]
-                if kwargs
-                else {}
-            )
+            if args:
+                self.path_args = [self.decode_argument(arg) for arg in args]  # type: ignore[arg-type]
+            if kwargs:
+                self.path_kwargs = {
+                    k: self.decode_argument(v, name=k)  # type: ignore[arg-type]
+                    for k, v in kwargs.items()
+                }
             if method not in ("GET", "HEAD", "OPTIONS") and self.application.settings.get(
                 "xsrf_cookies"
             ):
