@@ -215,7 +215,8 @@ class RequestHandler(CookieMixin):
         request.connection.set_close_callback(  # type: ignore[attr-defined]
             self.on_connection_close
         )
-        self.initialize(**kwargs)
+        if kwargs or type(self).initialize is not _BASE_INITIALIZE:
+            self.initialize(**kwargs)
 
     def _initialize(self) -> None:
         pass
@@ -265,7 +266,8 @@ class RequestHandler(CookieMixin):
         """Reset the headers (to the defaults, ``set_default_headers`` included),
         the output buffer and the status (200)."""
         self._headers = _default_headers()
-        self.set_default_headers()
+        if type(self).set_default_headers is not _BASE_SET_DEFAULT_HEADERS:
+            self.set_default_headers()
         self._write_buffer: list[bytes] = []
         self._status_code = 200
         self._reason = "OK"
@@ -689,8 +691,32 @@ class RequestHandler(CookieMixin):
             # headers' table: this runs for every response.
             fields = self._headers._as_list
             if status == 200 and "Etag" not in fields and self.request.method in ("GET", "HEAD"):
-                self.set_etag_header()
-                if self.check_etag_header():
+                cls = type(self)
+                if (
+                    cls.compute_etag is _BASE_COMPUTE_ETAG
+                    and cls.set_etag_header is _BASE_SET_ETAG_HEADER
+                    and cls.check_etag_header is _BASE_CHECK_ETAG_HEADER
+                ):
+                    # What the three default methods do, without their calls.
+                    buffer = self._write_buffer
+                    if len(buffer) == 1:
+                        digest = hashlib.sha1(buffer[0]).hexdigest()
+                    else:
+                        hasher = hashlib.sha1()
+                        for part in buffer:
+                            hasher.update(part)
+                        digest = hasher.hexdigest()
+                    etag = f'"{digest}"'
+                    self._headers._combined["Etag"] = etag  # hex digits: nothing to check
+                    fields["Etag"] = [etag]
+                    request_headers: Any = self.request.headers
+                    if type(request_headers) is HTTPHeaders:
+                        request_headers = request_headers._as_list  # no name normalizing
+                    not_modified = "If-None-Match" in request_headers and self.check_etag_header()
+                else:
+                    self.set_etag_header()
+                    not_modified = self.check_etag_header()
+                if not_modified:
                     self._write_buffer = []
                     self.set_status(304)
                     status = 304
@@ -708,10 +734,11 @@ class RequestHandler(CookieMixin):
         connection.set_close_callback(None)  # type: ignore[attr-defined]
         future = self.flush(include_footers=True)
         connection.finish()
-        self._log()
+        self.application.log_request(self)  # (_log, inline)
         self._finished = True
-        self.on_finish()
-        self._break_cycles()
+        if type(self).on_finish is not _BASE_ON_FINISH:
+            self.on_finish()
+        self.__dict__.pop("ui", None)  # (_break_cycles, inline)
         return future
 
     def detach(self) -> IOStream:
@@ -967,9 +994,10 @@ class RequestHandler(CookieMixin):
                 "xsrf_cookies"
             ):
                 self.check_xsrf_cookie()  # type: ignore[attr-defined]
-            result = self.prepare()
-            if result is not None:
-                return self._continue_async(result, True)
+            if type(self).prepare is not _BASE_PREPARE:
+                result = self.prepare()
+                if result is not None:
+                    return self._continue_async(result, True)
             if self._prepared_future is not None:
                 # Body chunks may come now (stream_request_body).
                 future_set_result_unless_cancelled(self._prepared_future, None)
@@ -1111,6 +1139,19 @@ class RequestHandler(CookieMixin):
         # beyond what it may repeat (ETag, Cache-Control, Date, ...).
         for name in ("Content-Encoding", "Content-Language", "Content-Type"):
             self.clear_header(name)
+
+
+# The base class's no-op hooks. The hot path skips a hook (or does its work
+# inline) when the handler's class has not overridden it: a Python call
+# costs more than the check. (A hook set on an instance is not seen; Tornado
+# applications override hooks in classes.)
+_BASE_INITIALIZE = RequestHandler.initialize
+_BASE_PREPARE = RequestHandler.prepare
+_BASE_ON_FINISH = RequestHandler.on_finish
+_BASE_SET_DEFAULT_HEADERS = RequestHandler.set_default_headers
+_BASE_COMPUTE_ETAG = RequestHandler.compute_etag
+_BASE_SET_ETAG_HEADER = RequestHandler.set_etag_header
+_BASE_CHECK_ETAG_HEADER = RequestHandler.check_etag_header
 
 
 def _insert_before(html: bytes, marker: bytes, part: bytes, first: bool = False) -> bytes:
@@ -1457,8 +1498,16 @@ class Application(ReversibleRouter):
 
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> _HandlerDelegate:
         if len(self.default_router.rules) == 1:
-            # No add_handlers hosts: only the wildcard router's rules.
-            route = self.wildcard_router.find_handler(request)
+            # No add_handlers hosts: only the wildcard router's rules; a
+            # plain-text path straight from its table (see _ApplicationRouter).
+            router = self.wildcard_router
+            if router._exact_for == len(router.rules):
+                entry = router._exact.get(request.path)
+                if entry is not None:
+                    rule, matcher, target = entry
+                    if rule.target is target and rule.matcher is matcher:
+                        return self.get_handler_delegate(request, target, rule.target_kwargs)
+            route = router.find_handler(request)
         else:
             route = self.default_router.find_handler(request)
         if route is not None:
