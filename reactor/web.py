@@ -994,10 +994,9 @@ class RequestHandler(CookieMixin):
                 "xsrf_cookies"
             ):
                 self.check_xsrf_cookie()  # type: ignore[attr-defined]
-            if type(self).prepare is not _BASE_PREPARE:
-                result = self.prepare()
-                if result is not None:
-                    return self._continue_async(result, True)
+            result = self.prepare()
+            if result is not None:
+                return self._continue_async(result, True)
             if self._prepared_future is not None:
                 # Body chunks may come now (stream_request_body).
                 future_set_result_unless_cancelled(self._prepared_future, None)
@@ -1146,7 +1145,6 @@ class RequestHandler(CookieMixin):
 # costs more than the check. (A hook set on an instance is not seen; Tornado
 # applications override hooks in classes.)
 _BASE_INITIALIZE = RequestHandler.initialize
-_BASE_PREPARE = RequestHandler.prepare
 _BASE_ON_FINISH = RequestHandler.on_finish
 _BASE_SET_DEFAULT_HEADERS = RequestHandler.set_default_headers
 _BASE_COMPUTE_ETAG = RequestHandler.compute_etag
