@@ -65,6 +65,7 @@ from reactor.concurrent import Future, future_set_result_unless_cancelled
 from reactor.escape import _unicode, utf8
 from reactor.httpserver import HTTPServer
 from reactor.httputil import (
+    HTTPConnection,
     HTTPHeaders,
     HTTPMessageDelegate,
     HTTPServerRequest,
@@ -1494,6 +1495,19 @@ class Application(ReversibleRouter):
         dispatcher = self.find_handler(request)
         return dispatcher.execute()
 
+    def start_request(
+        self, server_conn: object, request_conn: HTTPConnection
+    ) -> HTTPMessageDelegate:
+        cls = type(self)
+        if (
+            cls.find_handler is Application.find_handler
+            and cls.get_handler_delegate is Application.get_handler_delegate
+        ):
+            # Routing as find_handler would, in the object that then runs the
+            # handler: no second delegate to pass the request's events on to.
+            return _DirectDelegate(self, server_conn, request_conn)
+        return super().start_request(server_conn, request_conn)
+
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> _HandlerDelegate:
         if len(self.default_router.rules) == 1:
             # No add_handlers hosts: only the wildcard router's rules; a
@@ -1654,6 +1668,80 @@ class _HandlerDelegate(HTTPMessageDelegate):
         handler._execute(transforms, *self.path_args, **self.path_kwargs)
         # A streaming handler's future says when prepare is done and the body may come.
         return handler._prepared_future
+
+
+class _DirectDelegate(_HandlerDelegate):
+    """An Application's delegate for one request when neither ``find_handler``
+    nor ``get_handler_delegate`` is overridden: a request for a plain-text
+    route is run by this object itself (as the ``_HandlerDelegate`` that
+    ``find_handler`` would have made); any other request goes through
+    ``find_handler``, and this object passes the events on to its result."""
+
+    __slots__ = ("forward", "server_conn")
+
+    def __init__(  # the other fields are set when the request is routed
+        self, application: Application, server_conn: object, request_conn: HTTPConnection
+    ) -> None:
+        self.application = application
+        self.server_conn = server_conn
+        self.connection = request_conn
+        self.forward: HTTPMessageDelegate | None = None
+        self.chunks = []
+        self.handler = None
+
+    def headers_received(
+        self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders
+    ) -> Awaitable[None] | None:
+        assert isinstance(start_line, RequestStartLine)
+        request = self.request = HTTPServerRequest(
+            connection=self.connection,
+            server_connection=self.server_conn,
+            start_line=start_line,
+            headers=headers,
+        )
+        application = self.application
+        router = application.wildcard_router
+        if len(application.default_router.rules) == 1 and router._exact_for == len(router.rules):
+            entry = router._exact.get(request.path)
+            if entry is not None:
+                rule, matcher, target = entry
+                if rule.target is target and rule.matcher is matcher:
+                    self.handler_class = target
+                    self.handler_kwargs = rule.target_kwargs
+                    self.path_args = []
+                    self.path_kwargs = {}
+                    if target._stream_request_body:
+                        self.stream_request_body = True
+                        request._body_future = Future()  # type: ignore[attr-defined]
+                        return self.execute()
+                    self.stream_request_body = False
+                    return None
+        forward = self.forward = application.find_handler(request)
+        return forward.headers_received(start_line, headers)
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        if self.forward is not None:
+            return self.forward.data_received(chunk)
+        return super().data_received(chunk)
+
+    def finish(self) -> None:
+        if self.forward is not None:
+            self.forward.finish()
+        elif self.stream_request_body:
+            super().finish()
+        else:
+            chunks = self.chunks
+            if chunks:
+                self.request.body = b"".join(chunks)
+                self.request._parse_body()
+            self.chunks = None
+            self.execute()
+
+    def on_connection_close(self) -> None:
+        if self.forward is not None:
+            self.forward.on_connection_close()
+        else:
+            self.chunks = None
 
 
 # -- errors --------------------------------------------------------------------------
