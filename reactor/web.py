@@ -74,6 +74,7 @@ from reactor.concurrent import Future, future_set_result_unless_cancelled
 from reactor.escape import _unicode, utf8
 from reactor.httpserver import HTTPServer
 from reactor.httputil import (
+    HTTPConnection,
     HTTPHeaders,
     HTTPMessageDelegate,
     HTTPServerRequest,
@@ -91,6 +92,7 @@ from reactor.routing import (
     AnyMatches,
     DefaultHostMatches,
     HostMatches,
+    Matcher,
     PathMatches,
     ReversibleRouter,
     ReversibleRuleRouter,
@@ -221,16 +223,17 @@ class RequestHandler(CookieMixin):
         self._auto_finish = True
         self._prepared_future: Future[None] | None = None
         self._new_cookie: Any = None  # CookieMixin's outgoing cookies (see _cookies)
-        self._headers = _default_headers()
-        self._write_buffer: list[bytes] = []
-        self._status_code = 200
-        self._reason = "OK"
-        self.set_default_headers()
+        # The handler's own (the class's empty ones would be shared);
+        # _execute fills them from the path.
+        self.path_args = []
+        self.path_kwargs = {}
+        self.clear()
         assert request.connection is not None
         request.connection.set_close_callback(  # type: ignore[attr-defined]
             self.on_connection_close
         )
-        self.initialize(**kwargs)
+        if kwargs or type(self).initialize is not _BASE_INITIALIZE:
+            self.initialize(**kwargs)
 
     def _initialize(self) -> None:
         pass
@@ -280,8 +283,9 @@ class RequestHandler(CookieMixin):
         """Reset the headers (to the defaults, ``set_default_headers`` included),
         the output buffer and the status (200)."""
         self._headers = _default_headers()
-        self.set_default_headers()
-        self._write_buffer = []
+        if type(self).set_default_headers is not _BASE_SET_DEFAULT_HEADERS:
+            self.set_default_headers()
+        self._write_buffer: list[bytes] = []
         self._status_code = 200
         self._reason = "OK"
 
@@ -704,8 +708,32 @@ class RequestHandler(CookieMixin):
             # headers' table: this runs for every response.
             fields = self._headers._as_list
             if status == 200 and "Etag" not in fields and self.request.method in ("GET", "HEAD"):
-                self.set_etag_header()
-                if self.check_etag_header():
+                cls = type(self)
+                if (
+                    cls.compute_etag is _BASE_COMPUTE_ETAG
+                    and cls.set_etag_header is _BASE_SET_ETAG_HEADER
+                    and cls.check_etag_header is _BASE_CHECK_ETAG_HEADER
+                ):
+                    # What the three default methods do, without their calls.
+                    buffer = self._write_buffer
+                    if len(buffer) == 1:
+                        digest = hashlib.sha1(buffer[0]).hexdigest()
+                    else:
+                        hasher = hashlib.sha1()
+                        for part in buffer:
+                            hasher.update(part)
+                        digest = hasher.hexdigest()
+                    etag = f'"{digest}"'
+                    self._headers._combined["Etag"] = etag  # hex digits: nothing to check
+                    fields["Etag"] = [etag]
+                    request_headers: Any = self.request.headers
+                    if type(request_headers) is HTTPHeaders:
+                        request_headers = request_headers._as_list  # no name normalizing
+                    not_modified = "If-None-Match" in request_headers and self.check_etag_header()
+                else:
+                    self.set_etag_header()
+                    not_modified = self.check_etag_header()
+                if not_modified:
                     self._write_buffer = []
                     self.set_status(304)
                     status = 304
@@ -723,10 +751,11 @@ class RequestHandler(CookieMixin):
         connection.set_close_callback(None)  # type: ignore[attr-defined]
         future = self.flush(include_footers=True)
         connection.finish()
-        self._log()
+        self.application.log_request(self)  # (_log, inline)
         self._finished = True
-        self.on_finish()
-        self._break_cycles()
+        if type(self).on_finish is not _BASE_ON_FINISH:
+            self.on_finish()
+        self.__dict__.pop("ui", None)  # (_break_cycles, inline)
         return future
 
     def detach(self) -> IOStream:
@@ -922,10 +951,15 @@ class RequestHandler(CookieMixin):
     def compute_etag(self) -> str | None:
         """The response's ETag: a hash of the body (override to use a
         version, or return None for none)."""
-        hasher = hashlib.sha1()
-        for part in self._write_buffer:
-            hasher.update(part)
-        return f'"{hasher.hexdigest()}"'
+        buffer = self._write_buffer
+        if len(buffer) == 1:
+            digest = hashlib.sha1(buffer[0]).hexdigest()  # one call: the common case
+        else:
+            hasher = hashlib.sha1()
+            for part in buffer:
+                hasher.update(part)
+            digest = hasher.hexdigest()
+        return f'"{digest}"'
 
     def set_etag_header(self) -> None:
         """Set the ``Etag`` header from :meth:`compute_etag`."""
@@ -1121,6 +1155,18 @@ class RequestHandler(CookieMixin):
             self.clear_header(name)
 
 
+# The base class's no-op hooks. The hot path skips a hook (or does its work
+# inline) when the handler's class has not overridden it: a Python call
+# costs more than the check. (A hook set on an instance is not seen; Tornado
+# applications override hooks in classes.)
+_BASE_INITIALIZE = RequestHandler.initialize
+_BASE_ON_FINISH = RequestHandler.on_finish
+_BASE_SET_DEFAULT_HEADERS = RequestHandler.set_default_headers
+_BASE_COMPUTE_ETAG = RequestHandler.compute_etag
+_BASE_SET_ETAG_HEADER = RequestHandler.set_etag_header
+_BASE_CHECK_ETAG_HEADER = RequestHandler.check_etag_header
+
+
 def _insert_before(html: bytes, marker: bytes, part: bytes, first: bool = False) -> bytes:
     where = html.find(marker) if first else html.rfind(marker)
     if where < 0:
@@ -1250,9 +1296,11 @@ class _ApplicationRouter(ReversibleRuleRouter):
 
     def __init__(self, application: Application, rules: _RuleList | None = None) -> None:
         self.application = application
-        # path -> rule, for the plain-text patterns that a dict lookup may
-        # decide (see _exact_rules); rebuilt when the rule list changes length.
-        self._exact: dict[str, Rule] = {}
+        # path -> (rule, its matcher, its target), for the plain-text patterns
+        # that a dict lookup may decide (see _exact_rules); rebuilt when the
+        # rule list changes length, and an entry whose rule has since been
+        # given another matcher or target is not used.
+        self._exact: dict[str, tuple[Rule, Matcher, type[RequestHandler]]] = {}
         self._exact_for = -1
         super().__init__(rules)
 
@@ -1267,12 +1315,14 @@ class _ApplicationRouter(ReversibleRuleRouter):
         if self._exact_for != len(rules):
             self._exact = self._exact_rules()
             self._exact_for = len(rules)
-        rule = self._exact.get(request.path)
-        if rule is not None:
-            return self.application.get_handler_delegate(request, rule.target, rule.target_kwargs)
+        entry = self._exact.get(request.path)
+        if entry is not None:
+            rule, matcher, target = entry
+            if rule.target is target and rule.matcher is matcher:  # (not changed since)
+                return self.application.get_handler_delegate(request, target, rule.target_kwargs)
         return super().find_handler(request, **kwargs)
 
-    def _exact_rules(self) -> dict[str, Rule]:
+    def _exact_rules(self) -> dict[str, tuple[Rule, Matcher, type[RequestHandler]]]:
         """The rules a path lookup may take without changing the outcome.
 
         Rule ``i`` with a plain-text pattern ``P`` and a handler class is the
@@ -1282,7 +1332,7 @@ class _ApplicationRouter(ReversibleRuleRouter):
         a path rule (a host, a custom matcher): what it matches is not
         known in advance.
         """
-        exact: dict[str, Rule] = {}
+        exact: dict[str, tuple[Rule, Matcher, type[RequestHandler]]] = {}
         earlier: list[PathMatches] = []
         for rule in self.rules:
             matcher = rule.matcher
@@ -1297,7 +1347,7 @@ class _ApplicationRouter(ReversibleRuleRouter):
                 and issubclass(target, RequestHandler)
                 and not any(m.regex.match(literal) for m in earlier)
             ):
-                exact[literal] = rule
+                exact[literal] = (rule, matcher, target)
             earlier.append(matcher)
         return exact
 
@@ -1459,10 +1509,31 @@ class Application(ReversibleRouter):
         dispatcher = self.find_handler(request)
         return dispatcher.execute()
 
+    def start_request(
+        self, server_conn: object, request_conn: HTTPConnection
+    ) -> HTTPMessageDelegate:
+        cls = type(self)
+        if (
+            cls.find_handler is Application.find_handler
+            and cls.get_handler_delegate is Application.get_handler_delegate
+        ):
+            # Routing as find_handler would, in the object that then runs the
+            # handler: no second delegate to pass the request's events on to.
+            return _DirectDelegate(self, server_conn, request_conn)
+        return super().start_request(server_conn, request_conn)
+
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> _HandlerDelegate:
         if len(self.default_router.rules) == 1:
-            # No add_handlers hosts: only the wildcard router's rules.
-            route = self.wildcard_router.find_handler(request)
+            # No add_handlers hosts: only the wildcard router's rules; a
+            # plain-text path straight from its table (see _ApplicationRouter).
+            router = self.wildcard_router
+            if router._exact_for == len(router.rules):
+                entry = router._exact.get(request.path)
+                if entry is not None:
+                    rule, matcher, target = entry
+                    if rule.target is target and rule.matcher is matcher:
+                        return self.get_handler_delegate(request, target, rule.target_kwargs)
+            route = router.find_handler(request)
         else:
             route = self.default_router.find_handler(request)
         if route is not None:
@@ -1613,6 +1684,80 @@ class _HandlerDelegate(HTTPMessageDelegate):
         return handler._prepared_future
 
 
+class _DirectDelegate(_HandlerDelegate):
+    """An Application's delegate for one request when neither ``find_handler``
+    nor ``get_handler_delegate`` is overridden: a request for a plain-text
+    route is run by this object itself (as the ``_HandlerDelegate`` that
+    ``find_handler`` would have made); any other request goes through
+    ``find_handler``, and this object passes the events on to its result."""
+
+    __slots__ = ("forward", "server_conn")
+
+    def __init__(  # the other fields are set when the request is routed
+        self, application: Application, server_conn: object, request_conn: HTTPConnection
+    ) -> None:
+        self.application = application
+        self.server_conn = server_conn
+        self.connection = request_conn
+        self.forward: HTTPMessageDelegate | None = None
+        self.chunks = []
+        self.handler = None
+
+    def headers_received(
+        self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders
+    ) -> Awaitable[None] | None:
+        assert isinstance(start_line, RequestStartLine)
+        request = self.request = HTTPServerRequest(
+            connection=self.connection,
+            server_connection=self.server_conn,
+            start_line=start_line,
+            headers=headers,
+        )
+        application = self.application
+        router = application.wildcard_router
+        if len(application.default_router.rules) == 1 and router._exact_for == len(router.rules):
+            entry = router._exact.get(request.path)
+            if entry is not None:
+                rule, matcher, target = entry
+                if rule.target is target and rule.matcher is matcher:
+                    self.handler_class = target
+                    self.handler_kwargs = rule.target_kwargs
+                    self.path_args = []
+                    self.path_kwargs = {}
+                    if target._stream_request_body:
+                        self.stream_request_body = True
+                        request._body_future = Future()  # type: ignore[attr-defined]
+                        return self.execute()
+                    self.stream_request_body = False
+                    return None
+        forward = self.forward = application.find_handler(request)
+        return forward.headers_received(start_line, headers)
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        if self.forward is not None:
+            return self.forward.data_received(chunk)
+        return super().data_received(chunk)
+
+    def finish(self) -> None:
+        if self.forward is not None:
+            self.forward.finish()
+        elif self.stream_request_body:
+            super().finish()
+        else:
+            chunks = self.chunks
+            if chunks:
+                self.request.body = b"".join(chunks)
+                self.request._parse_body()
+            self.chunks = None
+            self.execute()
+
+    def on_connection_close(self) -> None:
+        if self.forward is not None:
+            self.forward.on_connection_close()
+        else:
+            self.chunks = None
+
+
 # -- errors --------------------------------------------------------------------------
 
 
@@ -1640,7 +1785,11 @@ class HTTPError(Exception):
 
     @property
     def log_message(self) -> str | None:
-        """The log message, unformatted; see :meth:`get_message`."""
+        """The log message as a %-format (older code formats it with
+        ``args``): without ``args``, its ``%`` signs are doubled. The
+        message itself: :meth:`get_message`."""
+        if self._log_message and not self.args:
+            return self._log_message.replace("%", "%%")
         return self._log_message
 
     def get_message(self) -> str | None:

@@ -317,6 +317,42 @@ async def test_compress_response(serve: Any) -> None:
     assert unasked.body == b"text " * 1000
 
 
+class FlushedText(web.RequestHandler):
+    async def get(self) -> None:
+        for i in range(4):
+            self.write(f"piece {i} " * 300)
+            await self.flush()
+        self.write("end")
+
+
+async def test_compress_response_of_a_flushed_body(serve: Any) -> None:
+    s = serve(web.Application([(r"/", FlushedText)], compress_response=True))
+    expected = "".join(f"piece {i} " * 300 for i in range(4)).encode() + b"end"
+    raw_response = await s.fetch(
+        "/", headers={"Accept-Encoding": "gzip"}, decompress_response=False
+    )
+    assert raw_response.headers["Content-Encoding"] == "gzip"
+    assert "Content-Length" not in raw_response.headers
+    assert gzip.decompress(raw_response.body) == expected
+    assert (await s.fetch("/", headers={"Accept-Encoding": "gzip"})).body == expected
+
+
+async def test_application_as_a_request_callback(io_loop: IOLoop) -> None:
+    """``HTTPServer(app)`` with the app used as a plain callable (``app(request)``)."""
+    app = web.Application([(r"/", Echo, {"label": "called"})])
+    server = HTTPServer(lambda request: app(request))
+    [sock] = bind_sockets(0, "127.0.0.1")
+    server.add_sockets([sock])
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        response = await fetch(client, f"http://127.0.0.1:{sock.getsockname()[1]}/")
+        assert json.loads(response.body)["label"] == "called"
+    finally:
+        client.close()
+        server.stop()
+        await server.close_all_connections()
+
+
 async def test_ui_methods_and_modules_from_a_module_dict_or_list(serve: Any) -> None:
     class Shout(web.UIModule):
         def render(self, word: str) -> str:
@@ -439,8 +475,7 @@ async def test_render_with_template_loader_setting(serve: Any) -> None:
             namespace.update(page="page", word="translated")
             return namespace
 
-    app.wildcard_router.rules[0].target = Names
-    app.wildcard_router._exact_for = -1
+    app.wildcard_router.rules[0].target = Names  # a rule changed after it was added
     s = serve(app)
     response = await s.fetch("/page")
     assert response.body == b"<title>Hi</title>alice <input xsrf> /page /page Names translated"
@@ -799,3 +834,25 @@ async def test_streaming_handler_that_refuses_in_prepare_never_sees_the_body(ser
     assert response.code == 403
     assert RefusesUploads.chunks == 0
     assert (await s.fetch("/", method="PUT", body=b"again")).code == 403  # the server goes on
+
+
+async def test_application_subclass_routing_hooks_are_used(serve: Any) -> None:
+    """An Application that overrides find_handler / get_handler_delegate is
+    asked for every request, plain-text routes included."""
+    seen: list[str] = []
+
+    class Counting(web.Application):
+        def get_handler_delegate(self, request: HTTPServerRequest, *args: Any, **kw: Any) -> Any:
+            seen.append("delegate " + request.path)
+            return super().get_handler_delegate(request, *args, **kw)
+
+    class Finding(web.Application):
+        def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> Any:
+            seen.append("find " + request.path)
+            return super().find_handler(request, **kwargs)
+
+    counting = serve(Counting([(r"/", Echo, {"label": "c"})]))
+    finding = serve(Finding([(r"/", Echo, {"label": "f"})]))
+    assert json.loads((await counting.fetch("/")).body)["label"] == "c"
+    assert json.loads((await finding.fetch("/")).body)["label"] == "f"
+    assert seen == ["delegate /", "find /"]
