@@ -314,8 +314,9 @@ class RequestHandler(CookieMixin):
     def set_header(self, name: str, value: _HeaderTypes) -> None:
         """Set a response header (replacing any value it had). ``value``: a
         str, bytes (latin-1), int, or datetime (an HTTP date). A value with a
-        control character (CR, LF, ...) raises ValueError."""
-        if type(value) is str and value.isprintable():
+        control character (CR, LF, ...) or a character that Latin-1 cannot
+        carry raises ValueError."""
+        if type(value) is str and value.isascii() and value.isprintable():
             self._headers[name] = value  # the common case, checked already
         else:
             self._headers[name] = self._convert_header_value(value)
@@ -329,7 +330,9 @@ class RequestHandler(CookieMixin):
         if name in self._headers:
             del self._headers[name]
 
-    _INVALID_HEADER_CHAR_RE = re.compile(r"[\x00-\x1f]")
+    # Controls (response splitting, CWE-113) and anything Latin-1 cannot
+    # carry, which could not be sent at all (RFC 9110 section 5.5).
+    _INVALID_HEADER_CHAR_RE = re.compile(r"[\x00-\x1f\x7f\u0100-\U0010ffff]")
 
     def _convert_header_value(self, value: _HeaderTypes) -> str:
         # bool is an int: checked first, as Tornado does not stringify it specially.
@@ -345,7 +348,8 @@ class RequestHandler(CookieMixin):
         else:
             raise TypeError(f"Unsupported header value {value!r}")
         # Response splitting: a CR or LF would start a header of the
-        # client's choosing (CWE-113).
+        # client's choosing (CWE-113); a character above U+00FF would fail
+        # only when the headers are sent, after the handler is done.
         if RequestHandler._INVALID_HEADER_CHAR_RE.search(retval):
             raise ValueError(f"Unsafe header value {retval!r}")
         return retval
@@ -1940,7 +1944,9 @@ class GZipContentEncoding(OutputTransform):
                 self._compressible_type(ctype)
                 and (not finishing or len(chunk) >= self.MIN_LENGTH)
                 and ("Content-Encoding" not in headers)
-                and status_code not in (204, 304)
+                and status_code not in (204, 206, 304)
+                # A range's Content-Range counts bytes of the unencoded file.
+                and ("Content-Range" not in headers)
             )
         if self._gzipping:
             headers["Content-Encoding"] = "gzip"

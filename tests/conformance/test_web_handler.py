@@ -473,6 +473,20 @@ async def test_header_injection_is_refused_with_500(
     assert "X-Injected" not in response.headers
 
 
+async def test_a_header_value_latin1_cannot_carry_is_refused_where_it_is_set(
+    http_client: AsyncHTTPClient, base_url: str
+) -> None:
+    # U+00E9 is Latin-1, and goes out as its one byte; U+20AC is not, and
+    # fails in set_header (a 500 logged once), not when the headers are sent.
+    response = await fetch(http_client, base_url + "/unsafe-header?value=caf%C3%A9")
+    assert response.code == 200
+    assert response.headers["X-Evil"] == "caf\u00e9"
+    with ExpectLog("reactor.application", r"Uncaught exception GET /unsafe-header"):
+        response = await fetch(http_client, base_url + "/unsafe-header?value=%E2%82%AC")
+    assert response.code == 500
+    assert "X-Evil" not in response.headers
+
+
 async def test_uncaught_exception_is_a_500_logged_with_its_traceback(
     http_client: AsyncHTTPClient, base_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
