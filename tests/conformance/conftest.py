@@ -1,5 +1,5 @@
 """Fixtures shared by the conformance tests: a TLS certificate made at run time,
-and ``cleanup``, which closes what a test opened.
+``cleanup``, which closes what a test opened, and ``reactor_log``.
 
 ``tls_certificate`` is a throwaway CA and a server certificate it signed
 (:func:`reactor.testing.tls.make_certificate`), made once per session; without
@@ -8,6 +8,7 @@ and ``cleanup``, which closes what a test opened.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ import pytest
 
 from reactor.ioloop import IOLoop
 from reactor.testing.tls import TLSCertificate, make_certificate
+from tests.util import LogRecords
 
 _T = TypeVar("_T")
 Cleanup = Callable[[_T], _T]
@@ -32,6 +34,27 @@ def cleanup(io_loop: IOLoop) -> Iterator[Cleanup[Any]]:
     yield add
     for thing in reversed(things):
         thing.close()
+
+
+@pytest.fixture
+def reactor_log() -> Iterator[LogRecords]:
+    """Every record reactor's loggers write (INFO and up) during the test;
+    at its end, none may be an ERROR or carry a traceback, unless the test
+    expected it (``ExpectLog`` swallows what it matches). A module that
+    wants this for every test says ``pytestmark =
+    pytest.mark.usefixtures("reactor_log")``."""
+    logger = logging.getLogger("reactor")
+    handler = LogRecords()
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    bad = [r for r in handler.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not bad, "\n".join(f"{r.name} {r.levelname}: {r.getMessage()}" for r in bad)
 
 
 @pytest.fixture(scope="session")

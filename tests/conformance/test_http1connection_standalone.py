@@ -46,38 +46,13 @@ from reactor.netutil import bind_sockets
 from reactor.tcpserver import TCPServer
 from reactor.testing import ExpectLog
 
+pytestmark = pytest.mark.usefixtures("reactor_log")  # no ERROR logged (conftest)
+
 CLIENT_TIMEOUT = 4.0
 """Seconds a blocking client waits for the server before the test fails."""
 
 
 # -- the log must stay clean -------------------------------------------------------
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture(autouse=True)
-def reactor_log() -> Iterator[_Records]:
-    """No record at ERROR and no traceback from reactor's loggers, unless a
-    test expects it (ExpectLog swallows what it matches)."""
-    logger = logging.getLogger("reactor")
-    handler = _Records()
-    old_level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
-    bad = [r for r in handler.records if r.levelno >= logging.ERROR or r.exc_info]
-    assert not bad, "\n".join(f"{r.name} {r.levelname}: {r.getMessage()}" for r in bad)
 
 
 # -- helpers ------------------------------------------------------------------------

@@ -45,6 +45,9 @@ from reactor.ioloop import IOLoop
 from reactor.locks import Condition
 from reactor.netutil import bind_sockets
 from reactor.testing.tls import TLSCertificate
+from tests.util import LogRecords
+
+pytestmark = pytest.mark.usefixtures("reactor_log")  # no ERROR logged (conftest)
 
 CLIENT_TIMEOUT = 4.0
 """Seconds any client waits for the server before the test fails."""
@@ -57,33 +60,6 @@ mutated (2,000 requests in all, or 12,000 with ``REACTOR_SOAK=1``)."""
 
 
 # -- the log must stay clean -------------------------------------------------------
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture(autouse=True)
-def reactor_log() -> Iterator[_Records]:
-    """Every record reactor logs (INFO and up) during the test; none may be
-    an ERROR or carry a traceback."""
-    logger = logging.getLogger("reactor")
-    handler = _Records()
-    old_level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
-    bad = [r for r in handler.records if r.levelno >= logging.ERROR or r.exc_info]
-    assert not bad, "\n".join(f"{r.name} {r.levelname}: {r.getMessage()}" for r in bad)
 
 
 # -- the server --------------------------------------------------------------------
@@ -1145,7 +1121,7 @@ def fuzz_batch(port: int, payloads: list[bytes]) -> list[bytes]:
 STATUS_LINE = re.compile(rb"(?:^|\r\n)HTTP/1\.1 (\d{3}) ")
 
 
-async def test_fuzz(io_loop: IOLoop, serve: Any, reactor_log: _Records) -> None:
+async def test_fuzz(io_loop: IOLoop, serve: Any, reactor_log: LogRecords) -> None:
     def handle(request: HTTPServerRequest) -> None:
         respond(request, b"ok")
 

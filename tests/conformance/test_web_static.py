@@ -16,7 +16,6 @@ import datetime
 import email.utils
 import hashlib
 import http.client
-import logging
 import os
 import shutil
 import socket
@@ -34,6 +33,9 @@ from reactor.iostream import IOStream
 from reactor.locks import Event
 from reactor.netutil import bind_sockets
 from reactor.web import Application, RequestHandler, StaticFileHandler
+from tests.util import LogRecords
+
+pytestmark = pytest.mark.usefixtures("reactor_log")  # no ERROR logged (conftest)
 
 CLIENT_TIMEOUT = 4.0
 """Seconds a blocking client waits for the server before the test fails."""
@@ -41,35 +43,6 @@ CLIENT_TIMEOUT = 4.0
 SECRET = b"the secret outside the root\n"
 TEXT = b"0123456789abcdefghij" * 5  # 100 bytes
 BIG_SIZE = 10 * 1024 * 1024
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def warnings(self) -> list[str]:
-        return [r.getMessage() for r in self.records if r.levelno == logging.WARNING]
-
-
-@pytest.fixture(autouse=True)
-def reactor_log() -> Iterator[_Records]:
-    """Every record reactor logs (INFO and up); none may be an ERROR or carry a traceback."""
-    logger = logging.getLogger("reactor")
-    handler = _Records()
-    old_level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
-    bad = [r for r in handler.records if r.levelno >= logging.ERROR or r.exc_info]
-    assert not bad, "\n".join(f"{r.name} {r.levelname}: {r.getMessage()}" for r in bad)
 
 
 @pytest.fixture(autouse=True)
@@ -327,7 +300,7 @@ async def test_range_ignored_is_200(http_client: AsyncHTTPClient, base_url: str)
 
 
 async def test_range_416(
-    http_client: AsyncHTTPClient, base_url: str, reactor_log: _Records
+    http_client: AsyncHTTPClient, base_url: str, reactor_log: LogRecords
 ) -> None:
     for range_header in [
         "bytes=100-",
@@ -401,7 +374,7 @@ TRAVERSALS = [
 
 
 async def test_traversal_is_refused(
-    io_loop: IOLoop, http_server: Any, http_port: int, reactor_log: _Records
+    io_loop: IOLoop, http_server: Any, http_port: int, reactor_log: LogRecords
 ) -> None:
     for target, expected in TRAVERSALS:
         status, headers, body = await blocking(io_loop, raw_get, http_port, target)
@@ -509,7 +482,7 @@ async def test_directory(http_client: AsyncHTTPClient, base_url: str) -> None:
 
 
 async def test_directory_redirect_stays_on_this_host(
-    io_loop: IOLoop, http_server: Any, http_port: int, reactor_log: _Records
+    io_loop: IOLoop, http_server: Any, http_port: int, reactor_log: LogRecords
 ) -> None:
     # /\evil.example/..%2fsub is the directory sub; adding its slash would
     # answer Location: /\evil.example/..%2fsub/, which browsers read as
