@@ -1,0 +1,153 @@
+#!/usr/bin/env python
+"""Profile the web layer's request path: where a request's CPU time goes.
+
+Serves ``bench_web.py``'s application (``web_apps/tornado_app.py``, from
+``reactor`` or from ``tornado``) in this process under ``cProfile``, while
+``wrk`` (a subprocess, pinned to another CPU when there are two) sends GETs
+of one path for a few seconds; then prints the functions by their own time
+and by cumulative time, per request (µs), so that a change to the hot path
+can be weighed in microseconds::
+
+    python benchmarks/profile_web.py                       # reactor, epoll, GET /
+    python benchmarks/profile_web.py --pkg tornado         # the same on Tornado 6.6
+    python benchmarks/profile_web.py --layer handler       # the 50-route Application
+    python benchmarks/profile_web.py --dump /tmp/web.prof  # also save the raw profile
+
+cProfile slows every Python call by a similar amount, so its absolute
+numbers are larger than the benchmark's; read the shares and the ranks.
+For a sampling profile without that overhead, run the same command under
+``py-spy record --native -o /tmp/web.svg -- python benchmarks/profile_web.py
+--no-profile``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from typing import Any
+
+import _common  # noqa: F401 (puts this checkout's reactor on sys.path)
+from bench_http import _free_port
+from web_apps import PATHS, tornado_app, write_static
+
+
+def _wrk(port: int, path: str, seconds: int, conns: int, done: Any) -> None:
+    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"]
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cpus) >= 2 and shutil.which("taskset"):
+        cmd = ["taskset", "-c", str(cpus[1]), *cmd]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    done(proc.stdout + proc.stderr)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pkg", choices=("reactor", "tornado"), default="reactor")
+    parser.add_argument("--backend", default="epoll", help="reactor's backend (default epoll)")
+    parser.add_argument(
+        "--bench", choices=tuple(PATHS), default="hello", help="the path to GET (default hello)"
+    )
+    parser.add_argument(
+        "--layer", choices=tornado_app.LAYERS, help="serve one layer's target, GET /target"
+    )
+    parser.add_argument("--duration", type=int, default=3, help="wrk seconds (default 3)")
+    parser.add_argument("--connections", type=int, default=100, help="wrk -c (default 100)")
+    parser.add_argument("--limit", type=int, default=35, help="rows per listing (default 35)")
+    parser.add_argument("--dump", metavar="PATH", help="also write the raw profile here")
+    parser.add_argument(
+        "--no-profile", action="store_true", help="no cProfile (for py-spy); print requests/s"
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        parser.error("wrk is not on PATH (apt-get install wrk)")
+
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cpus) >= 2:
+        os.sched_setaffinity(0, {cpus[0]})
+    static = tempfile.mkdtemp()
+    write_static(static)
+    port = _free_port()
+    path = "/target" if args.layer else PATHS[args.bench]
+    target = (
+        tornado_app.make_app(args.pkg, static)
+        if args.layer is None
+        else tornado_app.layer_target(args.pkg, args.layer)
+    )
+    httpserver = __import__(f"{args.pkg}.httpserver", fromlist=["HTTPServer"])
+    ioloop = __import__(f"{args.pkg}.ioloop", fromlist=["IOLoop"])
+    if args.pkg == "reactor":
+        ioloop.IOLoop.configure(args.backend)
+    loop = ioloop.IOLoop.current()
+    httpserver.HTTPServer(target).listen(port, "127.0.0.1")
+    output: list[str] = []
+
+    def done(text: str) -> None:
+        output.append(text)
+        loop.add_callback(loop.stop)
+
+    threading.Thread(
+        target=_wrk, args=(port, path, args.duration, args.connections, done), daemon=True
+    ).start()
+    profile = None if args.no_profile else cProfile.Profile()
+    if profile is not None:
+        profile.enable()
+    loop.start()
+    if profile is not None:
+        profile.disable()
+    shutil.rmtree(static, ignore_errors=True)
+
+    text = output[0] if output else ""
+    m = re.search(r"^\s+(\d+) requests in", text, re.M)
+    if m is None:
+        print(text, file=sys.stderr)
+        return 1
+    requests = int(m.group(1))
+    errors = re.search(r"Socket errors.*|Non-2xx.*", text)
+    print(
+        f"{args.pkg} ({args.backend if args.pkg == 'reactor' else 'asyncio'}), GET {path}: "
+        f"{requests:,} requests in {args.duration} s"
+        + (f" ({errors.group(0).strip()})" if errors else "")
+    )
+    if profile is None:
+        return 0
+    if args.dump:
+        profile.dump_stats(args.dump)
+    for sort in ("tottime", "cumulative"):
+        buf = io.StringIO()
+        stats = pstats.Stats(profile, stream=buf)
+        total = stats.total_tt  # type: ignore[attr-defined]
+        print(f"\n== by {sort}: {total / requests * 1e6:.1f} µs per request in all (profiled)")
+        print(f"{'own µs/req':>10} {'cum µs/req':>10} {'calls/req':>9}  function")
+        rows = sorted(
+            stats.stats.items(),  # type: ignore[attr-defined]
+            key=lambda kv: kv[1][2] if sort == "tottime" else kv[1][3],
+            reverse=True,
+        )
+        for (filename, line, name), (_cc, ncalls, tt, ct, _callers) in rows[: args.limit]:
+            where = f"{_short(filename)}:{line}({name})"
+            print(
+                f"{tt / requests * 1e6:10.2f} {ct / requests * 1e6:10.2f} "
+                f"{ncalls / requests:9.2f}  {where}"
+            )
+    return 0
+
+
+def _short(filename: str) -> str:
+    for marker in ("/reactor/", "/tornado/", "/benchmarks/", "/lib/python"):
+        i = filename.rfind(marker)
+        if i >= 0:
+            return filename[i + 1 :]
+    return filename
+
+
+if __name__ == "__main__":
+    sys.exit(main())
