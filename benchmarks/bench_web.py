@@ -163,27 +163,34 @@ def _unavailable(name: str) -> str | None:
     return f"not installed: {', '.join(missing)} (pip install -e .[bench])" if missing else None
 
 
-def not_built(impl: str, bench: str) -> str | None:
-    """The reactor module a cell needs that this checkout does not have yet.
+def not_built(impl: str, bench: str, layer: str | None = None) -> str | None:
+    """The reactor part a cell needs that this checkout does not have yet.
 
     Such a cell reads ``n/a (not built: ...)`` in the table: never a number.
     """
-    needs: list[str] = []
-    if impl.startswith("reactor-"):
-        needs = ["reactor.httpserver"] if bench == "layers" else ["reactor.web"]
-    elif impl == "flask-wsgicontainer":
+    if impl == "flask-wsgicontainer":
         needs = ["reactor.wsgi"]
-    missing = [m for m in needs if importlib.util.find_spec(m) is None]
-    return f"not built: {', '.join(missing)}" if missing else None
-
-
-def not_built_layer(impl: str, layer: str) -> str | None:
-    if not impl.startswith("reactor-"):
+    elif not impl.startswith("reactor-"):
         return None
-    module = {"bare": None, "routing": "reactor.routing"}.get(layer, "reactor.web")
-    if module is not None and importlib.util.find_spec(module) is None:
-        return f"not built: {module}"
-    return None
+    elif bench == "layers":
+        needs = {
+            "bare": ["reactor.httpserver"],
+            "routing": ["reactor.routing"],
+            "handler": ["reactor.web"],
+        }.get(layer or "", ["reactor.web", "reactor.template"])
+    elif bench == "template":
+        needs = ["reactor.web", "reactor.template"]
+    else:
+        needs = ["reactor.web"]
+    missing = [m for m in needs if importlib.util.find_spec(m) is None]
+    if not missing and impl.startswith("reactor-") and bench == "static":
+        # The web layer's first version has a StaticFileHandler skeleton that
+        # answers 404; the real one has Tornado's validate_absolute_path.
+        from reactor.web import StaticFileHandler
+
+        if not hasattr(StaticFileHandler, "validate_absolute_path"):
+            missing.append("reactor.web.StaticFileHandler")
+    return f"not built: {', '.join(missing)}" if missing else None
 
 
 # -- the server process (--serve) ---------------------------------------------------
@@ -523,9 +530,7 @@ class urlopen_target:
 def worker(spec: dict[str, Any]) -> int:
     """One cell; prints its result (or ``{"na": ...}`` for a part not built)."""
     impl, bench = spec["impl"], spec["bench"]
-    reason = not_built(impl, bench)
-    if reason is None and bench == "layers":
-        reason = not_built_layer(impl, spec["layer"])
+    reason = not_built(impl, bench, spec.get("layer"))
     if reason is not None:
         emit_result({"na": reason})
         return 0
