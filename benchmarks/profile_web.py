@@ -16,8 +16,12 @@ can be weighed in microseconds::
 cProfile slows every Python call by a similar amount, so its absolute
 numbers are larger than the benchmark's; read the shares and the ranks.
 For a sampling profile without that overhead, run the same command under
-``py-spy record --native -o /tmp/web.svg -- python benchmarks/profile_web.py
---no-profile``.
+``py-spy record --format raw -o /tmp/web.folded -- python
+benchmarks/profile_web.py --no-profile``, then ``python
+benchmarks/profile_web.py --folded /tmp/web.folded`` for the shares per
+function. ``--client pipelined --layer handler`` drives one connection with
+32 pipelined GETs per write instead of wrk (``bench_web.py``'s layer
+client), so that the socket calls weigh less beside the Python.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from typing import Any
 
 import _common  # noqa: F401 (puts this checkout's reactor on sys.path)
@@ -40,13 +45,23 @@ from bench_http import _free_port
 from web_apps import PATHS, tornado_app, write_static
 
 
-def _wrk(port: int, path: str, seconds: int, conns: int, done: Any) -> None:
-    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"]
+def _client(cmd: list[str], timeout: float, done: Any) -> None:
+    """Run the client process (pinned to the second CPU if there is one)."""
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if len(cpus) >= 2 and shutil.which("taskset"):
-        cmd = ["taskset", "-c", str(cpus[1]), *cmd]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+        cmd = ["taskset", "-c", str(cpus[-1]), *cmd]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     done(proc.stdout + proc.stderr)
+
+
+def _drive(port: int, layer: str, requests: int) -> int:
+    """The pipelined client: ``requests`` GETs of /target, LAYER_BATCH per write."""
+    from bench_web import LAYER_BATCH, _pipelined_batches
+
+    batches = max(1, requests // LAYER_BATCH)
+    _pipelined_batches(port, layer, batches)
+    print(f"  {batches * LAYER_BATCH} requests in")
+    return 0
 
 
 def main() -> int:
@@ -59,6 +74,22 @@ def main() -> int:
     parser.add_argument(
         "--layer", choices=tornado_app.LAYERS, help="serve one layer's target, GET /target"
     )
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "pipelined"),
+        default="wrk",
+        help="wrk (default), or one connection sending 32 pipelined GETs of /target per "
+        "write (with --layer; bench_web.py's layer client)",
+    )
+    parser.add_argument(
+        "--requests", type=int, default=50_000, help="pipelined requests (default 50,000)"
+    )
+    parser.add_argument(
+        "--folded",
+        metavar="PATH",
+        help="only read py-spy's raw output (--format raw) and print the shares per function",
+    )
+    parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--duration", type=int, default=3, help="wrk seconds (default 3)")
     parser.add_argument("--connections", type=int, default=100, help="wrk -c (default 100)")
     parser.add_argument("--limit", type=int, default=35, help="rows per listing (default 35)")
@@ -67,7 +98,13 @@ def main() -> int:
         "--no-profile", action="store_true", help="no cProfile (for py-spy); print requests/s"
     )
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    if args.folded:
+        return folded_shares(args.folded, args.limit)
+    if args.drive is not None:
+        return _drive(args.drive, args.layer or "bare", args.requests)
+    if args.client == "pipelined" and args.layer is None:
+        parser.error("--client pipelined needs --layer")
+    if args.client == "wrk" and shutil.which("wrk") is None:
         parser.error("wrk is not on PATH (apt-get install wrk)")
 
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
@@ -94,15 +131,23 @@ def main() -> int:
         output.append(text)
         loop.add_callback(loop.stop)
 
-    threading.Thread(
-        target=_wrk, args=(port, path, args.duration, args.connections, done), daemon=True
-    ).start()
+    if args.client == "wrk":
+        cmd = ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s"]
+        cmd.append(f"http://127.0.0.1:{port}{path}")
+        timeout = args.duration + 60.0
+    else:
+        cmd = [sys.executable, __file__, "--drive", str(port), "--layer", args.layer]
+        cmd += ["--requests", str(args.requests)]
+        timeout = 600.0
+    threading.Thread(target=_client, args=(cmd, timeout, done), daemon=True).start()
     profile = None if args.no_profile else cProfile.Profile()
+    cpu0 = time.process_time()
     if profile is not None:
         profile.enable()
     loop.start()
     if profile is not None:
         profile.disable()
+    cpu = time.process_time() - cpu0
     shutil.rmtree(static, ignore_errors=True)
 
     text = output[0] if output else ""
@@ -114,7 +159,8 @@ def main() -> int:
     errors = re.search(r"Socket errors.*|Non-2xx.*", text)
     print(
         f"{args.pkg} ({args.backend if args.pkg == 'reactor' else 'asyncio'}), GET {path}: "
-        f"{requests:,} requests in {args.duration} s"
+        f"{requests:,} requests, {cpu / requests * 1e6:.1f} µs of server CPU each"
+        + (" (profiled)" if profile is not None else "")
         + (f" ({errors.group(0).strip()})" if errors else "")
     )
     if profile is None:
@@ -138,6 +184,41 @@ def main() -> int:
                 f"{tt / requests * 1e6:10.2f} {ct / requests * 1e6:10.2f} "
                 f"{ncalls / requests:9.2f}  {where}"
             )
+    return 0
+
+
+_FRAME = re.compile(r"(.*) \((.*?):\d+\)$")
+
+
+def folded_shares(path: str, limit: int) -> int:
+    """Each function's share of the loop's samples in a py-spy raw profile:
+    inclusive (anywhere on the stack) and its own (the innermost frame;
+    py-spy without --native counts a C call as its Python caller's)."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    with open(path) as f:
+        for line in f:
+            stack, _, count = line.rstrip().rpartition(" ")
+            frames = stack.split(";")
+            if not any("IOLoop.start" in f or "run_forever" in f for f in frames):
+                continue  # start-up, not the serving loop
+            n = int(count)
+            total += n
+            keys = []
+            for frame in frames:
+                m = _FRAME.match(frame)
+                keys.append(f"{_short(m.group(2))}:{m.group(1)}" if m else frame)
+            for key in set(keys):
+                inclusive[key] = inclusive.get(key, 0) + n
+            own[keys[-1]] = own.get(keys[-1], 0) + n
+    if not total:
+        print("no samples of a running loop")
+        return 1
+    for title, counts in (("inclusive", inclusive), ("own", own)):
+        print(f"== {title} share of {total:,} samples")
+        for key, n in sorted(counts.items(), key=lambda kv: -kv[1])[:limit]:
+            print(f"{100 * n / total:6.1f}%  {key}")
     return 0
 
 
