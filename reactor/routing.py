@@ -358,6 +358,12 @@ class PathMatches(Matcher):
                 f"{self.regex.pattern!r}"
             )
         self._path, self._group_count = self._find_groups()
+        # A pattern of plain text matches one path only: routers may look
+        # it up by string comparison instead of running the regex.
+        body = self.regex.pattern.removeprefix("^").removesuffix("$")
+        self._literal: str | None = (
+            body if self.regex.flags == re.UNICODE and not _REGEX_SYNTAX.search(body) else None
+        )
 
     def match(self, request: HTTPServerRequest) -> dict[str, Any] | None:
         match = self.regex.match(request.path)
@@ -401,19 +407,24 @@ class PathMatches(Matcher):
         if self.regex.groups != pattern.count("("):
             return None, None  # nested or escaped parentheses: too complex
         pieces = []
-        for fragment in pattern.split("("):
-            if ")" in fragment:
+        for i, fragment in enumerate(pattern.split("(")):
+            if i == 0:
+                literal = fragment
+                template = ""
+            elif ")" in fragment:
                 literal = fragment[fragment.index(")") + 1 :]
                 template = "%s"
             else:
-                literal = fragment
-                template = ""
+                return None, None  # a group opened inside another
             try:
                 unescaped = re_unescape(literal)
             except ValueError:
                 return None, None  # a regex construct, not literal text
             pieces.append(template + unescaped.replace("%", "%%"))
         return "".join(pieces), self.regex.groups
+
+
+_REGEX_SYNTAX = re.compile(r"[.^$*+?{}\[\]\\|()]")
 
 
 class URLSpec(Rule):

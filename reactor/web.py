@@ -82,6 +82,7 @@ from reactor.routing import (
     AnyMatches,
     DefaultHostMatches,
     HostMatches,
+    PathMatches,
     ReversibleRouter,
     ReversibleRuleRouter,
     Rule,
@@ -291,7 +292,10 @@ class RequestHandler(CookieMixin):
         """Set a response header (replacing any value it had). ``value``: a
         str, bytes (latin-1), int, or datetime (an HTTP date). A value with a
         control character (CR, LF, ...) raises ValueError."""
-        self._headers[name] = self._convert_header_value(value)
+        if type(value) is str and value.isprintable():
+            self._headers[name] = value  # the common case, checked already
+        else:
+            self._headers[name] = self._convert_header_value(value)
 
     def add_header(self, name: str, value: _HeaderTypes) -> None:
         """Add a response header value (``Set-Cookie``-like headers may repeat)."""
@@ -895,8 +899,11 @@ class RequestHandler(CookieMixin):
     def check_etag_header(self) -> bool:
         """Whether the ``Etag`` set matches the request's ``If-None-Match``
         (weak comparison, RFC 9110 section 13.1.2; ``*`` matches any)."""
+        if_none_match = self.request.headers.get("If-None-Match")
+        if not if_none_match:
+            return False
         computed_etag = utf8(self._headers.get("Etag", ""))
-        etags = self._ETAGS.findall(utf8(self.request.headers.get("If-None-Match", "")))
+        etags = self._ETAGS.findall(utf8(if_none_match))
         if not computed_etag or not etags:
             return False
         if etags[0] == b"*":
@@ -1206,6 +1213,10 @@ class _ApplicationRouter(ReversibleRuleRouter):
 
     def __init__(self, application: Application, rules: _RuleList | None = None) -> None:
         self.application = application
+        # path -> rule, for the plain-text patterns that a dict lookup may
+        # decide (see _exact_rules); rebuilt when the rule list changes length.
+        self._exact: dict[str, Rule] = {}
+        self._exact_for = -1
         super().__init__(rules)
 
     def process_rule(self, rule: Rule) -> Rule:
@@ -1213,6 +1224,45 @@ class _ApplicationRouter(ReversibleRuleRouter):
         if isinstance(rule.target, (list, tuple)):
             rule.target = _ApplicationRouter(self.application, rule.target)
         return rule
+
+    def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> HTTPMessageDelegate | None:
+        rules = self.rules
+        if self._exact_for != len(rules):
+            self._exact = self._exact_rules()
+            self._exact_for = len(rules)
+        rule = self._exact.get(request.path)
+        if rule is not None:
+            return self.application.get_handler_delegate(request, rule.target, rule.target_kwargs)
+        return super().find_handler(request, **kwargs)
+
+    def _exact_rules(self) -> dict[str, Rule]:
+        """The rules a path lookup may take without changing the outcome.
+
+        Rule ``i`` with a plain-text pattern ``P`` and a handler class is the
+        first match for path ``P`` exactly when no earlier rule matches
+        ``P``; path rules depend on nothing but the path, so that can be
+        decided here, once. The table stops at the first rule that is not
+        a path rule (a host, a custom matcher): what it matches is not
+        known in advance.
+        """
+        exact: dict[str, Rule] = {}
+        earlier: list[PathMatches] = []
+        for rule in self.rules:
+            matcher = rule.matcher
+            if not isinstance(matcher, PathMatches):
+                break
+            literal = matcher._literal
+            target = rule.target
+            if (
+                literal is not None
+                and literal not in exact
+                and isinstance(target, type)
+                and issubclass(target, RequestHandler)
+                and not any(m.regex.match(literal) for m in earlier)
+            ):
+                exact[literal] = rule
+            earlier.append(matcher)
+        return exact
 
     def get_target_delegate(
         self, target: Any, request: HTTPServerRequest, **target_params: Any
@@ -1298,10 +1348,7 @@ class Application(ReversibleRouter):
         self.default_router = _ApplicationRouter(self, [Rule(AnyMatches(), self.wildcard_router)])
 
         if self.settings.get("autoreload"):
-            # Loaded only when asked for: it watches files from a timer.
-            from reactor import autoreload  # type: ignore[attr-defined, unused-ignore]
-
-            autoreload.start()
+            _start_autoreload()
 
     def listen(
         self,
@@ -1376,7 +1423,11 @@ class Application(ReversibleRouter):
         return dispatcher.execute()
 
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> _HandlerDelegate:
-        route = self.default_router.find_handler(request)
+        if len(self.default_router.rules) == 1:
+            # No add_handlers hosts: only the wildcard router's rules.
+            route = self.wildcard_router.find_handler(request)
+        else:
+            route = self.default_router.find_handler(request)
         if route is not None:
             return cast(_HandlerDelegate, route)
         if self.settings.get("default_handler_class"):
@@ -1422,6 +1473,17 @@ class Application(ReversibleRouter):
             access_log.log(level, "%d %s %.2fms", status, handler._request_summary(), request_time)
 
 
+def _start_autoreload() -> None:
+    """Restart the process when a source file changes (``autoreload``)."""
+    try:
+        # Loaded only when asked for: it watches the files from a timer.
+        from reactor import autoreload  # type: ignore[attr-defined, unused-ignore]
+    except ImportError as e:
+        gen_log.warning("autoreload is not available (%s): not watching the sources", e)
+        return
+    autoreload.start()
+
+
 class _HandlerDelegate(HTTPMessageDelegate):
     """Receives one request for a handler class, then runs the handler."""
 
@@ -1455,7 +1517,7 @@ class _HandlerDelegate(HTTPMessageDelegate):
         self.path_args = path_args or []
         self.path_kwargs = path_kwargs or {}
         self.chunks: list[bytes] | None = []
-        self.stream_request_body = _has_stream_request_body(handler_class)
+        self.stream_request_body = handler_class._stream_request_body
         self.handler: RequestHandler | None = None
 
     def headers_received(
