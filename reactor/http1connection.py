@@ -314,7 +314,12 @@ class HTTP1Connection(HTTPConnection):
         self._delegate = None
         self._close_callback = None
         if self._remaining:
+            client_left = self.stream.closed()
             self._conn._close_after_flush()
+            if client_left:
+                # The client left mid-body: nothing is owed to it, and its
+                # handler learnt so from a write (as in Tornado, no error).
+                return
             raise HTTPOutputError(
                 f"response finished {self._remaining} bytes short of its Content-Length"
             )
