@@ -241,7 +241,11 @@ def url_unescape(
 
 
 def parse_qs_bytes(
-    qs: str | bytes, keep_blank_values: bool = False, strict_parsing: bool = False
+    qs: str | bytes,
+    keep_blank_values: bool = False,
+    strict_parsing: bool = False,
+    *,
+    max_num_fields: int | None = None,
 ) -> dict[str, list[bytes]]:
     """Parse a query string into ``{name: [value, ...]}`` with str names and bytes values.
 
@@ -251,11 +255,20 @@ def parse_qs_bytes(
     a name that was UTF-8 on the wire appears as its latin-1 reading.
     ``keep_blank_values`` and ``strict_parsing`` are those of
     :func:`urllib.parse.parse_qs`.
+
+    ``max_num_fields`` bounds the work an attacker can ask for: a query with
+    more ``&``-separated fields than that raises ValueError before any field
+    is decoded (an empty query has none).
     """
     if isinstance(qs, bytes):
         qs = qs.decode("latin-1")
     parsed = urllib.parse.parse_qs(
-        qs, keep_blank_values, strict_parsing, encoding="latin-1", errors="strict"
+        qs,
+        keep_blank_values,
+        strict_parsing,
+        encoding="latin-1",
+        errors="strict",
+        max_num_fields=max_num_fields,
     )
     return {name: [v.encode("latin-1") for v in values] for name, values in parsed.items()}
 

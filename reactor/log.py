@@ -21,14 +21,6 @@ access_log = logging.getLogger("reactor.access")
 app_log = logging.getLogger("reactor.application")
 gen_log = logging.getLogger("reactor.general")
 
-# ANSI colours by level, used only when the stream is a terminal.
-_COLORS = {
-    logging.DEBUG: "\033[34m",  # blue
-    logging.INFO: "\033[32m",  # green
-    logging.WARNING: "\033[33m",  # yellow
-    logging.ERROR: "\033[31m",  # red
-    logging.CRITICAL: "\033[31m",
-}
 _RESET = "\033[0m"
 
 
@@ -51,6 +43,14 @@ class LogFormatter(logging.Formatter):
         "%(color)s[%(levelname)1.1s %(asctime)s %(module)s:%(lineno)d]%(end_color)s %(message)s"
     )
     DEFAULT_DATE_FORMAT = "%y%m%d %H:%M:%S"
+    DEFAULT_COLORS = {
+        logging.DEBUG: 4,  # blue
+        logging.INFO: 2,  # green
+        logging.WARNING: 3,  # yellow
+        logging.ERROR: 1,  # red
+        logging.CRITICAL: 5,  # magenta
+    }
+    """ANSI colour numbers by level (``30 + n`` is the foreground code)."""
 
     def __init__(
         self,
@@ -58,11 +58,16 @@ class LogFormatter(logging.Formatter):
         datefmt: str = DEFAULT_DATE_FORMAT,
         style: str = "%",
         color: bool = True,
-        colors: dict[int, str] | None = None,
+        colors: dict[int, int] = DEFAULT_COLORS,
     ) -> None:
+        """``colors`` maps a level to an ANSI colour number, as :attr:`DEFAULT_COLORS`
+        (a ready escape string is taken too)."""
         super().__init__(datefmt=datefmt)
         self._line_format = fmt
-        self._colors = (colors or _COLORS) if color and _stderr_supports_color() else {}
+        self._colors: dict[int, str] = {}
+        if color and _stderr_supports_color():
+            for level, code in colors.items():
+                self._colors[level] = code if isinstance(code, str) else f"\033[3{code}m"
 
     def format(self, record: logging.LogRecord) -> str:
         try:
@@ -87,45 +92,118 @@ class LogFormatter(logging.Formatter):
 
 
 def enable_pretty_logging(options: Any = None, logger: logging.Logger | None = None) -> None:
-    """Send log records to stderr (and optionally a file) with :class:`LogFormatter`.
+    """Configure ``logger`` (default: the root logger) from the logging options.
 
-    ``options`` may be any object with Tornado's logging options as
-    attributes: ``logging`` (a level name, or ``"none"`` to do nothing),
-    ``log_file_prefix``, ``log_rotate_mode`` (``"size"`` or ``"time"``),
-    ``log_file_max_size``, ``log_file_num_backups``, ``log_rotate_when``,
-    ``log_rotate_interval`` and ``log_to_stderr``. Missing attributes take
-    sensible defaults; ``options=None`` means INFO to stderr.
+    ``options`` is an object with the options :func:`define_logging_options`
+    defines as attributes; ``None`` means :data:`reactor.options.options`
+    (the final ``parse_command_line`` / ``parse_config_file`` calls this with
+    it). ``logging`` is the level, or ``None`` / ``"none"`` to do nothing. With
+    ``log_file_prefix`` records also go to that file, rotated by size
+    (``log_rotate_mode="size"``: ``log_file_max_size`` bytes) or by time
+    (``"time"``: every ``log_rotate_interval`` ``log_rotate_when``), keeping
+    ``log_file_num_backups`` old files; another mode is a ValueError.
+    ``log_to_stderr`` true adds a stderr handler, ``None`` adds one only if
+    the logger has no handler yet. An attribute the object lacks takes the
+    option's default.
     """
-    level = str(getattr(options, "logging", "info") or "none")
-    if level.lower() == "none":
+    if options is None:
+        # The registry sits above this module (it imports us to define the
+        # options); the global instance is looked up only when asked for.
+        from reactor.options import options as global_options
+
+        options = global_options
+
+    def option(name: str) -> Any:
+        return getattr(options, name, _LOGGING_DEFAULTS[name])
+
+    level = option("logging")
+    if level is None or str(level).lower() == "none":
         return
     if logger is None:
         logger = logging.getLogger()
-    logger.setLevel(getattr(logging, level.upper()))
+    logger.setLevel(getattr(logging, str(level).upper()))
 
-    prefix = getattr(options, "log_file_prefix", None)
+    prefix = option("log_file_prefix")
     if prefix:
+        mode = option("log_rotate_mode")
         handler: logging.Handler
-        if getattr(options, "log_rotate_mode", "size") == "time":
+        if mode == "size":
+            handler = logging.handlers.RotatingFileHandler(
+                prefix,
+                maxBytes=option("log_file_max_size"),
+                backupCount=option("log_file_num_backups"),
+                encoding="utf-8",
+            )
+        elif mode == "time":
             handler = logging.handlers.TimedRotatingFileHandler(
                 prefix,
-                when=getattr(options, "log_rotate_when", "midnight"),
-                interval=getattr(options, "log_rotate_interval", 1),
-                backupCount=getattr(options, "log_file_num_backups", 10),
+                when=option("log_rotate_when"),
+                interval=option("log_rotate_interval"),
+                backupCount=option("log_file_num_backups"),
                 encoding="utf-8",
             )
         else:
-            handler = logging.handlers.RotatingFileHandler(
-                prefix,
-                maxBytes=getattr(options, "log_file_max_size", 100 * 1000 * 1000),
-                backupCount=getattr(options, "log_file_num_backups", 10),
-                encoding="utf-8",
-            )
+            raise ValueError(f'log_rotate_mode must be "size" or "time", not {mode!r}')
         handler.setFormatter(LogFormatter(color=False))
         logger.addHandler(handler)
 
-    to_stderr = getattr(options, "log_to_stderr", None)
+    to_stderr = option("log_to_stderr")
     if to_stderr or (to_stderr is None and not logger.handlers):
         stream = logging.StreamHandler()
         stream.setFormatter(LogFormatter())
         logger.addHandler(stream)
+
+
+# name: (default, type, metavar, help)
+_LOGGING_OPTIONS: dict[str, tuple[Any, type, str | None, str]] = {
+    "logging": (
+        "info",
+        str,
+        "debug|info|warning|error|none",
+        "the log level; 'none' leaves the logging configuration alone",
+    ),
+    "log_to_stderr": (
+        None,
+        bool,
+        None,
+        "log to stderr (coloured on a terminal); by default only when no "
+        "log file is given and no other handler is configured",
+    ),
+    "log_file_prefix": (
+        None,
+        str,
+        "PATH",
+        "log to this file too; each process needs its own (put the port in it)",
+    ),
+    "log_file_max_size": (100 * 1000 * 1000, int, None, "bytes in a log file before it rotates"),
+    "log_file_num_backups": (10, int, None, "rotated log files to keep"),
+    "log_rotate_when": (
+        "midnight",
+        str,
+        None,
+        "the unit of timed rotation: S, M, H, D, W0-W6 or midnight",
+    ),
+    "log_rotate_interval": (1, int, None, "log_rotate_when units between timed rotations"),
+    "log_rotate_mode": ("size", str, None, "rotate log files by 'size' or by 'time'"),
+}
+_LOGGING_DEFAULTS = {name: spec[0] for name, spec in _LOGGING_OPTIONS.items()}
+
+
+def define_logging_options(options: Any = None) -> None:
+    """Define the logging options on ``options`` (an :class:`~reactor.options.OptionParser`;
+    default :data:`reactor.options.options`, which has them already) and make
+    its final parse call :func:`enable_pretty_logging` with them.
+
+    The options: ``logging`` (default ``"info"``), ``log_to_stderr``,
+    ``log_file_prefix``, ``log_file_max_size`` (100 MB),
+    ``log_file_num_backups`` (10), ``log_rotate_when`` (``"midnight"``),
+    ``log_rotate_interval`` (1) and ``log_rotate_mode`` (``"size"``).
+    """
+    if options is None:
+        from reactor.options import options as global_options
+
+        options = global_options
+    for name, (default, kind, metavar, text) in _LOGGING_OPTIONS.items():
+        options.define(name, default=default, type=kind, help=text, metavar=metavar)
+    parser = options
+    parser.add_parse_callback(lambda: enable_pretty_logging(parser))

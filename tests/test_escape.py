@@ -502,3 +502,17 @@ def test_linkify_only_adds_tags(text: str) -> None:
     # Without shorten, removing the <a> tags leaves exactly the escaped text.
     html = linkify(text)
     assert xhtml_unescape(_TAG_RE.sub("", html)) == text
+
+
+def test_parse_qs_bytes_max_num_fields() -> None:
+    # The limit counts fields before decoding any, so a flood costs one count.
+    assert parse_qs_bytes("a=1&b=2", max_num_fields=2) == {"a": [b"1"], "b": [b"2"]}
+    with pytest.raises(ValueError, match="Max number of fields"):
+        parse_qs_bytes("a=1&b=2&c=3", max_num_fields=2)
+    with pytest.raises(ValueError, match="Max number of fields"):
+        parse_qs_bytes(b"&" * 100_000, max_num_fields=1000)
+    # Blank fields count too (they are fields the parser had to look at).
+    with pytest.raises(ValueError):
+        parse_qs_bytes("a=1&&", max_num_fields=2)
+    assert parse_qs_bytes("", max_num_fields=0) == {}
+    assert parse_qs_bytes("a=1", max_num_fields=None) == {"a": [b"1"]}

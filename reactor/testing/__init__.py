@@ -10,6 +10,10 @@
 - :class:`AsyncHTTPTestCase` / :class:`AsyncHTTPSTestCase`: an HTTP(S)
   server on a free port for each test, serving :meth:`~AsyncHTTPTestCase.get_app`,
   and :meth:`~AsyncHTTPTestCase.fetch` to call it.
+- :func:`setup_with_context_manager`: enter a context manager in ``setUp``,
+  leave it at cleanup.
+- :func:`main`: ``unittest.main`` with reactor's options and logging, also
+  as ``python -m reactor.testing some.test.module``.
 
 For pytest, the plugin in :mod:`reactor.testing.plugin` (installed with
 reactor) gives the ``io_loop`` fixture, parametrized over every backend, and
@@ -23,6 +27,7 @@ import inspect
 import logging
 import os
 import re
+import signal
 import socket
 import sys
 import types
@@ -48,6 +53,8 @@ __all__ = [
     "bind_unused_port",
     "gen_test",
     "get_async_test_timeout",
+    "main",
+    "setup_with_context_manager",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -269,6 +276,15 @@ class AsyncHTTPSTestCase(AsyncHTTPTestCase):
         """The server's TLS context; override to change it."""
         return self.get_certificate().server_context()
 
+    @staticmethod
+    def default_ssl_options() -> dict[str, Any]:
+        """The test certificate as ``ssl_options``: ``{"certfile": ..., "keyfile": ...}``.
+
+        For a ``get_ssl_options`` override that starts from Tornado's dict form.
+        """
+        certificate = AsyncHTTPSTestCase.get_certificate()
+        return {"certfile": str(certificate.cert_file), "keyfile": str(certificate.key_file)}
+
     def get_httpserver_options(self) -> dict[str, Any]:
         return {"ssl_options": self.get_ssl_options()}
 
@@ -377,3 +393,69 @@ class ExpectLog(logging.Filter):
             self.logger.setLevel(self._old_level)
         if typ is None and self.required and not self.logged:
             raise AssertionError(f"did not get expected log message {self.regex.pattern!r}")
+
+
+def setup_with_context_manager(testcase: unittest.TestCase, cm: Any) -> Any:
+    """Enter ``cm`` now and exit it when ``testcase`` cleans up; return what it entered.
+
+    For ``setUp``: ``setup_with_context_manager(self, warnings.catch_warnings())``.
+    """
+    entered = cm.__enter__()
+    testcase.addCleanup(cm.__exit__, None, None, None)
+    return entered
+
+
+def main(**kwargs: Any) -> None:
+    """Run tests as ``unittest.main`` does, with :mod:`reactor.options` parsing the command line.
+
+    The command line takes unittest's switches as options (``--verbose``,
+    ``--quiet``, ``--failfast``, ``--catch``, ``--buffer``), the logging
+    options (``--logging=debug``), ``--exception_on_interrupt=false`` (Ctrl-C
+    then kills the process at once instead of raising KeyboardInterrupt,
+    which a blocked test may never see), and then the tests to run, by
+    dotted name. Without names it runs the suite returned by the ``all()``
+    of the ``__main__`` module (and exits with status 1 if there is none).
+    Other keyword arguments go to ``unittest.main`` (``main(verbosity=2)``);
+    like it, this exits with the result's status.
+    """
+    from reactor.options import options, parse_command_line
+
+    switches = {
+        "exception_on_interrupt": (
+            True,
+            "ctrl-c raises KeyboardInterrupt (with a traceback, but a blocked "
+            "test may not see it); false kills the process at once",
+        ),
+        "verbose": (None, "show each test (unittest's -v)"),
+        "quiet": (None, "show only failures (unittest's -q)"),
+        "failfast": (None, "stop at the first failure (unittest's -f)"),
+        "catch": (None, "ctrl-c waits for the running test, then reports (unittest's -c)"),
+        "buffer": (None, "hide the output of passing tests (unittest's -b)"),
+    }
+    for name, (default, text) in switches.items():
+        if name not in options:  # main() may run twice in one process
+            options.define(name, default=default, type=bool, help=text)
+
+    argv = [sys.argv[0], *parse_command_line(sys.argv)]
+    if not options.exception_on_interrupt:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # Like unittest's own switches: given at all (even =false) means on.
+    if options.verbose is not None:
+        kwargs["verbosity"] = 2
+    if options.quiet is not None:
+        kwargs["verbosity"] = 0
+    if options.failfast is not None:
+        kwargs["failfast"] = True
+    if options.catch is not None:
+        kwargs["catchbreak"] = True
+    if options.buffer is not None:
+        kwargs["buffer"] = True
+
+    if len(argv) == 1 and not callable(getattr(sys.modules.get("__main__"), "all", None)):
+        print("No tests specified (name them, or define all() in the script)", file=sys.stderr)
+        sys.exit(1)
+    if len(argv) > 1:
+        # Names are resolved from the top, so they need not be imported here.
+        unittest.main(module=None, argv=argv, **kwargs)
+    else:
+        unittest.main(defaultTest="all", argv=argv, **kwargs)
