@@ -1127,7 +1127,10 @@ def _parse_part(
         header_text = data[start:header_end].decode("utf-8")
     except UnicodeDecodeError as e:
         raise HTTPInputError("multipart/form-data part headers are not UTF-8") from e
-    headers = HTTPHeaders.parse(header_text)
+    try:
+        headers = HTTPHeaders.parse(header_text)
+    except HTTPInputError as e:  # say where: the 400's log line is all the client gets
+        raise HTTPInputError(f"multipart/form-data part headers: {e}") from e
     disposition_header = headers.get("Content-Disposition")
     if disposition_header is None:
         raise HTTPInputError("multipart/form-data part without Content-Disposition")

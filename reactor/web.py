@@ -60,7 +60,16 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import reactor
 from reactor import escape, gen
-from reactor._cookies import CookieMixin
+from reactor._cookies import (
+    DEFAULT_SIGNED_VALUE_MIN_VERSION,
+    DEFAULT_SIGNED_VALUE_VERSION,
+    MAX_SUPPORTED_SIGNED_VALUE_VERSION,
+    MIN_SUPPORTED_SIGNED_VALUE_VERSION,
+    CookieMixin,
+    create_signed_value,
+    decode_signed_value,
+    get_signature_key_version,
+)
 from reactor.concurrent import Future, future_set_result_unless_cancelled
 from reactor.escape import _unicode, utf8
 from reactor.httpserver import HTTPServer
@@ -95,6 +104,10 @@ if TYPE_CHECKING:
     from reactor.locale import Locale  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = [
+    "DEFAULT_SIGNED_VALUE_MIN_VERSION",
+    "DEFAULT_SIGNED_VALUE_VERSION",
+    "MAX_SUPPORTED_SIGNED_VALUE_VERSION",
+    "MIN_SUPPORTED_SIGNED_VALUE_VERSION",
     "Application",
     "ErrorHandler",
     "FallbackHandler",
@@ -111,6 +124,9 @@ __all__ = [
     "URLSpec",
     "addslash",
     "authenticated",
+    "create_signed_value",
+    "decode_signed_value",
+    "get_signature_key_version",
     "removeslash",
     "stream_request_body",
     "url",
@@ -613,7 +629,7 @@ class RequestHandler(CookieMixin):
             "_": locale.translate,
             "pgettext": locale.pgettext,
             "static_url": self.static_url,
-            "xsrf_form_html": self.xsrf_form_html,  # type: ignore[attr-defined]
+            "xsrf_form_html": self.xsrf_form_html,
             "reverse_url": self.reverse_url,
         }
         namespace.update(self.ui)
@@ -934,10 +950,8 @@ class RequestHandler(CookieMixin):
                     k: self.decode_argument(v, name=k)  # type: ignore[arg-type]
                     for k, v in kwargs.items()
                 }
-            if method not in ("GET", "HEAD", "OPTIONS") and self.application.settings.get(
-                "xsrf_cookies"
-            ):
-                self.check_xsrf_cookie()  # type: ignore[attr-defined]
+            if method not in ("GET", "HEAD", "OPTIONS"):
+                self._cross_origin_protection()  # XSRF checks, see reactor._cookies
             result = self.prepare()
             if result is not None:
                 return self._continue_async(result, True)
@@ -1847,7 +1861,7 @@ class _linkify(UIModule):
 
 class _xsrf_form_html(UIModule):
     def render(self) -> str:
-        return cast(str, self.handler.xsrf_form_html())  # type: ignore[attr-defined]
+        return self.handler.xsrf_form_html()
 
 
 class TemplateModule(UIModule):
