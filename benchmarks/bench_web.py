@@ -13,9 +13,10 @@ one file per framework):
 
 and one without wrk, ``layers``: the server CPU microseconds per request of
 each layer of reactor's stack (and Tornado's, beside it), each server one
-layer more than the one before: a bare ``HTTPServer`` callback; + a
-``RuleRouter`` of 50 rules, the match the last; + an ``Application`` whose
-50th route runs a ``RequestHandler``; + that handler rendering the template.
+layer more than the one before: a bare ``HTTPServer`` callback; + an
+``Application`` of 50 routes whose last has that callback as its target;
++ a ``RequestHandler`` in that route instead; + that handler rendering the
+template.
 Each is driven over one real loopback connection in pipelined batches of
 :data:`LAYER_BATCH` GETs, and the server's CPU time (all its threads, from
 ``/proc``) is divided by the number of requests.
@@ -130,6 +131,8 @@ WRK_BENCHES = ("hello", "json", "template", "static", "notfound")
 BENCHES = (*WRK_BENCHES, "layers")
 LAYERS = ("bare", "routing", "handler", "template")
 LAYER_IMPLS = ("reactor-epoll", "reactor-uvloop", "tornado")
+# What RequestHandler.render needs besides reactor.web (the namespace has the locale).
+TEMPLATE_NEEDS = ["reactor.template", "reactor.locale"]
 LAYER_TITLES = {
     "bare": "HTTPServer alone",
     "routing": "+ routing",
@@ -173,13 +176,13 @@ def not_built(impl: str, bench: str, layer: str | None = None) -> str | None:
     elif not impl.startswith("reactor-"):
         return None
     elif bench == "layers":
-        needs = {
-            "bare": ["reactor.httpserver"],
-            "routing": ["reactor.routing"],
-            "handler": ["reactor.web"],
-        }.get(layer or "", ["reactor.web", "reactor.template"])
+        needs = {"bare": ["reactor.httpserver"], "routing": ["reactor.web"]}.get(
+            layer or "", ["reactor.web"]
+        )
+        if layer == "template":
+            needs += TEMPLATE_NEEDS
     elif bench == "template":
-        needs = ["reactor.web", "reactor.template"]
+        needs = ["reactor.web", *TEMPLATE_NEEDS]
     else:
         needs = ["reactor.web"]
     missing = [m for m in needs if importlib.util.find_spec(m) is None]

@@ -25,9 +25,9 @@ SCRIPT = ROOT / "benchmarks" / "bench_web.py"
 NUMBER = r"[\d,]+(\.\d+)?"
 LAYER_NEEDS = {
     "bare": ["reactor.httpserver"],
-    "routing": ["reactor.routing"],
+    "routing": ["reactor.web"],
     "handler": ["reactor.web"],
-    "template": ["reactor.web", "reactor.template"],
+    "template": ["reactor.web", "reactor.template", "reactor.locale"],
 }
 
 
@@ -88,7 +88,7 @@ def test_wrk_tables_have_every_row() -> None:
     report = run_bench("--bench", "hello", "--bench", "template", "--only", "reactor-epoll")
     for title, needs in (
         ("Hello world, GET /,", ["reactor.web"]),
-        ("Template page, 50-row loop", ["reactor.web", "reactor.template"]),
+        ("Template page, 50-row loop", ["reactor.web", "reactor.template", "reactor.locale"]),
     ):
         rows = table_rows(report, title)
         assert list(rows) == ["reactor-epoll"], rows
