@@ -494,9 +494,11 @@ def layer_worker(spec: dict[str, Any], tmp: str) -> dict[str, Any]:
             if status != 200 or LAYER_END[layer] not in body:
                 raise AssertionError(f"GET /target answered {status} {body[:100]!r}")
         _pipelined_batches(server.port, layer, max(1, batches // 10))
+        (busy0,) = _cpu_busy([server_cpu])
         cpu0, t0 = server.cpu_seconds(), time.perf_counter()
         _pipelined_batches(server.port, layer, batches)
         cpu1, t1 = server.cpu_seconds(), time.perf_counter()
+        (busy1,) = _cpu_busy([server_cpu])
         alive = server.proc.poll() is None
     except BaseException:
         stderr = server.close()
@@ -511,6 +513,8 @@ def layer_worker(spec: dict[str, Any], tmp: str) -> dict[str, Any]:
         "us_per_request": (cpu1 - cpu0) / requests * 1e6,
         "requests": requests,
         "rps": requests / (t1 - t0),
+        # What else ran on the server's CPU meanwhile (a shared machine shows here).
+        "other_server_cpu_pct": max(0.0, (busy1 - busy0) - (cpu1 - cpu0)) / (t1 - t0) * 100,
         "server_stderr": stderr[-500:],
     }
 
@@ -676,6 +680,22 @@ def render_layers(cases: list[Case], results: list[Cells], impls: list[str]) -> 
             row.append(f"{med:.1f}{inc}")
             before = med
         out.append(f"| {impl} | " + " | ".join(row) + " |")
+    other = []
+    for impl in shown:
+        values = [
+            r["other_server_cpu_pct"]
+            for _, cells in pairs
+            for r in cells.get(impl, [])
+            if "other_server_cpu_pct" in r
+        ]
+        if values:
+            other.append(f"{impl} {statistics.median(values):.0f}")
+    if other:
+        out += [
+            "",
+            "Other processes on the server's CPU meanwhile, % of one core (median over the "
+            "layers and runs): " + "; ".join(other) + ".",
+        ]
     return [*out, ""]
 
 
@@ -710,7 +730,10 @@ def _describe(result: dict[str, Any]) -> str:
     if "na" in result:
         return ""
     if "server_cpu_pct" not in result:
-        return f" ({fmt(result.get('rps', 0), 0)} requests/s over one connection)"
+        return (
+            f" ({fmt(result.get('rps', 0), 0)} requests/s over one connection, others on the"
+            f" server's CPU {result.get('other_server_cpu_pct', 0):.0f}%)"
+        )
     text = (
         f" (server CPU {result['server_cpu_pct']:.0f}%,"
         f" {result['server_cpu_us_per_request']:.1f} µs/request,"
