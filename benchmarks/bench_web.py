@@ -552,6 +552,7 @@ def worker(spec: dict[str, Any]) -> int:
 
 
 RPS = Metric("rps", "requests per second", "requests/s", True, 0)
+CPU_KEY = "server_cpu_us_per_request"
 LAYER_US = Metric("us_per_request", "server CPU per request", "µs", False, 1)
 
 
@@ -606,16 +607,21 @@ def _status_cell(results: list[dict[str, Any]]) -> str | None:
 
 def render_wrk_table(case: Case, impls: list[str], cells: Cells) -> list[str]:
     """Median requests/s over the clean runs, min-max, the ratios to Tornado
-    and to aiohttp, the server's CPU µs per request and the flagged runs."""
+    and to aiohttp, the server's CPU µs per request and how many times less
+    that is than Tornado's and aiohttp's (the comparison that holds when
+    other processes take CPU time from the server), and the flagged runs."""
     bases = [(b, clean_median(cells, b, "rps")) for b in (BASELINE, SECOND_BASELINE)]
     any_flag = any(r.get("flag") for v in cells.values() for r in v)
     header = "| implementation | median requests/s | min - max | " + " | ".join(
         f"vs {b}" for b, _ in bases
     )
-    header += " | server CPU µs/request |"
-    header += " flagged runs (not in the median) |" if any_flag else ""
-    align = "|---|---:|---:|" + "---:|" * (len(bases) + 1) + ("---|" if any_flag else "")
-    empty = " |" * (len(bases) + 1)
+    cpu_bases = [(b, clean_median(cells, b, CPU_KEY)) for b in (BASELINE, SECOND_BASELINE)]
+    header += " | server CPU µs/request | CPU per request, " + " / ".join(
+        f"{b}'s ÷ this" for b, _ in cpu_bases
+    )
+    header += " | flagged runs (not in the median) |" if any_flag else " |"
+    align = "|---|---:|---:|" + "---:|" * (len(bases) + 2) + ("---|" if any_flag else "")
+    empty = " |" * (len(bases) + 2)
     rows = []
     for impl in impls:
         results = cells.get(impl, [])
@@ -628,8 +634,11 @@ def render_wrk_table(case: Case, impls: list[str], cells: Cells) -> list[str]:
             med = statistics.median(values)
             spread = f"{fmt(min(values), 0)} - {fmt(max(values), 0)}"
             ratios = " | ".join("—" if not base else f"{med / base:.2f}x" for _, base in bases)
-            us = clean_median(cells, impl, "server_cpu_us_per_request")
-            row = f"| {impl} | {fmt(med, 0)} | {spread} | {ratios} | {fmt(us or 0, 1)} |"
+            us = clean_median(cells, impl, CPU_KEY) or 0.0
+            cpu_ratios = " / ".join(
+                f"{base / us:.2f}x" if base and us else "—" for _, base in cpu_bases
+            )
+            row = f"| {impl} | {fmt(med, 0)} | {spread} | {ratios} | {fmt(us, 1)} | {cpu_ratios} |"
         elif flagged:
             row = f"| {impl} | every run flagged | |{empty}"
         else:
@@ -753,6 +762,104 @@ def versions_line() -> str:
     return "- " + "; ".join(parts) + f"; {wrk_version()}"
 
 
+def report(
+    *,
+    command: str,
+    started: datetime.datetime,
+    elapsed: float,
+    info: dict[str, str],
+    repeat: int,
+    skipped: dict[str, str],
+    markdown: bool,
+    cases: list[Case],
+    results: list[Cells],
+    impls: list[str],
+) -> list[str]:
+    """The report's lines: how it was run, a table per wrk case with its
+    notes, the layer table and the summary."""
+    server_cpu, wrk_cpu = _cpus()
+    out = report_header(
+        command=command,
+        started=started,
+        elapsed=elapsed,
+        info=info,
+        repeat=repeat,
+        skipped=skipped,
+        markdown=markdown,
+        baseline=BASELINE,
+    )
+    wrk_params = next((c.params for c in cases if c.bench != "layers"), {})
+    out[-1:-1] = [
+        versions_line(),
+        f"- also ratio = median / median of {SECOND_BASELINE}; medians and ranges over the "
+        "clean runs only (a run with socket errors, or statuses above 399 where a 200 is "
+        "expected, is flagged and shown apart)",
+        f"- wrk -t1, {wrk_params.get('warmup', 0)} s warm-up then "
+        f"{wrk_params.get('duration', 0)} s timed, on 127.0.0.1; "
+        + (
+            f"server pinned to CPU {server_cpu}, wrk (and the layer client) to CPU {wrk_cpu}"
+            if server_cpu is not None
+            else "fewer than 2 CPUs: server and wrk not pinned"
+        ),
+    ]
+    h = "#### " if markdown else ""
+    for ci, case in enumerate(cases):
+        if case.bench == "layers":
+            continue
+        out += [f"{h}{case.label}", ""]
+        out += render_wrk_table(case, impls, results[ci])
+        note = wrk_notes(results[ci], impls)
+        if note:
+            out += [" ".join(note), ""]
+    layers = render_layers(cases, results, impls)
+    if layers:
+        n = cases[-1].params["requests"]
+        out += [
+            f"{h}Server CPU per request, layer by layer",
+            "",
+            f"{n:,} GETs of /target per cell over one loopback connection, {LAYER_BATCH} "
+            "pipelined per write, after a warm-up of a tenth of that; the server's CPU time "
+            "(every thread) divided by the requests.",
+            "",
+            *layers,
+        ]
+    summ = summary(cases, results, impls)
+    if summ:
+        out += [f"{h}Summary", "", *summ]
+    return out
+
+
+def from_json(path: str, markdown: bool) -> int:
+    """Print the report of a run saved with ``--json`` (e.g. after a change
+    to the tables), without running anything."""
+    raw = json.loads(Path(path).read_text())
+    cases, results = [], []
+    for c in raw["cases"]:
+        layers = c["bench"] == "layers"
+        metric = LAYER_US if layers else RPS
+        impls_of = LAYER_IMPLS if layers else None
+        cases.append(Case(c["bench"], c["label"], c["params"], [metric], 0, impls_of, BASELINE))
+        results.append(c["results"])
+    seen = {impl for cells in results for impl in cells}
+    impls = [i for i in IMPLEMENTATIONS if i in seen]
+    impls += sorted(seen - set(impls))
+    out = report(
+        command=raw["command"],
+        started=datetime.datetime.fromisoformat(raw["date"]),
+        elapsed=float(raw["machine"].get("elapsed_s", 0.0)),
+        info=raw["machine"],
+        repeat=raw["repeat"],
+        skipped=raw["skipped"],
+        markdown=markdown,
+        cases=cases,
+        results=results,
+        impls=impls,
+    )
+    out.insert(out.index("") if not markdown else 2, f"- re-rendered from {path}")
+    print("\n".join(out))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Web framework benchmarks with wrk: reactor.web on every backend vs "
@@ -777,8 +884,15 @@ def main(argv: list[str] | None = None) -> int:
         help=f"requests per layer cell (default {LAYER_REQUESTS[0]:,}, "
         f"with --quick {LAYER_REQUESTS[1]:,})",
     )
+    parser.add_argument(
+        "--from-json",
+        metavar="PATH",
+        help="print the report of a run saved with --json, running nothing",
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.from_json:
+        return from_json(args.from_json, args.markdown)
 
     if args.serve:
         return serve(json.loads(args.serve))
@@ -807,7 +921,7 @@ def main(argv: list[str] | None = None) -> int:
             impls.append(name)
         else:
             skipped[name] = reason
-    server_cpu, wrk_cpu = _cpus()
+    _, wrk_cpu = _cpus()
     if wrk_cpu is not None and shutil.which("taskset") is None:
         parser.error("taskset is not on PATH (util-linux), and wrk is pinned with it")
     cases = make_cases(benches, args.quick, args.duration, args.warmup, args.layer_requests)
@@ -825,7 +939,8 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - t_start
     info["load"] = load_average()
 
-    out = report_header(
+    info["elapsed_s"] = f"{elapsed:.1f}"
+    out = report(
         command=command,
         started=started,
         elapsed=elapsed,
@@ -833,46 +948,10 @@ def main(argv: list[str] | None = None) -> int:
         repeat=args.repeat,
         skipped=skipped,
         markdown=args.markdown,
-        baseline=BASELINE,
+        cases=cases,
+        results=results,
+        impls=impls,
     )
-    wrk_params = next((c.params for c in cases if c.bench != "layers"), {})
-    out[-1:-1] = [
-        versions_line(),
-        f"- also ratio = median / median of {SECOND_BASELINE}; medians and ranges over the "
-        "clean runs only (a run with socket errors, or statuses above 399 where a 200 is "
-        "expected, is flagged and shown apart)",
-        f"- wrk -t1, {wrk_params.get('warmup', 0)} s warm-up then "
-        f"{wrk_params.get('duration', 0)} s timed, on 127.0.0.1; "
-        + (
-            f"server pinned to CPU {server_cpu}, wrk (and the layer client) to CPU {wrk_cpu}"
-            if server_cpu is not None
-            else "fewer than 2 CPUs: server and wrk not pinned"
-        ),
-    ]
-    h = "#### " if args.markdown else ""
-    for ci, case in enumerate(cases):
-        if case.bench == "layers":
-            continue
-        out += [f"{h}{case.label}", ""]
-        out += render_wrk_table(case, impls, results[ci])
-        note = wrk_notes(results[ci], impls)
-        if note:
-            out += [" ".join(note), ""]
-    layers = render_layers(cases, results, impls)
-    if layers:
-        n = cases[-1].params["requests"]
-        out += [
-            f"{h}Server CPU per request, layer by layer",
-            "",
-            f"{n:,} GETs of /target per cell over one loopback connection, {LAYER_BATCH} "
-            "pipelined per write, after a warm-up of a tenth of that; the server's CPU time "
-            "(every thread) divided by the requests.",
-            "",
-            *layers,
-        ]
-    summ = summary(cases, results, impls)
-    if summ:
-        out += [f"{h}Summary", "", *summ]
     print("\n".join(out))
 
     return finish(
