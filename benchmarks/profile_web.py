@@ -44,6 +44,38 @@ import _common  # noqa: F401 (puts this checkout's reactor on sys.path)
 from bench_http import _free_port
 from web_apps import PATHS, tornado_app, write_static
 
+WITHOUT = {
+    "etag": "compute_etag returns None (no Etag, no 304 check)",
+    "log": "a log_function that does nothing",
+    "static": "no static_path (its three routes gone)",
+    "default-headers": "Server, Date and Content-Type cleared before finish (fewer "
+    "headers to encode and send)",
+}
+
+
+def _remove(app: Any, part: str, pkg: str) -> None:
+    """Take one part away from the benchmark application (see WITHOUT)."""
+    web = __import__(f"{pkg}.web", fromlist=["RequestHandler"])
+    if part == "etag":
+        web.RequestHandler.compute_etag = lambda self: None
+    elif part == "log":
+        app.settings["log_function"] = lambda handler: None
+    elif part == "static":
+        app.default_router.rules[0].target.rules[:] = [
+            rule
+            for rule in app.default_router.rules[0].target.rules
+            if "static" not in getattr(rule.target, "__name__", "").lower()
+        ]
+    elif part == "default-headers":
+        original = web.RequestHandler.finish
+
+        def finish(self: Any, chunk: Any = None) -> Any:
+            for name in ("Server", "Date", "Content-Type"):
+                self.clear_header(name)
+            return original(self, chunk)
+
+        web.RequestHandler.finish = finish
+
 
 def _client(cmd: list[str], timeout: float, done: Any) -> None:
     """Run the client process (pinned to the second CPU if there is one)."""
@@ -89,6 +121,13 @@ def main() -> int:
         metavar="PATH",
         help="only read py-spy's raw output (--format raw) and print the shares per function",
     )
+    parser.add_argument(
+        "--without",
+        action="append",
+        choices=tuple(WITHOUT),
+        help="serve the application without one part, to weigh it by difference "
+        "(may be repeated): " + "; ".join(f"{k}: {v}" for k, v in WITHOUT.items()),
+    )
     parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--duration", type=int, default=3, help="wrk seconds (default 3)")
     parser.add_argument("--connections", type=int, default=100, help="wrk -c (default 100)")
@@ -119,6 +158,8 @@ def main() -> int:
         if args.layer is None
         else tornado_app.layer_target(args.pkg, args.layer)
     )
+    for variant in args.without or ():
+        _remove(target, variant, args.pkg)
     httpserver = __import__(f"{args.pkg}.httpserver", fromlist=["HTTPServer"])
     ioloop = __import__(f"{args.pkg}.ioloop", fromlist=["IOLoop"])
     if args.pkg == "reactor":
@@ -141,13 +182,14 @@ def main() -> int:
         timeout = 600.0
     threading.Thread(target=_client, args=(cmd, timeout, done), daemon=True).start()
     profile = None if args.no_profile else cProfile.Profile()
-    cpu0 = time.process_time()
+    cpu0, times0 = time.process_time(), os.times()
     if profile is not None:
         profile.enable()
     loop.start()
     if profile is not None:
         profile.disable()
-    cpu = time.process_time() - cpu0
+    cpu, times1 = time.process_time() - cpu0, os.times()
+    user, system = times1.user - times0.user, times1.system - times0.system
     shutil.rmtree(static, ignore_errors=True)
 
     text = output[0] if output else ""
@@ -159,7 +201,8 @@ def main() -> int:
     errors = re.search(r"Socket errors.*|Non-2xx.*", text)
     print(
         f"{args.pkg} ({args.backend if args.pkg == 'reactor' else 'asyncio'}), GET {path}: "
-        f"{requests:,} requests, {cpu / requests * 1e6:.1f} µs of server CPU each"
+        f"{requests:,} requests, {cpu / requests * 1e6:.1f} µs of server CPU each "
+        f"({user / requests * 1e6:.1f} user + {system / requests * 1e6:.1f} system)"
         + (" (profiled)" if profile is not None else "")
         + (f" ({errors.group(0).strip()})" if errors else "")
     )
