@@ -91,6 +91,7 @@ from reactor.routing import (
     AnyMatches,
     DefaultHostMatches,
     HostMatches,
+    Matcher,
     PathMatches,
     ReversibleRouter,
     ReversibleRuleRouter,
@@ -144,17 +145,20 @@ _REASON_PHRASE = re.compile(r"[\t \x21-\x7e\x80-\xff]*")
 _HTML_UTF8 = "text/html; charset=UTF-8"
 _JSON_UTF8 = "application/json; charset=UTF-8"
 
-# The Date header's value, made once per second: [second, value].
-_date_cache: list[Any] = [0, ""]
+
+class _DateCache:
+    """The Date header's value, made once per second."""
+
+    second = 0
+    value = ""
 
 
 def _http_date() -> str:
-    now = time.time()
-    second = int(now)
-    if second != _date_cache[0]:
-        _date_cache[0] = second
-        _date_cache[1] = format_timestamp(second)
-    return cast(str, _date_cache[1])
+    second = int(time.time())
+    if second != _DateCache.second:
+        _DateCache.value = format_timestamp(second)
+        _DateCache.second = second
+    return _DateCache.value
 
 
 def _default_headers() -> HTTPHeaders:
@@ -218,11 +222,11 @@ class RequestHandler(CookieMixin):
         self._auto_finish = True
         self._prepared_future: Future[None] | None = None
         self._new_cookie: Any = None  # CookieMixin's outgoing cookies (see _cookies)
-        self._headers = _default_headers()
-        self._write_buffer: list[bytes] = []
-        self._status_code = 200
-        self._reason = "OK"
-        self.set_default_headers()
+        # The handler's own (the class's empty ones would be shared);
+        # _execute fills them from the path.
+        self.path_args = []
+        self.path_kwargs = {}
+        self.clear()
         assert request.connection is not None
         request.connection.set_close_callback(  # type: ignore[attr-defined]
             self.on_connection_close
@@ -278,7 +282,7 @@ class RequestHandler(CookieMixin):
         the output buffer and the status (200)."""
         self._headers = _default_headers()
         self.set_default_headers()
-        self._write_buffer = []
+        self._write_buffer: list[bytes] = []
         self._status_code = 200
         self._reason = "OK"
 
@@ -697,11 +701,10 @@ class RequestHandler(CookieMixin):
             self.write(chunk)
         status = self._status_code
         if not self._headers_written:
-            if (
-                status == 200
-                and self.request.method in ("GET", "HEAD")
-                and "Etag" not in self._headers
-            ):
+            # Membership by the normalized names, read straight from the
+            # headers' table: this runs for every response.
+            fields = self._headers._as_list
+            if status == 200 and "Etag" not in fields and self.request.method in ("GET", "HEAD"):
                 self.set_etag_header()
                 if self.check_etag_header():
                     self._write_buffer = []
@@ -711,8 +714,11 @@ class RequestHandler(CookieMixin):
                 if self._write_buffer and any(self._write_buffer):
                     raise RuntimeError(f"Cannot send body with {status}")
                 self._clear_representation_headers()
-            elif "Content-Length" not in self._headers:
-                self._headers["Content-Length"] = str(sum(map(len, self._write_buffer)))
+            elif "Content-Length" not in fields:
+                buffer = self._write_buffer
+                length = str(len(buffer[0]) if len(buffer) == 1 else sum(map(len, buffer)))
+                self._headers._combined["Content-Length"] = length  # digits: nothing to check
+                fields["Content-Length"] = [length]
         connection = self.request.connection
         assert connection is not None
         connection.set_close_callback(None)  # type: ignore[attr-defined]
@@ -742,11 +748,7 @@ class RequestHandler(CookieMixin):
         if self._headers_written:
             gen_log.error("Cannot send error response after headers written")
             if not self._finished:
-                # The Content-Length may now be wrong: closing is what is left.
-                try:
-                    self.finish()
-                except Exception:
-                    gen_log.error("Failed to flush partial response", exc_info=True)
+                self._abort_response()
             return
         self.clear()
         reason = kwargs.get("reason")
@@ -765,6 +767,28 @@ class RequestHandler(CookieMixin):
             app_log.error("Uncaught exception in write_error", exc_info=True)
         if not self._finished:
             self.finish()
+
+    def _abort_response(self) -> None:
+        """End a response whose headers are out by closing the connection.
+
+        A body cut short must not look complete to the client (RFC 9112
+        section 8): ending it (a last empty chunk, or a Content-Length
+        padded out) would pass a truncated page off as the whole one.
+        """
+        connection = self.request.connection
+        stream = getattr(connection, "stream", None)
+        if stream is None:
+            try:
+                self.finish()
+            except Exception:
+                gen_log.error("Failed to flush partial response", exc_info=True)
+            return
+        connection.set_close_callback(None)  # type: ignore[union-attr]
+        stream.close()
+        self._finished = True
+        self._log()
+        self.on_finish()
+        self._break_cycles()
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Write the error page; override for your own (it may ``write``,
@@ -831,9 +855,9 @@ class RequestHandler(CookieMixin):
                         score = float(parts[1].strip()[2:])
                     except ValueError:
                         score = 0.0
-                    if not 0.0 <= score <= 1.0:  # also refuses nan
+                    if score < 0:
                         score = 0.0
-                if score > 0:
+                if score > 0:  # (false for nan too)
                     weighted.append((parts[0], score))
             if weighted:
                 weighted.sort(key=lambda pair: pair[1], reverse=True)
@@ -876,7 +900,7 @@ class RequestHandler(CookieMixin):
         ``include_host`` attribute is the default."""
         self.require_setting("static_path", "static_url")
         make_static_url = self.settings.get(
-            "static_handler_class", StaticFileHandler
+            "static_handler_class", _static_handler()
         ).make_static_url
         if include_host is None:
             include_host = getattr(self, "include_host", False)
@@ -899,10 +923,15 @@ class RequestHandler(CookieMixin):
     def compute_etag(self) -> str | None:
         """The response's ETag: a hash of the body (override to use a
         version, or return None for none)."""
-        hasher = hashlib.sha1()
-        for part in self._write_buffer:
-            hasher.update(part)
-        return f'"{hasher.hexdigest()}"'
+        buffer = self._write_buffer
+        if len(buffer) == 1:
+            digest = hashlib.sha1(buffer[0]).hexdigest()  # one call: the common case
+        else:
+            hasher = hashlib.sha1()
+            for part in buffer:
+                hasher.update(part)
+            digest = hasher.hexdigest()
+        return f'"{digest}"'
 
     def set_etag_header(self) -> None:
         """Set the ``Etag`` header from :meth:`compute_etag`."""
@@ -1227,9 +1256,11 @@ class _ApplicationRouter(ReversibleRuleRouter):
 
     def __init__(self, application: Application, rules: _RuleList | None = None) -> None:
         self.application = application
-        # path -> rule, for the plain-text patterns that a dict lookup may
-        # decide (see _exact_rules); rebuilt when the rule list changes length.
-        self._exact: dict[str, Rule] = {}
+        # path -> (rule, its matcher, its target), for the plain-text patterns
+        # that a dict lookup may decide (see _exact_rules); rebuilt when the
+        # rule list changes length, and an entry whose rule has since been
+        # given another matcher or target is not used.
+        self._exact: dict[str, tuple[Rule, Matcher, type[RequestHandler]]] = {}
         self._exact_for = -1
         super().__init__(rules)
 
@@ -1244,12 +1275,14 @@ class _ApplicationRouter(ReversibleRuleRouter):
         if self._exact_for != len(rules):
             self._exact = self._exact_rules()
             self._exact_for = len(rules)
-        rule = self._exact.get(request.path)
-        if rule is not None:
-            return self.application.get_handler_delegate(request, rule.target, rule.target_kwargs)
+        entry = self._exact.get(request.path)
+        if entry is not None:
+            rule, matcher, target = entry
+            if rule.target is target and rule.matcher is matcher:  # (not changed since)
+                return self.application.get_handler_delegate(request, target, rule.target_kwargs)
         return super().find_handler(request, **kwargs)
 
-    def _exact_rules(self) -> dict[str, Rule]:
+    def _exact_rules(self) -> dict[str, tuple[Rule, Matcher, type[RequestHandler]]]:
         """The rules a path lookup may take without changing the outcome.
 
         Rule ``i`` with a plain-text pattern ``P`` and a handler class is the
@@ -1259,7 +1292,7 @@ class _ApplicationRouter(ReversibleRuleRouter):
         a path rule (a host, a custom matcher): what it matches is not
         known in advance.
         """
-        exact: dict[str, Rule] = {}
+        exact: dict[str, tuple[Rule, Matcher, type[RequestHandler]]] = {}
         earlier: list[PathMatches] = []
         for rule in self.rules:
             matcher = rule.matcher
@@ -1274,7 +1307,7 @@ class _ApplicationRouter(ReversibleRuleRouter):
                 and issubclass(target, RequestHandler)
                 and not any(m.regex.match(literal) for m in earlier)
             ):
-                exact[literal] = rule
+                exact[literal] = (rule, matcher, target)
             earlier.append(matcher)
         return exact
 
@@ -1342,7 +1375,7 @@ class Application(ReversibleRouter):
             path = self.settings["static_path"]
             handlers = list(handlers or [])
             static_url_prefix = settings.get("static_url_prefix", "/static/")
-            static_handler_class = settings.get("static_handler_class", StaticFileHandler)
+            static_handler_class = settings.get("static_handler_class") or _static_handler()
             static_handler_args = settings.get("static_handler_args", {})
             static_handler_args["path"] = path
             for pattern in [
@@ -1443,7 +1476,7 @@ class Application(ReversibleRouter):
         else:
             route = self.default_router.find_handler(request)
         if route is not None:
-            return cast(_HandlerDelegate, route)
+            return route  # type: ignore[return-value]  # (no cast(): a call per request)
         if self.settings.get("default_handler_class"):
             return self.get_handler_delegate(
                 request,
@@ -1577,11 +1610,12 @@ class _HandlerDelegate(HTTPMessageDelegate):
                 for loader in RequestHandler._template_loaders.values():
                     loader.reset()
         if not settings.get("static_hash_cache", True):
-            settings.get("static_handler_class", StaticFileHandler).reset()
+            (settings.get("static_handler_class") or _static_handler()).reset()
         handler = self.handler = self.handler_class(
             self.application, self.request, **self.handler_kwargs
         )
-        transforms = [t(self.request) for t in self.application.transforms]
+        transform_classes = self.application.transforms
+        transforms = [t(self.request) for t in transform_classes] if transform_classes else []
         if self.stream_request_body:
             handler._prepared_future = Future()
         handler._execute(transforms, *self.path_args, **self.path_kwargs)
@@ -1616,7 +1650,11 @@ class HTTPError(Exception):
 
     @property
     def log_message(self) -> str | None:
-        """The log message, unformatted; see :meth:`get_message`."""
+        """The log message as a %-format (older code formats it with
+        ``args``): without ``args``, its ``%`` signs are doubled. The
+        message itself: :meth:`get_message`."""
+        if self._log_message and not self.args:
+            return self._log_message.replace("%", "%%")
         return self._log_message
 
     def get_message(self) -> str | None:
@@ -1681,6 +1719,10 @@ class RedirectHandler(RequestHandler):
 
     def get(self, *args: Any, **kwargs: Any) -> None:
         to_url = self._url.format(*args, **kwargs)
+        if _is_protocol_relative(to_url) and not _is_protocol_relative(self._url):
+            # A path group made "/{0}" into "//evil.example": a redirect to
+            # another host that the rule never named (CVE-2023-28370's class).
+            raise HTTPError(403, "redirect target %r names another host", to_url)
         if self.request.query_arguments:
             to_url = url_concat(to_url, list(qs_to_qsl(self.request.query_arguments)))
         self.redirect(to_url, permanent=self._permanent)
@@ -1936,4 +1978,20 @@ class _UIModuleNamespace:
             raise AttributeError(str(e)) from None
 
 
-from reactor._static import StaticFileHandler  # noqa: E402
+# StaticFileHandler lives in reactor._static, which imports this module:
+# it is loaded on first use (PEP 562), so that either module may be
+# imported first.
+if TYPE_CHECKING:
+    from reactor._static import StaticFileHandler
+
+
+def _static_handler() -> type[StaticFileHandler]:
+    from reactor._static import StaticFileHandler
+
+    return StaticFileHandler
+
+
+def __getattr__(name: str) -> Any:
+    if name == "StaticFileHandler":
+        return _static_handler()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

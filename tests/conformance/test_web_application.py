@@ -9,6 +9,7 @@ import gzip
 import json
 import logging
 import socket
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -217,6 +218,12 @@ class RecordingStatic(web.StaticFileHandler):
     def get_version(cls, settings: dict[str, Any], path: str) -> str | None:
         return "v1"
 
+    resets = 0
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.resets += 1
+
 
 async def test_static_path_routes(serve: Any, tmp_path: Any) -> None:
     class UsesStaticUrl(web.RequestHandler):
@@ -235,8 +242,10 @@ async def test_static_path_routes(serve: Any, tmp_path: Any) -> None:
         static_url_prefix="/assets/",
         static_handler_class=RecordingStatic,
         static_handler_args={"extra": "args"},
+        static_hash_cache=False,
     )
     s = serve(app)
+    RecordingStatic.resets = 0
     for path, expected in (
         ("/assets/css/app.css", "css/app.css"),
         ("/favicon.ico", "favicon.ico"),
@@ -250,6 +259,7 @@ async def test_static_path_routes(serve: Any, tmp_path: Any) -> None:
         "plain": "/assets/app.css",
         "host": f"http://127.0.0.1:{s.port}/assets/app.css?v=v1",
     }
+    assert RecordingStatic.resets == 4  # the hashes are forgotten before each request
 
 
 async def test_static_url_without_static_path_says_which_setting(serve: Any) -> None:
@@ -307,6 +317,42 @@ async def test_compress_response(serve: Any) -> None:
     assert unasked.body == b"text " * 1000
 
 
+class FlushedText(web.RequestHandler):
+    async def get(self) -> None:
+        for i in range(4):
+            self.write(f"piece {i} " * 300)
+            await self.flush()
+        self.write("end")
+
+
+async def test_compress_response_of_a_flushed_body(serve: Any) -> None:
+    s = serve(web.Application([(r"/", FlushedText)], compress_response=True))
+    expected = "".join(f"piece {i} " * 300 for i in range(4)).encode() + b"end"
+    raw_response = await s.fetch(
+        "/", headers={"Accept-Encoding": "gzip"}, decompress_response=False
+    )
+    assert raw_response.headers["Content-Encoding"] == "gzip"
+    assert "Content-Length" not in raw_response.headers
+    assert gzip.decompress(raw_response.body) == expected
+    assert (await s.fetch("/", headers={"Accept-Encoding": "gzip"})).body == expected
+
+
+async def test_application_as_a_request_callback(io_loop: IOLoop) -> None:
+    """``HTTPServer(app)`` with the app used as a plain callable (``app(request)``)."""
+    app = web.Application([(r"/", Echo, {"label": "called"})])
+    server = HTTPServer(lambda request: app(request))
+    [sock] = bind_sockets(0, "127.0.0.1")
+    server.add_sockets([sock])
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        response = await fetch(client, f"http://127.0.0.1:{sock.getsockname()[1]}/")
+        assert json.loads(response.body)["label"] == "called"
+    finally:
+        client.close()
+        server.stop()
+        await server.close_all_connections()
+
+
 async def test_ui_methods_and_modules_from_a_module_dict_or_list(serve: Any) -> None:
     class Shout(web.UIModule):
         def render(self, word: str) -> str:
@@ -322,11 +368,15 @@ async def test_ui_methods_and_modules_from_a_module_dict_or_list(serve: Any) -> 
         def get(self) -> None:
             self.write(self.ui["double"]("ab") + self.ui["modules"].Shout("cd"))
 
+    as_module = types.ModuleType("ui_module_of_the_test")
+    as_module.Shout = Shout  # type: ignore[attr-defined]
+    as_module.helper = 3  # type: ignore[attr-defined]
     app = web.Application(
         [(r"/", Uses)],
         ui_methods=[{"double": double, "_private": double, "NotAMethod": double}],
-        ui_modules={"Shout": Shout, "not_a_module": 3},
+        ui_modules=[as_module, {"not_a_module": 3}],
     )
+    assert app.ui_modules["Shout"] is Shout and "helper" not in app.ui_modules
     assert "_private" not in app.ui_methods and "NotAMethod" not in app.ui_methods
     assert "not_a_module" not in app.ui_modules
     s = serve(app)
@@ -425,8 +475,7 @@ async def test_render_with_template_loader_setting(serve: Any) -> None:
             namespace.update(page="page", word="translated")
             return namespace
 
-    app.wildcard_router.rules[0].target = Names
-    app.wildcard_router._exact_for = -1
+    app.wildcard_router.rules[0].target = Names  # a rule changed after it was added
     s = serve(app)
     response = await s.fetch("/page")
     assert response.body == b"<title>Hi</title>alice <input xsrf> /page /page Names translated"
@@ -675,6 +724,18 @@ async def test_redirect_handler(serve: Any) -> None:
     assert temporary.headers["Location"] == "/elsewhere"
 
 
+async def test_redirect_handler_refuses_to_become_an_open_redirect(serve: Any) -> None:
+    """CVE-2023-28370's class: ``/{0}`` filled with ``/evil.example`` would
+    send the browser to ``//evil.example``, another host."""
+    s = serve(web.Application([(r"/go/(.*)", web.RedirectHandler, {"url": "/{0}"})]))
+    assert (await s.fetch("/go/page")).headers["Location"] == "/page"
+    for path in ("/go//evil.example", "/go/%2Fevil.example", "/go/\\evil.example"):
+        with ExpectLog("reactor.general", r"403 GET .*names another host"):
+            response = await s.fetch(path)
+        assert response.code == 403, path
+        assert "Location" not in response.headers
+
+
 async def test_error_handler(serve: Any) -> None:
     s = serve(web.Application([(r"/gone", web.ErrorHandler, {"status_code": 410})]))
     assert (await s.fetch("/gone")).code == 410
@@ -695,3 +756,81 @@ async def test_fallback_handler(serve: Any) -> None:
 
     s = serve(web.Application([(r"/legacy/.*", web.FallbackHandler, {"fallback": legacy})]))
     assert (await s.fetch("/legacy/page")).body == b"legacy saw /legacy/page"
+
+
+async def test_template_module_declares_resources_once(serve: Any) -> None:
+    def part(ns: Any) -> str:
+        ns.set_resources(embedded_css=".part{}", javascript_files="/js/part.js")
+        return f"[part {ns.n}]"
+
+    loader = DictTemplateLoader(
+        {
+            "part.html": part,
+            "outer.html": lambda ns: (
+                "<html><head></head><body>"
+                + ns.modules.Template("part.html", n=1)
+                + ns.modules.Template("part.html", n=2)
+                + "</body></html>"
+            ),
+        }
+    )
+
+    class Outer(Page):
+        def get(self) -> None:
+            self.render("outer.html")
+
+    s = serve(web.Application([(r"/", Outer)], template_loader=loader))
+    page = (await s.fetch("/")).body
+    assert b"[part 1][part 2]" in page
+    assert page.count(b".part{}") == 1
+    assert page.count(b'<script src="/js/part.js"') == 1
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("fr-FR,fr;q=0.9,en;q=0.8", "fr_FR"),
+        ("en;q=0.1, es-ES;q=0.9", "es_ES"),
+        ("xx;q=bogus, es-ES;q=nan, es-ES;q=-1, fr-FR", "fr_FR"),
+        ("", "en_US"),
+    ],
+)
+async def test_browser_locale_from_accept_language(
+    serve: Any, tmp_path: Any, header: str, expected: str
+) -> None:
+    locale = pytest.importorskip("reactor.locale")  # another part of the web layer
+    (tmp_path / "fr_FR.csv").write_text('"Hello","Bonjour"\n')
+    (tmp_path / "es_ES.csv").write_text('"Hello","Hola"\n')
+    locale.load_translations(str(tmp_path))
+
+    class Greets(web.RequestHandler):
+        def get(self) -> None:
+            self.write(self.locale.code)
+
+    s = serve(web.Application([(r"/", Greets)]))
+    headers = {"Accept-Language": header} if header else {}
+    assert (await s.fetch("/", headers=headers)).body == expected.encode()
+
+
+@web.stream_request_body
+class RefusesUploads(web.RequestHandler):
+    chunks = 0
+
+    def prepare(self) -> None:
+        raise web.HTTPError(403, "uploads are closed")
+
+    def data_received(self, chunk: bytes) -> None:
+        RefusesUploads.chunks += 1
+
+    def put(self) -> None:
+        raise AssertionError("put must not run")
+
+
+async def test_streaming_handler_that_refuses_in_prepare_never_sees_the_body(serve: Any) -> None:
+    RefusesUploads.chunks = 0
+    s = serve(web.Application([(r"/", RefusesUploads)]))
+    with ExpectLog("reactor.general", r"403 PUT / .*uploads are closed"):
+        response = await s.fetch("/", method="PUT", body=b"x" * 200_000)
+    assert response.code == 403
+    assert RefusesUploads.chunks == 0
+    assert (await s.fetch("/", method="PUT", body=b"again")).code == 403  # the server goes on

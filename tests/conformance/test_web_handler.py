@@ -670,3 +670,146 @@ async def test_unknown_route_is_404(http_client: AsyncHTTPClient, base_url: str)
     response = await fetch(http_client, base_url + "/no/such/page")
     assert response.code == 404
     assert b"404: Not Found" in response.body
+
+
+# -- errors around the edges -----------------------------------------------------------
+
+
+class ErrorAfterFlush(web.RequestHandler):
+    async def get(self) -> None:
+        self.write("partial")
+        await self.flush()
+        raise ValueError("too late for a status")
+
+
+class ErrorInWriteError(web.RequestHandler):
+    def get(self) -> None:
+        raise web.HTTPError(409)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        raise RuntimeError("the error page's own bug")
+
+
+class ErrorInOnFinish(web.RequestHandler):
+    def get(self) -> None:
+        self.write("answered")
+
+    def on_finish(self) -> None:
+        raise RuntimeError("cleanup failed")
+
+
+class WriteAfterFinish(web.RequestHandler):
+    def get(self) -> None:
+        self.finish("first")
+        self.write("second")
+
+
+class CoroutinePrepareRaises(web.RequestHandler):
+    @gen.coroutine
+    def prepare(self) -> Any:
+        yield gen.moment
+        raise web.HTTPError(401)
+
+    def get(self) -> None:
+        raise AssertionError("get must not run")
+
+
+@pytest.fixture
+def edge_app() -> web.Application:
+    return web.Application(
+        [
+            (r"/after-flush", ErrorAfterFlush),
+            (r"/in-write-error", ErrorInWriteError),
+            (r"/in-on-finish", ErrorInOnFinish),
+            (r"/write-after-finish", WriteAfterFinish),
+            (r"/prepare-raises", CoroutinePrepareRaises),
+            (r"/plain", Plain),
+        ]
+    )
+
+
+@pytest.fixture
+def edge(io_loop: IOLoop, edge_app: web.Application) -> Any:
+    from reactor.httpserver import HTTPServer
+    from reactor.netutil import bind_sockets
+
+    server = HTTPServer(edge_app)
+    [sock] = bind_sockets(0, "127.0.0.1")
+    server.add_sockets([sock])
+    client = AsyncHTTPClient(force_instance=True)
+    port = sock.getsockname()[1]
+    yield client, f"http://127.0.0.1:{port}", port
+    client.close()
+    server.stop()
+    io_loop.run_sync(server.close_all_connections)
+
+
+async def test_error_after_the_headers_went_out_ends_the_response(edge: Any) -> None:
+    _, _, port = edge
+    with (
+        ExpectLog("reactor.application", r"Uncaught exception GET /after-flush"),
+        ExpectLog("reactor.general", r"Cannot send error response after headers written"),
+    ):
+        reply = await raw(port, b"GET /after-flush HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"partial" in reply
+    # Closed without the last chunk: the client can tell the body is cut short.
+    assert not reply.endswith(b"0\r\n\r\n")
+
+
+async def test_error_in_write_error_still_answers(edge: Any) -> None:
+    client, base, _ = edge
+    with ExpectLog("reactor.application", r"Uncaught exception in write_error"):
+        response = await fetch(client, base + "/in-write-error")
+    assert response.code == 409
+    assert (await fetch(client, base + "/plain")).code == 200  # the loop goes on
+
+
+async def test_error_in_on_finish_is_logged_after_the_answer(edge: Any) -> None:
+    client, base, _ = edge
+    with ExpectLog("reactor.application", r"Uncaught exception GET /in-on-finish"):
+        response = await fetch(client, base + "/in-on-finish")
+    assert response.code == 200
+    assert response.body == b"answered"
+
+
+async def test_write_after_finish_is_logged(edge: Any) -> None:
+    client, base, _ = edge
+    with ExpectLog("reactor.application", r"Uncaught exception GET /write-after-finish"):
+        response = await fetch(client, base + "/write-after-finish")
+    assert response.body == b"first"
+
+
+async def test_coroutine_prepare_that_raises(edge: Any) -> None:
+    client, base, _ = edge
+    response = await fetch(client, base + "/prepare-raises")
+    assert response.code == 401
+
+
+async def test_many_pipelined_requests_are_answered_in_order(
+    http_port: int, http_server: Any
+) -> None:
+    """Sync and async handlers on one pipelined connection: each answer in its place."""
+    paths = ["/plain", "/async", "/coroutine", "/arguments?one=1"] * 25
+    data = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % p.encode() for p in paths)
+    data += b"GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    reply = await raw(http_port, data)
+    assert reply.count(b"HTTP/1.1 200 OK") == len(paths) + 1
+    order = [m for m in (b"Hello, world", b'"async"', b'"coroutine"', b'"one": "1"')]
+    positions = [reply.index(marker) for marker in order]
+    assert positions == sorted(positions)
+
+
+def test_http_error_messages() -> None:
+    plain = web.HTTPError(404, "100% gone")
+    assert plain.get_message() == "100% gone"
+    assert plain.log_message == "100%% gone"  # a %-format, as older code reads it
+    assert str(plain) == "HTTP 404: Not Found (100% gone)"
+    formatted = web.HTTPError(400, "bad %s", "input", reason="Bad Input")
+    assert formatted.get_message() == "bad input"
+    assert formatted.log_message == "bad %s"
+    assert str(formatted) == "HTTP 400: Bad Input (bad input)"
+    assert str(web.HTTPError(599)) == "HTTP 599: Unknown"
+    missing = web.MissingArgumentError("page")
+    assert (missing.status_code, missing.arg_name) == (400, "page")
+    assert str(missing) == "HTTP 400: Bad Request (Missing argument page)"
