@@ -31,16 +31,48 @@ How a Tornado template becomes a Jinja2 one, and the facts that shaped it:
 from __future__ import annotations
 
 import ast
+import dataclasses
+import re
+import sys
 from types import CodeType
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
+import jinja2.runtime
 from jinja2 import Environment, nodes
 from jinja2.compiler import CodeGenerator, Frame
 
 from reactor import _template_parse as tp
 from reactor._template_parse import ParseError
 
-_LOCAL = "_tt_v_"  # prefix of the template's own variables in the render function
+# The template's own variables are Python locals of Jinja2's render function,
+# under their own names, unless a name is one that function's code reads (then
+# it gets a prefix): assigning it anywhere would make it a local everywhere.
+_JINJA_NAMES = frozenset(jinja2.runtime.exported) | {
+    "context",
+    "environment",
+    "missing",
+    "resolve",
+    "undefined",
+    "concat",
+    "cond_expr_undefined",
+    "name",
+    "blocks",
+    "debug_info",
+    "root",
+    "parent_template",
+    "_loop_vars",
+    "_block_vars",
+}
+_JINJA_TEMPORARY = re.compile(r"[tl]_\d|_tt_")
+
+
+def _local(name: str) -> str:
+    """The render function's name for the template variable ``name``."""
+    if name in _JINJA_NAMES or _JINJA_TEMPORARY.match(name):
+        return "_tt_v_" + name
+    return name
+
+
 _MAX_NESTING = 64  # extends / include depth: a cycle fails clearly instead of recursing
 
 
@@ -81,7 +113,7 @@ PyApply = _node_class("PyApply", nodes.Stmt, ("call", "body"))
 
 
 def _call_source(call: Any, first: str | None = None) -> str:
-    args = [_LOCAL + name for name in call.args]
+    args = [_local(name) for name in call.args]
     if first is not None:
         args.insert(0, first)
     return f"_tt_f{call.index}({', '.join(args)})"
@@ -101,7 +133,7 @@ class TornadoCodeGenerator(CodeGenerator):
     def visit_PyAssign(self, node: Any, frame: Frame) -> None:
         self.newline(node)
         if node.targets:
-            self.write("".join(_LOCAL + name + ", " for name in node.targets) + "= ")
+            self.write("".join(_local(name) + ", " for name in node.targets) + "= ")
         self.write(_call_source(node.call))
 
     def _block(self, body: list[nodes.Node], frame: Frame) -> None:
@@ -134,7 +166,7 @@ class TornadoCodeGenerator(CodeGenerator):
             if handler.type is not None:
                 clause += " " + _call_source(handler.type)
                 if handler.name is not None:
-                    clause += " as " + _LOCAL + handler.name
+                    clause += " as " + _local(handler.name)
             self.writeline(clause + ":", handler)
             self._block(handler.body, inner)
         if node.else_:
@@ -277,62 +309,123 @@ def _names(*trees: ast.AST | None) -> _Names:
     return scan
 
 
-def _parse_python(code: str, mode: str, source: tp.Source, line: int, what: str) -> Any:
-    """Parse a fragment, its nodes renumbered to the template's lines."""
+def _parse_python(
+    code: str, mode: str, source: tp.Source, line: int, what: str, col: int = 0
+) -> Any:
+    """Parse a fragment, its nodes placed at their line and column in the template."""
     try:
         tree = ast.parse(code, filename=source.name, mode=mode)
     except SyntaxError as e:
         raise ParseError(
             f"invalid Python in {what}: {e.msg}", source.name, line + (e.lineno or 1) - 1
         ) from None
+    if col:
+        # The fragment's first line starts mid-line in the template.
+        for node in ast.walk(tree):
+            if "lineno" in node._attributes:
+                if node.lineno == 1:  # type: ignore[attr-defined]
+                    node.col_offset += col  # type: ignore[attr-defined]
+                if getattr(node, "end_lineno", None) == 1:
+                    node.end_col_offset += col  # type: ignore[attr-defined]
     return ast.increment_lineno(tree, line - 1)
 
 
-def _parse_clause(code: str, source: tp.Source, line: int) -> ast.stmt:
+def _parse_clause(code: str, source: tp.Source, line: int, col: int = 0) -> ast.stmt:
     """A control tag (``for x in y``, ``except E as e``) as the Python statement it opens."""
     keyword = code.split(None, 1)[0]
-    if keyword in ("except", "else", "finally"):
-        text, shift = f"try:\n pass\n{code}:\n pass\n", 2
-    elif keyword == "elif":
-        text, shift = code[2:] + ":\n pass\n", 0
-    else:
-        text, shift = code + ":\n pass\n", 0
-    tree = _parse_python(text, "exec", source, line - shift, f"{{% {code} %}}")
+    if keyword == "except":
+        # Parsed inside a try at lines 1-2: placed on "line" once shifted.
+        text = f"try:\n pass\n{code}:\n pass\n"
+        tree = _parse_python(text, "exec", source, line - 2, f"{{% {code} %}}")
+        for node in ast.walk(tree):
+            if getattr(node, "lineno", None) == line:
+                node.col_offset += col  # type: ignore[attr-defined]
+                if getattr(node, "end_lineno", None) == line:
+                    node.end_col_offset += col  # type: ignore[attr-defined]
+        handler: ast.stmt = tree.body[0].handlers[0]
+        return handler
+    if keyword == "elif":
+        code, col = code[2:], col + 2
+    tree = _parse_python(code + ":\n pass\n", "exec", source, line, f"{{% {code} %}}", col)
     stmt: ast.stmt = tree.body[0]
-    if keyword == "except" and isinstance(stmt, ast.Try) and stmt.handlers:
-        return stmt.handlers[0]  # type: ignore[return-value]
     return stmt
 
 
-_OUTPUT = """\
-_tt_tmp = _tt_EXPR
-if _tt_tmp.__class__ is not _tt_strtype:
-    _tt_tmp = _tt_str(_tt_tmp)
-"""
-_ESCAPE = """\
-_tt_tmp = _tt_ESCAPE(_tt_tmp)
-if _tt_tmp.__class__ is not _tt_strtype:
-    _tt_tmp = _tt_str(_tt_tmp)
-"""
+class _Build:
+    """Python AST for the helper functions, every node placed at one template line."""
+
+    def __init__(self, line: int) -> None:
+        self.pos: dict[str, Any] = {
+            "lineno": line,
+            "col_offset": 0,
+            "end_lineno": line,
+            "end_col_offset": 0,
+        }
+
+    def load(self, name: str) -> ast.Name:
+        return ast.Name(id=name, ctx=ast.Load(), **self.pos)
+
+    def store(self, name: str) -> ast.Name:
+        return ast.Name(id=name, ctx=ast.Store(), **self.pos)
+
+    def call(self, func: ast.expr, *args: ast.expr) -> ast.Call:
+        return ast.Call(func=func, args=list(args), keywords=[], **self.pos)
+
+    def ret(self, value: ast.expr) -> ast.Return:
+        return ast.Return(value=value, **self.pos)
+
+    def as_text(self, value: ast.expr) -> list[ast.stmt]:
+        """``_tt_tmp = value``, then made a str unless it is one (no call if it is)."""
+        not_str = ast.Compare(
+            left=ast.Attribute(
+                value=self.load("_tt_tmp"), attr="__class__", ctx=ast.Load(), **self.pos
+            ),
+            ops=[ast.IsNot()],
+            comparators=[self.load("_tt_strtype")],
+            **self.pos,
+        )
+        convert = ast.Assign(
+            targets=[self.store("_tt_tmp")],
+            value=self.call(self.load("_tt_str"), self.load("_tt_tmp")),
+            **self.pos,
+        )
+        return [
+            ast.Assign(targets=[self.store("_tt_tmp")], value=value, **self.pos),
+            ast.If(test=not_str, body=[convert], orelse=[], **self.pos),
+        ]
+
+    def function(self, name: str, params: list[str], body: list[ast.stmt]) -> ast.FunctionDef:
+        args = ast.arguments(
+            posonlyargs=[],
+            args=[ast.arg(arg=p, **self.pos) for p in params],
+            vararg=None,
+            kwonlyargs=[],
+            kw_defaults=[],
+            kwarg=None,
+            defaults=[],
+        )
+        extra: dict[str, Any] = {"type_params": []} if sys.version_info >= (3, 12) else {}
+        return ast.FunctionDef(
+            name=name, args=args, body=body, decorator_list=[], returns=None, **extra, **self.pos
+        )
 
 
-class _Substitute(ast.NodeTransformer):
-    def __init__(self, mapping: dict[str, ast.expr]) -> None:
-        self.mapping = mapping
-
-    def visit_Name(self, node: ast.Name) -> ast.expr:
-        return self.mapping.get(node.id, node)
+# Tracebacks name a helper's frame "<template>" (co_qualname is 3.11's).
+_QUALNAME: dict[str, Any] = {"co_qualname": "<template>"} if sys.version_info >= (3, 11) else {}
 
 
-def _wrapper(text: str, line: int, mapping: dict[str, ast.expr]) -> list[ast.stmt]:
-    """Statements parsed from ``text`` at ``line``, placeholders replaced by user code."""
-    tree = ast.parse(text)
-    for node in ast.walk(tree):
-        if "lineno" in node._attributes:
-            node.lineno = node.end_lineno = line  # type: ignore[attr-defined]
-            node.col_offset = node.end_col_offset = 0  # type: ignore[attr-defined]
-    module: ast.Module = _Substitute(mapping).visit(tree)
-    return module.body
+def _refile(code: CodeType, filename: str) -> CodeType:
+    """``code`` (and the lambdas and comprehensions in it) as from ``filename``."""
+    consts = tuple(_refile(c, filename) if isinstance(c, CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+class _Section(NamedTuple):
+    keyword: str
+    code: str
+    line: int
+    col: int
+    body: list[tp.Node]
 
 
 class Compiler:
@@ -342,6 +435,7 @@ class Compiler:
         self.template = template
         self.loader = loader
         self.codes: list[CodeType] = []
+        self._functions: list[tuple[ast.FunctionDef, tp.Source]] = []
         self.bound: set[str] = set()
         self.named: dict[str, tuple[tp.NamedBlock, TemplateLike]] = {}
 
@@ -398,22 +492,8 @@ class Compiler:
                 out.extend(self._flatten(included._body, included, depth + 1))
             elif isinstance(node, tp.Extends):
                 continue
-            elif isinstance(node, tp.Control):
-                out.append(
-                    tp.Control(
-                        node.keyword,
-                        node.code,
-                        node.line,
-                        node.source,
-                        self._flatten(node.body, owner, depth),
-                    )
-                )
-            elif isinstance(node, tp.Apply):
-                out.append(
-                    tp.Apply(
-                        node.code, node.line, node.source, self._flatten(node.body, owner, depth)
-                    )
-                )
+            elif isinstance(node, (tp.Control, tp.Apply)):
+                out.append(dataclasses.replace(node, body=self._flatten(node.body, owner, depth)))
             else:
                 out.append(node)
         return out
@@ -431,6 +511,7 @@ class Compiler:
         self._bind(body)
         jinja_body: list[nodes.Node] = [Prologue(0, lineno=1)]
         jinja_body += self._translate(body)
+        self._compile_helpers()
         prologue = jinja_body[0]
         assert isinstance(prologue, Prologue)
         prologue.count = len(self.codes)
@@ -441,9 +522,8 @@ class Compiler:
     def _bind(self, body: list[tp.Node]) -> None:
         for node in body:
             if isinstance(node, tp.Statement):
-                tree = _parse_python(
-                    node.code, "exec", node.source, node.line, f"{{% set/import %}} {node.code!r}"
-                )
+                what = f"{{% set/import %}} {node.code!r}"
+                tree = _parse_python(node.code, "exec", node.source, node.line, what, node.col)
                 scan = _names(tree)
                 if scan.unsupported:
                     raise ParseError(
@@ -455,34 +535,35 @@ class Compiler:
                 self.bound |= scan.stores
             elif isinstance(node, tp.Control):
                 sections = self._sections(node)
-                for keyword, code, line, _ in sections:
-                    if keyword in ("for", "except"):
-                        clause = _parse_clause(code, node.source, line)
+                for section in sections:
+                    if section.keyword in ("for", "except"):
+                        clause = _parse_clause(section.code, node.source, section.line)
                         target = clause.target if isinstance(clause, ast.For) else None
                         if isinstance(clause, ast.ExceptHandler) and clause.name:
                             self.bound.add(clause.name)
                         if target is not None:
                             self.bound |= _names(target).stores
-                for _, _, _, section_body in sections:
-                    self._bind(section_body)
+                for section in sections:
+                    self._bind(section.body)
             elif isinstance(node, tp.Apply):
                 self._bind(node.body)
 
-    def _sections(self, node: tp.Control) -> list[tuple[str, str, int, list[tp.Node]]]:
-        sections: list[tuple[str, str, int, list[tp.Node]]] = [
-            (node.keyword, node.code, node.line, [])
-        ]
+    def _sections(self, node: tp.Control) -> list[_Section]:
+        """The control block cut at its ``elif`` / ``else`` / ``except`` / ``finally``."""
+        sections = [_Section(node.keyword, node.code, node.line, node.col, [])]
         for child in node.body:
             if isinstance(child, tp.Intermediate):
-                sections.append((child.keyword, child.code, child.line, []))
+                sections.append(_Section(child.keyword, child.code, child.line, child.col, []))
             else:
-                sections[-1][3].append(child)
-        for keyword, code, line, _ in sections:
-            if keyword in ("try", "else", "finally") and code != keyword:
+                sections[-1].body.append(child)
+        for section in sections:
+            if section.keyword in ("try", "else", "finally") and section.code != section.keyword:
                 raise ParseError(
-                    f"invalid {{% {code} %}}: {keyword!r} takes no argument", node.source.name, line
+                    f"invalid {{% {section.code} %}}: {section.keyword!r} takes no argument",
+                    node.source.name,
+                    section.line,
                 )
-        keywords = [s[0] for s in sections]
+        keywords = [s.keyword for s in sections]
         if not _valid_order(keywords):
             raise ParseError(
                 "invalid block structure: {}".format(" ... ".join(keywords)),
@@ -501,21 +582,38 @@ class Compiler:
         line: int,
         first: str | None = None,
     ) -> Any:
+        """A helper function of ``stmts``, taking the template locals it reads."""
         params = sorted(loads & self.bound)
-        signature = ", ".join(([first] if first else []) + params)
-        (fn,) = _wrapper(f"def _tt_helper({signature}):\n    pass\n", line, {})
-        assert isinstance(fn, ast.FunctionDef)
-        fn.body = stmts
-        module = ast.fix_missing_locations(ast.Module(body=[fn], type_ignores=[]))
-        code = compile(module, source.filename, "exec", dont_inherit=True)
-        function_code = next(c for c in code.co_consts if isinstance(c, CodeType))
-        self.codes.append(function_code.replace(co_name="<template>"))
-        return HelperCall(len(self.codes) - 1, params, lineno=line)
+        index = len(self._functions)
+        fn = _Build(line).function(f"_tt_h{index}", ([first] if first else []) + params, stmts)
+        self._functions.append((fn, source))
+        return HelperCall(index, params, lineno=line)
+
+    def _compile_helpers(self) -> None:
+        """Compile every helper in one go, each then given its own file's name."""
+        module = ast.Module(body=[fn for fn, _ in self._functions], type_ignores=[])
+        try:
+            code = compile(module, self.template._source.filename, "exec", dont_inherit=True)
+        except SyntaxError:
+            # Find the fragment at fault, to name its file.
+            for fn, source in self._functions:
+                single = ast.Module(body=[fn], type_ignores=[])
+                try:
+                    compile(single, source.filename, "exec", dont_inherit=True)
+                except SyntaxError as e:
+                    raise ParseError(
+                        f"invalid Python: {e.msg}", source.name, e.lineno or 0
+                    ) from None
+            raise
+        found = {c.co_name: c for c in code.co_consts if isinstance(c, CodeType)}
+        for index, (_, source) in enumerate(self._functions):
+            function_code = _refile(found[f"_tt_h{index}"], source.filename)
+            self.codes.append(function_code.replace(co_name="<template>", **_QUALNAME))
 
     def _expression(
-        self, code: str, source: tp.Source, line: int, what: str
+        self, code: str, source: tp.Source, line: int, what: str, col: int = 0
     ) -> tuple[ast.expr, _Names]:
-        tree = _parse_python(code, "eval", source, line, what)
+        tree = _parse_python(code, "eval", source, line, what, col)
         scan = _names(tree)
         if scan.walrus:
             raise ParseError(
@@ -524,8 +622,7 @@ class Compiler:
         return tree.body, scan
 
     def _value_helper(self, expr: ast.expr, scan: _Names, source: tp.Source, line: int) -> Any:
-        stmts = _wrapper("return _tt_EXPR", line, {"_tt_EXPR": expr})
-        return self._helper(stmts, scan.loads, source, line)
+        return self._helper([_Build(line).ret(expr)], scan.loads, source, line)
 
     def _translate(self, body: list[tp.Node]) -> list[nodes.Node]:
         out: list[nodes.Node] = []
@@ -549,36 +646,38 @@ class Compiler:
         return out
 
     def _output(self, node: tp.Expression) -> Any:
-        expr, scan = self._expression(node.code, node.source, node.line, f"{{{{ {node.code} }}}}")
-        mapping = {"_tt_EXPR": expr}
-        text = _OUTPUT
+        what = f"{{{{ {node.code} }}}}"
+        expr, scan = self._expression(node.code, node.source, node.line, what, node.col)
+        build = _Build(node.line)
+        stmts = build.as_text(expr)
         escape = node.source.autoescape
         if not node.raw and escape is not None:
             escape_expr, escape_scan = self._expression(
                 escape, node.source, node.line, f"autoescape {escape!r}"
             )
-            mapping["_tt_ESCAPE"] = escape_expr
             scan.loads |= escape_scan.loads
-            text += _ESCAPE
-        stmts = _wrapper(text + "return _tt_tmp\n", node.line, mapping)
+            stmts += build.as_text(build.call(escape_expr, build.load("_tt_tmp")))
+        stmts.append(build.ret(build.load("_tt_tmp")))
         return self._helper(stmts, scan.loads, node.source, node.line)
 
     def _statement(self, node: tp.Node) -> list[nodes.Node]:
         if isinstance(node, tp.Statement):
             tree, scan = self.parsed[id(node)]
             stores = sorted(scan.stores)
-            ret = _wrapper("return ({})".format("".join(n + ", " for n in stores)), node.line, {})
-            call = self._helper(tree.body + ret, scan.loads, node.source, node.line)
+            build = _Build(node.line)
+            values = ast.Tuple(elts=[build.load(n) for n in stores], ctx=ast.Load(), **build.pos)
+            body = [*tree.body, build.ret(values)]
+            call = self._helper(body, scan.loads, node.source, node.line)
             return [PyAssign(stores, call, lineno=node.line)]
         if isinstance(node, tp.LoopControl):
             cls = nodes.Break if node.keyword == "break" else nodes.Continue
             return [cls(lineno=node.line)]
         if isinstance(node, tp.Apply):
-            expr, scan = self._expression(
-                node.code, node.source, node.line, f"{{% apply {node.code} %}}"
-            )
-            stmts = _wrapper("return _tt_str(_tt_EXPR(_tt_body))", node.line, {"_tt_EXPR": expr})
-            call = self._helper(stmts, scan.loads, node.source, node.line, first="_tt_body")
+            what = f"{{% apply {node.code} %}}"
+            expr, scan = self._expression(node.code, node.source, node.line, what, node.col)
+            build = _Build(node.line)
+            result = build.call(build.load("_tt_str"), build.call(expr, build.load("_tt_body")))
+            call = self._helper([build.ret(result)], scan.loads, node.source, node.line, "_tt_body")
             return [PyApply(call, self._translate(node.body), lineno=node.line)]
         if isinstance(node, tp.Control):
             return [self._control(node)]
@@ -587,16 +686,16 @@ class Compiler:
     def _control(self, node: tp.Control) -> Any:
         sections = self._sections(node)
         source = node.source
-        keyword, code, line, body = sections[0]
-        clause = _parse_clause(code, source, line) if keyword != "try" else None
-        rest = {s[0]: s for s in sections[1:]}
-        else_ = self._translate(rest["else"][3]) if "else" in rest else []
+        keyword, code, line, col, body = sections[0]
+        clause = _parse_clause(code, source, line, col) if keyword != "try" else None
+        rest = {s.keyword: s for s in sections[1:]}
+        else_ = self._translate(rest["else"].body) if "else" in rest else []
         if keyword == "if":
             assert isinstance(clause, ast.If)
             elifs = []
-            for kw, c, ln, b in sections[1:]:
+            for kw, c, ln, cl, b in sections[1:]:
                 if kw == "elif":
-                    sub = _parse_clause(c, source, ln)
+                    sub = _parse_clause(c, source, ln, cl)
                     assert isinstance(sub, ast.If)
                     elifs.append(
                         nodes.If(
@@ -622,20 +721,20 @@ class Compiler:
                 ):
                     raise ParseError("a {% for %} target must be names", source.name, line)
                 if isinstance(part, ast.Name):
-                    part.id = _LOCAL + part.id
+                    part.id = _local(part.id)
             iterable = self._value_helper(clause.iter, _names(clause.iter), source, line)
             return PyFor(ast.unparse(target), iterable, self._translate(body), else_, lineno=line)
         assert keyword == "try"
         handlers = []
-        for kw, c, ln, b in sections[1:]:
+        for kw, c, ln, cl, b in sections[1:]:
             if kw == "except":
-                handler = _parse_clause(c, source, ln)
+                handler = _parse_clause(c, source, ln, cl)
                 assert isinstance(handler, ast.ExceptHandler)
                 type_call = None
                 if handler.type is not None:
                     type_call = self._value_helper(handler.type, _names(handler.type), source, ln)
                 handlers.append(PyHandler(type_call, handler.name, self._translate(b), lineno=ln))
-        finally_ = self._translate(rest["finally"][3]) if "finally" in rest else []
+        finally_ = self._translate(rest["finally"].body) if "finally" in rest else []
         return PyTry(self._translate(body), handlers, else_, finally_, lineno=line)
 
 

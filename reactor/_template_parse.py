@@ -83,6 +83,7 @@ class Expression:
     line: int
     source: Source
     raw: bool = False
+    col: int = 0  # UTF-8 byte column of the code on its line, as Python's AST counts
 
 
 @dataclass
@@ -92,6 +93,7 @@ class Statement:
     code: str
     line: int
     source: Source
+    col: int = 0
 
 
 @dataclass
@@ -107,6 +109,7 @@ class Intermediate:
     keyword: str
     code: str
     line: int
+    col: int = 0
 
 
 @dataclass
@@ -116,6 +119,7 @@ class Control:
     line: int
     source: Source
     body: list[Node] = field(default_factory=list)
+    col: int = 0
 
 
 @dataclass
@@ -124,6 +128,7 @@ class Apply:
     line: int
     source: Source
     body: list[Node] = field(default_factory=list)
+    col: int = 0
 
 
 @dataclass
@@ -259,14 +264,20 @@ def _parse(reader: _Reader, in_block: str | None, in_loop: bool) -> list[Node]:
         reader.consume(end + 2)
         contents = raw.strip()
         # The line the contents start on, for Python's error positions.
-        code_line = line + raw[: len(raw) - len(raw.lstrip())].count("\n")
+        lead = len(raw) - len(raw.lstrip())
+        code_line = line + raw[:lead].count("\n")
+        content_pos = end - len(raw) + lead
+
+        def col_of(offset: int, content_pos: int = content_pos) -> int:
+            line_start = text.rfind("\n", 0, content_pos + offset) + 1
+            return len(text[line_start : content_pos + offset].encode())
 
         if start_brace == "{#":
             continue
         if start_brace == "{{":
             if not contents:
                 raise reader.fail("Empty expression")
-            body.append(Expression(contents, code_line, source))
+            body.append(Expression(contents, code_line, source, col=col_of(0)))
             continue
         if not contents:
             raise reader.fail("Empty block tag ({% %})")
@@ -280,14 +291,15 @@ def _parse(reader: _Reader, in_block: str | None, in_loop: bool) -> list[Node]:
                 raise reader.fail(f"{operator} outside {parents} block")
             if in_block not in parents:
                 raise reader.fail(f"{operator} block cannot be attached to {in_block} block")
-            body.append(Intermediate(operator, contents, code_line))
+            body.append(Intermediate(operator, contents, code_line, col_of(0)))
             continue
         if operator == "end":
             if not in_block:
                 raise reader.fail("Extra {% end %} block")
             return body
         if operator in _NO_BODY:
-            node = _simple_tag(reader, operator, suffix, contents, code_line)
+            suffix_col = col_of(max(contents.find(suffix, len(operator)), 0))
+            node = _simple_tag(reader, operator, suffix, contents, code_line, suffix_col, col_of(0))
             if node is not None:
                 body.append(node)
             continue
@@ -302,13 +314,14 @@ def _parse(reader: _Reader, in_block: str | None, in_loop: bool) -> list[Node]:
             if operator == "apply":
                 if not suffix:
                     raise reader.fail("apply missing method name")
-                body.append(Apply(suffix, code_line, source, inner))
+                apply_col = col_of(max(contents.find(suffix, len(operator)), 0))
+                body.append(Apply(suffix, code_line, source, inner, apply_col))
             elif operator == "block":
                 if not suffix:
                     raise reader.fail("block missing name")
                 body.append(NamedBlock(suffix, code_line, inner))
             else:
-                body.append(Control(operator, contents, code_line, source, inner))
+                body.append(Control(operator, contents, code_line, source, inner, col_of(0)))
             continue
         if operator in ("break", "continue"):
             if not in_loop:
@@ -319,7 +332,13 @@ def _parse(reader: _Reader, in_block: str | None, in_loop: bool) -> list[Node]:
 
 
 def _simple_tag(
-    reader: _Reader, operator: str, suffix: str, contents: str, line: int
+    reader: _Reader,
+    operator: str,
+    suffix: str,
+    contents: str,
+    line: int,
+    suffix_col: int,
+    contents_col: int,
 ) -> Node | None:
     source = reader.source
     if operator == "comment":
@@ -332,7 +351,7 @@ def _simple_tag(
     if operator in ("import", "from"):
         if not suffix:
             raise reader.fail("import missing statement")
-        return Statement(contents, line, source)
+        return Statement(contents, line, source, contents_col)
     if operator == "include":
         path = suffix.strip('"').strip("'")
         if not path:
@@ -341,7 +360,7 @@ def _simple_tag(
     if operator == "set":
         if not suffix:
             raise reader.fail("set missing statement")
-        return Statement(suffix, line, source)
+        return Statement(suffix, line, source, suffix_col)
     if operator == "autoescape":
         source.autoescape = None if suffix == "None" else suffix
         return None
@@ -350,6 +369,6 @@ def _simple_tag(
         reader.whitespace = suffix
         return None
     if operator == "raw":
-        return Expression(suffix, line, source, raw=True)
+        return Expression(suffix, line, source, raw=True, col=suffix_col)
     assert operator == "module"
     return Expression("_tt_modules." + suffix, line, source, raw=True)

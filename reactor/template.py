@@ -23,6 +23,7 @@ import datetime
 import os.path
 import posixpath
 import threading
+from collections import OrderedDict
 from types import CodeType, FunctionType
 from typing import Any
 
@@ -70,6 +71,35 @@ _DEFAULT_NAMESPACE: dict[str, Any] = {
     "_tt_str": _to_str,
     "_tt_strtype": str,
 }
+
+
+class _LRU:
+    """A small bounded cache of compiled loader-less templates, safe from threads.
+
+    Applications that build ``Template(source)`` per request (Tornado compiles
+    it every time) compile each source once.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+_STANDALONE = _LRU(256)
 
 
 class Template:
@@ -121,12 +151,29 @@ class Template:
         self.loader = loader
         text = escape.to_unicode(template_string)
         filename = loader._filename(self.name) if loader else self.name
-        self._source = Source(self.name, filename, text, self.autoescape)
-        self._body: list[Node] = parse(self._source, whitespace)
+        key = (text, self.name, self.autoescape, whitespace)
+        cached = _STANDALONE.get(key) if loader is None else None
+        self._source: Source
+        self._body: list[Node]
+        self.code: str
+        self._codes: list[CodeType]
+        self.compiled: CodeType
+        self._jinja: jinja2.Template
+        if cached is not None:
+            # A template without a loader depends on nothing but these four.
+            self._source, self._body, self.code, self._codes, self.compiled, self._jinja = cached
+        else:
+            self._source = Source(self.name, filename, text, self.autoescape)
+            self._body = parse(self._source, whitespace)
+            self.code, self._codes = compile_template(self, loader)
+            self.compiled = compile(self.code, filename, "exec", dont_inherit=True)
+            self._jinja = jinja2.Template.from_code(ENVIRONMENT, self.compiled, {}, None)
+            if loader is None:
+                _STANDALONE.put(
+                    key,
+                    (self._source, self._body, self.code, self._codes, self.compiled, self._jinja),
+                )
         self.autoescape = self._source.autoescape  # {% autoescape %} applies to the whole file
-        self.code, self._codes = compile_template(self, loader)
-        self.compiled: CodeType = compile(self.code, filename, "exec", dont_inherit=True)
-        self._jinja = jinja2.Template.from_code(ENVIRONMENT, self.compiled, {}, None)
         self._base_namespace = dict(_DEFAULT_NAMESPACE)
         self._base_namespace["__name__"] = self.name.replace(".", "_")
         # Lets linecache (so tracebacks) show the template's own lines.
@@ -157,7 +204,10 @@ class _JinjaSyntaxTemplate(Template):
         self.loader = loader
         self.autoescape = loader.autoescape
         self.namespace = loader.namespace
-        self._jinja = loader._jinja_environment().get_template(name)
+        try:
+            self._jinja = loader._jinja_environment().get_template(name)
+        except jinja2.TemplateSyntaxError as e:
+            raise ParseError(e.message or str(e), e.name or name, e.lineno) from e
         self.code = ""
         self._codes = []
 
@@ -236,7 +286,10 @@ class BaseLoader:
 
     def _is_jinja(self, name: str) -> bool:
         if self.syntax == "auto":
-            return name.endswith(_JINJA_SUFFIXES)
+            # A loader written for Tornado (its own _create_template, no Jinja2
+            # source) keeps Tornado syntax for every name, as in Tornado.
+            serves_jinja = type(self)._jinja_source is not BaseLoader._jinja_source
+            return serves_jinja and name.endswith(_JINJA_SUFFIXES)
         return self.syntax == "jinja2"
 
     def _filename(self, name: str) -> str:
@@ -340,4 +393,5 @@ class DictLoader(BaseLoader):
             text = self.dict[name]
         except KeyError:
             raise jinja2.TemplateNotFound(name) from None
-        return text, None, lambda: self.dict.get(name) == text
+        # The name as the file name: tracebacks say which template.
+        return text, name, lambda: self.dict.get(name) == text

@@ -6,7 +6,10 @@ Pure rendering: no event loop, so these run once, not once per backend.
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
+import sys
 import threading
 import traceback
 from pathlib import Path
@@ -128,6 +131,37 @@ def test_template_exposes_name_autoescape_namespace_and_jinja2_code() -> None:
     assert "def root(context" in t.code  # Jinja2's code generator wrote it
 
 
+def test_a_loaderless_template_source_is_compiled_once() -> None:
+    first = Template("{{ v }} once", name="same.html")
+    assert Template("{{ v }} once", name="same.html").compiled is first.compiled
+    # Everything the compiled code depends on is in the cache key.
+    other = Template("{{ v }} once", name="same.html", autoescape=None)
+    assert other.compiled is not first.compiled
+    assert (first.generate(v="<"), other.generate(v="<")) == (b"&lt; once", b"< once")
+    renamed = Template("{{ 1 // v }} once", name="other.html")
+    with pytest.raises(ZeroDivisionError) as info:
+        renamed.generate(v=0)
+    assert "other.html" in [f.filename for f in traceback.extract_tb(info.value.__traceback__)]
+
+
+def test_rendering_leaves_no_reference_cycles() -> None:
+    # Per render: a namespace, the helper functions bound to it, Jinja2's
+    # context. None of them may point back, or every render feeds the GC.
+    t = Template(
+        "{% set a = 1 %}{% for x in xs %}{{ x }}{% try %}{{ a }}{% except Exception %}"
+        "{% end %}{% end %}{% apply str.upper %}q{% end %}"
+    )
+    t.generate(xs=[1])
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(100):
+            t.generate(xs=[1, 2, 3])
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
 # -- statements -----------------------------------------------------------------
 
 
@@ -176,6 +210,21 @@ def test_set_takes_any_python_statement() -> None:
     assert render("{% set a, b = 1, 2 %}{% set a, b = b, a %}{{ a }}{{ b }}") == b"21"
     assert render("{% set d = {} %}{% set d['k'] = 5 %}{{ d }}") == b"{&#39;k&#39;: 5}"
     assert render("{% set f = lambda v: v * 2 %}{{ f(4) }}") == b"8"
+
+
+def test_template_variables_may_take_any_name() -> None:
+    # Names that Jinja2's render function itself uses are still free for templates.
+    src = (
+        "{% set context = 1 %}{% set Undefined = 2 %}{% set t_1 = 3 %}{% set str = 4 %}"
+        "{% for concat in [5] %}{% end %}{{ context }}{{ Undefined }}{{ t_1 }}{{ str }}{{ concat }}"
+    )
+    assert render(src) == b"12345"
+
+
+def test_a_variable_read_before_the_template_assigns_it() -> None:
+    # As in Tornado (one function): the later assignment makes it a local.
+    with pytest.raises(UnboundLocalError, match="'x'"):
+        render("{{ x }}{% set x = 1 %}", x=5)
 
 
 def test_import_and_from_import() -> None:
@@ -305,6 +354,24 @@ def test_render_error_traceback_names_the_template_line(tmp_path: Path) -> None:
     assert (path, 3, "{{ 10 // x }}") in frames
 
 
+def test_a_logged_render_error_shows_the_template_file_line_and_text(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What the web layer's log line carries for a template error (it logs exc_info).
+    (tmp_path / "view.html").write_text(
+        "<ul>\n{% for u in users %}\n<li>{{ u.nmae }}</li>\n{% end %}"
+    )
+    loader = Loader(str(tmp_path))
+    try:
+        loader.load("view.html").generate(users=[object()])
+    except AttributeError:
+        logging.getLogger("test.template").exception("render failed")
+    text = caplog.text
+    assert f'File "{tmp_path / "view.html"}", line 3' in text
+    assert "<li>{{ u.nmae }}</li>" in text
+    assert "AttributeError" in text
+
+
 def test_render_error_in_a_parent_or_included_file_names_that_file(tmp_path: Path) -> None:
     (tmp_path / "base.html").write_text("a\n{% block b %}{% end %}\n{{ boom() }}\n")
     (tmp_path / "inc.html").write_text("\n\n{{ missing_name }}")
@@ -321,6 +388,27 @@ def test_render_error_in_a_parent_or_included_file_names_that_file(tmp_path: Pat
     with pytest.raises(NameError) as name_info:
         loader.load("user.html").generate()
     assert (str(tmp_path / "inc.html"), 3) in [f[:2] for f in _template_frames(name_info.value)]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="column positions are Python 3.11's")
+@pytest.mark.parametrize(
+    ("source", "text"),
+    [
+        ("<p>{{ user.nmae }}</p>", "user.nmae"),
+        ("<i>{% if  user.flag %}{% end %}", "user.flag"),
+        ("{% for x in xs %}{% set y = x.v %}{% end %}", "x.v"),
+        ("{% try %}{{ 1 // 0 }}{% except   user.E %}{% end %}", "user.E"),
+        ("\u00e9\u00e9 {{ user.nmae }}", "user.nmae"),
+    ],
+)
+def test_the_traceback_column_points_into_the_template_line(source: str, text: str) -> None:
+    with pytest.raises(AttributeError) as info:
+        Template(source, name="col.html").generate(user=1, xs=[1])
+    frames = traceback.extract_tb(info.value.__traceback__)
+    (frame,) = [f for f in frames if f.name == "<template>"]
+    # Python counts columns in UTF-8 bytes (the traceback shows them as characters).
+    start = len(source[: source.index(text)].encode())
+    assert (frame.lineno, frame.colno, frame.end_colno) == (1, start, start + len(text))
 
 
 def test_render_error_in_a_dict_template_shows_its_source_line() -> None:
@@ -419,6 +507,17 @@ def test_a_cycle_is_a_parse_error_not_a_recursion() -> None:
         selfish.load("s.html")
 
 
+def test_a_loader_written_for_tornado_keeps_tornado_syntax_for_every_name() -> None:
+    class MemoryLoader(BaseLoader):
+        def resolve_path(self, name: str, parent_path: str | None = None) -> str:
+            return name
+
+        def _create_template(self, name: str) -> Template:
+            return Template("{% if True %}tornado {{ __name__ }}{% end %}", name=name, loader=self)
+
+    assert MemoryLoader().load("page.j2").generate() == b"tornado page_j2"
+
+
 def test_base_loader_is_abstract() -> None:
     with pytest.raises(NotImplementedError):
         BaseLoader().load("x")
@@ -479,6 +578,16 @@ def test_jinja2_names_may_not_climb_out_of_the_root(tmp_path: Path) -> None:
 
     with pytest.raises(jinja2.TemplateNotFound):
         Loader(str(tmp_path / "t")).load("p.j2").generate()
+
+
+def test_jinja2_syntax_errors_are_parse_errors_and_render_errors_name_the_file() -> None:
+    loader = DictLoader({"bad.j2": "a\n{% for x in %}", "boom.j2": "a\nb {{ 1 // zero }}"})
+    with pytest.raises(ParseError) as info:
+        loader.load("bad.j2")
+    assert (info.value.filename, info.value.lineno) == ("bad.j2", 2)
+    with pytest.raises(ZeroDivisionError) as error:
+        loader.load("boom.j2").generate(zero=0)
+    assert ("boom.j2", 2) in [f[:2] for f in _template_frames(error.value)]
 
 
 def test_a_tornado_template_cannot_include_a_jinja2_one() -> None:
