@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import reactor.web  # noqa: F401  (reactor._static is imported through reactor.web)
 from reactor._static import (
     RangeNotSatisfiable,
     content_range,
@@ -38,6 +37,7 @@ from reactor._static import (
         ("Bytes = 1-2", (1, 3)),  # range units are case-insensitive (14.1)
         ("bytes= 1 - 2 ", (1, 3)),
         ("bytes=5", (5, 10)),  # no dash: an open range, as in Tornado
+        ("bytes=" + "0" * 30 + "1-" + "0" * 30 + "2", (1, 3)),  # leading zeros are not width
     ],
 )
 def test_one_range(header: str, expected: tuple[int, int]) -> None:
@@ -204,3 +204,12 @@ def test_version_cache_is_bounded(tmp_path: Path) -> None:
     assert list(Few._static_hashes) == [str(tmp_path / f"{i}.txt") for i in (7, 8, 9)]
     Few.reset()
     assert Few._static_hashes == {}
+
+
+def test_inside_agrees_with_commonpath() -> None:
+    paths = ["/", "/srv", "/srv/www", "/srv/www2", "/srv/www/a", "/srv/www/a/b", "/srvx", "/etc"]
+    for directory in paths:
+        for path in paths:
+            assert inside(directory, path) == (
+                os.path.commonpath([directory, path]) == directory
+            ), (directory, path)
