@@ -349,12 +349,15 @@ class _InvalidCookieError(http.cookies.CookieError, ValueError):
 
 
 # RFC 6265 section 4.1.1: a cookie-value has no CTLs, whitespace, DQUOTE,
-# comma, semicolon or backslash; http.cookies quotes the printable ones, so
-# only control characters and space are refused in a value. An attribute
-# (and the name) may not hold a CTL or ";", which would end it and start a
-# new attribute in the Set-Cookie header.
-_BAD_VALUE = re.compile(r"[\x00-\x20\x7f]")
-_BAD_ATTRIBUTE = re.compile(r"[\x00-\x20;\x7f]")
+# comma, semicolon or backslash; http.cookies quotes the others (DEL and
+# latin-1 letters as octal escapes), so control characters and space are
+# refused in a value (as Tornado does). An attribute (and the name) may not
+# hold a CTL or ";", which would end it and start a new attribute in the
+# Set-Cookie header. Neither may hold a character above U+00FF: a header is
+# latin-1 on the wire, so http.cookies has no escape for it, and the
+# response would fail after its status was chosen (Tornado's does).
+_BAD_VALUE = re.compile(r"[\x00-\x20]|[^\x00-\xff]")
+_BAD_ATTRIBUTE = re.compile(r"[\x00-\x20;\x7f]|[^\x00-\xff]")
 
 
 def _xor_mask(mask: bytes, data: bytes) -> bytes:
@@ -422,9 +425,11 @@ class CookieMixin:
         that name (any case), with a DeprecationWarning, as in Tornado.
 
         Raises ValueError (also an :class:`http.cookies.CookieError`) for a
-        value holding a control character or space, and for a name or
-        attribute holding one or ``;``. The cookie is seen by `get_cookie`
-        from the next request on.
+        value holding a control character or space, for a name or attribute
+        holding one or ``;``, and for either holding a character above
+        U+00FF (encode such text first, e.g. with ``url_escape``, or use
+        `set_signed_cookie`, which takes any bytes). The cookie is seen by
+        `get_cookie` from the next request on.
         """
         name = escape.native_str(name)
         value = escape.native_str(value)

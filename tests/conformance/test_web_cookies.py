@@ -14,6 +14,7 @@ import email.utils
 import http.client
 import http.cookies
 import json
+import random
 import shutil
 import subprocess
 import time
@@ -60,11 +61,15 @@ class SetCookies(web.RequestHandler):
         elif case == "timestamp":
             self.set_cookie("ts", "1", expires=1_700_000_000, path="")
         elif case == "quoted":
-            self.set_cookie("q", 'a;b"c\\d,\u00e9')
+            self.set_cookie("q", 'a;b"c\\d,\u00e9\x7f')
         elif case == "twice":
             self.set_cookie("x", "first")
             self.set_cookie("x", "second")
             self.set_cookie("y", "other")
+        elif case == "browserish":
+            self.set_cookie("sid", "abc", httponly=True, max_age=600, samesite="Strict")
+        elif case == "clear_theme":
+            self.clear_cookie("theme")
         elif case == "clear":
             self.clear_cookie("gone")
             self.clear_cookie("scoped", path="/app", domain="example.com")
@@ -86,6 +91,8 @@ class RefusedCookies(web.RequestHandler):
         attempts: dict[str, Callable[[], None]] = {
             "value_space": lambda: self.set_cookie("a", "b c"),
             "value_newline": lambda: self.set_cookie("a", "b\r\nSet-Cookie: evil=1"),
+            "value_snowman": lambda: self.set_cookie("a", "\u2603"),
+            "domain_snowman": lambda: self.set_cookie("a", "b", domain="\u2603.example"),
             "name_semicolon": lambda: self.set_cookie("a;b", "c"),
             "name_separator": lambda: self.set_cookie("a(b", "c"),
             "domain_injection": lambda: self.set_cookie("a", "b", domain="x.com; Secure"),
@@ -114,6 +121,28 @@ class Echo(web.RequestHandler):
     def get(self) -> None:
         names = self.get_arguments("name")
         self.write({name: self.get_cookie(name, "<default>") for name in names})
+
+
+# Every character set_cookie accepts in a value: printable latin-1 but space.
+VALUE_ALPHABET = "".join(chr(c) for c in range(0x21, 0x100))
+
+
+def random_values(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choices(VALUE_ALPHABET, k=rng.randint(0, 30))) for _ in range(count)]
+
+
+class ManyValues(web.RequestHandler):
+    """GET ?seed=N sets c0..c59 to random_values(60, N); with a Cookie
+    header, answers whether each came back as set."""
+
+    def get(self) -> None:
+        values = random_values(60, int(self.get_argument("seed")))
+        if "Cookie" in self.request.headers:
+            self.write({f"c{i}": self.get_cookie(f"c{i}") == v for i, v in enumerate(values)})
+        else:
+            for i, value in enumerate(values):
+                self.set_cookie(f"c{i}", value)
 
 
 class Signed(web.RequestHandler):
@@ -162,6 +191,7 @@ def application(**settings: Any) -> web.Application:
             (r"/aliases", SecureAliases),
             (r"/nosecret", NoSecret),
             (r"/raises", Raises),
+            (r"/many", ManyValues),
         ],
         **settings,
     )
@@ -230,7 +260,7 @@ async def test_expires_forms(http_client: AsyncHTTPClient, base_url: str) -> Non
 async def test_same_headers_as_tornado(http_client: AsyncHTTPClient, base_url: str) -> None:
     """The Set-Cookie strings are Tornado 6.6's (both go through http.cookies)."""
     morsels: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
-    morsels["q"] = 'a;b"c\\d,\u00e9'
+    morsels["q"] = 'a;b"c\\d,\u00e9\x7f'
     morsels["q"]["path"] = "/"
     expected = morsels["q"].OutputString(None)
     assert await set_cookies(http_client, base_url, "quoted") == [expected]
@@ -283,6 +313,8 @@ async def test_clear_all_cookies(http_client: AsyncHTTPClient, base_url: str) ->
     [
         ("value_space", "ValueError,CookieError"),
         ("value_newline", "ValueError,CookieError"),
+        ("value_snowman", "ValueError,CookieError"),
+        ("domain_snowman", "ValueError,CookieError"),
         ("name_semicolon", "ValueError,CookieError"),
         ("name_separator", "ValueError,CookieError"),
         ("domain_injection", "ValueError,CookieError"),
@@ -327,6 +359,22 @@ async def test_get_cookie(http_client: AsyncHTTPClient, base_url: str) -> None:
     assert response.body == b'{"a": "1", "q": "x;y\\"z", "missing": "<default>"}'
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_every_value_round_trips(
+    http_client: AsyncHTTPClient, base_url: str, seed: int
+) -> None:
+    """Values of every accepted character go out quoted by http.cookies, are
+    read by a client with http.cookies, and come back as they were set."""
+    response = await fetch(http_client, f"{base_url}/many?seed={seed}")
+    jar: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+    for header in response.headers.get_list("Set-Cookie"):
+        jar.load(header)
+    assert len(jar) == 60
+    cookie = "; ".join(f"{m.key}={m.coded_value}" for m in jar.values())
+    response = await fetch(http_client, f"{base_url}/many?seed={seed}", headers={"Cookie": cookie})
+    assert json.loads(response.body) == {f"c{i}": True for i in range(60)}
+
+
 def _http_client_round_trip(port: int) -> tuple[list[str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=CLIENT_TIMEOUT)
     try:
@@ -348,7 +396,7 @@ def _http_client_round_trip(port: int) -> tuple[list[str], bytes]:
 async def test_http_client_round_trip(io_loop: IOLoop, http_server: Any, http_port: int) -> None:
     headers, body = await io_loop.run_in_executor(None, _http_client_round_trip, http_port)
     assert len(headers) == 1
-    assert body == b'{"q": "a;b\\"c\\\\d,\\u00e9"}'
+    assert body == b'{"q": "a;b\\"c\\\\d,\\u00e9\\u007f"}'
 
 
 @pytest.fixture
@@ -371,20 +419,31 @@ def _curl(curl: str, *args: str) -> bytes:
 async def test_curl_cookie_jar(
     io_loop: IOLoop, http_server: Any, base_url: str, need_curl: str, tmp_path: Path
 ) -> None:
-    """curl keeps the cookies it was sent in a jar and sends them back:
-    a plain one, and a signed one that reads back as its value."""
-    jar = str(tmp_path / "jar")
+    """curl keeps the cookies it was sent in a jar and sends them back: a
+    plain one, an HttpOnly one (marked so in the jar), a signed one that
+    reads back as its value; a cleared one leaves the jar."""
+    jar = tmp_path / "jar"
 
-    def session() -> tuple[bytes, bytes]:
-        _curl(need_curl, "-c", jar, f"{base_url}/set?case=plain")
-        _curl(need_curl, "-b", jar, "-c", jar, "-d", "value=alice", f"{base_url}/signed")
-        plain = _curl(need_curl, "-b", jar, f"{base_url}/echo?name=theme")
-        signed = _curl(need_curl, "-b", jar, f"{base_url}/signed")
-        return plain, signed
+    def session() -> dict[str, bytes]:
+        def curl(*args: str) -> bytes:
+            return _curl(need_curl, "-b", str(jar), "-c", str(jar), *args)
 
-    plain, signed = await io_loop.run_in_executor(None, session)
-    assert plain == b'{"theme": "dark"}'
-    assert signed == b'{"value": "alice", "key": 0}'
+        seen = {}
+        curl(f"{base_url}/set?case=plain")
+        curl(f"{base_url}/set?case=browserish")
+        curl("-d", "value=alice", f"{base_url}/signed")
+        seen["jar"] = jar.read_bytes()
+        seen["plain"] = curl(f"{base_url}/echo?name=theme&name=sid")
+        seen["signed"] = curl(f"{base_url}/signed")
+        curl(f"{base_url}/set?case=clear_theme")
+        seen["cleared"] = curl(f"{base_url}/echo?name=theme&name=sid")
+        return seen
+
+    seen = await io_loop.run_in_executor(None, session)
+    assert b"#HttpOnly_127.0.0.1\tFALSE\t/\tFALSE\t" in seen["jar"]
+    assert seen["plain"] == b'{"theme": "dark", "sid": "abc"}'
+    assert seen["signed"] == b'{"value": "alice", "key": 0}'
+    assert seen["cleared"] == b'{"theme": "<default>", "sid": "abc"}'
 
 
 # -- signed cookies ---------------------------------------------------------------------
