@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import sys
@@ -85,7 +86,7 @@ def test_enable_pretty_logging_defaults_to_stderr(scratch_logger: logging.Logger
     assert isinstance(handler.formatter, LogFormatter)
 
 
-class _Terminal:
+class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
 
