@@ -13,11 +13,14 @@ tests/conformance/test_wsgi.py):
   on the loop's thread, so the loop goes on serving other requests meanwhile.
   Tornado 6.6 runs the application on the loop unless given an executor.
 - PEP 3333 forbids a server to delay a body block: each block the
-  application yields, or gives to ``write()``, is written out before the
-  next one is asked for. The worker thread waits until the block is handed
-  to the kernel, so a slow client slows the application down instead of
-  filling the server's memory, and a client that goes away stops the
-  iteration (the body's ``close()`` is called, as always).
+  application yields, or gives to ``write()``, is handed to the loop at
+  once. The worker thread waits for the kernel to take them only once
+  ``_WRITE_AHEAD`` bytes are on their way, so a slow client slows the
+  application down instead of filling the server's memory (and a small
+  body costs no wait), and a client that goes away stops the
+  iteration (the body's ``close()`` is called, as always). A client that
+  stays but reads nothing would hold the thread for ever: after
+  :attr:`WSGIContainer.write_timeout` it is cut off.
 - The status line and headers go out with the first non-empty block (or
   when the body ends), so ``start_response`` may be called again with
   ``exc_info`` until then; after that, ``exc_info`` is re-raised (PEP 3333).
@@ -45,6 +48,7 @@ on. Each request is logged to ``reactor.access`` as
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import re
 import sys
@@ -77,6 +81,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _ERROR_BODY = (
     b"<html><title>500: Internal Server Error</title><body>500: Internal Server Error</body></html>"
 )
+# How many bytes of body blocks a worker may have on their way to the client
+# before it waits for the kernel to take them: the memory a slow client can
+# make a response hold, and what makes a small body need no wait at all.
+_WRITE_AHEAD = 64 * 1024
 _SERVER = f"ReactorServer/{reactor.version}"
 
 
@@ -84,6 +92,51 @@ def to_wsgi_str(s: bytes) -> str:
     """Bytes as a PEP 3333 "native string": each byte one latin-1 character."""
     assert isinstance(s, bytes)
     return s.decode("latin1")
+
+
+def _bodiless(code: int) -> bool:
+    return code < 200 or code in (204, 304)
+
+
+def _make_head(
+    status: str, headers: list[tuple[str, str]]
+) -> tuple[httputil.ResponseStartLine, httputil.HTTPHeaders]:
+    """The status line and headers of a ``start_response`` call; raises
+    TypeError or ValueError for what an application may not send."""
+    if not isinstance(status, str) or not isinstance(headers, list):
+        raise TypeError("start_response(status: str, headers: list of (str, str) tuples)")
+    code_text, _, reason = status.partition(" ")
+    if (
+        len(code_text) != 3
+        or not (code_text.isascii() and code_text.isdigit())
+        # A 1xx is an interim answer (RFC 9110 section 15.2), never the
+        # response; 100-continue is the server's business.
+        or not 200 <= int(code_text) <= 599
+        or _CONTROL.search(reason)
+    ):
+        raise ValueError(f"invalid WSGI status {status[:100]!r}")
+    fields = httputil.HTTPHeaders()
+    for field in headers:
+        if (
+            not isinstance(field, tuple)
+            or len(field) != 2
+            or not isinstance(field[0], str)
+            or not isinstance(field[1], str)
+        ):
+            raise TypeError(f"WSGI header {field!r} is not a (str, str) tuple")
+        name, value = field
+        if name.lower() in _HOP_BY_HOP:
+            raise ValueError(f"WSGI application set hop-by-hop header {name!r} (PEP 3333)")
+        if name.lower() == "content-length" and (
+            not (value.isascii() and value.isdigit()) or "Content-Length" in fields
+        ):
+            raise ValueError(f"invalid or repeated Content-Length {value[:100]!r}")
+        fields.add(name, value)  # ValueError for CR, LF, a bad name
+    if "Server" not in fields:
+        fields["Server"] = _SERVER
+    code = int(code_text)
+    reason = reason or httputil.responses.get(code, "Unknown")
+    return httputil.ResponseStartLine("HTTP/1.1", code, reason), fields
 
 
 class _ClientGone(Exception):
@@ -105,13 +158,17 @@ class WSGIContainer:
     ``HTTPServer``, ``FallbackHandler`` and the routers use it.
     """
 
+    write_timeout: float | None = 60.0
+    """Seconds a worker thread waits for the client to take a block of the
+    body (to let the kernel have it); then the connection is closed and the
+    body's iteration stopped. None: wait as long as the connection lasts."""
+
     def __init__(
         self,
         wsgi_application: WSGIAppType,
         executor: concurrent.futures.Executor | None = None,
     ) -> None:
         self.wsgi_application = wsgi_application
-        self._own_executor = executor is None
         self._executor = executor
         self._executor_lock = threading.Lock()
 
@@ -220,13 +277,22 @@ class _Exchange:
         self.request = request
         self.loop = loop
         self.loop_thread = threading.get_ident()
-        self.status: str | None = None
-        self.headers: list[tuple[str, str]] = []
+        # The status line and headers start_response gave; body_started: a
+        # block went to the loop (the worker's view); headers_sent: the
+        # head was written (the loop's).
+        self.head: tuple[httputil.ResponseStartLine, httputil.HTTPHeaders] | None = None
+        self.body_started = False
         self.headers_sent = False
         self.code = 500
         self.error = False
         self.gone = False
         self.single_block = False
+        # Blocks handed to the loop whose bytes the kernel has not taken yet.
+        self.inflight: collections.deque[tuple[int, concurrent.futures.Future[None]]] = (
+            collections.deque()
+        )
+        self.inflight_bytes = 0
+        self.send_error: BaseException | None = None
         connection = request.connection
         assert connection is not None
         self.connection = connection
@@ -248,16 +314,15 @@ class _Exchange:
     ) -> Callable[[bytes], None]:
         if exc_info is not None:
             try:
-                if self.headers_sent:
+                if self.body_started:
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None  # no cycle through the frame (PEP 3333)
-        elif self.status is not None:
+        elif self.head is not None:
             raise RuntimeError("start_response called twice without exc_info")
-        if not isinstance(status, str) or not isinstance(headers, list):
-            raise TypeError("start_response(status: str, headers: list of (str, str) tuples)")
-        self.status = status
-        self.headers = headers
+        # Checked here, so that the application sees its own mistake raised
+        # where it made it.
+        self.head = _make_head(status, headers)
         return self.write
 
     def run(self, environ: dict[str, Any]) -> None:
@@ -265,8 +330,9 @@ class _Exchange:
         body: Any = None
         try:
             body = self.container.wsgi_application(environ, self.start_response)  # type: ignore[arg-type]
-            if isinstance(body, (list, tuple)) and len(body) == 1:
-                # One block: its length is the body's (PEP 3333 suggests this).
+            if not self.body_started and isinstance(body, (list, tuple)) and len(body) == 1:
+                # One block and nothing from write(): its length is the
+                # body's (PEP 3333 suggests this).
                 self.single_block = True
             for block in body:
                 self.write(block)
@@ -290,16 +356,21 @@ class _Exchange:
                     app_log.error("WSGI response body's close() raised", exc_info=True)
 
     def write(self, block: bytes) -> None:
-        """PEP 3333's ``write()`` and each block of the body: returns once the
-        block is handed to the kernel."""
+        """PEP 3333's ``write()`` and each block of the body: hands the block
+        to the loop, and returns once at most :data:`_WRITE_AHEAD` bytes of
+        blocks are still on their way to the kernel (at once, for a body
+        smaller than that: no wait for the loop per block)."""
         if type(block) is not bytes:
             if not isinstance(block, (bytes, bytearray, memoryview)):
                 raise TypeError(f"WSGI body blocks must be bytes, not {type(block).__name__}")
             block = bytes(block)
         if not block:
             return
-        if self.status is None:
+        if self.head is None:
             raise RuntimeError("WSGI application wrote its body before calling start_response")
+        self.body_started = True  # the status and headers are final now
+        if self.send_error is not None:
+            raise self.send_error
         if self.gone:
             raise _ClientGone()
         if threading.get_ident() == self.loop_thread:
@@ -307,64 +378,76 @@ class _Exchange:
             self._send(block)
             return
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        # Blocks are sent in order: the loop runs its callbacks in the order
+        # they were added, and the end of the response (end_on_loop, after
+        # run() returned) comes after all of them.
+        self.loop.add_callback(self._send_for_worker, block, done)
+        inflight = self.inflight
+        inflight.append((len(block), done))
+        self.inflight_bytes += len(block)
+        while self.inflight_bytes > _WRITE_AHEAD:
+            size, oldest = inflight.popleft()
+            self.inflight_bytes -= size
+            self._wait(oldest)
 
-        def send() -> None:
-            try:
-                written = self._send(block)
-            except BaseException as e:
-                done.set_exception(e)
-                return
-
-            def sent(f: Any) -> None:
-                exc = f.exception()
-                if exc is not None:
-                    done.set_exception(_ClientGone() if self.gone else exc)
-                else:
-                    done.set_result(None)
-
-            written.add_done_callback(sent)
-
-        self.loop.add_callback(send)
-        done.result()
+    def _wait(self, done: concurrent.futures.Future[None]) -> None:
+        try:
+            done.result(self.container.write_timeout)
+        except concurrent.futures.TimeoutError:
+            # A client that stops reading would hold this thread (one of a
+            # few) for ever: give up on it.
+            gen_log.info(
+                "WSGI response %s %s: %s took nothing for %s s; closing the connection",
+                self.request.method,
+                self.request.uri,
+                self.request.remote_ip,
+                self.container.write_timeout,
+            )
+            self.gone = True
+            self.loop.add_callback(self._abort)
+            raise _ClientGone() from None
 
     # -- on the loop -------------------------------------------------------------------
+
+    def _send_for_worker(self, block: bytes, done: concurrent.futures.Future[None]) -> None:
+        try:
+            written = self._send(block)
+        except BaseException as e:
+            if self.send_error is None:
+                self.send_error = e  # the worker raises it at its next write
+            done.set_exception(e)
+            return
+
+        def sent(f: Any) -> None:
+            exc = f.exception()
+            if exc is not None:
+                done.set_exception(_ClientGone() if self.gone else exc)
+            else:
+                done.set_result(None)
+
+        written.add_done_callback(sent)
 
     def _send(self, block: bytes) -> Any:
         if self.gone:
             raise _ClientGone()
         if not self.headers_sent:
-            head = self._head(len(block) if self.single_block else None)
-            self.headers_sent = True
-            return self.connection.write_headers(head[0], head[1], block)
+            start_line, headers = self._final_head(len(block) if self.single_block else None)
+            return self.connection.write_headers(start_line, headers, block)
         return self.connection.write(block)
 
-    def _head(self, length: int | None) -> tuple[httputil.ResponseStartLine, httputil.HTTPHeaders]:
-        """The status line and headers of the application's response; raises
-        ValueError for a status or header the application may not send."""
-        assert self.status is not None
-        code_text, _, reason = self.status.partition(" ")
-        if (
-            len(code_text) != 3
-            or not code_text.isdigit()
-            or not 100 <= int(code_text) <= 599
-            or _CONTROL.search(reason)
-        ):
-            raise ValueError(f"invalid WSGI status {self.status[:100]!r}")
-        headers = httputil.HTTPHeaders()
-        for name, value in self.headers:
-            if not isinstance(name, str) or not isinstance(value, str):
-                raise TypeError(f"WSGI header {name!r}: {value!r} is not two str")
-            if name.lower() in _HOP_BY_HOP:
-                raise ValueError(f"WSGI application set hop-by-hop header {name!r} (PEP 3333)")
-            headers.add(name, value)  # ValueError for CR, LF, a bad name
-        if length is not None and "Content-Length" not in headers:
+    def _final_head(
+        self, length: int | None
+    ) -> tuple[httputil.ResponseStartLine, httputil.HTTPHeaders]:
+        """The head to send now, with ``Content-Length: length`` if the
+        application set none and the status allows one (RFC 9110 section 8.6)."""
+        assert self.head is not None
+        start_line, headers = self.head
+        code = start_line.code
+        if length is not None and "Content-Length" not in headers and not _bodiless(code):
             headers["Content-Length"] = str(length)
-        if "Server" not in headers:
-            headers["Server"] = _SERVER
-        self.code = int(code_text)
-        return httputil.ResponseStartLine(
-            "HTTP/1.1", self.code, reason or httputil.responses.get(self.code, "Unknown")
-        ), headers
+        self.code = code
+        self.headers_sent = True
+        return start_line, headers
 
     def fail_on_loop(self) -> None:
         self.error = True
@@ -377,9 +460,20 @@ class _Exchange:
         if self.gone:
             self.container._log(self.code, self.request)
             return
+        error = self.send_error
+        if error is not None and not isinstance(error, _ClientGone):
+            # A block the worker did not wait for could not be sent (a body
+            # for a 304, more than the Content-Length...).
+            app_log.error(
+                "WSGI response %s %s could not be sent",
+                self.request.method,
+                self.request.uri,
+                exc_info=(type(error), error, error.__traceback__),
+            )
+            self.error = True
         try:
             if not self.error and not self.headers_sent:
-                if self.status is None:
+                if self.head is None:
                     app_log.error(
                         "WSGI application did not call start_response: %s %s",
                         self.request.method,
@@ -387,14 +481,8 @@ class _Exchange:
                     )
                     self.error = True
                 else:
-                    try:
-                        start_line, headers = self._head(0)
-                    except (TypeError, ValueError):
-                        app_log.error("WSGI application's response is invalid", exc_info=True)
-                        self.error = True
-                    else:
-                        self.headers_sent = True
-                        connection.write_headers(start_line, headers)
+                    start_line, headers = self._final_head(0)
+                    connection.write_headers(start_line, headers)
             if self.error:
                 if self.headers_sent:
                     # The status is out: all that is left is to cut the

@@ -198,6 +198,18 @@ async def test_write_callable_and_close(
     assert closed.is_set()
 
 
+async def test_write_callable_then_one_block(
+    http_client: AsyncHTTPClient, base_url: str, routes: Routes
+) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [])(b"written ")
+        return [b"returned"]  # one block, but not the whole body
+
+    routes.apps["/w1"] = app
+    response = await http_client.fetch(base_url + "/w1")
+    assert response.body == b"written returned"
+
+
 async def test_empty_body_and_head(
     http_client: AsyncHTTPClient, base_url: str, routes: Routes
 ) -> None:
@@ -209,6 +221,8 @@ async def test_empty_body_and_head(
     response = await http_client.fetch(base_url + "/empty")
     assert response.code == 204
     assert response.body == b""
+    assert "Content-Length" not in response.headers  # RFC 9110 section 8.6
+    assert "Transfer-Encoding" not in response.headers
     response = await http_client.fetch(base_url + "/", method="HEAD")
     assert response.code == 200
     assert response.headers["Content-Length"] == "13"
@@ -316,6 +330,40 @@ async def test_client_that_leaves_stops_the_body(
     assert await in_thread(io_loop, closed.wait, WAIT)
     # the body stopped long before its 6 GB: back-pressure, then the close
     assert len(produced) < 100_000
+
+
+async def test_client_that_stops_reading_is_cut_off(
+    io_loop: IOLoop, http_port: int, http_server: Any, routes: Routes, container: WSGIContainer
+) -> None:
+    container.write_timeout = 0.1
+    closed = threading.Event()
+
+    def endless(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        try:
+            for _ in range(100_000):
+                yield b"x" * 65536
+        finally:
+            closed.set()
+
+    routes.apps["/endless"] = endless
+
+    def client() -> bool:
+        with socket.create_connection(("127.0.0.1", http_port), timeout=WAIT) as sock:
+            sock.sendall(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 200 OK")
+            # Read nothing more until the application's thread gave up ...
+            if not closed.wait(WAIT):
+                return False
+            # ... and the server closed the connection.
+            while sock.recv(1 << 20):
+                pass
+            return True
+
+    with ExpectLog(
+        "reactor.general", r"WSGI response GET /endless: 127.0.0.1 took nothing", level=logging.INFO
+    ):
+        assert await in_thread(io_loop, client)
 
 
 # -- the loop does not block ---------------------------------------------------------------
@@ -581,6 +629,26 @@ def status_injection(environ: Environ, start_response: StartResponse) -> list[by
     return []
 
 
+def bad_content_length(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    start_response("200 OK", [("Content-Length", "-1")])
+    return [b"x"]
+
+
+def two_content_lengths(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    start_response("200 OK", [("Content-Length", "1"), ("content-length", "1")])
+    return [b"x"]
+
+
+def interim_status(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    start_response("101 Switching Protocols", [])
+    return []
+
+
+def bad_header_tuple(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    start_response("200 OK", [("X-One", "1", "extra")])
+    return [b"x"]
+
+
 def close_raises(environ: Environ, start_response: StartResponse) -> Any:
     class Body(list[bytes]):
         def close(self) -> None:
@@ -602,7 +670,11 @@ def close_raises(environ: Environ, start_response: StartResponse) -> Any:
         (hop_by_hop, r"Uncaught exception in WSGI application"),
         (header_injection, r"Uncaught exception in WSGI application"),
         (bad_status, r"Uncaught exception in WSGI application"),
-        (status_injection, r"WSGI application's response is invalid"),
+        (status_injection, r"Uncaught exception in WSGI application"),
+        (bad_content_length, r"Uncaught exception in WSGI application"),
+        (two_content_lengths, r"Uncaught exception in WSGI application"),
+        (interim_status, r"Uncaught exception in WSGI application"),
+        (bad_header_tuple, r"Uncaught exception in WSGI application"),
     ],
     ids=lambda x: getattr(x, "__name__", "msg"),
 )
@@ -665,6 +737,21 @@ async def test_content_length_mismatch_closes(
         )
     assert reply.startswith(b"HTTP/1.1 200 OK")
     assert reply.endswith(b"only this and this")
+
+
+async def test_body_for_a_304_closes_the_connection(
+    io_loop: IOLoop, http_port: int, http_server: Any, routes: Routes
+) -> None:
+    def not_modified_with_body(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("304 Not Modified", [])
+        return [b"a 304 has no body"]
+
+    routes.apps["/304"] = not_modified_with_body
+    with ExpectLog("reactor.application", r"WSGI response GET /304 could not be sent"):
+        reply = await in_thread(
+            io_loop, raw_exchange, http_port, b"GET /304 HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+    assert b"a 304 has no body" not in reply
 
 
 async def test_exc_info_replaces_the_status_before_the_body(
