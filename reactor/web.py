@@ -74,6 +74,7 @@ from reactor.concurrent import Future, future_set_result_unless_cancelled
 from reactor.escape import _unicode, utf8
 from reactor.httpserver import HTTPServer
 from reactor.httputil import (
+    HTTPConnection,
     HTTPHeaders,
     HTTPMessageDelegate,
     HTTPServerRequest,
@@ -231,7 +232,8 @@ class RequestHandler(CookieMixin):
         request.connection.set_close_callback(  # type: ignore[attr-defined]
             self.on_connection_close
         )
-        self.initialize(**kwargs)
+        if kwargs or type(self).initialize is not _BASE_INITIALIZE:
+            self.initialize(**kwargs)
 
     def _initialize(self) -> None:
         pass
@@ -281,7 +283,8 @@ class RequestHandler(CookieMixin):
         """Reset the headers (to the defaults, ``set_default_headers`` included),
         the output buffer and the status (200)."""
         self._headers = _default_headers()
-        self.set_default_headers()
+        if type(self).set_default_headers is not _BASE_SET_DEFAULT_HEADERS:
+            self.set_default_headers()
         self._write_buffer: list[bytes] = []
         self._status_code = 200
         self._reason = "OK"
@@ -705,8 +708,32 @@ class RequestHandler(CookieMixin):
             # headers' table: this runs for every response.
             fields = self._headers._as_list
             if status == 200 and "Etag" not in fields and self.request.method in ("GET", "HEAD"):
-                self.set_etag_header()
-                if self.check_etag_header():
+                cls = type(self)
+                if (
+                    cls.compute_etag is _BASE_COMPUTE_ETAG
+                    and cls.set_etag_header is _BASE_SET_ETAG_HEADER
+                    and cls.check_etag_header is _BASE_CHECK_ETAG_HEADER
+                ):
+                    # What the three default methods do, without their calls.
+                    buffer = self._write_buffer
+                    if len(buffer) == 1:
+                        digest = hashlib.sha1(buffer[0]).hexdigest()
+                    else:
+                        hasher = hashlib.sha1()
+                        for part in buffer:
+                            hasher.update(part)
+                        digest = hasher.hexdigest()
+                    etag = f'"{digest}"'
+                    self._headers._combined["Etag"] = etag  # hex digits: nothing to check
+                    fields["Etag"] = [etag]
+                    request_headers: Any = self.request.headers
+                    if type(request_headers) is HTTPHeaders:
+                        request_headers = request_headers._as_list  # no name normalizing
+                    not_modified = "If-None-Match" in request_headers and self.check_etag_header()
+                else:
+                    self.set_etag_header()
+                    not_modified = self.check_etag_header()
+                if not_modified:
                     self._write_buffer = []
                     self.set_status(304)
                     status = 304
@@ -724,10 +751,11 @@ class RequestHandler(CookieMixin):
         connection.set_close_callback(None)  # type: ignore[attr-defined]
         future = self.flush(include_footers=True)
         connection.finish()
-        self._log()
+        self.application.log_request(self)  # (_log, inline)
         self._finished = True
-        self.on_finish()
-        self._break_cycles()
+        if type(self).on_finish is not _BASE_ON_FINISH:
+            self.on_finish()
+        self.__dict__.pop("ui", None)  # (_break_cycles, inline)
         return future
 
     def detach(self) -> IOStream:
@@ -1127,6 +1155,18 @@ class RequestHandler(CookieMixin):
             self.clear_header(name)
 
 
+# The base class's no-op hooks. The hot path skips a hook (or does its work
+# inline) when the handler's class has not overridden it: a Python call
+# costs more than the check. (A hook set on an instance is not seen; Tornado
+# applications override hooks in classes.)
+_BASE_INITIALIZE = RequestHandler.initialize
+_BASE_ON_FINISH = RequestHandler.on_finish
+_BASE_SET_DEFAULT_HEADERS = RequestHandler.set_default_headers
+_BASE_COMPUTE_ETAG = RequestHandler.compute_etag
+_BASE_SET_ETAG_HEADER = RequestHandler.set_etag_header
+_BASE_CHECK_ETAG_HEADER = RequestHandler.check_etag_header
+
+
 def _insert_before(html: bytes, marker: bytes, part: bytes, first: bool = False) -> bytes:
     where = html.find(marker) if first else html.rfind(marker)
     if where < 0:
@@ -1469,10 +1509,31 @@ class Application(ReversibleRouter):
         dispatcher = self.find_handler(request)
         return dispatcher.execute()
 
+    def start_request(
+        self, server_conn: object, request_conn: HTTPConnection
+    ) -> HTTPMessageDelegate:
+        cls = type(self)
+        if (
+            cls.find_handler is Application.find_handler
+            and cls.get_handler_delegate is Application.get_handler_delegate
+        ):
+            # Routing as find_handler would, in the object that then runs the
+            # handler: no second delegate to pass the request's events on to.
+            return _DirectDelegate(self, server_conn, request_conn)
+        return super().start_request(server_conn, request_conn)
+
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> _HandlerDelegate:
         if len(self.default_router.rules) == 1:
-            # No add_handlers hosts: only the wildcard router's rules.
-            route = self.wildcard_router.find_handler(request)
+            # No add_handlers hosts: only the wildcard router's rules; a
+            # plain-text path straight from its table (see _ApplicationRouter).
+            router = self.wildcard_router
+            if router._exact_for == len(router.rules):
+                entry = router._exact.get(request.path)
+                if entry is not None:
+                    rule, matcher, target = entry
+                    if rule.target is target and rule.matcher is matcher:
+                        return self.get_handler_delegate(request, target, rule.target_kwargs)
+            route = router.find_handler(request)
         else:
             route = self.default_router.find_handler(request)
         if route is not None:
@@ -1621,6 +1682,80 @@ class _HandlerDelegate(HTTPMessageDelegate):
         handler._execute(transforms, *self.path_args, **self.path_kwargs)
         # A streaming handler's future says when prepare is done and the body may come.
         return handler._prepared_future
+
+
+class _DirectDelegate(_HandlerDelegate):
+    """An Application's delegate for one request when neither ``find_handler``
+    nor ``get_handler_delegate`` is overridden: a request for a plain-text
+    route is run by this object itself (as the ``_HandlerDelegate`` that
+    ``find_handler`` would have made); any other request goes through
+    ``find_handler``, and this object passes the events on to its result."""
+
+    __slots__ = ("forward", "server_conn")
+
+    def __init__(  # the other fields are set when the request is routed
+        self, application: Application, server_conn: object, request_conn: HTTPConnection
+    ) -> None:
+        self.application = application
+        self.server_conn = server_conn
+        self.connection = request_conn
+        self.forward: HTTPMessageDelegate | None = None
+        self.chunks = []
+        self.handler = None
+
+    def headers_received(
+        self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders
+    ) -> Awaitable[None] | None:
+        assert isinstance(start_line, RequestStartLine)
+        request = self.request = HTTPServerRequest(
+            connection=self.connection,
+            server_connection=self.server_conn,
+            start_line=start_line,
+            headers=headers,
+        )
+        application = self.application
+        router = application.wildcard_router
+        if len(application.default_router.rules) == 1 and router._exact_for == len(router.rules):
+            entry = router._exact.get(request.path)
+            if entry is not None:
+                rule, matcher, target = entry
+                if rule.target is target and rule.matcher is matcher:
+                    self.handler_class = target
+                    self.handler_kwargs = rule.target_kwargs
+                    self.path_args = []
+                    self.path_kwargs = {}
+                    if target._stream_request_body:
+                        self.stream_request_body = True
+                        request._body_future = Future()  # type: ignore[attr-defined]
+                        return self.execute()
+                    self.stream_request_body = False
+                    return None
+        forward = self.forward = application.find_handler(request)
+        return forward.headers_received(start_line, headers)
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        if self.forward is not None:
+            return self.forward.data_received(chunk)
+        return super().data_received(chunk)
+
+    def finish(self) -> None:
+        if self.forward is not None:
+            self.forward.finish()
+        elif self.stream_request_body:
+            super().finish()
+        else:
+            chunks = self.chunks
+            if chunks:
+                self.request.body = b"".join(chunks)
+                self.request._parse_body()
+            self.chunks = None
+            self.execute()
+
+    def on_connection_close(self) -> None:
+        if self.forward is not None:
+            self.forward.on_connection_close()
+        else:
+            self.chunks = None
 
 
 # -- errors --------------------------------------------------------------------------

@@ -834,3 +834,25 @@ async def test_streaming_handler_that_refuses_in_prepare_never_sees_the_body(ser
     assert response.code == 403
     assert RefusesUploads.chunks == 0
     assert (await s.fetch("/", method="PUT", body=b"again")).code == 403  # the server goes on
+
+
+async def test_application_subclass_routing_hooks_are_used(serve: Any) -> None:
+    """An Application that overrides find_handler / get_handler_delegate is
+    asked for every request, plain-text routes included."""
+    seen: list[str] = []
+
+    class Counting(web.Application):
+        def get_handler_delegate(self, request: HTTPServerRequest, *args: Any, **kw: Any) -> Any:
+            seen.append("delegate " + request.path)
+            return super().get_handler_delegate(request, *args, **kw)
+
+    class Finding(web.Application):
+        def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> Any:
+            seen.append("find " + request.path)
+            return super().find_handler(request, **kwargs)
+
+    counting = serve(Counting([(r"/", Echo, {"label": "c"})]))
+    finding = serve(Finding([(r"/", Echo, {"label": "f"})]))
+    assert json.loads((await counting.fetch("/")).body)["label"] == "c"
+    assert json.loads((await finding.fetch("/")).body)["label"] == "f"
+    assert seen == ["delegate /", "find /"]

@@ -813,3 +813,41 @@ def test_http_error_messages() -> None:
     missing = web.MissingArgumentError("page")
     assert (missing.status_code, missing.arg_name) == (400, "page")
     assert str(missing) == "HTTP 400: Bad Request (Missing argument page)"
+
+
+class HookOverrides(web.RequestHandler):
+    """Overrides the hooks that the hot path skips when they are the base's."""
+
+    def initialize(self) -> None:  # no arguments: still called
+        self.initialized = True
+
+    def set_etag_header(self) -> None:
+        self.set_header("Etag", '"custom"')
+
+    def check_etag_header(self) -> bool:
+        return self.request.headers.get("X-Pretend-Fresh") == "yes"
+
+    def get(self) -> None:
+        self.write("initialized" if self.initialized else "not initialized")
+
+
+async def test_overridden_hooks_run(io_loop: IOLoop, app: web.Application) -> None:
+    app.add_handlers(r".*", [(r"/hooks", HookOverrides)])
+    from reactor.httpserver import HTTPServer
+    from reactor.netutil import bind_sockets
+
+    server = HTTPServer(app)
+    [sock] = bind_sockets(0, "127.0.0.1")
+    server.add_sockets([sock])
+    client = AsyncHTTPClient(force_instance=True)
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        response = await fetch(client, base + "/hooks")
+        assert response.body == b"initialized"
+        assert response.headers["Etag"] == '"custom"'
+        fresh = await fetch(client, base + "/hooks", headers={"X-Pretend-Fresh": "yes"})
+        assert fresh.code == 304
+    finally:
+        client.close()
+        server.stop()
+        await server.close_all_connections()
