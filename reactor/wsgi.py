@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 import reactor
 from reactor import escape, httputil
 from reactor.ioloop import IOLoop
+from reactor.iostream import StreamClosedError
 from reactor.log import access_log, app_log, gen_log
 
 if TYPE_CHECKING:
@@ -375,7 +376,11 @@ class _Exchange:
             raise _ClientGone()
         if threading.get_ident() == self.loop_thread:
             # An inline executor: the loop is this thread, it cannot wait.
-            self._send(block)
+            try:
+                self._send(block)
+            except StreamClosedError:
+                self.gone = True
+                raise _ClientGone() from None
             return
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
         # Blocks are sent in order: the loop runs its callbacks in the order
@@ -412,6 +417,11 @@ class _Exchange:
     def _send_for_worker(self, block: bytes, done: concurrent.futures.Future[None]) -> None:
         try:
             written = self._send(block)
+        except StreamClosedError:
+            # The client left before the close callback said so: not an error.
+            self.gone = True
+            done.set_exception(_ClientGone())
+            return
         except BaseException as e:
             if self.send_error is None:
                 self.send_error = e  # the worker raises it at its next write
@@ -421,6 +431,8 @@ class _Exchange:
         def sent(f: Any) -> None:
             exc = f.exception()
             if exc is not None:
+                if isinstance(exc, StreamClosedError):
+                    self.gone = True
                 done.set_exception(_ClientGone() if self.gone else exc)
             else:
                 done.set_result(None)
@@ -458,7 +470,19 @@ class _Exchange:
         if self._set_close_callback is not None:
             self._set_close_callback(None)
         if self.gone:
-            self.container._log(self.code, self.request)
+            if self.headers_sent:
+                self.container._log(self.code, self.request)
+            else:
+                # Nothing was sent: the client left first (a load tester
+                # closing its connections, a user giving up). Not a 500.
+                request = self.request
+                access_log.info(
+                    "client left before the answer: %s %s (%s) %.2fms",
+                    request.method,
+                    request.uri,
+                    request.remote_ip,
+                    1000.0 * request.request_time(),
+                )
             return
         error = self.send_error
         if error is not None and not isinstance(error, _ClientGone):

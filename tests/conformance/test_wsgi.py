@@ -17,6 +17,7 @@ import json
 import logging
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -26,6 +27,7 @@ from typing import Any
 import flask
 import pytest
 
+from reactor import gen
 from reactor.httpclient import AsyncHTTPClient, HTTPClientError
 from reactor.ioloop import IOLoop
 from reactor.testing import ExpectLog
@@ -803,3 +805,100 @@ def test_container_api() -> None:
     pool = concurrent.futures.ThreadPoolExecutor(1)
     assert WSGIContainer(hello, executor=pool).executor is pool
     pool.shutdown()
+
+
+async def test_a_client_reset_mid_body_is_no_error(
+    io_loop: IOLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client resets the connection between two blocks, before the loop
+    has seen it go (an inline executor: the body runs on the loop's thread,
+    so the close callback cannot come first): the failed write ends the
+    response quietly, with no error logged and no 500."""
+    from reactor.concurrent import dummy_executor
+    from reactor.httpserver import HTTPServer
+    from reactor.testing import bind_unused_port
+
+    client: list[socket.socket] = []
+    finished = threading.Event()
+
+    def resets(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        try:
+            yield b"first"
+            sock = client[0]
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # an RST, at once
+            for _ in range(50):
+                yield b"x" * 65536
+        finally:
+            finished.set()
+
+    server = HTTPServer(WSGIContainer(resets, executor=dummy_executor))  # type: ignore[arg-type]
+    sock, port = bind_unused_port()
+    server.add_sockets([sock])
+    try:
+        with caplog.at_level(logging.INFO, logger="reactor"):
+            conn = socket.create_connection(("127.0.0.1", port))
+            client.append(conn)
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert await in_thread(io_loop, finished.wait, WAIT)
+            await gen.sleep(0.05)  # let the loop see the close, and log what it would
+    finally:
+        server.stop()
+        await server.close_all_connections()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+    [access] = [r for r in caplog.records if r.name == "reactor.access"]
+    assert access.getMessage().startswith("200 GET /")
+
+
+async def test_a_client_that_leaves_before_the_answer_is_not_a_500(
+    io_loop: IOLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request waits for a busy worker; its client gives up meanwhile (as wrk
+    does at the end of a run). The access log says the client left, at INFO:
+    nothing was answered, so it is no 500."""
+    from reactor.httpserver import HTTPServer
+    from reactor.testing import bind_unused_port
+
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        if environ["PATH_INFO"] == "/busy":
+            started.set()
+            release.wait(WAIT)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"done"]
+
+    container = WSGIContainer(slow, executor=concurrent.futures.ThreadPoolExecutor(1))  # type: ignore[arg-type]
+    server = HTTPServer(container)
+    sock, port = bind_unused_port()
+    server.add_sockets([sock])
+    busy = socket.create_connection(("127.0.0.1", port))
+    try:
+        with caplog.at_level(logging.INFO, logger="reactor"):
+            busy.sendall(b"GET /busy HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert await in_thread(io_loop, started.wait, WAIT)
+            with socket.create_connection(("127.0.0.1", port)) as leaver:
+                leaver.sendall(b"GET /queued HTTP/1.1\r\nHost: x\r\n\r\n")
+            for _ in range(500):  # until the server has seen the close
+                if len(server._connections) == 1:
+                    break
+                await gen.sleep(0.01)
+            release.set()
+            assert (await in_thread(io_loop, busy.recv, 1000)).startswith(b"HTTP/1.1 200 OK")
+            for _ in range(200):  # until the queued request's line is logged
+                if any("/queued" in r.getMessage() for r in caplog.records):
+                    break
+                await gen.sleep(0.01)
+    finally:
+        busy.close()
+        server.stop()
+        await server.close_all_connections()
+        container._executor.shutdown(wait=True)  # type: ignore[union-attr]
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors
+    [queued] = [r for r in caplog.records if "/queued" in r.getMessage()]
+    assert queued.levelno == logging.INFO
+    assert queued.getMessage().startswith("client left before the answer: GET /queued")
