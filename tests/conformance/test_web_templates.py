@@ -1,0 +1,286 @@
+"""RequestHandler.render on the real reactor.template, through real HTTP on
+every backend: template files in tmp_path found through ``template_path``,
+in Tornado syntax and in Jinja2 syntax, with the handler namespace, the
+autoescaping, UI modules and their resources, template errors, the
+compiled-template cache and the template settings."""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import reactor.locale
+from reactor import template, web
+from reactor.httpclient import AsyncHTTPClient, HTTPResponse
+from reactor.httpserver import HTTPServer
+from reactor.ioloop import IOLoop
+from reactor.netutil import bind_sockets
+
+HOSTILE = "<script>alert(\"x&y\")</script>'"
+TORNADO_ESCAPED = "&lt;script&gt;alert(&quot;x&amp;y&quot;)&lt;/script&gt;&#39;"
+JINJA_ESCAPED = "&lt;script&gt;alert(&#34;x&amp;y&#34;)&lt;/script&gt;&#39;"
+
+
+class Serving:
+    """An Application served on a free port of the test's loop."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.server = HTTPServer(app)
+        [sock] = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
+        self.server.add_sockets([sock])
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.client = AsyncHTTPClient(force_instance=True)
+
+    async def fetch(self, path: str, **kwargs: Any) -> HTTPResponse:
+        kwargs.setdefault("raise_error", False)
+        kwargs.setdefault("follow_redirects", False)
+        return await self.client.fetch(self.url + path, **kwargs)
+
+    def close(self) -> None:
+        self.client.close()
+        self.server.stop()
+
+
+@pytest.fixture
+def serve(io_loop: IOLoop) -> Iterator[Any]:
+    servers: list[Serving] = []
+
+    def start(app: web.Application) -> Serving:
+        servers.append(Serving(app))
+        return servers[-1]
+
+    yield start
+    for serving in servers:
+        serving.close()
+        io_loop.run_sync(serving.server.close_all_connections)
+
+
+@pytest.fixture
+def tdir(tmp_path: Path) -> Iterator[Path]:
+    """The template directory; its loaders are dropped from the shared cache after."""
+    directory = tmp_path / "templates"
+    directory.mkdir()
+    yield directory
+    with web.RequestHandler._template_loader_lock:
+        for key in [k for k in web.RequestHandler._template_loaders if k.startswith(str(tmp_path))]:
+            del web.RequestHandler._template_loaders[key]
+
+
+def write(directory: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")
+
+
+@pytest.fixture
+def french(tmp_path: Path) -> Iterator[None]:
+    """reactor.locale with a French translation from a CSV; restored after."""
+    module = reactor.locale
+    saved = (module._translations, module._supported_locales, module._use_gettext)
+    locale_dir = tmp_path / "locale"
+    locale_dir.mkdir()
+    (locale_dir / "fr_FR.csv").write_text('"Hello","Bonjour"\n', encoding="utf-8")
+    module.load_translations(str(locale_dir))
+    reactor.locale.Locale._cache.clear()
+    yield
+    module._translations, module._supported_locales, module._use_gettext = saved
+    reactor.locale.Locale._cache.clear()
+
+
+# -- the namespace, in both syntaxes ---------------------------------------------------
+
+TORNADO_FILES = {
+    "base.html": (
+        "<html><head><title>{% block title %}base{% end %}</title></head>\n"
+        '<body>{% block body %}{% end %}{% include "footer.html" %}</body></html>\n'
+    ),
+    "footer.html": "<footer>{{ request.path }}</footer>",
+    "page.html": (
+        '{% extends "base.html" %}\n'
+        "{% block title %}{{ title }}{% end %}\n"
+        "{% block body %}"
+        "<ul>{% for item in items %}<li>{{ item }}</li>{% end %}</ul>\n"
+        "<p id=handler>{{ type(handler).__name__ }}</p>\n"
+        "<p id=user>{{ current_user }}</p>\n"
+        "<p id=locale>{{ locale.code }}</p>\n"
+        '<p id=hello>{{ _("Hello") }}</p>\n'
+        '<p id=static>{{ static_url("app.css") }}</p>\n'
+        "<form method=post>{% raw xsrf_form_html() %}</form>\n"
+        "<a href=\"{{ reverse_url('item', 42) }}\">item</a>\n"
+        '<p id=module>{% module Badge("b1") %}</p>\n'
+        "<p id=modules>{% raw modules.Badge('b2') %}</p>\n"
+        "{% end %}"
+    ),
+}
+
+JINJA_FILES = {
+    "base.j2": (
+        "<html><head><title>{% block title %}base{% endblock %}</title></head>\n"
+        '<body>{% block body %}{% endblock %}{% include "footer.j2" %}</body></html>\n'
+    ),
+    "footer.j2": "<footer>{{ request.path }}</footer>",
+    "page.j2": (
+        '{% extends "base.j2" %}\n'
+        "{% block title %}{{ title }}{% endblock %}\n"
+        "{% block body %}"
+        "<ul>{% for item in items %}<li>{{ item }}</li>{% endfor %}</ul>\n"
+        "<p id=handler>{{ handler.__class__.__name__ }}</p>\n"
+        "<p id=user>{{ current_user }}</p>\n"
+        "<p id=locale>{{ locale.code }}</p>\n"
+        '<p id=hello>{{ _("Hello") }}</p>\n'
+        '<p id=static>{{ static_url("app.css") }}</p>\n'
+        "<form method=post>{{ xsrf_form_html() | safe }}</form>\n"
+        "<a href=\"{{ reverse_url('item', 42) }}\">item</a>\n"
+        '<p id=module>{{ _tt_modules.Badge("b1") | safe }}</p>\n'
+        "<p id=modules>{{ modules.Badge('b2') | safe }}</p>\n"
+        "{% endblock %}"
+    ),
+}
+
+
+class Badge(web.UIModule):
+    def render(self, label: str) -> str:
+        return f"<b>{label}</b>"
+
+
+class Page(web.RequestHandler):
+    def initialize(self, name: str) -> None:
+        self.name = name
+
+    def get_current_user(self) -> str:
+        return "alice&bob"
+
+    def get_user_locale(self) -> reactor.locale.Locale | None:
+        code = self.get_query_argument("lang", None)
+        return reactor.locale.get(code) if code else None
+
+    def get(self) -> None:
+        self.render(self.name, title="Hi <you>", items=["one", "<two>"])
+
+    def post(self) -> None:
+        self.write("posted")
+
+
+class Item(web.RequestHandler):
+    def get(self, ident: str) -> None:
+        self.write(f"item {ident}")
+
+
+def page_app(tdir: Path, **settings: Any) -> web.Application:
+    static = tdir.parent / "static"
+    static.mkdir(exist_ok=True)
+    (static / "app.css").write_text("body {}\n")
+    return web.Application(
+        [
+            (r"/tornado", Page, {"name": "page.html"}),
+            (r"/jinja", Page, {"name": "page.j2"}),
+            web.url(r"/item/(\d+)", Item, name="item"),
+        ],
+        template_path=str(tdir),
+        static_path=str(static),
+        xsrf_cookies=True,
+        ui_modules={"Badge": Badge},
+        **settings,
+    )
+
+
+def between(body: str, start: str, end: str) -> str:
+    match = re.search(re.escape(start) + "(.*?)" + re.escape(end), body, re.S)
+    assert match, (start, body)
+    return match.group(1)
+
+
+@pytest.mark.parametrize("path", ["/tornado", "/jinja"])
+async def test_render_finds_the_page_and_fills_the_namespace(
+    serve: Any, tdir: Path, french: None, path: str
+) -> None:
+    write(tdir, TORNADO_FILES | JINJA_FILES)
+    s = serve(page_app(tdir))
+    response = await s.fetch(path + "?lang=fr_FR")
+    assert response.code == 200
+    assert response.headers["Content-Type"] == "text/html; charset=UTF-8"
+    body = response.body.decode()
+    assert between(body, "<title>", "</title>") == "Hi &lt;you&gt;"
+    assert between(body, "<ul>", "</ul>") == "<li>one</li><li>&lt;two&gt;</li>"
+    assert between(body, "<p id=handler>", "</p>") == "Page"
+    assert between(body, "<p id=user>", "</p>") == "alice&amp;bob"
+    assert between(body, "<p id=locale>", "</p>") == "fr_FR"
+    assert between(body, "<p id=hello>", "</p>") == "Bonjour"
+    static_url = between(body, "<p id=static>", "</p>")
+    assert re.fullmatch(r"/static/app\.css\?v=[0-9a-f]{128}", static_url)
+    assert (await s.fetch(static_url)).body == b"body {}\n"
+    assert '<a href="/item/42">' in body
+    assert (await s.fetch("/item/42")).body == b"item 42"
+    assert between(body, "<p id=module>", "</p>") == "<b>b1</b>"
+    assert between(body, "<p id=modules>", "</p>") == "<b>b2</b>"
+    # The include sees the same request, after the blocks of the parent.
+    assert body.endswith(f"<footer>{path}</footer></body></html>\n")
+    # xsrf_form_html's token, with the cookie it set, lets the form's POST through.
+    token = re.search(r'name="_xsrf" value="([^"]+)"', body)
+    assert token
+    cookie = response.headers["Set-Cookie"].split(";")[0]
+    posted = await s.fetch(
+        path, method="POST", body=f"_xsrf={token.group(1)}", headers={"Cookie": cookie}
+    )
+    assert (posted.code, posted.body) == (200, b"posted")
+    refused = await s.fetch(path, method="POST", body="_xsrf=forged", headers={"Cookie": cookie})
+    assert refused.code == 403
+
+
+async def test_without_a_translation_the_default_locale_answers(
+    serve: Any, tdir: Path, french: None
+) -> None:
+    write(tdir, TORNADO_FILES | JINJA_FILES)
+    s = serve(page_app(tdir))
+    for path in ("/tornado", "/jinja"):
+        body = (await s.fetch(path, headers={"Accept-Language": "de"})).body.decode()
+        assert between(body, "<p id=locale>", "</p>") == "en_US"
+        assert between(body, "<p id=hello>", "</p>") == "Hello"
+
+
+# -- autoescaping ----------------------------------------------------------------------
+
+
+class Hostile(web.RequestHandler):
+    def initialize(self, name: str) -> None:
+        self.name = name
+
+    def get(self) -> None:
+        self.render(self.name, value=HOSTILE)
+
+
+def hostile_app(tdir: Path, **settings: Any) -> web.Application:
+    write(
+        tdir,
+        {
+            "h.html": "[{{ value }}][{% raw value %}][{% raw xhtml_escape(value) %}]",
+            "h.j2": "[{{ value }}][{{ value | safe }}][{% raw %}{{ value }}{% endraw %}]",
+        },
+    )
+    return web.Application(
+        [(r"/tornado", Hostile, {"name": "h.html"}), (r"/jinja", Hostile, {"name": "h.j2"})],
+        template_path=str(tdir),
+        **settings,
+    )
+
+
+async def test_hostile_values_are_escaped_and_raw_is_not(serve: Any, tdir: Path) -> None:
+    s = serve(hostile_app(tdir))
+    tornado_body = (await s.fetch("/tornado")).body.decode()
+    assert tornado_body == f"[{TORNADO_ESCAPED}][{HOSTILE}][{TORNADO_ESCAPED}]"
+    jinja_body = (await s.fetch("/jinja")).body.decode()
+    # Jinja2's {% raw %} writes the template text itself, unrendered.
+    assert jinja_body == f"[{JINJA_ESCAPED}][{HOSTILE}][{{{{ value }}}}]"
+
+
+async def test_autoescape_none_setting_turns_escaping_off(serve: Any, tdir: Path) -> None:
+    s = serve(hostile_app(tdir, autoescape=None))
+    tornado_body = (await s.fetch("/tornado")).body.decode()
+    assert tornado_body == f"[{HOSTILE}][{HOSTILE}][{TORNADO_ESCAPED}]"
+    jinja_body = (await s.fetch("/jinja")).body.decode()
+    assert jinja_body == f"[{HOSTILE}][{HOSTILE}][{{{{ value }}}}]"
