@@ -284,3 +284,167 @@ async def test_autoescape_none_setting_turns_escaping_off(serve: Any, tdir: Path
     assert tornado_body == f"[{HOSTILE}][{HOSTILE}][{TORNADO_ESCAPED}]"
     jinja_body = (await s.fetch("/jinja")).body.decode()
     assert jinja_body == f"[{HOSTILE}][{HOSTILE}][{{{{ value }}}}]"
+
+
+# -- UI modules and their resources ----------------------------------------------------
+
+
+class Widget(web.UIModule):
+    def render(self, label: str) -> str:
+        return f"<span class=w>{label}</span>"
+
+    def embedded_javascript(self) -> str:
+        return "var widget = 1;"
+
+    def embedded_css(self) -> str:
+        return ".w { color: red }"
+
+    def javascript_files(self) -> list[str]:
+        return ["w.js", "https://cdn.example/lib.js"]
+
+    def css_files(self) -> list[str]:
+        return ["w.css"]
+
+    def html_head(self) -> str:
+        return "<meta name=widget>"
+
+    def html_body(self) -> str:
+        return "<div id=widget-tail></div>"
+
+
+MODULE_FILES = {
+    "modules.html": (
+        "<html><head><title>m</title></head><body>\n"
+        '{% module Widget("a") %}{% module Widget("b") %}\n'
+        '{% module Template("item.html", name=hostile) %}'
+        '{% module Template("item.html", name="second") %}\n'
+        "</body></html>"
+    ),
+    "item.html": (
+        "{{ set_resources(embedded_css='.item {}', javascript_files='item.js',"
+        " html_body='<i id=item-tail></i>') }}<li>{{ name }}</li>"
+    ),
+    "modules.j2": (
+        "<html><head><title>m</title></head><body>\n"
+        '{{ modules.Widget("a") | safe }}{{ modules.Widget("b") | safe }}\n'
+        '{{ modules.Template("item.html", name=hostile) | safe }}'
+        '{{ modules.Template("item.html", name="second") | safe }}\n'
+        "</body></html>"
+    ),
+}
+
+
+class ModulePage(web.RequestHandler):
+    def get(self, name: str) -> None:
+        self.render(name, hostile=HOSTILE)
+
+
+@pytest.mark.parametrize("name", ["modules.html", "modules.j2"])
+async def test_ui_module_resources_go_in_once_where_tornado_puts_them(
+    serve: Any, tdir: Path, name: str
+) -> None:
+    write(tdir, MODULE_FILES)
+    static = tdir.parent / "static"
+    static.mkdir()
+    for file_name in ("w.js", "w.css", "item.js"):
+        (static / file_name).write_text("/* static */\n")
+    app = web.Application(
+        [(r"/(.+)", ModulePage)],
+        template_path=str(tdir),
+        static_path=str(static),
+        ui_modules={"Widget": Widget},
+    )
+    s = serve(app)
+    response = await s.fetch("/" + name)
+    assert response.code == 200
+    body = response.body.decode()
+    head = between(body, "<head>", "</head>")
+    tail = body[body.rindex("<li>") : body.index("</body>")]
+    # Before </head>: the linked CSS, the embedded CSS, the html_head parts.
+    assert re.fullmatch(
+        r"<title>m</title>"
+        r'<link href="/static/w\.css\?v=[0-9a-f]+" type="text/css" rel="stylesheet"/>\n'
+        r'<style type="text/css">\n\.w \{ color: red \}\n\.item \{\}\n</style>\n'
+        r"<meta name=widget>\n",
+        head,
+    ), head
+    # The modules render where they are used; the hostile value is escaped in the item.
+    assert "<span class=w>a</span><span class=w>b</span>" in body
+    assert f"<li>{TORNADO_ESCAPED}</li><li>second</li>" in body
+    # Before </body>: the linked scripts (each once), the embedded script, the html_body parts.
+    scripts = re.findall(r'<script src="([^"]+)"', tail)
+    assert [re.sub(r"\?v=.*", "", url) for url in scripts] == [
+        "/static/w.js",
+        "https://cdn.example/lib.js",
+        "/static/item.js",
+    ]
+    assert tail.count("var widget = 1;") == 1
+    assert tail.index("lib.js") < tail.index("var widget = 1;") < tail.index("<div id=widget-tail>")
+    assert body.count("<div id=widget-tail></div>") == 1
+    assert body.count("<i id=item-tail></i>") == 1
+    assert body.endswith("<div id=widget-tail></div><i id=item-tail></i>\n</body></html>")
+
+
+# -- template errors -------------------------------------------------------------------
+
+ERROR_FILES = {
+    "syntax.html": "<p>\n{% if x %}\nno end\n",
+    "missing.html": "<p>\nfine\n{{ no_such_name }}\n</p>",
+    "syntax.j2": "<p>\n\n{% if %}\n{% endif %}",
+    "divide.j2": "<p>\n{{ 1 // zero }}\n</p>",
+}
+
+
+class Failing(web.RequestHandler):
+    def get(self, name: str) -> None:
+        self.render(name, zero=0)
+
+
+def logged_text(caplog: pytest.LogCaptureFixture) -> str:
+    formatter = logging.Formatter()
+    records = [r for r in caplog.records if r.name == "reactor.application"]
+    assert len(records) == 1, records
+    return formatter.format(records[0])
+
+
+@pytest.mark.parametrize(
+    ("name", "where", "error"),
+    [
+        ("syntax.html", "syntax.html:2", "ParseError"),
+        ("missing.html", 'syntax.html", line 3', "NameError"),
+        ("syntax.j2", "syntax.j2:3", "ParseError"),
+        ("divide.j2", 'divide.j2", line 2', "ZeroDivisionError"),
+    ],
+)
+@pytest.mark.parametrize("serve_traceback", [False, True])
+async def test_template_errors_are_500_and_logged_with_file_and_line(
+    serve: Any,
+    tdir: Path,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    where: str,
+    error: str,
+    serve_traceback: bool,
+) -> None:
+    write(tdir, ERROR_FILES)
+    where = where.replace("syntax.html", name)
+    s = serve(
+        web.Application(
+            [(r"/(.+)", Failing)], template_path=str(tdir), serve_traceback=serve_traceback
+        )
+    )
+    with caplog.at_level(logging.ERROR, logger="reactor.application"):
+        response = await s.fetch("/" + name)
+    assert response.code == 500
+    text = logged_text(caplog)
+    assert text.startswith(f"Uncaught exception GET /{name} (127.0.0.1)")
+    assert error in text
+    assert where in text, text
+    body = response.body.decode()
+    if serve_traceback:
+        assert where in body and error in body
+    else:
+        assert body == (
+            "<html><title>500: Internal Server Error</title>"
+            "<body>500: Internal Server Error</body></html>"
+        )
