@@ -22,7 +22,7 @@ from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
 from reactor.netutil import bind_sockets
 
-HOSTILE = "<script>alert(\"x&y\")</script>'"
+HOSTILE = '<script>alert("x&y")</script>\''
 TORNADO_ESCAPED = "&lt;script&gt;alert(&quot;x&amp;y&quot;)&lt;/script&gt;&#39;"
 JINJA_ESCAPED = "&lt;script&gt;alert(&#34;x&amp;y&#34;)&lt;/script&gt;&#39;"
 
@@ -448,3 +448,154 @@ async def test_template_errors_are_500_and_logged_with_file_and_line(
             "<html><title>500: Internal Server Error</title>"
             "<body>500: Internal Server Error</body></html>"
         )
+
+
+# -- the compiled-template cache --------------------------------------------------------
+
+
+class Versioned(web.RequestHandler):
+    def get(self, name: str) -> None:
+        self.render(name, n=1)
+
+
+@pytest.mark.parametrize("name", ["v.html", "v.j2"])
+@pytest.mark.parametrize(
+    ("settings", "rereads"),
+    [
+        ({}, False),
+        ({"compiled_template_cache": True}, False),
+        ({"compiled_template_cache": False}, True),
+        ({"debug": True, "autoreload": False}, True),
+    ],
+)
+async def test_changed_template_is_reread_only_without_the_cache(
+    serve: Any, tdir: Path, name: str, settings: dict[str, Any], rereads: bool
+) -> None:
+    write(tdir, {name: "first {{ n }}"})
+    s = serve(web.Application([(r"/(.+)", Versioned)], template_path=str(tdir), **settings))
+    assert (await s.fetch("/" + name)).body == b"first 1"
+    write(tdir, {name: "second {{ n }}"})
+    again = await s.fetch("/" + name)
+    assert again.body == (b"second 1" if rereads else b"first 1")
+
+
+async def test_reread_template_with_an_error_answers_500_then_recovers(
+    serve: Any, tdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tdir, {"v.html": "ok {{ n }}"})
+    s = serve(
+        web.Application(
+            [(r"/(.+)", Versioned)], template_path=str(tdir), compiled_template_cache=False
+        )
+    )
+    assert (await s.fetch("/v.html")).body == b"ok 1"
+    write(tdir, {"v.html": "broken {% for %}"})
+    with caplog.at_level(logging.ERROR, logger="reactor.application"):
+        assert (await s.fetch("/v.html")).code == 500
+    assert "v.html:1" in logged_text(caplog)
+    write(tdir, {"v.html": "fixed {{ n }}"})
+    assert (await s.fetch("/v.html")).body == b"fixed 1"
+
+
+# -- template settings and overrides --------------------------------------------------
+
+
+class Spaced(web.RequestHandler):
+    def get(self) -> None:
+        self.render("spaced.html", items=["a", "b"])
+
+
+@pytest.mark.parametrize(
+    ("whitespace", "expected"),
+    [
+        (None, b"<ul>\n\n<li>a</li>\n\n<li>b</li>\n\n</ul>\n"),
+        ("all", b"<ul>\n  \n    <li>a</li>\n  \n    <li>b</li>\n  \n</ul>\n"),
+        ("oneline", b"<ul>  <li>a</li>  <li>b</li>  </ul> "),
+    ],
+)
+async def test_template_whitespace_setting(
+    serve: Any, tdir: Path, whitespace: str | None, expected: bytes
+) -> None:
+    write(
+        tdir,
+        {"spaced.html": "<ul>\n  {% for i in items %}\n    <li>{{ i }}</li>\n  {% end %}\n</ul>\n"},
+    )
+    settings = {} if whitespace is None else {"template_whitespace": whitespace}
+    s = serve(web.Application([(r"/", Spaced)], template_path=str(tdir), **settings))
+    assert (await s.fetch("/")).body == expected
+
+
+async def test_get_template_path_and_create_template_loader_overridden(
+    serve: Any, tdir: Path
+) -> None:
+    other = tdir.parent / "other"
+    other.mkdir()
+    write(other, {"page.html": "other {{ handler.request.path }}"})
+    write(tdir, {"page.html": "main"})
+
+    class OwnPath(web.RequestHandler):
+        def get_template_path(self) -> str:
+            return str(other)
+
+        def get(self) -> None:
+            self.render("page.html")
+
+    class OwnLoader(web.RequestHandler):
+        def get_template_path(self) -> str:
+            return str(tdir.parent / "dict")
+
+        def create_template_loader(self, template_path: str) -> template.BaseLoader:
+            return template.DictLoader(
+                {"page.html": "dict {{ greeting }} {{ value }}"},
+                namespace={"greeting": "hi"},
+                autoescape=None,
+            )
+
+        def get(self) -> None:
+            self.render("page.html", value="<b>")
+
+    class Main(web.RequestHandler):
+        def get(self) -> None:
+            self.render("page.html")
+
+    s = serve(
+        web.Application(
+            [(r"/own-path", OwnPath), (r"/own-loader", OwnLoader), (r"/", Main)],
+            template_path=str(tdir),
+        )
+    )
+    assert (await s.fetch("/own-path")).body == b"other /own-path"
+    assert (await s.fetch("/own-loader")).body == b"dict hi <b>"
+    assert (await s.fetch("/")).body == b"main"
+
+
+async def test_missing_template_is_a_logged_500(
+    serve: Any, tdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = serve(web.Application([(r"/(.+)", Versioned)], template_path=str(tdir)))
+    with caplog.at_level(logging.ERROR, logger="reactor.application"):
+        for name in ("absent.html", "absent.j2"):
+            response = await s.fetch("/" + name)
+            assert response.code == 500
+            assert b"absent" not in response.body
+    texts = [
+        logging.Formatter().format(r) for r in caplog.records if r.name == "reactor.application"
+    ]
+    assert len(texts) == 2
+    assert "absent.html" in texts[0] and "absent.j2" in texts[1]
+
+
+async def test_a_template_name_cannot_climb_out_of_template_path(
+    serve: Any, tdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tdir.parent / "secret.j2").write_text("secret")
+
+    class Climbing(web.RequestHandler):
+        def get(self) -> None:
+            self.render(self.get_query_argument("t"))
+
+    s = serve(web.Application([(r"/", Climbing)], template_path=str(tdir)))
+    with caplog.at_level(logging.ERROR, logger="reactor.application"):
+        response = await s.fetch("/?t=../secret.j2")
+    assert response.code == 500
+    assert b"secret" not in response.body
