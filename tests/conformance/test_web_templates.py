@@ -520,7 +520,7 @@ async def test_template_whitespace_setting(
         tdir,
         {"spaced.html": "<ul>\n  {% for i in items %}\n    <li>{{ i }}</li>\n  {% end %}\n</ul>\n"},
     )
-    settings = {} if whitespace is None else {"template_whitespace": whitespace}
+    settings: dict[str, Any] = {} if whitespace is None else {"template_whitespace": whitespace}
     s = serve(web.Application([(r"/", Spaced)], template_path=str(tdir), **settings))
     assert (await s.fetch("/")).body == expected
 
