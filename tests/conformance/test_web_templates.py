@@ -599,3 +599,32 @@ async def test_a_template_name_cannot_climb_out_of_template_path(
         response = await s.fetch("/?t=../secret.j2")
     assert response.code == 500
     assert b"secret" not in response.body
+
+
+PARENT_FILES = {
+    "base.html": "[{% block b %}{% end %}|{% include 'inc.html' %}] base v1",
+    "inc.html": "inc v1",
+    "child.html": "{% extends 'base.html' %}{% block b %}child{% end %}",
+    "base.j2": "[{% block b %}{% endblock %}|{% include 'inc.j2' %}] base v1",
+    "inc.j2": "inc v1",
+    "child.j2": "{% extends 'base.j2' %}{% block b %}child{% endblock %}",
+}
+
+
+@pytest.mark.parametrize("syntax", ["html", "j2"])
+@pytest.mark.parametrize("cache", [True, False])
+async def test_changed_parent_and_include_follow_the_cache_setting(
+    serve: Any, tdir: Path, syntax: str, cache: bool
+) -> None:
+    write(tdir, PARENT_FILES)
+    s = serve(
+        web.Application(
+            [(r"/(.+)", Versioned)], template_path=str(tdir), compiled_template_cache=cache
+        )
+    )
+    path = f"/child.{syntax}"
+    assert (await s.fetch(path)).body == b"[child|inc v1] base v1"
+    write(tdir, {f"base.{syntax}": PARENT_FILES[f"base.{syntax}"].replace("v1", "v2")})
+    write(tdir, {f"inc.{syntax}": "inc v2"})
+    again = (await s.fetch(path)).body
+    assert again == (b"[child|inc v1] base v1" if cache else b"[child|inc v2] base v2")
