@@ -628,3 +628,58 @@ async def test_changed_parent_and_include_follow_the_cache_setting(
     write(tdir, {f"inc.{syntax}": "inc v2"})
     again = (await s.fetch(path)).body
     assert again == (b"[child|inc v1] base v1" if cache else b"[child|inc v2] base v2")
+
+
+async def test_error_in_an_included_file_names_that_file(
+    serve: Any, tdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(
+        tdir,
+        {
+            "outer.html": "<p>\n{% include 'part.html' %}\n</p>",
+            "part.html": "ok\nok\n{{ undefined_in_part }}",
+            "outer.j2": "<p>\n{% include 'part.j2' %}\n</p>",
+            "part.j2": "ok\n{{ 1 // zero }}",
+        },
+    )
+    s = serve(web.Application([(r"/(.+)", Failing)], template_path=str(tdir)))
+    for name, where in [("outer.html", 'part.html", line 3'), ("outer.j2", 'part.j2", line 2')]:
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="reactor.application"):
+            assert (await s.fetch("/" + name)).code == 500
+        assert where in logged_text(caplog)
+
+
+class ErrorPages(web.RequestHandler):
+    def get(self, what: str) -> None:
+        raise web.HTTPError(404 if what == "missing" else 500)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.render(self.settings["error_template"], code=status_code, reason=self._reason)
+
+
+@pytest.mark.parametrize("name", ["error.html", "error.j2"])
+async def test_write_error_may_render_a_template(serve: Any, tdir: Path, name: str) -> None:
+    write(tdir, {name: "<h1>{{ code }} {{ reason }}</h1>"})
+    s = serve(
+        web.Application([(r"/(\w+)", ErrorPages)], template_path=str(tdir), error_template=name)
+    )
+    response = await s.fetch("/missing")
+    assert (response.code, response.body) == (404, b"<h1>404 Not Found</h1>")
+
+
+async def test_a_broken_error_template_still_answers(
+    serve: Any, tdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tdir, {"error.html": "{{ no_such_name }}"})
+    s = serve(
+        web.Application(
+            [(r"/(\w+)", ErrorPages)], template_path=str(tdir), error_template="error.html"
+        )
+    )
+    with caplog.at_level(logging.ERROR, logger="reactor.application"):
+        response = await s.fetch("/boom")
+    assert response.code == 500
+    assert b"no_such_name" not in response.body
+    assert any("error.html" in logging.Formatter().format(r) for r in caplog.records)
+    assert (await s.fetch("/missing")).code == 404
