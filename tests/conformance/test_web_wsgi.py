@@ -189,3 +189,37 @@ async def test_a_lying_content_length_gets_400_and_the_server_goes_on(
     answer = await io_loop.run_in_executor(None, lie)
     assert answer.startswith(b"HTTP/1.1 400 ")
     assert (await mixed.fetch("/flask/")).body == b"flask index"
+
+
+async def test_head_to_flask_has_no_body(mixed: Mixed) -> None:
+    response = await mixed.fetch("/flask/hello/ada", method="HEAD")
+    assert response.code == 200
+    assert response.body == b""
+    assert response.headers["Content-Length"] == str(len(b"flask says hello, ada"))
+
+
+async def test_a_body_over_max_body_size_is_refused_before_flask(io_loop: IOLoop) -> None:
+    container = WSGIContainer(make_flask())
+    app = web.Application([(r"/flask/.*", web.FallbackHandler, {"fallback": container})])
+    server = HTTPServer(app, max_body_size=1024)
+    [sock] = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
+    server.add_sockets([sock])
+    port = int(sock.getsockname()[1])
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        big = await client.fetch(
+            f"http://127.0.0.1:{port}/flask/form",
+            method="POST",
+            body="a=" + "x" * 4096,
+            raise_error=False,
+        )
+        assert big.code == 413  # reactor's HTTPServer says why (Tornado: a bare 400)
+        small = await client.fetch(
+            f"http://127.0.0.1:{port}/flask/form", method="POST", body="a=1", raise_error=False
+        )
+        assert small.body == b"form a=1"
+    finally:
+        client.close()
+        server.stop()
+        await server.close_all_connections()
+        container.executor.shutdown(wait=True)
