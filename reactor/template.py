@@ -307,6 +307,10 @@ class BaseLoader:
                     loader=jinja2.FunctionLoader(self._jinja_source),
                     autoescape=self.autoescape is not None,
                     keep_trailing_newline=True,
+                    # The loader's cache decides, as for Tornado syntax: a
+                    # parent or include is not re-read (nor stat()ed on each
+                    # render) until reset().
+                    auto_reload=False,
                 )
                 env.globals.update(
                     (k, v) for k, v in _DEFAULT_NAMESPACE.items() if not k.startswith("_tt_")
