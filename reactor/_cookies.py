@@ -65,8 +65,6 @@ import warnings
 from collections.abc import Callable, Container, Mapping
 from typing import TYPE_CHECKING, Any, overload
 
-from markupsafe import Markup
-
 from reactor import escape, httputil
 from reactor.log import gen_log
 
@@ -337,6 +335,19 @@ def get_signature_key_version(value: str | bytes) -> int | None:
 
 
 # -- cookies -------------------------------------------------------------------------
+
+
+class _HTMLStr(str):
+    """A ``str`` that Jinja2's autoescaping writes as it is (``__html__``).
+
+    Unlike :class:`markupsafe.Markup` it keeps str's own operators: joined
+    to other text in Python it gives a plain ``str`` and escapes nothing.
+    """
+
+    __slots__ = ()
+
+    def __html__(self) -> str:
+        return str(self)
 
 
 class _InvalidCookieError(http.cookies.CookieError, ValueError):
@@ -768,10 +779,13 @@ class CookieMixin:
         """``<input type="hidden" name="_xsrf" value="..."/>`` for every POST
         form of an application with the ``xsrf_cookies`` setting.
 
-        Returned as a :class:`markupsafe.Markup` (a str), so that a Jinja2
-        template writes it as HTML instead of escaping it.
+        Returned as a plain ``str`` that also has ``__html__``, so that a
+        Jinja2 template writes it as HTML instead of escaping it, while
+        ``"<form>" + self.xsrf_form_html()`` in Python stays unescaped
+        text, as in Tornado (a :class:`markupsafe.Markup` would escape the
+        other operand).
         """
-        return Markup(
+        return _HTMLStr(
             '<input type="hidden" name="_xsrf" value="'
             + escape.xhtml_escape(self.xsrf_token)
             + '"/>'

@@ -59,6 +59,13 @@ class Form(web.RequestHandler):
         self.write("delete ok")
 
 
+class Concatenated(web.RequestHandler):
+    """A Tornado-style page built in Python: str + xsrf_form_html() + str."""
+
+    def get(self) -> None:
+        self.write('<form method="post">' + self.xsrf_form_html() + "</form>")
+
+
 class Exempt(web.RequestHandler):
     """An API that authenticates otherwise opts out by overriding the check."""
 
@@ -71,7 +78,12 @@ class Exempt(web.RequestHandler):
 
 def application(extra_handlers: list[Any] | None = None, **settings: Any) -> web.Application:
     settings.setdefault("xsrf_cookies", True)
-    handlers = [(r"/form", Form), (r"/api", Exempt), *(extra_handlers or [])]
+    handlers = [
+        (r"/form", Form),
+        (r"/concat", Concatenated),
+        (r"/api", Exempt),
+        *(extra_handlers or []),
+    ]
     return web.Application(handlers, **settings)
 
 
@@ -152,6 +164,20 @@ async def test_form_html_is_markup_for_jinja2(http_client: AsyncHTTPClient, base
     token = response.headers["X-Token"]
     assert f'<input type="hidden" name="_xsrf" value="{token}"/>'.encode() in response.body
     assert b"&lt;input" not in response.body
+
+
+async def test_form_html_concatenated_in_python_is_not_escaped(
+    http_client: AsyncHTTPClient, base_url: str
+) -> None:
+    """Tornado's xsrf_form_html() is a plain str: gluing it to the page's own
+    HTML in Python leaves that HTML as it is (markupsafe.Markup would escape
+    the other operand and send "&lt;form")."""
+    response = await fetch(http_client, f"{base_url}/concat")
+    body = response.body.decode()
+    assert re.fullmatch(
+        r'<form method="post"><input type="hidden" name="_xsrf" value="2\|[0-9a-f|]+"/></form>',
+        body,
+    ), body
 
 
 async def test_every_response_masks_the_same_token_afresh(
