@@ -312,9 +312,40 @@ _URL_RE = re.compile(
     re.VERBOSE,
 )
 
-# Link text longer than this is cut (to this length, "..." included) when
-# linkify() is asked to shorten.
+# Link text longer than this is shortened when linkify() is asked to.
 _SHORT_LINK_MAX = 30
+
+
+def _shortened_link_text(shown: str, scheme: str | None) -> str | None:
+    """The text ``linkify(shorten=True)`` shows for a link, or None to show it whole.
+
+    ``shown`` is the URL as escaped HTML (the lengths are counted there, as
+    Tornado counts them). A long URL keeps its scheme, host and the first
+    word (up to 8 characters) of its path; if that is still far too long
+    it is cut to 30 characters, never inside a character reference, and it
+    ends in "...". A result that would not be shorter than the URL is not used.
+    """
+    if len(shown) <= _SHORT_LINK_MAX:
+        return None
+    start = 0
+    if scheme is not None:
+        start = len(scheme) + 1
+        while start < len(shown) and shown[start] == "/":
+            start += 1
+    host, slash, path = shown[start:].partition("/")
+    text = shown
+    if slash:
+        first = path.split("/", 1)[0][:8].split("?", 1)[0].split(".", 1)[0]
+        text = shown[:start] + host + "/" + first
+    if len(text) > _SHORT_LINK_MAX * 1.5:
+        text = text[:_SHORT_LINK_MAX]
+    if text == shown:
+        return None
+    amp = text.rfind("&")
+    if amp > _SHORT_LINK_MAX - 5:
+        text = text[:amp]
+    text += "..."
+    return text if len(text) < len(shown) else None
 
 
 def linkify(
@@ -336,8 +367,10 @@ def linkify(
     returns that markup. It is inserted verbatim: escape anything it takes
     from outside.
 
-    With ``shorten``, link text longer than 30 characters is cut and ends in
-    ``...``; the tag then gets a ``title`` attribute with the whole URL.
+    With ``shorten``, a link whose text is longer than 30 characters shows
+    its scheme, host and the start of its path (cut to 30 characters if that
+    is still long), ending in ``...``, as Tornado does; the tag then gets a
+    ``title`` attribute with the whole URL.
     """
     text = _text(text, "linkify")
     permitted = {scheme.lower() for scheme in permitted_protocols}
@@ -357,11 +390,14 @@ def linkify(
         params = extra_params(href).strip() if callable(extra_params) else extra_params.strip()
         if params:
             params = " " + params
-        if shorten and len(url) > _SHORT_LINK_MAX:
-            url = url[: _SHORT_LINK_MAX - 3] + "..."
-            params += f' title="{xhtml_escape(href)}"'
+        shown = xhtml_escape(url)
+        if shorten:
+            short = _shortened_link_text(shown, scheme)
+            if short is not None:
+                shown = short
+                params += f' title="{xhtml_escape(href)}"'
         pieces.append(xhtml_escape(text[done : match.start()]))
-        pieces.append(f'<a href="{xhtml_escape(href)}"{params}>{xhtml_escape(url)}</a>')
+        pieces.append(f'<a href="{xhtml_escape(href)}"{params}>{shown}</a>')
         done = match.end()
     pieces.append(xhtml_escape(text[done:]))
     return "".join(pieces)
