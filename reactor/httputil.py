@@ -326,7 +326,9 @@ class HTTPHeaders(collections.abc.MutableMapping[str, str]):
         return NotImplemented
 
     def __str__(self) -> str:
-        return "".join(f"{name}: {value}\r\n" for name, value in self.get_all())
+        # One "Name: value" line per value, each ended by "\n" as Tornado's
+        # str() does (what is sent on the wire is _encode(), with CRLF).
+        return "".join(f"{name}: {value}\n" for name, value in self.get_all())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({dict(self.items())!r})"
