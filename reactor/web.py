@@ -688,6 +688,8 @@ class RequestHandler(CookieMixin):
                     self.add_header("Set-Cookie", cookie.OutputString(None))
             start_line = ResponseStartLine("", self._status_code, self._reason)
             return self.request.connection.write_headers(start_line, self._headers, chunk)
+        if not chunk and self._finished:
+            return _done_future()  # nothing left to send, as in Tornado (on_finish may flush)
         for transform in self._transforms:
             chunk = transform.transform_chunk(chunk, include_footers)
         if self.request.method != "HEAD":

@@ -256,6 +256,26 @@ class Reverse(web.RequestHandler):
         self.write(self.reverse_url("kwargs", "a b/c?d#e", 7))
 
 
+class FlushAfterFinish(web.RequestHandler):
+    """A Tornado handler may flush() with nothing buffered once it has
+    finished (in on_finish, say): it gets a resolved future, not an error."""
+
+    outcomes: list[str] = []
+
+    def get(self) -> None:
+        self.write("done")
+        self.flush()
+        self.finish()
+
+    def on_finish(self) -> None:
+        try:
+            future = self.flush()
+        except Exception as exc:
+            self.outcomes.append(f"raised {exc!r}")
+        else:
+            self.outcomes.append(f"done={future.done()} result={future.result()!r}")
+
+
 @pytest.fixture
 def app() -> web.Application:
     return web.Application(
@@ -286,6 +306,7 @@ def app() -> web.Application:
             (r"/etag", Etag),
             (r"/no-etag", NoEtag),
             (r"/on-finish", OnFinish),
+            (r"/flush-after-finish", FlushAfterFinish),
             (r"/slash/*", Slash),
             (r"/addslash/?", AddSlash),
             (r"/only-post", OnlyPost),
@@ -629,6 +650,13 @@ async def test_on_finish_is_called(http_client: AsyncHTTPClient, base_url: str) 
     OnFinish.finished.clear()
     await fetch(http_client, base_url + "/on-finish")
     assert OnFinish.finished == ["/on-finish"]
+
+
+async def test_flush_after_finish_resolves(http_client: AsyncHTTPClient, base_url: str) -> None:
+    FlushAfterFinish.outcomes.clear()
+    response = await fetch(http_client, base_url + "/flush-after-finish")
+    assert (response.code, response.body) == (200, b"done")
+    assert FlushAfterFinish.outcomes == ["done=True result=None"]
 
 
 async def test_removeslash_and_addslash(http_client: AsyncHTTPClient, base_url: str) -> None:
