@@ -345,9 +345,13 @@ class ExpectLog(logging.Filter):
     """``with ExpectLog(logger, regex):`` the block must log a matching message.
 
     Matching records are swallowed (kept out of the test output); with
-    ``required=False`` the message may also not come. ``level`` limits the
-    match to records of at least that level. Afterwards :attr:`logged` is the
-    number of matching records.
+    ``required=False`` the message may also not come. With ``level`` only
+    records of exactly that level match (the logger is lowered to it for the
+    block if need be); a matching message at another level is let through,
+    and a warning on ``reactor.application`` says so, as in Tornado.
+    Afterwards :attr:`matched` (also :attr:`logged`) is the number of
+    matching records, and :attr:`logged_stack` is True if any record the
+    logger saw in the block carried a traceback.
     """
 
     def __init__(
@@ -362,16 +366,31 @@ class ExpectLog(logging.Filter):
         self.regex = re.compile(regex)
         self.required = required
         self.level = level
-        self.logged = 0
+        self.matched = 0
+        self.logged_stack = False
         self._old_level: int | None = None
 
+    @property
+    def logged(self) -> int:
+        """The number of matching records (Tornado's name: :attr:`matched`)."""
+        return self.matched
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.level is not None and record.levelno < self.level:
+        if record.exc_info:
+            self.logged_stack = True
+        message = record.getMessage()
+        if not self.regex.match(message):
             return True
-        if self.regex.match(record.getMessage()):
-            self.logged += 1
-            return False
-        return True
+        if self.level is not None and record.levelno != self.level:
+            logging.getLogger("reactor.application").warning(
+                "Got expected log message %r at unexpected level (%s vs %s)",
+                message,
+                logging.getLevelName(self.level),
+                record.levelname,
+            )
+            return True
+        self.matched += 1
+        return False
 
     def __enter__(self) -> ExpectLog:
         self._old_level = self.logger.level
@@ -391,7 +410,7 @@ class ExpectLog(logging.Filter):
         self.logger.removeFilter(self)
         if self._old_level is not None:
             self.logger.setLevel(self._old_level)
-        if typ is None and self.required and not self.logged:
+        if typ is None and self.required and not self.matched:
             raise AssertionError(f"did not get expected log message {self.regex.pattern!r}")
 
 

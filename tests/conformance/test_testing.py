@@ -112,6 +112,36 @@ def test_expect_log(io_loop: IOLoop) -> None:
     assert debug.logged == 1
 
 
+def test_expect_log_has_tornados_attributes_and_exact_level(io_loop: IOLoop) -> None:
+    """A Tornado test reads ``matched`` and ``logged_stack``; ``level`` is the
+    one level that matches: the same message at another level is let through
+    (and a warning says so), so the block below still needs its INFO record."""
+    log = logging.getLogger("reactor.general")
+    with ExpectLog(log, "boom") as plain:
+        log.warning("boom once")
+    assert (plain.matched, plain.logged_stack) == (1, False)
+    with ExpectLog(log, "boom") as stacked:
+        try:
+            raise ValueError("x")
+        except ValueError:
+            log.exception("boom with a traceback")
+    assert (stacked.matched, stacked.logged_stack) == (1, True)
+    with (
+        ExpectLog(
+            "reactor.application", "Got expected log message 'detail' at unexpected level"
+        ) as warned,
+        ExpectLog(log, "detail", level=logging.INFO, required=False) as info_only,
+    ):
+        log.warning("detail")
+    assert (info_only.matched, warned.matched) == (0, 1)
+    with (
+        pytest.raises(AssertionError, match="did not get expected log"),
+        ExpectLog("reactor.application", "Got expected", required=False),
+        ExpectLog(log, "detail", level=logging.INFO),
+    ):
+        log.error("detail")
+
+
 def test_bind_unused_port(io_loop: IOLoop) -> None:
     sock, port = bind_unused_port()
     accepted: Future[bytes] = Future()
