@@ -118,6 +118,19 @@ class AsyncTestCase(unittest.TestCase):
         super().tearDown()
         self.__rethrow()
 
+    def _callTestMethod(self, method: Callable[[], Any]) -> None:
+        # As Tornado's: an undecorated coroutine or generator test would
+        # "pass" without running, and a returned value is a mistake.
+        result = method()
+        if inspect.isgenerator(result) or inspect.iscoroutine(result):
+            result.close()  # it never ran; no "never awaited" warning
+            raise TypeError(
+                "Generator and coroutine test methods should be decorated with "
+                "reactor.testing.gen_test"
+            )
+        if result is not None:
+            raise ValueError(f"Return value from test method ignored: {result!r}")
+
     def get_new_ioloop(self) -> IOLoop:
         """The loop for one test; override to pick a backend."""
         return IOLoop(make_current=False)
@@ -315,7 +328,7 @@ def gen_test(func: Callable[..., Any] | None = None, timeout: float | None = Non
         coro_func = gen.coroutine(f) if inspect.isgeneratorfunction(f) else f
 
         @functools.wraps(f)
-        def wrapper(*args: Any, **kwargs: Any) -> None:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             loop = kwargs.get("io_loop")
             if loop is None and args:
                 loop = getattr(args[0], "io_loop", None)
@@ -324,7 +337,9 @@ def gen_test(func: Callable[..., Any] | None = None, timeout: float | None = Non
                     "gen_test needs an AsyncTestCase method or a test taking the io_loop fixture"
                 )
             try:
-                loop.run_sync(functools.partial(coro_func, *args, **kwargs), timeout=seconds)
+                # The test's value is returned, as by Tornado's gen_test, so
+                # that a value returned by mistake is reported.
+                return loop.run_sync(functools.partial(coro_func, *args, **kwargs), timeout=seconds)
             except TimeoutError as e:
                 if "timed out after" in str(e):
                     raise TimeoutError(

@@ -61,6 +61,18 @@ class _Cases(AsyncTestCase):
     async def test_fails_by_gen_test_timeout(self) -> None:
         await Future()
 
+    # As in Tornado: a coroutine or generator test without gen_test would
+    # pass without running, and a value a test returns is a mistake.
+    async def test_fails_undecorated_coroutine(self) -> None:
+        raise AssertionError("never runs")
+
+    def test_fails_undecorated_generator(self) -> Generator[Any, Any, None]:
+        yield gen.moment
+
+    @gen_test
+    async def test_fails_by_returning_a_value(self) -> int:
+        return 5
+
 
 def test_async_test_case(reactor_backend: Any) -> None:
     previous = IOLoop._configured
@@ -71,15 +83,21 @@ def test_async_test_case(reactor_backend: Any) -> None:
     finally:
         IOLoop.configure(previous)
     failed = {test.id().rsplit(".", 1)[1]: text for test, text in result.failures + result.errors}
-    assert result.testsRun == 7
+    assert result.testsRun == 10
     assert set(failed) == {
         "test_fails_by_wait_timeout",
         "test_fails_by_callback_exception",
         "test_fails_by_gen_test_timeout",
+        "test_fails_undecorated_coroutine",
+        "test_fails_undecorated_generator",
+        "test_fails_by_returning_a_value",
     }, failed
     assert "timed out after 0.01 seconds" in failed["test_fails_by_wait_timeout"]
     assert "ArithmeticError: from a callback" in failed["test_fails_by_callback_exception"]
     assert "timed out after 0.05 seconds" in failed["test_fails_by_gen_test_timeout"]
+    for name in ("test_fails_undecorated_coroutine", "test_fails_undecorated_generator"):
+        assert "TypeError: Generator and coroutine test methods should be decorated" in failed[name]
+    assert "Return value from test method ignored: 5" in failed["test_fails_by_returning_a_value"]
 
 
 async def test_plugin_runs_async_tests_on_io_loop(io_loop: IOLoop) -> None:
