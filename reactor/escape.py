@@ -298,8 +298,9 @@ def squeeze(value: str) -> str:
 #     and an unbalanced ")" ends the link, as in "(see http://x.com)". It has
 #     at least one character and does not start with "/", so a lone "http://"
 #     is not a link;
-#   - which does not end in sentence punctuation: the "." in "go to x.com." is
-#     the sentence's.
+#   - which does not end in punctuation (as in Tornado): the "." in "go to
+#     x.com." is the sentence's, the "]" in "[http://x.com/a]" the bracket's.
+#     Only a ")" that closes a "(" in the link may end it.
 _URL_RE = re.compile(
     r"""
     \b
@@ -307,7 +308,7 @@ _URL_RE = re.compile(
       | www\.
     )
     (?: [^\s<>"'()] | \( [^\s<>"'()]* \) )+
-    (?<! [.,;:!?] )
+    (?<! [!"\#$%&'*+,.:;<=>?@\[\]^`{|}~] )
     """,
     re.VERBOSE,
 )

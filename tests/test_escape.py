@@ -432,6 +432,26 @@ def test_linkify_extra_params_callable() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "html"),
+    [
+        ("see [http://x.com/a] now", 'see [<a href="http://x.com/a">http://x.com/a</a>] now'),
+        ("{http://x.com/}", '{<a href="http://x.com/">http://x.com/</a>}'),
+        ("http://x.com/a*", '<a href="http://x.com/a">http://x.com/a</a>*'),
+        ("http://x.com/a`", '<a href="http://x.com/a">http://x.com/a</a>`'),
+        ("http://x.com/a^~", '<a href="http://x.com/a">http://x.com/a</a>^~'),
+        ("http://x.com/?q=1&", '<a href="http://x.com/?q=1">http://x.com/?q=1</a>&amp;'),
+        ("http://x.com/a#", '<a href="http://x.com/a">http://x.com/a</a>#'),
+        ("http://x.com/a]b", '<a href="http://x.com/a]b">http://x.com/a]b</a>'),
+        ("http://x.com/a_(b)]", '<a href="http://x.com/a_(b)">http://x.com/a_(b)</a>]'),
+    ],
+)
+def test_linkify_never_ends_a_link_in_punctuation(text: str, html: str) -> None:
+    """Tornado's rule: the last character of a link is not punctuation, so
+    brackets and marks around a URL in a chat line stay text."""
+    assert linkify(text) == html
+
+
+@pytest.mark.parametrize(
     ("url", "shown"),
     [
         # scheme, host and the first word of the path (up to 8 characters)
