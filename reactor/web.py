@@ -143,6 +143,17 @@ _SERVER = f"ReactorServer/{reactor.version}"
 # reason-phrase = *( HTAB / SP / VCHAR / obs-text )  (RFC 9112 section 4)
 _REASON_PHRASE = re.compile(r"[\t \x21-\x7e\x80-\xff]*")
 
+# Control characters: in a log message made from client input, a CR or LF
+# would let the client write a log line of its own (CWE-117); none may be
+# in a header value.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _log_safe(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\n``)."""
+    return _CONTROL_CHARS.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 _HTML_UTF8 = "text/html; charset=UTF-8"
 _JSON_UTF8 = "application/json; charset=UTF-8"
 
@@ -1113,12 +1124,16 @@ class RequestHandler(CookieMixin):
     ) -> None:
         """Log an exception the handler raised: an :class:`HTTPError` as a
         warning without traceback (if it has a log message), anything else
-        as an error with its traceback. Override to change that."""
+        as an error with its traceback. Override to change that.
+
+        The message's control characters are logged as escapes: its
+        arguments are often the client's (a path, an argument), and a CR
+        or LF in them would forge a log line."""
         if isinstance(value, HTTPError):
             log_message = value.get_message()
             if log_message:
                 gen_log.warning(
-                    "%d %s: %s", value.status_code, self._request_summary(), log_message
+                    "%d %s: %s", value.status_code, self._request_summary(), _log_safe(log_message)
                 )
         else:
             app_log.error(

@@ -1,0 +1,97 @@
+"""The web layer against a hostile client, through real HTTP on every backend.
+
+Each test replays an input found in a review to make the server misbehave
+(forge a log line, log a traceback at will, ...) and checks that it now
+gets a clear 4xx answer and a log that says what happened and no more.
+
+Every test checks the log: nothing at ERROR and no traceback from reactor's
+loggers (the ``reactor_log`` fixture).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reactor import web
+from reactor.httpclient import AsyncHTTPClient, HTTPResponse
+from tests.util import LogRecords
+
+pytestmark = pytest.mark.usefixtures("reactor_log")  # no ERROR logged (conftest)
+
+CLIENT_TIMEOUT = 4.0
+FORGED = "WARNING:reactor.access:200 GET /forged (10.0.0.1) 0.10ms"
+"""A log line a client would like to see written in the server's log."""
+
+
+class EchoError(web.RequestHandler):
+    def get(self) -> None:
+        # A common pattern: the client's argument in the log message.
+        raise web.HTTPError(400, "bad value %s", self.get_argument("v"))
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> web.Application:
+    root = tmp_path / "static"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "index.html").write_bytes(b"index")
+    return web.Application(
+        [
+            (r"/error", EchoError),
+            (r"/static/(.*)", web.StaticFileHandler, {"path": str(root)}),
+            (r"/go/(.*)", web.RedirectHandler, {"url": "/to/{0}"}),
+        ]
+    )
+
+
+async def fetch(client: AsyncHTTPClient, url: str, **kwargs: Any) -> HTTPResponse:
+    kwargs.setdefault("request_timeout", CLIENT_TIMEOUT)
+    kwargs.setdefault("follow_redirects", False)
+    kwargs.setdefault("raise_error", False)
+    return await client.fetch(url, **kwargs)
+
+
+def _lines(records: LogRecords) -> list[str]:
+    """The log lines the records would write, each record one line or more."""
+    lines = []
+    for record in records.records:
+        if record.name.startswith("reactor") and record.levelno >= logging.INFO:
+            lines.extend(record.getMessage().splitlines())
+    return lines
+
+
+# -- log injection: a CR or LF of the client's in a log message -------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        # A path outside the root: its 403 log names the decoded path.
+        "/static/%2e%2e/x%0a" + FORGED.replace(" ", "%20"),
+        "/static/%2e%2e/x%0d%0a" + FORGED.replace(" ", "%20"),
+        # A NUL: the 404 log names the decoded path.
+        "/static/x%0a" + FORGED.replace(" ", "%20") + "%00",
+    ],
+)
+async def test_static_path_cannot_forge_a_log_line(
+    http_client: AsyncHTTPClient, base_url: str, reactor_log: LogRecords, path: str
+) -> None:
+    response = await fetch(http_client, base_url + path)
+    assert response.code in (403, 404)
+    lines = _lines(reactor_log)
+    assert not [line for line in lines if line.startswith(FORGED)], lines
+    # The refusal is still logged, with the newline shown as an escape.
+    assert any("\\n" + FORGED in line for line in reactor_log.warnings()), lines
+
+
+async def test_argument_in_an_http_error_message_cannot_forge_a_log_line(
+    http_client: AsyncHTTPClient, base_url: str, reactor_log: LogRecords
+) -> None:
+    # get_argument keeps CR and LF (form fields may be multi-line).
+    response = await fetch(http_client, f"{base_url}/error?v=1%0d%0a{FORGED.replace(' ', '+')}")
+    assert response.code == 400
+    assert not [line for line in _lines(reactor_log) if line.startswith(FORGED)]
+    assert any(f"bad value 1\\r\\n{FORGED}" in line for line in reactor_log.warnings())
