@@ -1877,6 +1877,10 @@ class RedirectHandler(RequestHandler):
             # A path group made "/{0}" into "//evil.example": a redirect to
             # another host that the rule never named (CVE-2023-28370's class).
             raise HTTPError(403, "redirect target %r names another host", to_url)
+        if _CONTROL_CHARS.search(to_url):
+            # A percent-decoded group with a CR, LF, tab or NUL: no Location
+            # header may hold it (the client's error, not a 500).
+            raise HTTPError(400, "redirect target %r has a control character", to_url)
         if self.request.query_arguments:
             to_url = url_concat(to_url, list(qs_to_qsl(self.request.query_arguments)))
         self.redirect(to_url, permanent=self._permanent)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from reactor import web
-from reactor.httpclient import AsyncHTTPClient, HTTPResponse
+from reactor.httpclient import AsyncHTTPClient, HTTPClientError, HTTPResponse
 from tests.util import LogRecords
 
 pytestmark = pytest.mark.usefixtures("reactor_log")  # no ERROR logged (conftest)
@@ -95,3 +95,29 @@ async def test_argument_in_an_http_error_message_cannot_forge_a_log_line(
     assert response.code == 400
     assert not [line for line in _lines(reactor_log) if line.startswith(FORGED)]
     assert any(f"bad value 1\\r\\n{FORGED}" in line for line in reactor_log.warnings())
+
+
+# -- RedirectHandler: a path group that cannot go in a Location header ----------------
+
+
+@pytest.mark.parametrize("group", ["%0d%0aSet-Cookie:%20a=b", "%09/evil.example", "a%00b", "%7f"])
+async def test_redirect_handler_refuses_a_control_character_with_400(
+    http_client: AsyncHTTPClient, base_url: str, reactor_log: LogRecords, group: str
+) -> None:
+    # Before: the Location header's check raised ValueError: a 500 and a
+    # traceback at ERROR for every such request a client cared to send.
+    response = await fetch(http_client, f"{base_url}/go/{group}")
+    assert response.code == 400
+    assert response.headers.get("Location") is None
+    assert "Set-Cookie" not in response.headers
+    assert any("/go/" in line for line in reactor_log.warnings())
+
+
+async def test_redirect_handler_still_redirects(
+    http_client: AsyncHTTPClient, base_url: str
+) -> None:
+    response = await fetch(http_client, f"{base_url}/go/a%20b?x=1")
+    assert response.code == 301
+    assert response.headers["Location"] == "/to/a b?x=1"
+    with pytest.raises(HTTPClientError):
+        await http_client.fetch(f"{base_url}/go/%0a", request_timeout=CLIENT_TIMEOUT)
