@@ -346,6 +346,46 @@ async def test_upload_refused_before_its_body(
     assert site.app.uploads == []
 
 
+def form_post(path: str, length: int) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {length}\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+
+async def test_a_form_body_is_bounded_in_size_and_time(
+    site: Demo, web_log: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every body but an upload's is at most MAX_FORM bytes, whatever the
+    server's own limit (100 MB by default: a few connections made the demo
+    hold hundreds of MB), and must arrive within BODY_SECONDS."""
+    for path in ("/notes", "/login", "/chat/new", "/logout"):
+        # Refused on its headers: the client need not send a byte of it.
+        answer = await site.raw(form_post(path, demo.MAX_FORM + 1))
+        assert answer.startswith(b"HTTP/1.1 413"), (path, answer[:200])
+    chunked = (
+        form_post("/notes", 0).replace(b"Content-Length: 0", b"Transfer-Encoding: chunked")
+        + b"%x\r\n" % (demo.MAX_FORM + 1)
+        + b"n" * (demo.MAX_FORM + 1)
+        + b"\r\n0\r\n\r\n"
+    )
+    answer = await site.raw(chunked)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert site.app.notes == []
+    # A body of the right size that stops coming: the connection is closed
+    # once BODY_SECONDS have passed (here shortened), not held forever.
+    monkeypatch.setattr(demo, "BODY_SECONDS", 0.05)
+    answer = await site.raw(form_post("/notes", 100) + b"note=x")
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    # A small form still works.
+    session = site.session()
+    await session.fetch("/")
+    ok = await session.fetch("/notes", "POST", {"note": "x" * 400, "_xsrf": session.xsrf})
+    assert ok.code == 302
+    assert site.app.notes == ["x" * 400]
+
+
 async def test_chat_long_poll(site: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
     alice = await site.user("alice")
     bob = await site.user("bob")
