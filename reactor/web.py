@@ -143,15 +143,18 @@ _SERVER = f"ReactorServer/{reactor.version}"
 # reason-phrase = *( HTAB / SP / VCHAR / obs-text )  (RFC 9112 section 4)
 _REASON_PHRASE = re.compile(r"[\t \x21-\x7e\x80-\xff]*")
 
-# Control characters: in a log message made from client input, a CR or LF
-# would let the client write a log line of its own (CWE-117); none may be
-# in a header value.
+# Control characters, which no header value may hold.
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# In a log message made from client input, a CR or LF would let the client
+# write a log line of its own (CWE-117), and an ESC (or a C1 control such as
+# U+009B, CSI) drive the terminal that shows the log; U+0085, U+2028 and
+# U+2029 end a line for str.splitlines and some log viewers.
+_LOG_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _log_safe(text: str) -> str:
     """``text`` with its control characters written as escapes (``\\n``)."""
-    return _CONTROL_CHARS.sub(lambda m: repr(m.group())[1:-1], text)
+    return _LOG_UNSAFE.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
 _HTML_UTF8 = "text/html; charset=UTF-8"

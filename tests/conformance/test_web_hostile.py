@@ -97,6 +97,26 @@ async def test_argument_in_an_http_error_message_cannot_forge_a_log_line(
     assert any(f"bad value 1\\r\\n{FORGED}" in line for line in reactor_log.warnings())
 
 
+@pytest.mark.parametrize(
+    ("sent", "logged"),
+    [
+        ("%1b%5b2J", "\\x1b[2J"),  # ESC: a terminal escape (clear the screen)
+        ("%c2%9b2J", "\\x9b2J"),  # U+009B: CSI, the same as a C1 control
+        ("%c2%85", "\\x85"),  # NEL: a line break for str.splitlines
+        ("%e2%80%a8", "\\u2028"),  # LINE SEPARATOR
+    ],
+)
+async def test_terminal_escapes_and_unicode_line_breaks_are_logged_as_escapes(
+    http_client: AsyncHTTPClient, base_url: str, reactor_log: LogRecords, sent: str, logged: str
+) -> None:
+    # A path group is not cleaned as get_argument's values are.
+    response = await fetch(http_client, f"{base_url}/static/%2e%2e/a{sent}b")
+    assert response.code == 403
+    (line,) = [w for w in reactor_log.warnings() if "not in root" in w]
+    assert line.endswith(f"../a{logged}b is not in root static directory")
+    assert len(line.splitlines()) == 1
+
+
 # -- RedirectHandler: a path group that cannot go in a Location header ----------------
 
 
