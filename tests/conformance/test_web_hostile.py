@@ -10,6 +10,8 @@ loggers (the ``reactor_log`` fixture).
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,22 @@ FORGED = "WARNING:reactor.access:200 GET /forged (10.0.0.1) 0.10ms"
 """A log line a client would like to see written in the server's log."""
 
 
+class BodySize(web.RequestHandler):
+    def post(self) -> None:
+        self.write({"size": len(self.request.body)})
+
+
+@web.stream_request_body
+class StreamedSize(web.RequestHandler):
+    size = 0
+
+    def data_received(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+
+    def post(self) -> None:
+        self.write({"size": self.size})
+
+
 class EchoError(web.RequestHandler):
     def get(self) -> None:
         # A common pattern: the client's argument in the log message.
@@ -41,10 +59,20 @@ def app(tmp_path: Path) -> web.Application:
     return web.Application(
         [
             (r"/error", EchoError),
+            (r"/size", BodySize),
+            (r"/streamed-size", StreamedSize),
             (r"/static/(.*)", web.StaticFileHandler, {"path": str(root)}),
             (r"/go/(.*)", web.RedirectHandler, {"url": "/to/{0}"}),
         ]
     )
+
+
+MAX_BODY = 1024 * 1024
+
+
+@pytest.fixture
+def http_server_options() -> dict[str, Any]:
+    return {"decompress_request": True, "max_body_size": MAX_BODY}
 
 
 async def fetch(client: AsyncHTTPClient, url: str, **kwargs: Any) -> HTTPResponse:
@@ -141,3 +169,36 @@ async def test_redirect_handler_still_redirects(
     assert response.headers["Location"] == "/to/a b?x=1"
     with pytest.raises(HTTPClientError):
         await http_client.fetch(f"{base_url}/go/%0a", request_timeout=CLIENT_TIMEOUT)
+
+
+# -- decompress_request: a gzip bomb -------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/size", "/streamed-size"])
+async def test_a_gzip_bomb_is_held_to_max_body_size(
+    http_client: AsyncHTTPClient, base_url: str, reactor_log: LogRecords, path: str
+) -> None:
+    # 16 MiB of zeros is 16 KiB of gzip: far under max_body_size as sent.
+    # Before: the server decompressed and buffered all of it (a 300 KB
+    # request made it hold 300 MiB), whatever max_body_size said.
+    bomb = gzip.compress(b"\0" * (16 * MAX_BODY))
+    assert len(bomb) < MAX_BODY // 10
+    response = await fetch(
+        http_client,
+        base_url + path,
+        method="POST",
+        body=bomb,
+        headers={"Content-Encoding": "gzip"},
+    )
+    assert response.code == 413
+    # A gzip body that is within the limit once decompressed is served.
+    body = b"x" * (MAX_BODY // 2)
+    response = await fetch(
+        http_client,
+        base_url + path,
+        method="POST",
+        body=gzip.compress(body),
+        headers={"Content-Encoding": "gzip"},
+    )
+    assert response.code == 200
+    assert json.loads(response.body) == {"size": len(body)}
