@@ -346,6 +346,21 @@ async def test_upload_refused_before_its_body(
     assert site.app.uploads == []
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "POST", "DELETE"])
+async def test_upload_with_another_method_and_a_body_is_a_405(
+    site: Demo, tmp_path: Path, method: str
+) -> None:
+    """Before: prepare let any method but PUT through without opening a file,
+    and the body then failed an assertion in data_received: a 500 and a
+    traceback at ERROR for each such request (web_log checks there is none)."""
+    alice = await site.user("alice")
+    request = upload_request(alice, 5).replace(b"PUT ", method.encode() + b" ", 1) + b"hello"
+    answer = await site.raw(request)
+    assert answer.startswith(b"HTTP/1.1 405"), answer[:200]
+    assert b"\r\nAllow: PUT\r\n" in answer
+    assert list((tmp_path / "uploads").iterdir()) == []
+
+
 def form_post(path: str, length: int) -> bytes:
     return (
         f"POST {path} HTTP/1.1\r\nHost: x\r\n"

@@ -214,9 +214,9 @@ class UploadHandler(BaseHandler):
     file: IO[bytes] | None = None
     size = 0
 
+    SUPPORTED_METHODS = ("PUT",)
+
     def prepare(self) -> None:
-        if self.request.method != "PUT":
-            return
         if not self.current_user:
             raise web.HTTPError(403, "sign in to upload")
         length = self.request.headers.get("Content-Length")
