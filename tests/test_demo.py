@@ -8,6 +8,7 @@ changes nothing; what a client can make the server keep is bounded.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -358,6 +359,23 @@ async def test_upload_with_another_method_and_a_body_is_a_405(
     answer = await site.raw(request)
     assert answer.startswith(b"HTTP/1.1 405"), answer[:200]
     assert b"\r\nAllow: PUT\r\n" in answer
+    assert list((tmp_path / "uploads").iterdir()) == []
+
+
+async def test_an_upload_cut_short_leaves_no_handler_behind(
+    site: Demo, tmp_path: Path, web_log: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each upload a client cuts short is dropped whole: its file, and its
+    handler and request (nothing keeps them once the client is gone), with
+    nothing logged at ERROR (web_log)."""
+    alice = await site.user("alice")
+    closed = Watch(monkeypatch, demo.UploadHandler, "on_connection_close")
+    for i in range(3):
+        await site.raw(upload_request(alice, 1000) + b"x" * 10, read=False)
+        await closed.reached(i + 1)
+    await site.info()  # one more round trip: the handlers have seen the close
+    gc.collect()
+    assert [o for o in gc.get_objects() if isinstance(o, demo.UploadHandler)] == []
     assert list((tmp_path / "uploads").iterdir()) == []
 
 
