@@ -76,6 +76,7 @@ from reactor.httpserver import HTTPServer
 from reactor.httputil import (
     HTTPConnection,
     HTTPHeaders,
+    HTTPInputError,
     HTTPMessageDelegate,
     HTTPServerRequest,
     RequestStartLine,
@@ -1106,6 +1107,15 @@ class RequestHandler(CookieMixin):
         if isinstance(e, Finish):
             if not self._finished:
                 self.finish(*e.args)
+            return
+        if isinstance(e, HTTPInputError):
+            # The client's request, found bad only when the handler read it
+            # (the query string is parsed on first use: too many fields):
+            # a 400, as Tornado answers it on the headers, not a 500.
+            try:
+                raise HTTPError(400, "%s", e) from e
+            except HTTPError as error:
+                self._handle_request_exception(error)
             return
         try:
             self.log_exception(*sys.exc_info())
