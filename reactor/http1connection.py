@@ -792,10 +792,13 @@ class HTTP1ServerConnection:
 
     def _delegate_failed(self, error: Exception, where: str) -> None:
         """A delegate raised ``error``: an HTTPInputError is the client's
-        (400, logged as a refusal); anything else is the application's
-        (500, logged with its traceback)."""
+        (400, or its code for a body too large; logged as a refusal);
+        anything else is the application's (500, logged with its
+        traceback)."""
         if isinstance(error, HTTPInputError):
-            self._refuse(_Refused(400, str(error)))
+            # 413 for a decompressed body over max_body_size.
+            code = error.code if isinstance(error, _TooLarge) else 400
+            self._refuse(_Refused(code, str(error)))
             return
         app_log.error("Uncaught exception in %s", where, exc_info=error)
         self._refuse(_Refused(500, "internal error"))
@@ -813,7 +816,11 @@ class HTTP1ServerConnection:
         try:
             delegate = self._delegate.start_request(self, request)
             if self.params.decompress and "Content-Encoding" in headers._as_list:
-                delegate = _GzipMessageDelegate(delegate, self.params.chunk_size)
+                # The limit holds for the body as decompressed: a small gzip
+                # bomb must not become a huge body (as in Tornado).
+                delegate = _GzipMessageDelegate(
+                    delegate, self.params.chunk_size, self._max_body_size
+                )
             request._delegate = delegate
             if (
                 start_line.version == "HTTP/1.1"

@@ -76,6 +76,7 @@ from reactor.httpserver import HTTPServer
 from reactor.httputil import (
     HTTPConnection,
     HTTPHeaders,
+    HTTPInputError,
     HTTPMessageDelegate,
     HTTPServerRequest,
     RequestStartLine,
@@ -142,6 +143,20 @@ _SERVER = f"ReactorServer/{reactor.version}"
 
 # reason-phrase = *( HTAB / SP / VCHAR / obs-text )  (RFC 9112 section 4)
 _REASON_PHRASE = re.compile(r"[\t \x21-\x7e\x80-\xff]*")
+
+# Control characters, which no header value may hold.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# In a log message made from client input, a CR or LF would let the client
+# write a log line of its own (CWE-117), and an ESC (or a C1 control such as
+# U+009B, CSI) drive the terminal that shows the log; U+0085, U+2028 and
+# U+2029 end a line for str.splitlines and some log viewers.
+_LOG_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _log_safe(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\n``)."""
+    return _LOG_UNSAFE.sub(lambda m: ascii(m.group())[1:-1], text)
+
 
 _HTML_UTF8 = "text/html; charset=UTF-8"
 _JSON_UTF8 = "application/json; charset=UTF-8"
@@ -1095,6 +1110,15 @@ class RequestHandler(CookieMixin):
             if not self._finished:
                 self.finish(*e.args)
             return
+        if isinstance(e, HTTPInputError):
+            # The client's request, found bad only when the handler read it
+            # (the query string is parsed on first use: too many fields):
+            # a 400, as Tornado answers it on the headers, not a 500.
+            try:
+                raise HTTPError(400, "%s", e) from e
+            except HTTPError as error:
+                self._handle_request_exception(error)
+            return
         try:
             self.log_exception(*sys.exc_info())
         except Exception:
@@ -1115,12 +1139,16 @@ class RequestHandler(CookieMixin):
     ) -> None:
         """Log an exception the handler raised: an :class:`HTTPError` as a
         warning without traceback (if it has a log message), anything else
-        as an error with its traceback. Override to change that."""
+        as an error with its traceback. Override to change that.
+
+        The message's control characters are logged as escapes: its
+        arguments are often the client's (a path, an argument), and a CR
+        or LF in them would forge a log line."""
         if isinstance(value, HTTPError):
             log_message = value.get_message()
             if log_message:
                 gen_log.warning(
-                    "%d %s: %s", value.status_code, self._request_summary(), log_message
+                    "%d %s: %s", value.status_code, self._request_summary(), _log_safe(log_message)
                 )
         else:
             app_log.error(
@@ -1864,6 +1892,10 @@ class RedirectHandler(RequestHandler):
             # A path group made "/{0}" into "//evil.example": a redirect to
             # another host that the rule never named (CVE-2023-28370's class).
             raise HTTPError(403, "redirect target %r names another host", to_url)
+        if _CONTROL_CHARS.search(to_url):
+            # A percent-decoded group with a CR, LF, tab or NUL: no Location
+            # header may hold it (the client's error, not a 500).
+            raise HTTPError(400, "redirect target %r has a control character", to_url)
         if self.request.query_arguments:
             to_url = url_concat(to_url, list(qs_to_qsl(self.request.query_arguments)))
         self.redirect(to_url, permanent=self._permanent)

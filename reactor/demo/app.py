@@ -13,8 +13,11 @@ What a client that lies, floods or stalls can make it do is bounded: names,
 notes and messages have a maximum length, the chat keeps only its newest
 messages, an upload is refused before its body is read when it is too big,
 not signed in or lacks its XSRF token, and at most ``MAX_UPLOADS`` files are
-kept on disk (the oldest are deleted). A long poll whose client goes away
-stops waiting.
+kept on disk (the oldest are deleted). Any other body is at most
+``MAX_FORM`` bytes, and every body must arrive within ``BODY_SECONDS``,
+whatever server runs the application (the server's own limits are 100 MB
+and no time limit by default). A long poll whose client goes away stops
+waiting.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from datetime import timedelta
 from typing import IO, Any
 
 from reactor import locks, web
+from reactor.httputil import HTTPConnection, HTTPMessageDelegate
 from reactor.ioloop import IOLoop
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,6 +44,10 @@ MAX_UPLOADS = 10
 """Uploaded files kept on disk."""
 POLL_SECONDS = 30.0
 """How long a long poll waits before it answers with no message."""
+MAX_FORM = 64 * 1024
+"""Bytes in the body of any request but an upload (forms are small)."""
+BODY_SECONDS = 120.0
+"""How long a request's body may take to arrive."""
 
 
 class ChatRoom:
@@ -76,6 +84,18 @@ class ChatRoom:
         return message
 
 
+def _limit_body(connection: HTTPConnection | None, max_size: int) -> None:
+    """Limit the size of the body of the request on ``connection`` and the
+    time it may take (``BODY_SECONDS``), where the connection can (HTTP/1's
+    does; ``set_max_body_size`` is not on the abstract HTTPConnection)."""
+    set_max_body_size = getattr(connection, "set_max_body_size", None)
+    set_body_timeout = getattr(connection, "set_body_timeout", None)
+    if set_max_body_size is not None:
+        set_max_body_size(max_size)
+    if set_body_timeout is not None:
+        set_body_timeout(BODY_SECONDS)
+
+
 class DemoApplication(web.Application):
     """The demo; ``upload_dir`` is where uploads go (a folder it may fill)."""
 
@@ -103,6 +123,15 @@ class DemoApplication(web.Application):
         }
         defaults.update(settings)
         super().__init__(handlers, **defaults)
+
+    def start_request(
+        self, server_conn: object, request_conn: HTTPConnection
+    ) -> HTTPMessageDelegate:
+        # Before the body is read: without this, a client could make the
+        # server buffer 100 MB per connection for a form, or stall a body
+        # forever. UploadHandler raises the size limit for its own body.
+        _limit_body(request_conn, MAX_FORM)
+        return super().start_request(server_conn, request_conn)
 
     def keep_upload(self, upload: dict[str, Any]) -> None:
         self.uploads.append(upload)
@@ -185,9 +214,9 @@ class UploadHandler(BaseHandler):
     file: IO[bytes] | None = None
     size = 0
 
+    SUPPORTED_METHODS = ("PUT",)
+
     def prepare(self) -> None:
-        if self.request.method != "PUT":
-            return
         if not self.current_user:
             raise web.HTTPError(403, "sign in to upload")
         length = self.request.headers.get("Content-Length")
@@ -195,6 +224,7 @@ class UploadHandler(BaseHandler):
             raise web.HTTPError(411, "an upload needs a Content-Length")
         if int(length) > MAX_UPLOAD:
             raise web.HTTPError(413, "an upload is at most %d bytes", MAX_UPLOAD)
+        _limit_body(self.request.connection, MAX_UPLOAD)
         name = os.path.basename(self.get_query_argument("name", "upload"))[:100]
         self.display_name = name or "upload"
         # open across the data_received calls; closed in put() or on_finish()
