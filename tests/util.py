@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
+import subprocess
 from typing import Any
 
 from reactor.concurrent import Future
@@ -37,3 +39,24 @@ class LogRecords(logging.Handler):
 
     def warnings(self) -> list[str]:
         return [r.getMessage() for r in self.records if r.levelno == logging.WARNING]
+
+
+CURL_TIMEOUT = 4.0
+"""curl's own ``--max-time`` in the tests that drive servers with it."""
+
+
+def run_curl(*args: str, data: bytes | None = None) -> tuple[bytes, bytes]:
+    """Run curl (``-sS``, bounded by :data:`CURL_TIMEOUT`) and return its
+    output and its stderr; it must succeed. Tests that call it take the
+    ``need_curl`` fixture (tests/conformance/conftest.py), which skips
+    without curl."""
+    path = shutil.which("curl")
+    assert path is not None  # the need_curl fixture skips without it
+    result = subprocess.run(
+        [path, "-sS", "--max-time", str(CURL_TIMEOUT), *args],
+        input=data,
+        capture_output=True,
+        timeout=CURL_TIMEOUT + 2,
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return result.stdout, result.stderr

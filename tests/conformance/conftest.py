@@ -1,5 +1,5 @@
 """Fixtures shared by the conformance tests: a TLS certificate made at run time,
-``cleanup``, which closes what a test opened, and ``reactor_log``.
+``cleanup``, which closes what a test opened, ``reactor_log`` and ``need_curl``.
 
 ``tls_certificate`` is a throwaway CA and a server certificate it signed
 (:func:`reactor.testing.tls.make_certificate`), made once per session; without
@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -55,6 +56,16 @@ def reactor_log() -> Iterator[LogRecords]:
         logger.setLevel(old_level)
     bad = [r for r in handler.records if r.levelno >= logging.ERROR or r.exc_info]
     assert not bad, "\n".join(f"{r.name} {r.levelname}: {r.getMessage()}" for r in bad)
+
+
+@pytest.fixture
+def need_curl() -> str:
+    """curl's path; skips the test where curl is not installed (``.ci/run``
+    installs it with apt-get where it can)."""
+    path = shutil.which("curl")
+    if path is None:
+        pytest.skip("curl is not installed (.ci/run installs it with apt-get where it can)")
+    return path
 
 
 @pytest.fixture(scope="session")

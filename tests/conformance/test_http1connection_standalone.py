@@ -19,9 +19,7 @@ import gzip
 import http.client
 import logging
 import random
-import shutil
 import socket
-import subprocess
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -45,6 +43,7 @@ from reactor.locks import Event
 from reactor.netutil import bind_sockets
 from reactor.tcpserver import TCPServer
 from reactor.testing import ExpectLog
+from tests.util import run_curl
 
 pytestmark = pytest.mark.usefixtures("reactor_log")  # no ERROR logged (conftest)
 
@@ -1160,26 +1159,11 @@ async def test_own_server_refuses_a_body_that_is_not_gzip(
 
 def curl_verbose(*args: str, data: bytes | None = None) -> tuple[bytes, bytes]:
     """Run curl; its output and its stderr (with ``-v``: the exchange)."""
-    path = shutil.which("curl")
-    assert path is not None  # need_curl skips without it
-    result = subprocess.run(
-        [path, "-sS", "-v", "--max-time", str(CLIENT_TIMEOUT), *args],
-        input=data,
-        capture_output=True,
-        timeout=CLIENT_TIMEOUT + 2,
-    )
-    assert result.returncode == 0, result.stderr.decode(errors="replace")
-    return result.stdout, result.stderr
-
-
-@pytest.fixture
-def need_curl() -> None:
-    if shutil.which("curl") is None:
-        pytest.skip("curl is not installed")
+    return run_curl("-v", *args, data=data)
 
 
 async def test_own_server_answers_curl(
-    io_loop: IOLoop, own_server: Callable[..., tuple[OwnServer, int]], need_curl: None
+    io_loop: IOLoop, own_server: Callable[..., tuple[OwnServer, int]], need_curl: str
 ) -> None:
     """Two URLs on one connection, then a 100-continue upload (curl sends
     ``Expect`` for a body this large)."""

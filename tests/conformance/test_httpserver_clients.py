@@ -20,9 +20,7 @@ import logging
 import os
 import random
 import re
-import shutil
 import socket
-import subprocess
 import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -45,7 +43,7 @@ from reactor.ioloop import IOLoop
 from reactor.locks import Condition
 from reactor.netutil import bind_sockets
 from reactor.testing.tls import TLSCertificate
-from tests.util import LogRecords
+from tests.util import LogRecords, run_curl
 
 pytestmark = pytest.mark.usefixtures("reactor_log")  # no ERROR logged (conftest)
 
@@ -733,32 +731,17 @@ def curl(*args: str, data: bytes | None = None) -> bytes:
 
 def curl_verbose(*args: str, data: bytes | None = None) -> tuple[bytes, bytes]:
     """Run curl; return its output and its stderr (with ``-v``: the exchange)."""
-    path = shutil.which("curl")
-    assert path is not None  # the need_curl fixture skips without it
-    result = subprocess.run(
-        [path, "-sS", "--max-time", str(CLIENT_TIMEOUT), *args],
-        input=data,
-        capture_output=True,
-        timeout=CLIENT_TIMEOUT + 2,
-    )
-    assert result.returncode == 0, result.stderr.decode(errors="replace")
-    return result.stdout, result.stderr
+    return run_curl(*args, data=data)
 
 
-@pytest.fixture
-def need_curl() -> None:
-    if shutil.which("curl") is None:
-        pytest.skip("curl is not installed")
-
-
-async def test_curl_get(io_loop: IOLoop, serve: Any, need_curl: None) -> None:
+async def test_curl_get(io_loop: IOLoop, serve: Any, need_curl: str) -> None:
     _, port = serve(echo_request)
     out = await blocking(io_loop, curl, f"http://127.0.0.1:{port}/x?a=b")
     assert out.splitlines()[:3] == [b"method=GET", b"uri=/x?a=b", b"version=HTTP/1.1"]
     assert b"arg a=[b'b']" in out.splitlines()
 
 
-async def test_curl_post_data_binary(io_loop: IOLoop, serve: Any, need_curl: None) -> None:
+async def test_curl_post_data_binary(io_loop: IOLoop, serve: Any, need_curl: str) -> None:
     _, port = serve(echo_body)
     payload = bytes(range(256)) * 300
     out = await blocking(
@@ -768,7 +751,7 @@ async def test_curl_post_data_binary(io_loop: IOLoop, serve: Any, need_curl: Non
     assert out == payload
 
 
-async def test_curl_expect_100_continue(io_loop: IOLoop, serve: Any, need_curl: None) -> None:
+async def test_curl_expect_100_continue(io_loop: IOLoop, serve: Any, need_curl: str) -> None:
     _, port = serve(echo_body)
     payload = b"after the interim response\n" * 100
     out, log = await blocking(
@@ -789,7 +772,7 @@ async def test_curl_expect_100_continue(io_loop: IOLoop, serve: Any, need_curl: 
     assert out == payload
 
 
-async def test_curl_chunked_upload(io_loop: IOLoop, serve: Any, need_curl: None) -> None:
+async def test_curl_chunked_upload(io_loop: IOLoop, serve: Any, need_curl: str) -> None:
     _, port = serve(echo_body)
     payload = b"chunked upload\n" * 5000
     out = await blocking(
@@ -810,13 +793,13 @@ async def test_curl_chunked_upload(io_loop: IOLoop, serve: Any, need_curl: None)
     assert body == payload
 
 
-async def test_curl_http10(io_loop: IOLoop, serve: Any, need_curl: None) -> None:
+async def test_curl_http10(io_loop: IOLoop, serve: Any, need_curl: str) -> None:
     _, port = serve(echo_request)
     out = await blocking(io_loop, curl, "--http1.0", f"http://127.0.0.1:{port}/ten")
     assert out.splitlines()[:3] == [b"method=GET", b"uri=/ten", b"version=HTTP/1.0"]
 
 
-async def test_curl_keep_alive_two_urls(io_loop: IOLoop, serve: Any, need_curl: None) -> None:
+async def test_curl_keep_alive_two_urls(io_loop: IOLoop, serve: Any, need_curl: str) -> None:
     server, port = serve(lambda request: respond(request, request.uri.encode() + b"\n"))
     out = await blocking(
         io_loop,
@@ -831,7 +814,7 @@ async def test_curl_keep_alive_two_urls(io_loop: IOLoop, serve: Any, need_curl: 
 
 
 async def test_curl_https(
-    io_loop: IOLoop, serve: Any, need_curl: None, tls_certificate: TLSCertificate
+    io_loop: IOLoop, serve: Any, need_curl: str, tls_certificate: TLSCertificate
 ) -> None:
     def handle(request: HTTPServerRequest) -> None:
         respond(request, f"{request.protocol} {request.full_url()}".encode())
@@ -851,7 +834,7 @@ async def test_curl_https(
     assert server.accepted == 1
 
 
-async def test_gzip_response_read_by_curl(io_loop: IOLoop, serve: Any, need_curl: None) -> None:
+async def test_gzip_response_read_by_curl(io_loop: IOLoop, serve: Any, need_curl: str) -> None:
     plain = b"compress me, " * 1000
 
     def handle(request: HTTPServerRequest) -> None:

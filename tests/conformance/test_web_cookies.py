@@ -15,8 +15,6 @@ import http.client
 import http.cookies
 import json
 import random
-import shutil
-import subprocess
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -31,6 +29,7 @@ from reactor.httpclient import AsyncHTTPClient, HTTPClientError
 from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
 from reactor.testing import bind_unused_port
+from tests.util import run_curl
 
 SECRET = "test-cookie-secret-0123456789abcdef"
 KEYS = {1: "key-one-aaaaaaaaaaaaaaaa", 2: "key-two-bbbbbbbbbbbbbbbb"}
@@ -399,21 +398,8 @@ async def test_http_client_round_trip(io_loop: IOLoop, http_server: Any, http_po
     assert body == b'{"q": "a;b\\"c\\\\d,\\u00e9\\u007f"}'
 
 
-@pytest.fixture
-def need_curl() -> str:
-    path = shutil.which("curl")
-    if path is None:
-        pytest.skip("curl is not installed")
-    return path
-
-
-def _curl(curl: str, *args: str) -> bytes:
-    return subprocess.run(
-        [curl, "--silent", "--show-error", "--fail", "--max-time", str(CLIENT_TIMEOUT), *args],
-        check=True,
-        capture_output=True,
-        timeout=CLIENT_TIMEOUT * 2,
-    ).stdout
+def _curl(*args: str) -> bytes:
+    return run_curl("--fail", *args)[0]
 
 
 async def test_curl_cookie_jar(
@@ -426,7 +412,7 @@ async def test_curl_cookie_jar(
 
     def session() -> dict[str, bytes]:
         def curl(*args: str) -> bytes:
-            return _curl(need_curl, "-b", str(jar), "-c", str(jar), *args)
+            return _curl("-b", str(jar), "-c", str(jar), *args)
 
         seen = {}
         curl(f"{base_url}/set?case=plain")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -235,7 +234,7 @@ def test_ported_program_on_each_backend(reactor_backend: Any, run: Any) -> None:
     assert "Missing argument name" in err
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.usefixtures("need_curl")
 def test_curl_talks_to_the_ported_program(run: Any) -> None:
     program = run(reactor_source(), None, "curl")
     base = f"http://127.0.0.1:{program.port}"

@@ -17,9 +17,7 @@ import email.utils
 import hashlib
 import http.client
 import os
-import shutil
 import socket
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,7 @@ from reactor.iostream import IOStream
 from reactor.locks import Event
 from reactor.netutil import bind_sockets
 from reactor.web import Application, RequestHandler, StaticFileHandler
-from tests.util import LogRecords
+from tests.util import LogRecords, run_curl
 
 pytestmark = pytest.mark.usefixtures("reactor_log")  # no ERROR logged (conftest)
 
@@ -637,15 +635,8 @@ async def test_changed_file_version(
 
 def curl(*args: str) -> tuple[int, dict[str, str], bytes]:
     """curl -i: (status, lower-cased headers, body)."""
-    path = shutil.which("curl")
-    assert path is not None  # the need_curl fixture skips without it
-    result = subprocess.run(
-        [path, "-sS", "-i", "--max-time", str(CLIENT_TIMEOUT), *args],
-        capture_output=True,
-        timeout=CLIENT_TIMEOUT + 2,
-    )
-    assert result.returncode == 0, result.stderr.decode(errors="replace")
-    head, _, body = result.stdout.partition(b"\r\n\r\n")
+    out, _ = run_curl("-i", *args)
+    head, _, body = out.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     headers = {}
     for line in lines[1:]:
@@ -654,14 +645,8 @@ def curl(*args: str) -> tuple[int, dict[str, str], bytes]:
     return int(lines[0].split()[1]), headers, body
 
 
-@pytest.fixture
-def need_curl() -> None:
-    if shutil.which("curl") is None:
-        pytest.skip("curl is not installed")
-
-
 async def test_curl_range_and_if_none_match(
-    io_loop: IOLoop, http_server: Any, base_url: str, need_curl: None
+    io_loop: IOLoop, http_server: Any, base_url: str, need_curl: str
 ) -> None:
     url = base_url + "/static/a.txt"
     status, headers, body = await blocking(io_loop, curl, "-r", "2-5", url)

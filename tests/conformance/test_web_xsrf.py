@@ -10,8 +10,6 @@ import binascii
 import logging
 import os
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from reactor.httpclient import AsyncHTTPClient, HTTPClientError, HTTPResponse
 from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
 from reactor.testing import bind_unused_port
+from tests.util import run_curl
 
 CLIENT_TIMEOUT = 4.0
 MASKED = re.compile(r"2\|([0-9a-f]{8})\|([0-9a-f]{32})\|(\d+)")
@@ -428,14 +427,6 @@ async def test_without_the_setting_nothing_is_checked(
 # -- a real client -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def need_curl() -> str:
-    path = shutil.which("curl")
-    if path is None:
-        pytest.skip("curl is not installed")
-    return path
-
-
 async def test_curl_session(
     io_loop: IOLoop, http_server: Any, base_url: str, need_curl: str, tmp_path: Path
 ) -> None:
@@ -443,25 +434,16 @@ async def test_curl_session(
     token from the page; the same post with no token is refused."""
     jar = str(tmp_path / "jar")
 
-    def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            [need_curl, "--silent", "--max-time", str(CLIENT_TIMEOUT), "-b", jar, "-c", jar, *args],
-            capture_output=True,
-            timeout=CLIENT_TIMEOUT * 2,
-            check=True,
-        )
+    def curl(*args: str) -> bytes:
+        return run_curl("-b", jar, "-c", jar, *args)[0]
 
     def session() -> tuple[bytes, bytes]:
-        page = curl(f"{base_url}/form").stdout.decode()
+        page = curl(f"{base_url}/form").decode()
         match = re.search(r'name="_xsrf" value="([^"]+)"', page)
         assert match is not None, page
         token = match[1]
-        ok = curl(
-            "--data-urlencode", f"_xsrf={token}", "-d", "text=from curl", f"{base_url}/form"
-        ).stdout
-        denied = curl(
-            "-o", "/dev/null", "-w", "%{http_code}", "-d", "text=x", f"{base_url}/form"
-        ).stdout
+        ok = curl("--data-urlencode", f"_xsrf={token}", "-d", "text=from curl", f"{base_url}/form")
+        denied = curl("-o", "/dev/null", "-w", "%{http_code}", "-d", "text=x", f"{base_url}/form")
         return ok, denied
 
     ok, denied = await io_loop.run_in_executor(None, session)
