@@ -49,6 +49,7 @@ import re
 import resource
 import select
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -338,18 +339,16 @@ def serve(spec: dict[str, Any]) -> int:
 
 
 class ServerProcess:
-    """The server subprocess: started pinned, stopped by closing its stdin."""
+    """The server subprocess (``script --serve SPEC``, this script by default):
+    started pinned, stopped by closing its stdin. ``new_session``: in a
+    session of its own, so that :meth:`close` kills the workers it forked
+    (gunicorn's) with it."""
 
-    def __init__(self, impl: str, mode: str, size: int, cpu: int | None) -> None:
+    def __init__(
+        self, spec: dict[str, Any], script: Path | None = None, new_session: bool = False
+    ) -> None:
         self.port = _free_port()
-        spec = {
-            "impl": impl,
-            "mode": mode,
-            "port": self.port,
-            "size": size,
-            "cpu": cpu,
-            "lifetime": SERVER_LIFETIME,
-        }
+        spec = {**spec, "port": self.port, "lifetime": SERVER_LIFETIME}
         env = dict(os.environ)
         env.pop("REACTOR_BACKEND", None)
         # Under --baseline-tree the worker has REACTOR_BENCH_TREE set, and the
@@ -357,13 +356,15 @@ class ServerProcess:
         cwd = Path(env.get("REACTOR_BENCH_TREE") or ROOT)
         # Closed in close(); a file rather than a pipe, so that it never fills.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
+        self._group = new_session
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve", json.dumps(spec)],
+            [sys.executable, str(script or Path(__file__).resolve()), "--serve", json.dumps(spec)],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
             cwd=cwd,
             env=env,
+            start_new_session=new_session,
         )
         self._ticks = os.sysconf("SC_CLK_TCK")
 
@@ -397,7 +398,8 @@ class ServerProcess:
         return text[-2000:] if text else "(no stderr)"
 
     def close(self) -> str:
-        """Stop the server; returns what it wrote to stderr ("" if nothing)."""
+        """Stop the server (and its session's processes, with ``new_session``);
+        returns what it wrote to stderr ("" if nothing)."""
         if self.proc.stdin is not None:
             try:
                 self.proc.stdin.close()
@@ -406,8 +408,14 @@ class ServerProcess:
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+            if not self._group:
+                self.proc.kill()
+        if self._group:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(10)
         self._stderr.seek(0)
         text = self._stderr.read().decode(errors="replace").strip()
         self._stderr.close()
@@ -577,7 +585,7 @@ def worker(spec: dict[str, Any]) -> int:
     impl, bench = spec["impl"], spec["bench"]
     server_cpu, wrk_cpu = _cpus()
     mode = "upload" if bench == "upload" else "hello"
-    server = ServerProcess(impl, mode, spec["size"], server_cpu)
+    server = ServerProcess({"impl": impl, "mode": mode, "size": spec["size"], "cpu": server_cpu})
     with tempfile.TemporaryDirectory() as tmp:
         try:
             server.wait_listening()

@@ -67,8 +67,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bench_http
 from _common import (
-    ROOT,
     Case,
     Cells,
     Metric,
@@ -86,7 +86,7 @@ from _common import (
     unavailable_reason,
     with_baseline,
 )
-from bench_http import _cpu_busy, _cpus, _free_port, flag_of, notes, parse_wrk, wrk_version
+from bench_http import _cpu_busy, _cpus, flag_of, notes, parse_wrk, wrk_version
 from web_apps import (
     ESCAPED_NAME,
     HELLO,
@@ -106,9 +106,6 @@ STATIC_CONNECTIONS = 16
 # The layer measurement: requests per cell (full, quick), after a warm-up of a tenth.
 LAYER_REQUESTS = (20_000, 1_000)
 LAYER_BATCH = 32
-
-SERVER_START_TIMEOUT = 30.0
-SERVER_LIFETIME = 600.0
 
 BASELINE = "tornado"
 SECOND_BASELINE = "aiohttp"
@@ -280,72 +277,16 @@ def _group_cpu_seconds(pgid: int) -> float:
     return total
 
 
-class ServerProcess:
-    """The server subprocess: its own session (so its workers can be killed
-    with it), pinned, stopped by closing its stdin."""
+class ServerProcess(bench_http.ServerProcess):
+    """bench_http's server subprocess running this script, in a session of its
+    own (gunicorn's workers are killed with it), its CPU counted over every
+    process and thread of that session."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        self.port = _free_port()
-        spec = {**spec, "port": self.port, "lifetime": SERVER_LIFETIME}
-        env = dict(os.environ)
-        env.pop("REACTOR_BACKEND", None)
-        cwd = Path(env.get("REACTOR_BENCH_TREE") or ROOT)
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
-        self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve", json.dumps(spec)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,
-        )
-
-    def wait_listening(self) -> None:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"the server exited with status {self.proc.returncode}: {self.stderr_tail()}"
-                )
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"the server did not listen within {SERVER_START_TIMEOUT:g} s"
-                    ) from None
-                time.sleep(0.02)
+        super().__init__(spec, script=Path(__file__).resolve(), new_session=True)
 
     def cpu_seconds(self) -> float:
         return _group_cpu_seconds(self.proc.pid)
-
-    def stderr_tail(self) -> str:
-        self._stderr.seek(0)
-        text = self._stderr.read().decode(errors="replace").strip()
-        return text[-2000:] if text else "(no stderr)"
-
-    def close(self) -> str:
-        """Stop the server and its process group; what it wrote to stderr."""
-        if self.proc.stdin is not None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(10)
-        self._stderr.seek(0)
-        text = self._stderr.read().decode(errors="replace").strip()
-        self._stderr.close()
-        return text
 
 
 def check_answer(bench: str, port: int) -> bool:
