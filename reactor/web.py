@@ -1556,18 +1556,29 @@ class Application(ReversibleRouter):
             return _DirectDelegate(self, server_conn, request_conn)
         return super().start_request(server_conn, request_conn)
 
+    def _exact_route(self, path: str) -> Rule | None:
+        """The rule for a plain-text ``path`` straight from the wildcard
+        router's table (see _ApplicationRouter), when that table may answer:
+        no add_handlers hosts, and the rule unchanged since it was filed."""
+        if len(self.default_router.rules) != 1:
+            return None
+        router = self.wildcard_router
+        if router._exact_for != len(router.rules):
+            return None
+        entry = router._exact.get(path)
+        if entry is None:
+            return None
+        rule, matcher, target = entry
+        if rule.target is target and rule.matcher is matcher:
+            return rule
+        return None
+
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> _HandlerDelegate:
         if len(self.default_router.rules) == 1:
-            # No add_handlers hosts: only the wildcard router's rules; a
-            # plain-text path straight from its table (see _ApplicationRouter).
-            router = self.wildcard_router
-            if router._exact_for == len(router.rules):
-                entry = router._exact.get(request.path)
-                if entry is not None:
-                    rule, matcher, target = entry
-                    if rule.target is target and rule.matcher is matcher:
-                        return self.get_handler_delegate(request, target, rule.target_kwargs)
-            route = router.find_handler(request)
+            rule = self._exact_route(request.path)
+            if rule is not None:
+                return self.get_handler_delegate(request, rule.target, rule.target_kwargs)
+            route = self.wildcard_router.find_handler(request)
         else:
             route = self.default_router.find_handler(request)
         if route is not None:
@@ -1748,22 +1759,19 @@ class _DirectDelegate(_HandlerDelegate):
             headers=headers,
         )
         application = self.application
-        router = application.wildcard_router
-        if len(application.default_router.rules) == 1 and router._exact_for == len(router.rules):
-            entry = router._exact.get(request.path)
-            if entry is not None:
-                rule, matcher, target = entry
-                if rule.target is target and rule.matcher is matcher:
-                    self.handler_class = target
-                    self.handler_kwargs = rule.target_kwargs
-                    self.path_args = []
-                    self.path_kwargs = {}
-                    if target._stream_request_body:
-                        self.stream_request_body = True
-                        request._body_future = Future()  # type: ignore[attr-defined]
-                        return self.execute()
-                    self.stream_request_body = False
-                    return None
+        rule = application._exact_route(request.path)
+        if rule is not None:
+            target = rule.target
+            self.handler_class = target
+            self.handler_kwargs = rule.target_kwargs
+            self.path_args = []
+            self.path_kwargs = {}
+            if target._stream_request_body:
+                self.stream_request_body = True
+                request._body_future = Future()  # type: ignore[attr-defined]
+                return self.execute()
+            self.stream_request_body = False
+            return None
         forward = self.forward = application.find_handler(request)
         return forward.headers_received(start_line, headers)
 
