@@ -18,10 +18,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LINE_WAIT = 20.0
 """Seconds to wait for the child's next line (a restart is an interpreter start)."""
 
@@ -29,8 +30,15 @@ LINE_WAIT = 20.0
 class Child:
     """A child process whose stdout lines are read by a thread into a queue."""
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
+    def __init__(self, args: list[str], cwd: Path, backend: Any = None) -> None:
         env = {k: v for k, v in os.environ.items() if k != "REACTOR_BACKEND"}
+        if backend is not None:
+            # A registry name, or a Poller class (kqueue's emulation) by its path.
+            env["REACTOR_BACKEND"] = (
+                backend
+                if isinstance(backend, str)
+                else f"{backend.__module__}:{backend.__qualname__}"
+            )
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
         env["PYTHONUNBUFFERED"] = "1"
         self.proc = subprocess.Popen(
@@ -97,29 +105,36 @@ VERSION = {version!r}
 autoreload.watch(os.path.join(os.path.dirname(os.path.abspath(__file__)), "data.txt"))
 autoreload.add_reload_hook(lambda: print("hook ran", flush=True))
 autoreload.start(check_time=20)
-print("ready", VERSION, helper.VALUE, os.getpid(), " ".join(sys.argv[1:]), flush=True)
-IOLoop.current().start()
+loop = IOLoop.current()
+args = " ".join(sys.argv[1:])
+print("ready", VERSION, helper.VALUE, os.getpid(), loop.backend_name, args, flush=True)
+loop.start()
 """
 
 
-def test_start_restarts_on_a_change(tmp_path: Path, children: list[Child]) -> None:
+def test_start_restarts_on_a_change(
+    tmp_path: Path, children: list[Child], reactor_backend: Any
+) -> None:
+    """On every backend: the check runs on the program's own loop."""
     prog = tmp_path / "prog.py"
     prog.write_text(PROGRAM.format(version="v1"))
     (tmp_path / "helper.py").write_text("VALUE = 'h1'\n")
     (tmp_path / "data.txt").write_text("x")
-    child = Child([str(prog), "--flag", "arg"], tmp_path)
+    child = Child([str(prog), "--flag", "arg"], tmp_path, reactor_backend)
     children.append(child)
     first = child.expect("ready").split()
     assert first[1:3] == ["v1", "h1"]
-    pid = first[3]
-    assert first[4:] == ["--flag", "arg"]
+    pid, backend = first[3], first[4]
+    expected = reactor_backend if isinstance(reactor_backend, str) else "kqueue"
+    assert backend == expected
+    assert first[5:] == ["--flag", "arg"]
 
     # the program's own file
     change(prog, PROGRAM.format(version="v2"))
     child.expect("hook ran")
     again = child.expect("ready").split()
     # exec: the same process runs the new program, with the same arguments
-    assert again == ["ready", "v2", "h1", pid, "--flag", "arg"]
+    assert again == ["ready", "v2", "h1", pid, backend, "--flag", "arg"]
 
     # a module it imported
     change(tmp_path / "helper.py", "VALUE = 'h2'\n")
