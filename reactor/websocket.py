@@ -1177,7 +1177,10 @@ class WebSocketProtocol13(WebSocketProtocol):
                 self._close_stream_after_writes()
             return
         self._wait_for_close()
-        self._start_reading()  # the peer's Close may be waiting
+        # Keep reading for the peer's Close, even while a message is being
+        # handled (data frames are discarded from now on).
+        self._paused = False
+        self._start_reading()
 
     def _wait_for_close(self) -> None:
         if self._waiting is None and self.stream is not None:
