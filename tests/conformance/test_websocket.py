@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from reactor import gen, web
+from reactor import gen, web, websocket
 from reactor.httpclient import HTTPClientError, HTTPRequest
 from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
@@ -187,6 +187,11 @@ class Producer(Recorded):
         self.write_message("done")
 
 
+class AsyncPrepare(Recorded):
+    async def prepare(self) -> None:  # type: ignore[override]
+        await gen.sleep(0.01)  # the handshake's packet is parsed meanwhile
+
+
 class PingsClient(Recorded):
     """Pings the client with the message's text as data."""
 
@@ -219,6 +224,7 @@ def app(state: State) -> web.Application:
         (r"/producer", Producer),
         (r"/pings-client", PingsClient),
         (r"/silent", Silent),
+        (r"/async-prepare", AsyncPrepare),
     ]
     return web.Application([(path, cls, {"state": state}) for path, cls in routes])
 
@@ -427,6 +433,38 @@ async def test_a_frame_in_the_handshakes_packet_is_not_lost(port: int, state: St
         ("message", "early"),
         ("message", "second"),
     ]
+
+
+@pytest.mark.parametrize("path", ["/async-prepare", "/async-open"])
+async def test_a_frame_in_the_handshakes_packet_with_an_async_handler(
+    port: int, state: State, path: str
+) -> None:
+    # Here the upgrade is answered after the HTTP connection has parsed the
+    # whole packet: it must keep what followed the request for the WebSocket.
+    stream = await raw_open(port, path, extra=client_frame(0x1, b"early"))
+    assert await within(read_frame(stream)) == (0x81, b"early")
+    stream.close()
+    await within(state.closed.wait())
+
+
+async def test_upgrade_with_compress_response(io_loop: IOLoop, state: State) -> None:
+    # The application's output transforms (gzip) leave the 101 alone.
+    app = web.Application([(r"/echo", Recorded, {"state": state})], compress_response=True)
+    sock, port = bind_unused_port()
+    server = HTTPServer(app)
+    server.add_sockets([sock])
+    try:
+        stream = await raw_connect(port)
+        await stream.write(
+            handshake("/echo", port, "Accept-Encoding: gzip\r\n") + client_frame(0x1, b"hi")
+        )
+        head = await within(stream.read_until(b"\r\n\r\n"))
+        assert head.startswith(b"HTTP/1.1 101 ") and b"gzip" not in head.lower()
+        assert await within(read_frame(stream)) == (0x81, b"hi")
+        stream.close()
+        await within(state.closed.wait())
+    finally:
+        server.stop()
 
 
 # -- closing -----------------------------------------------------------------------------
@@ -1073,3 +1111,29 @@ def test_a_thousand_concurrent_connections(io_loop: IOLoop, state: State) -> Non
             server.stop()
 
     io_loop.run_sync(run, timeout=60)
+
+
+# -- unmasking ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 125, 1023, 1024, 1025, 4099, 70000])
+def test_pure_python_unmasking_matches_the_definition(size: int) -> None:
+    mask = os.urandom(4)
+    data = os.urandom(size)
+    expected = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+    assert websocket._mask_python(mask, data) == expected
+    assert websocket._mask_python(mask, memoryview(data)) == expected
+    assert websocket._mask(mask, data) == expected
+
+
+async def test_echo_with_the_pure_python_unmasking(
+    ws_url: str, state: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The path used when websockets' C helper is not installed.
+    monkeypatch.setattr(websocket, "_mask", websocket._mask_python)
+    conn = await connect(ws_url + "/echo")
+    for size in (10, 2000, 70000):
+        conn.write_message(b"%d" % size * size, binary=True)
+        assert await within(conn.read_message()) == b"%d" % size * size
+    conn.close()
+    await within(state.closed.wait())
