@@ -712,6 +712,7 @@ class WebSocketProtocol13(WebSocketProtocol):
         handler.application.log_request(handler)
         self.stream.set_close_callback(self._on_stream_close)
         try:
+            handler.on_finish()  # the HTTP response is over (Tornado's finish() calls it here)
             result = handler.open(*handler.open_args, **handler.open_kwargs)
         except Exception:
             handler.log_exception(*sys.exc_info())
@@ -1397,10 +1398,14 @@ def _closed_as_websocket(future: Future[None]) -> Future[None]:
         error = done.exception()
         if error is None:
             result.set_result(None)
-        elif isinstance(error, StreamClosedError):
-            result.set_exception(WebSocketClosedError())
         else:
+            if isinstance(error, StreamClosedError):
+                error = WebSocketClosedError()
             result.set_exception(error)
+            # Counted as seen, as the stream's own write futures are: a
+            # message sent without awaiting its future is no error to log
+            # when the peer goes away (on_close says so).
+            result.exception()
 
     future.add_done_callback(copy)
     return result

@@ -188,6 +188,13 @@ class Producer(Recorded):
         self.write_message("done")
 
 
+class BigWriter(Recorded):
+    """Writes 16 MiB without waiting and keeps the future."""
+
+    def on_message(self, message: str | bytes) -> None:
+        self.events.append(("future", self.write_message(b"x" * (16 * 1024 * 1024), binary=True)))
+
+
 class AsyncPrepare(Recorded):
     async def prepare(self) -> None:  # type: ignore[override]
         await gen.sleep(0.01)  # the handshake's packet is parsed meanwhile
@@ -226,6 +233,7 @@ def app(state: State) -> web.Application:
         (r"/pings-client", PingsClient),
         (r"/silent", Silent),
         (r"/async-prepare", AsyncPrepare),
+        (r"/big-writer", BigWriter),
     ]
     return web.Application([(path, cls, {"state": state}) for path, cls in routes])
 
@@ -1220,3 +1228,16 @@ def test_a_ping_timeout_above_the_interval_is_capped_with_one_warning(
     assert WebSocketProtocol13(None, False, websocket._WebSocketParams()).ping_interval == 0
     warnings = [w for w in reactor_log.warnings() if "websocket_ping_timeout" in w]
     assert len(warnings) == 1, warnings
+
+
+async def test_write_future_fails_with_websocket_closed_error(port: int, state: State) -> None:
+    stream = await raw_open(port, "/big-writer")
+    stream.write(client_frame(0x1, b"go"))
+    while not [e for e in state.events if e[0] == "future"]:
+        await gen.moment
+    ((_, future),) = [e for e in state.events if e[0] == "future"]
+    assert not future.done()  # 16 MiB do not fit in the kernel's buffers
+    stream.close()  # gone without reading them
+    with pytest.raises(WebSocketClosedError):
+        await within(future)
+    await within(state.closed.wait())
