@@ -222,7 +222,7 @@ class WebSocketHandler(RequestHandler):
         self.open_args: tuple[str, ...] = ()
         self.open_kwargs: dict[str, str] = {}
 
-    def get(self, *args: Any, **kwargs: Any) -> Awaitable[None] | None:
+    async def get(self, *args: Any, **kwargs: Any) -> None:
         self.open_args = args
         self.open_kwargs = kwargs
         request = self.request
@@ -230,35 +230,37 @@ class WebSocketHandler(RequestHandler):
         # RFC 6455 section 4.1: the handshake is an HTTP/1.1 (or later) GET.
         if request.version == "HTTP/1.0" or not request.version.startswith("HTTP/1."):
             self._refuse(400, "WebSocket needs HTTP/1.1 or later.")
-            return None
+            return
         # Section 4.2.1, items 3 and 4: token lists, case-insensitive.
         if "websocket" not in _token_list(headers.get_list("Upgrade")):
             self._refuse(400, 'Can "Upgrade" only to "WebSocket".')
-            return None
+            return
         if "upgrade" not in _token_list(headers.get_list("Connection")):
             self._refuse(400, '"Connection" must be "Upgrade".')
-            return None
+            return
         # Section 4.4: an unsupported version gets a 426 naming ours.
         if headers.get_list("Sec-WebSocket-Version") != ["13"]:
             self.set_header("Sec-WebSocket-Version", "13")
             self._refuse(426, "Unsupported Sec-WebSocket-Version (13 only).")
-            return None
+            return
         # Section 4.2.1, item 5: the key is base64 of 16 bytes.
         keys = headers.get_list("Sec-WebSocket-Key")
         if len(keys) != 1 or not _valid_key(keys[0]):
             self._refuse(400, "Missing or invalid Sec-WebSocket-Key header.")
-            return None
+            return
         # Section 10.2: a browser names the page's origin; other clients may not.
         origin = headers.get("Origin")
         if origin is not None and not self.check_origin(origin):
             self._refuse(403, "Cross origin websockets not allowed")
-            return None
+            return
         self.ws_connection = self.get_websocket_protocol()
         if self.ws_connection is None:
             self.set_header("Sec-WebSocket-Version", "13")
             self._refuse(426, "Upgrade Required")
-            return None
-        return self.ws_connection.accept_connection(self)
+            return
+        opening = self.ws_connection.accept_connection(self)
+        if opening is not None:
+            await opening  # an async open
 
     def _refuse(self, status: int, message: str) -> None:
         self.set_status(status)

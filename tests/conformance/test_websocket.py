@@ -195,6 +195,15 @@ class BigWriter(Recorded):
         self.events.append(("future", self.write_message(b"x" * (16 * 1024 * 1024), binary=True)))
 
 
+class ExtendsGet(Recorded):
+    """The Tornado idiom: a check, then ``await super().get()``."""
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        if self.get_query_argument("token", None) != "ok":
+            raise web.HTTPError(401)
+        await super().get(*args, **kwargs)
+
+
 class AsyncPrepare(Recorded):
     async def prepare(self) -> None:  # type: ignore[override]
         await gen.sleep(0.01)  # the handshake's packet is parsed meanwhile
@@ -234,6 +243,7 @@ def app(state: State) -> web.Application:
         (r"/silent", Silent),
         (r"/async-prepare", AsyncPrepare),
         (r"/big-writer", BigWriter),
+        (r"/extends-get", ExtendsGet),
     ]
     return web.Application([(path, cls, {"state": state}) for path, cls in routes])
 
@@ -1240,4 +1250,15 @@ async def test_write_future_fails_with_websocket_closed_error(port: int, state: 
     stream.close()  # gone without reading them
     with pytest.raises(WebSocketClosedError):
         await within(future)
+    await within(state.closed.wait())
+
+
+async def test_a_get_that_awaits_super_get(ws_url: str, state: State) -> None:
+    with ExpectLog("reactor.access", "401"), pytest.raises(HTTPClientError) as info:
+        await connect(ws_url + "/extends-get")
+    assert info.value.code == 401
+    conn = await connect(ws_url + "/extends-get?token=ok")
+    conn.write_message("in")
+    assert await within(conn.read_message()) == "in"
+    conn.close()
     await within(state.closed.wait())
