@@ -894,9 +894,6 @@ class WebSocketProtocol13(WebSocketProtocol):
         except StreamClosedError:
             pass
 
-    def _on_pong_sent(self, future: Future[None]) -> None:
-        pass
-
     def set_nodelay(self, x: bool) -> None:
         assert self.stream is not None
         self.stream.set_nodelay(x)
