@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from reactor import gen
+from reactor import options as reactor_options
 from reactor.httpclient import AsyncHTTPClient
 from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
@@ -55,13 +56,19 @@ def port_chat(into: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def ported_chat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
-    """The ported module, imported once (its ``define()`` calls register its
-    options process-wide, once per name)."""
+    """The ported module, imported once. Its ``define()`` calls go to an
+    ``options`` of its own: the process-wide one allows each name once, and
+    the port of examples/tornado_app defines ``--port`` too."""
     path = port_chat(tmp_path_factory.mktemp("ported") / "chat")
     spec = importlib.util.spec_from_file_location("ported_tornado_websocket_chat", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    process_wide = reactor_options.options
+    reactor_options.options = reactor_options.OptionParser()
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        reactor_options.options = process_wide
     yield module
 
 
