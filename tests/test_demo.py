@@ -715,3 +715,27 @@ async def test_a_client_that_does_not_read_is_closed(
         stalled.close()
     assert await bob.next() == {"type": "leave", "name": "alice"}
     await bob.leave()
+
+
+async def test_a_listener_that_raises_is_logged_and_the_room_goes_on(
+    site: Demo, web_log: pytest.LogCaptureFixture
+) -> None:
+    room = site.app.room
+    alice, _ = await live(site, await site.user("alice"))
+
+    def broken(event: dict[str, Any]) -> None:
+        raise RuntimeError("a broken listener")
+
+    room.subscribe(broken)
+    room.subscribe(broken)  # once is enough: a listener is in the room or not
+    assert room.subscribers == 2
+    message = room.add("bob", "still delivered")
+    assert await alice.next() == {"type": "message", **message}
+    failures = [r for r in web_log.records if r.levelno == logging.ERROR]
+    assert len(failures) == 1 and "chat listener" in failures[0].getMessage()
+    assert failures[0].exc_info is not None
+    room.unsubscribe(broken)
+    room.unsubscribe(broken)  # not subscribed any more: nothing happens
+    assert room.subscribers == 1
+    web_log.clear()  # the error was expected
+    await alice.leave()

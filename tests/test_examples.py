@@ -129,6 +129,13 @@ def test_demo_server(backend: str) -> None:
         response = conn.getresponse()
         assert response.status == 404
         response.read()
+        conn.request("GET", "/chat/live")  # the live chat: sign in first
+        response = conn.getresponse()
+        assert (response.status, response.getheader("Location")) == (
+            302,
+            "/login?next=%2Fchat%2Flive",
+        )
+        response.read()
         conn.close()
         server.send_signal(signal.SIGINT)
         out, err = server.communicate(timeout=10)
