@@ -566,14 +566,14 @@ async def test_live_chat_two_clients(site: Demo, web_log: pytest.LogCaptureFixtu
         await bob.say(bad)
         error = await bob.next()
         assert error == {"type": "error", "error": "a message is 1 to 500 characters"}
-    assert logged(web_log, "chat socket of bob", "refused a message of 501 characters")
+    assert logged(web_log, "chat socket of bob", "refused a message (501 characters)")
     await bob.say(["a list"])
     for bad_json in ("{not json", '{"txt": 1}', "[]"):
         await bob.connection.write_message(bad_json)
     await bob.connection.write_message(b"\x00\x01", binary=True)
     for _ in range(5):
         assert await bob.next() == {"type": "error", "error": 'send {"text": "..."} as text'}
-    assert logged(web_log, "chat socket of bob", "refused a message of 2 bytes, not JSON text")
+    assert logged(web_log, "chat socket of bob", "refused a message (2 bytes, not JSON text)")
     await bob.say("  " + "y" * demo.MAX_TEXT + "  ")  # the longest message, stripped
     for client in (alice, bob):  # alice heard none of bob's errors
         assert await client.next() == {
@@ -739,3 +739,32 @@ async def test_a_listener_that_raises_is_logged_and_the_room_goes_on(
     assert room.subscribers == 1
     web_log.clear()  # the error was expected
     await alice.leave()
+
+
+async def test_a_client_that_floods_is_refused_past_its_rate(
+    site: Demo, web_log: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each message is written to everyone: a client may send BURST at once,
+    then RATE a second (the clock is the test's, so no timing is involved)."""
+    now = [1000.0]
+    monkeypatch.setattr(demo, "clock", lambda: now[0])
+    alice, _ = await live(site, await site.user("alice"))
+    bob, _ = await live(site, await site.user("bob"))
+    assert (await alice.next())["type"] == "join"
+    for i in range(demo.BURST + 2):
+        await bob.say(f"m{i}")
+    for i in range(demo.BURST):
+        assert (await bob.next())["text"] == f"m{i}"
+        assert (await alice.next())["text"] == f"m{i}"
+    too_fast = {"type": "error", "error": "too fast: 10 messages at once, then 2 a second"}
+    assert await bob.next() == too_fast
+    assert await bob.next() == too_fast
+    assert logged(web_log, "chat socket of bob", "refused a message (too many at once)")
+    now[0] += 1.0  # a second later: RATE more
+    for i in range(3):
+        await bob.say(f"later {i}")
+    assert [(await bob.next()).get("text") for _ in range(3)] == ["later 0", "later 1", None]
+    assert [(await alice.next())["text"] for _ in range(2)] == ["later 0", "later 1"]
+    assert len(site.app.room.messages) == CACHE
+    await alice.leave()
+    await bob.leave()

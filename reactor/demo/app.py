@@ -62,6 +62,11 @@ escaped to six bytes."""
 MAX_PENDING = 1024 * 1024
 """Bytes of messages to one WebSocket client that the server holds before
 the kernel has taken them: a client that stops reading is closed past it."""
+BURST = 10
+"""Messages a WebSocket client may send at once; then ``RATE`` a second."""
+RATE = 2.0
+"""Messages a second a WebSocket client may send, over time: each one is
+written to every client of the room, so a flood is bounded at its source."""
 PING_SECONDS = 30.0
 """How often the server pings a WebSocket client (one that does not answer
 in that time is closed): a vanished client does not hold its place."""
@@ -367,6 +372,11 @@ class ChatUpdatesHandler(BaseHandler):
             self.waiter.cancel()
 
 
+def clock() -> float:
+    """Seconds, for the WebSocket clients' message rate (the loop's clock)."""
+    return IOLoop.current().time()
+
+
 class LiveChatHandler(BaseHandler):
     """``GET /chat/live``: the room's page for the WebSocket client (``live.js``)."""
 
@@ -384,7 +394,8 @@ class ChatSocketHandler(BaseHandler, websocket.WebSocketHandler):
     ``join`` and ``leave`` (``name``: someone else came or went) and
     ``error`` (``error``: why the last message was refused, to its sender
     alone). Client to server: ``{"text": "..."}``, 1 to ``MAX_TEXT``
-    characters. The origin must be this site's (``check_origin``'s default);
+    characters, at most ``BURST`` at once and ``RATE`` a second after (one
+    beyond is refused). The origin must be this site's (``check_origin``'s default);
     a WebSocket is a GET and carries no XSRF token, the origin check is what
     keeps another site's page out.
 
@@ -398,6 +409,10 @@ class ChatSocketHandler(BaseHandler, websocket.WebSocketHandler):
     pending = 0
     """Bytes written to this client that the kernel has not taken yet."""
     subscribed = False
+    allowance = float(BURST)
+    """Messages this client may send now (a token bucket: ``RATE`` a second
+    are added, up to ``BURST``)."""
+    checked = 0.0
 
     @property
     def max_message_size(self) -> int:
@@ -422,6 +437,7 @@ class ChatSocketHandler(BaseHandler, websocket.WebSocketHandler):
         room.publish({"type": "join", "name": self.user_name})  # to the others: not subscribed yet
         room.subscribe(self.deliver)
         self.subscribed = True
+        self.checked = clock()
 
     def on_message(self, message: str | bytes) -> None:
         text = None
@@ -430,6 +446,15 @@ class ChatSocketHandler(BaseHandler, websocket.WebSocketHandler):
                 text = json.loads(message)["text"]
             except (ValueError, TypeError, KeyError):
                 pass
+        now = clock()
+        self.allowance = min(float(BURST), self.allowance + (now - self.checked) * RATE)
+        self.checked = now
+        if self.allowance < 1:
+            self.refuse(
+                "too many at once", f"too fast: {BURST} messages at once, then {RATE:g} a second"
+            )
+            return
+        self.allowance -= 1
         if not isinstance(text, str):
             self.refuse(f"{len(message)} bytes, not JSON text", 'send {"text": "..."} as text')
         elif not text.strip() or len(text.strip()) > MAX_TEXT:
@@ -440,7 +465,7 @@ class ChatSocketHandler(BaseHandler, websocket.WebSocketHandler):
     def refuse(self, what: str, error: str) -> None:
         """Tell this client alone why its message was refused; log it."""
         app_log.warning(
-            "chat socket of %s (%s): refused a message of %s",
+            "chat socket of %s (%s): refused a message (%s)",
             self.user_name,
             self.request.remote_ip,
             what,
