@@ -47,6 +47,7 @@ import base64
 import codecs
 import collections
 import hashlib
+import logging
 import os
 import socket
 import ssl
@@ -174,6 +175,18 @@ class _WebSocketParams:
         self.ping_timeout = ping_timeout
         self.max_message_size = max_message_size
         self.compression_options = compression_options
+
+
+_seen_log_messages: set[str] = set()
+
+
+def de_dupe_gen_log(level: int, msg: str) -> None:
+    """Log ``msg`` on ``gen_log`` the first time only (a warning about a
+    setting would otherwise repeat for every connection)."""
+    if msg not in _seen_log_messages:
+        if len(_seen_log_messages) < 1000:
+            _seen_log_messages.add(msg)
+        gen_log.log(level, msg)
 
 
 def _raise_not_supported_for_websockets(*args: Any, **kwargs: Any) -> None:
@@ -1290,12 +1303,10 @@ class WebSocketProtocol13(WebSocketProtocol):
         if timeout is None:
             return interval
         if interval and timeout > interval:
-            gen_log.warning(
-                "websocket_ping_timeout (%s) cannot be longer than websocket_ping_interval "
-                "(%s): using %s",
-                timeout,
-                interval,
-                interval,
+            de_dupe_gen_log(
+                logging.WARNING,
+                f"websocket_ping_timeout ({timeout}) cannot be longer than "
+                f"websocket_ping_interval ({interval}): using {interval}",
             )
             return interval
         return timeout
@@ -1407,7 +1418,7 @@ class WebSocketClientConnection:
         self._stream: IOStream | None = None
         self._timeout: object | None = None
         self.io_loop = IOLoop.current()
-        self._task = gen.convert_yielded(self._connect())
+        self._task = gen.convert_yielded(self.run())
 
     def __aiter__(self) -> WebSocketClientConnection:
         return self
@@ -1418,7 +1429,9 @@ class WebSocketClientConnection:
             raise StopAsyncIteration
         return message
 
-    async def _connect(self) -> None:
+    async def run(self) -> None:
+        """Connect and do the opening handshake (started by the constructor);
+        its outcome is :attr:`connect_future`'s."""
         try:
             await self._handshake()
         except BaseException as e:
@@ -1561,6 +1574,12 @@ class WebSocketClientConnection:
         headers: HTTPHeaders,
     ) -> None:
         """Called with the handshake's answer (a hook; it does nothing)."""
+
+    def data_received(self, chunk: bytes) -> None:
+        """Tornado's HTTP-delegate hook; a handshake answer's body is not read."""
+
+    def finish(self) -> None:
+        """Tornado's HTTP-delegate hook; the handshake ends with its head."""
 
     def write_message(
         self, message: str | bytes | dict[str, Any], binary: bool = False
