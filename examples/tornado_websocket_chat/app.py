@@ -86,7 +86,9 @@ class ChatSocketHandler(websocket.WebSocketHandler):
     @classmethod
     def broadcast(cls, chat: dict[str, Any]) -> None:
         # write_message queues the frame and returns at once: a slow reader
-        # delays nobody else. A socket that closed meanwhile is skipped.
+        # delays nobody else (what is queued for one that never reads is not
+        # bounded in this small example; the demo's live chat bounds it). A
+        # socket that closed meanwhile is skipped.
         for waiter in list(cls.waiters):
             try:
                 waiter.write_message(chat)
