@@ -372,6 +372,19 @@ class ChatUpdatesHandler(BaseHandler):
             self.waiter.cancel()
 
 
+_last_encoded: tuple[dict[str, Any], str] | None = None
+
+
+def _encode(event: dict[str, Any]) -> str:
+    """``event`` as JSON, encoded once for all the listeners it is published
+    to in turn (the last one is kept, and with it the dict: its id cannot be
+    reused meanwhile)."""
+    global _last_encoded
+    if _last_encoded is None or _last_encoded[0] is not event:
+        _last_encoded = (event, escape.json_encode(event))
+    return _last_encoded[1]
+
+
 def clock() -> float:
     """Seconds, for the WebSocket clients' message rate (the loop's clock)."""
     return IOLoop.current().time()
@@ -476,7 +489,7 @@ class ChatSocketHandler(BaseHandler, websocket.WebSocketHandler):
         """Queue ``event`` for this client; never waits for it."""
         if self.ws_connection is None or self.ws_connection.is_closing():
             return
-        data = escape.json_encode(event)
+        data = _encode(event)
         size = len(data)  # bytes: json_encode's output is ASCII
         if self.pending + size > MAX_PENDING:
             app_log.warning(
