@@ -47,6 +47,7 @@ import base64
 import codecs
 import collections
 import hashlib
+import io
 import logging
 import os
 import socket
@@ -643,7 +644,8 @@ class WebSocketProtocol13(WebSocketProtocol):
         # The fragmented message being received (opcode 0: none).
         self._frag_opcode = 0
         self._frag_compressed = False
-        self._frag_parts: list[Any] = []  # str pieces for text, bytes for binary
+        self._frag_text: io.StringIO | None = None
+        self._frag_bytes: bytearray | None = None
         self._frag_size = 0
         self._frag_decoder: Any = None
         # Closing.
@@ -917,11 +919,26 @@ class WebSocketProtocol13(WebSocketProtocol):
                 return  # a big frame still coming: parse it once it is whole
             with memoryview(tail) as view:
                 used = self._parse(view)
-            del tail[:used]
+            if used == len(tail):
+                self._tail = bytearray()  # let a big frame's buffer go
+            else:
+                del tail[:used]
         else:
             used = self._parse(data)
             if used < len(data):
                 tail += data[used:]
+        stream = self.stream
+        if stream is not None and stream.writing() and self._reading:
+            # What we answer (pongs, Close, the application's writes) waits
+            # for the peer to read: read nothing more until it has, or a
+            # peer that pings without reading would grow our buffer forever.
+            self._reading = False
+            stream.stop_reading()
+            stream.write(b"").add_done_callback(self._on_drained)
+
+    def _on_drained(self, future: Future[None]) -> None:
+        if future.exception() is None and not self._paused and not self._failed:
+            self._start_reading()
 
     def _on_eof(self) -> None:
         # The peer's side is closed; there is nothing more to answer.
@@ -1077,8 +1094,14 @@ class WebSocketProtocol13(WebSocketProtocol):
             self._frag_opcode = opcode
             self._frag_compressed = bool(b0 & self.RSV1)
             self._frag_size = 0
-            if opcode == _OP_TEXT and not fin:
-                self._frag_decoder = codecs.getincrementaldecoder("utf-8")()
+            if not fin:
+                # One buffer per fragmented message, whatever the number of
+                # fragments (a list of pieces would grow with empty frames).
+                if opcode == _OP_TEXT:
+                    self._frag_decoder = codecs.getincrementaldecoder("utf-8")()
+                    self._frag_text = io.StringIO()
+                else:
+                    self._frag_bytes = bytearray()
         opcode = self._frag_opcode
         if self._frag_compressed:
             assert self._decompressor is not None
@@ -1089,30 +1112,35 @@ class WebSocketProtocol13(WebSocketProtocol):
             except zlib.error:
                 raise _ProtocolError(1007, "bad compressed data") from None
         self._frag_size += len(payload)
+        message: str | bytes
         decoder = self._frag_decoder
-        part: str | bytes = payload
         if decoder is not None:  # a fragmented text message: checked as it comes
             try:
-                part = decoder.decode(payload, bool(fin))
+                piece = decoder.decode(payload, bool(fin))
             except UnicodeDecodeError:
                 raise _ProtocolError(1007, "invalid UTF-8") from None
-        if not fin:
-            self._frag_parts.append(part)
-            return
-        self._frag_opcode = 0
-        self._frag_decoder = None
-        message: str | bytes
-        if self._frag_parts:
-            self._frag_parts.append(part)
-            message = "".join(self._frag_parts) if decoder else b"".join(self._frag_parts)
-            self._frag_parts = []
-        elif opcode == _OP_TEXT and decoder is None:  # one compressed frame
+            text = self._frag_text
+            assert text is not None
+            if piece:
+                text.write(piece)
+            if not fin:
+                return
+            message = text.getvalue()
+            self._frag_decoder = self._frag_text = None
+        elif self._frag_bytes is not None:  # a fragmented binary message
+            self._frag_bytes += payload
+            if not fin:
+                return
+            message = bytes(self._frag_bytes)
+            self._frag_bytes = None
+        elif opcode == _OP_TEXT:  # one compressed frame
             try:
                 message = payload.decode()
             except UnicodeDecodeError:
                 raise _ProtocolError(1007, "invalid UTF-8") from None
         else:
-            message = part
+            message = payload
+        self._frag_opcode = 0
         if not (self.client_terminated or self.server_terminated):
             self._deliver(message)
 
@@ -1235,12 +1263,14 @@ class WebSocketProtocol13(WebSocketProtocol):
             self._reading = False
             stream.stop_reading()
         if stream.writing():
-            stream.write(b"").add_done_callback(lambda _: self._close_stream())
+            stream.write(b"").add_done_callback(self._close_stream)
             self._wait_for_close()  # bounded, should the peer not read
         else:
             self._close_stream()
 
-    def _close_stream(self) -> None:
+    def _close_stream(self, written: Future[None] | None = None) -> None:
+        if written is not None:
+            written.exception()  # a stream closed meanwhile: nothing left to do
         stream = self.stream
         if stream is None or stream.closed():
             return

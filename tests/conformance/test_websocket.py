@@ -24,11 +24,12 @@ from typing import Any
 import pytest
 
 from reactor import gen, web, websocket
-from reactor.httpclient import HTTPClientError, HTTPRequest
+from reactor.httpclient import HTTPClientError, HTTPRequest, HTTPTimeoutError
 from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
 from reactor.iostream import IOStream
 from reactor.locks import Event
+from reactor.netutil import DefaultExecutorResolver, OverrideResolver
 from reactor.testing import ExpectLog, bind_unused_port
 from reactor.testing.tls import TLSCertificate
 from reactor.websocket import (
@@ -1137,3 +1138,85 @@ async def test_echo_with_the_pure_python_unmasking(
         assert await within(conn.read_message()) == b"%d" % size * size
     conn.close()
     await within(state.closed.wait())
+
+
+async def test_a_peer_that_pings_without_reading_is_not_buffered_for(
+    port: int, state: State
+) -> None:
+    # Each ping is answered: a peer that sends pings and reads nothing would
+    # grow the server's write buffer by every pong. The server stops reading
+    # while its answers wait, so TCP holds the peer back instead.
+    stream = await raw_open(port, "/echo")
+    while not state.handlers:
+        await gen.moment
+    protocol = state.handlers[0].ws_connection
+    assert protocol is not None and protocol.stream is not None
+    server_stream = protocol.stream
+    pings = client_frame(0x9, b"p" * 125) * 64000  # 8 MiB of pings
+    stream.write(pings)
+    while server_stream.writing() is False or protocol._reading:
+        await gen.moment
+    assert server_stream._write_buffer_size < 1024 * 1024
+    stream.close()
+    await within(state.closed.wait())
+
+
+# -- the client's connection options -----------------------------------------------------
+
+
+async def test_resolver_is_used(port: int, state: State) -> None:
+    resolver = OverrideResolver(DefaultExecutorResolver(), {"chat.invalid": "127.0.0.1"})
+    try:
+        conn = await connect(f"ws://chat.invalid:{port}/echo", resolver=resolver)
+        conn.write_message("resolved")
+        assert await within(conn.read_message()) == "resolved"
+        conn.close()
+        await within(state.closed.wait())
+    finally:
+        resolver.close()
+
+
+async def test_request_timeout_bounds_the_handshake(io_loop: IOLoop) -> None:
+    # A server that accepts the connection and never answers the handshake.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    try:
+        request = HTTPRequest(f"ws://127.0.0.1:{port}/", request_timeout=0.05)
+        with pytest.raises(HTTPTimeoutError):
+            await connect(request)  # type: ignore[arg-type]
+    finally:
+        listener.close()
+
+
+async def test_read_message_callback(ws_url: str, state: State) -> None:
+    done = Event()
+    got: list[Any] = []
+
+    def callback(future: Any) -> None:
+        got.append(future.result())
+        done.set()
+
+    conn = await connect(ws_url + "/echo")
+    conn.write_message("via callback")
+    conn.read_message(callback)
+    await within(done.wait())
+    assert got == ["via callback"]
+    conn.close()
+    await within(state.closed.wait())
+
+
+def test_a_ping_timeout_above_the_interval_is_capped_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, reactor_log: LogRecords
+) -> None:
+    monkeypatch.setattr(websocket, "_seen_log_messages", set())
+    for _ in range(3):  # as for three connections
+        protocol = WebSocketProtocol13(None, False, websocket._WebSocketParams(30, 40))
+        assert protocol.ping_interval == 30
+        assert protocol.ping_timeout == 30
+    assert WebSocketProtocol13(None, False, websocket._WebSocketParams(30)).ping_timeout == 30
+    assert WebSocketProtocol13(None, False, websocket._WebSocketParams(30, 0)).ping_timeout == 0
+    assert WebSocketProtocol13(None, False, websocket._WebSocketParams()).ping_interval == 0
+    warnings = [w for w in reactor_log.warnings() if "websocket_ping_timeout" in w]
+    assert len(warnings) == 1, warnings
