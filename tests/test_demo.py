@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,11 @@ import pytest
 
 from reactor import gen, locks
 from reactor.demo import app as demo
-from reactor.httpclient import AsyncHTTPClient
+from reactor.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
 from reactor.testing import bind_unused_port
+from reactor.websocket import WebSocketClientConnection, websocket_connect
 from tests.conformance.test_port_tornado_app import Session, text
 
 SECRET = "demo-test-secret"
@@ -173,6 +175,7 @@ async def test_page_static_files_and_json(site: Demo, io_loop: IOLoop) -> None:
         "messages": 0,
         "last_message_id": 0,
         "waiting_polls": 0,
+        "sockets": 0,
         "uploads": [],
     }
     assert (await session.fetch("/nothing/here")).code == 404
@@ -480,3 +483,288 @@ async def test_a_poll_whose_client_leaves_stops_waiting(
     leave.set()
     await left
     await site.until(lambda: site.app.room.waiting == 0, "end the cancelled poll")
+
+
+# -- the live chat: the same room over a WebSocket ---------------------------------
+
+
+class Live:
+    """A client of ``/chat/socket``: reactor's WebSocket client, JSON events."""
+
+    def __init__(self, connection: WebSocketClientConnection) -> None:
+        self.connection = connection
+
+    async def say(self, text: Any) -> None:
+        await self.connection.write_message(json.dumps({"text": text}))
+
+    async def next(self) -> dict[str, Any]:
+        message = await gen.with_timeout(timedelta(seconds=5), self.connection.read_message())
+        assert isinstance(message, str), message
+        return json.loads(message)  # type: ignore[no-any-return]
+
+    async def leave(self) -> None:
+        """Close, and wait for the server to close too."""
+        self.connection.close()
+        await self.closed()
+
+    async def closed(self) -> None:
+        """Read until the server closes (5 s at most)."""
+        while (
+            await gen.with_timeout(timedelta(seconds=5), self.connection.read_message())
+        ) is not None:
+            pass
+
+
+def socket_request(site: Demo, session: Session | None, query: str = "", **headers: str) -> Any:
+    if session is not None and session.cookies:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+    return HTTPRequest(
+        f"ws://127.0.0.1:{site.port}/chat/socket{query}", headers=headers, connect_timeout=10
+    )
+
+
+async def live(site: Demo, session: Session, query: str = "") -> tuple[Live, dict[str, Any]]:
+    """A live client of ``session``'s user, and the history it was sent first."""
+    client = Live(await websocket_connect(socket_request(site, session, query)))
+    history = await client.next()
+    assert history["type"] == "history", history
+    return client, history
+
+
+async def test_live_chat_page(site: Demo) -> None:
+    anonymous = await site.session().fetch("/chat/live")
+    assert anonymous.code == 302 and anonymous.headers["Location"].startswith("/login?next=")
+    alice = await site.user("alice")
+    assert 'id="live-link" href="/chat/live"' in text(await alice.fetch("/"))
+    page = text(await alice.fetch("/chat/live"))
+    assert 'data-socket="/chat/socket"' in page
+    script = re.search(r'src="(/static/live\.js\?v=[0-9a-f]+)"', page)
+    assert script, page
+    js = await alice.fetch(script.group(1))
+    assert js.body == (Path(demo.HERE) / "static" / "live.js").read_bytes()
+
+
+async def test_live_chat_two_clients(site: Demo, web_log: pytest.LogCaptureFixture) -> None:
+    alice_session = await site.user("alice")
+    bob_session = await site.user("bob")
+    alice, history = await live(site, alice_session)
+    assert history == {"type": "history", "room": site.app.room.epoch, "messages": []}
+    bob, _ = await live(site, bob_session)
+    assert await alice.next() == {"type": "join", "name": "bob"}  # to the others only
+
+    # a message reaches everyone, its sender too, as data: JSON text, never markup
+    script = "<script>alert('hi')</script>"
+    await alice.say(script)
+    expected = {"type": "message", "id": 1, "author": "alice", "text": script}
+    assert await alice.next() == expected
+    assert await bob.next() == expected
+    page = text(await bob_session.fetch("/"))  # the long-poll page has it, escaped
+    assert "<span>&lt;script&gt;alert(&#39;hi&#39;)&lt;/script&gt;</span>" in page
+
+    # refused: too long, empty, not a string, not JSON, binary; to the sender alone
+    for bad in ("x" * (demo.MAX_TEXT + 1), "   "):
+        await bob.say(bad)
+        error = await bob.next()
+        assert error == {"type": "error", "error": "a message is 1 to 500 characters"}
+    assert logged(web_log, "chat socket of bob", "refused a message (501 characters)")
+    await bob.say(["a list"])
+    for bad_json in ("{not json", '{"txt": 1}', "[]"):
+        await bob.connection.write_message(bad_json)
+    await bob.connection.write_message(b"\x00\x01", binary=True)
+    for _ in range(5):
+        assert await bob.next() == {"type": "error", "error": 'send {"text": "..."} as text'}
+    assert logged(web_log, "chat socket of bob", "refused a message (2 bytes, not JSON text)")
+    await bob.say("  " + "y" * demo.MAX_TEXT + "  ")  # the longest message, stripped
+    for client in (alice, bob):  # alice heard none of bob's errors
+        assert await client.next() == {
+            "type": "message",
+            "id": 2,
+            "author": "bob",
+            "text": "y" * demo.MAX_TEXT,
+        }
+    assert [m["text"] for m in site.app.room.messages] == [script, "y" * demo.MAX_TEXT]
+
+    # leaving: the others are told; the room forgets the socket
+    assert site.app.room.subscribers == 2
+    await bob.leave()
+    assert await alice.next() == {"type": "leave", "name": "bob"}
+    assert site.app.room.subscribers == 1
+    assert (await site.info())["sockets"] == 1
+    await alice.leave()
+    await site.until(lambda: site.app.room.subscribers == 0, "forget alice's socket")
+
+
+async def test_live_chat_and_long_poll_share_the_room(site: Demo) -> None:
+    alice_session = await site.user("alice")
+    alice, _ = await live(site, alice_session)
+    posted = await alice_session.fetch(
+        "/chat/new", "POST", {"text": "by post", "_xsrf": alice_session.xsrf}
+    )
+    assert posted.code == 200
+    assert await alice.next() == {"type": "message", "id": 1, "author": "alice", "text": "by post"}
+    waiting = gen.convert_yielded(alice_session.fetch("/chat/updates?cursor=1"))
+    await alice.say("by socket")
+    assert (await alice.next())["id"] == 2
+    update = json.loads((await waiting).body)
+    assert update == {"messages": [{"id": 2, "author": "alice", "text": "by socket"}]}
+    await alice.leave()
+
+
+async def test_live_chat_reconnect_with_a_cursor(site: Demo) -> None:
+    """The page's script reconnects with ``room`` (the epoch it knows) and
+    ``cursor`` (its last id): it gets what it missed; from another epoch (the
+    server restarted), everything kept."""
+    alice_session = await site.user("alice")
+    for i in range(CACHE + 1):
+        site.app.room.add("bob", f"m{i}")
+    epoch = site.app.room.epoch
+    alice, history = await live(site, alice_session, f"?room={epoch}&cursor=3")
+    assert [m["id"] for m in history["messages"]] == [4]
+    await alice.leave()
+    for query in ("?room=another&cursor=3", "?cursor=99", ""):
+        alice, history = await live(site, alice_session, query)
+        assert [m["id"] for m in history["messages"]] == [2, 3, 4], query
+        await alice.leave()
+
+
+async def test_live_chat_refuses_before_the_upgrade(
+    site: Demo, web_log: pytest.LogCaptureFixture
+) -> None:
+    alice = await site.user("alice")
+    own = f"http://127.0.0.1:{site.port}"
+    cases = [
+        (socket_request(site, None), 403),  # not signed in
+        (socket_request(site, alice, "?cursor=x"), 400),
+        (socket_request(site, alice, Origin="http://evil.example"), 403),  # another site
+    ]
+    for request, code in cases:
+        with pytest.raises(HTTPClientError) as refused:
+            await websocket_connect(request)
+        assert refused.value.code == code, request.headers
+    assert logged(web_log, "403", "/chat/socket")
+    # the same origin is welcome (check_origin's default: the Host's)
+    client, _ = await live(site, alice)
+    await client.leave()
+    same = Live(await websocket_connect(socket_request(site, alice, Origin=own)))
+    assert (await same.next())["type"] == "history"
+    await same.leave()
+    assert site.app.room.messages == []
+
+
+async def test_live_chat_message_too_big_is_closed_1009(site: Demo) -> None:
+    """A frame above MAX_FRAME is not buffered: the socket is closed with 1009."""
+    alice, _ = await live(site, await site.user("alice"))
+    await alice.connection.write_message("z" * (demo.MAX_FRAME + 1))
+    await alice.closed()
+    assert alice.connection.close_code == 1009
+    assert site.app.room.messages == []
+    await site.until(lambda: site.app.room.subscribers == 0, "drop the closed socket")
+
+
+async def test_a_client_that_does_not_read_is_closed(
+    site: Demo, web_log: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Broadcasting never waits for a client; the bytes queued for one that
+    stopped reading are bounded (MAX_PENDING, here smaller): past it, it is
+    closed, and the room goes on without it."""
+    monkeypatch.setattr(demo, "MAX_PENDING", 256 * 1024)
+    room = site.app.room
+    opened: list[demo.ChatSocketHandler] = []
+    real_open = demo.ChatSocketHandler.open
+
+    def open_and_keep(handler: demo.ChatSocketHandler) -> None:
+        opened.append(handler)
+        real_open(handler)
+
+    monkeypatch.setattr(demo.ChatSocketHandler, "open", open_and_keep)
+    alice_session, bob_session = await site.user("alice"), await site.user("bob")
+    bob, _ = await live(site, bob_session)
+    # alice: a raw socket that completes the handshake and never reads a byte
+    cookie = "; ".join(f"{k}={v}" for k, v in alice_session.cookies.items())
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        stalled.connect(("127.0.0.1", site.port))
+        stalled.sendall(
+            (
+                "GET /chat/socket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                f"Cookie: {cookie}\r\n\r\n"
+            ).encode()
+        )
+        assert await bob.next() == {"type": "join", "name": "alice"}
+        handler = opened[-1]
+        assert handler.user_name == "alice"
+        big = "b" * 60_000
+        sent = 0
+        # at most 400 events of 60 kB (24 MB): far more than the kernel's
+        # buffers and MAX_PENDING together
+        while handler.ws_connection is not None and not handler.ws_connection.is_closing():
+            assert sent < 400, f"still open after {sent} events, {handler.pending} bytes pending"
+            room.publish({"type": "message", "id": 0, "author": "x", "text": big})
+            sent += 1
+            assert handler.pending <= demo.MAX_PENDING
+            assert await bob.next() == {"type": "message", "id": 0, "author": "x", "text": big}
+        assert logged(web_log, "chat socket of alice", "closed", "bytes unread")
+        before = handler.pending
+        room.publish({"type": "message", "id": 0, "author": "x", "text": big})
+        assert handler.pending == before  # nothing more is queued for it
+        assert (await bob.next())["text"] == big  # the room goes on
+    finally:
+        stalled.close()
+    assert await bob.next() == {"type": "leave", "name": "alice"}
+    await bob.leave()
+
+
+async def test_a_listener_that_raises_is_logged_and_the_room_goes_on(
+    site: Demo, web_log: pytest.LogCaptureFixture
+) -> None:
+    room = site.app.room
+    alice, _ = await live(site, await site.user("alice"))
+
+    def broken(event: dict[str, Any]) -> None:
+        raise RuntimeError("a broken listener")
+
+    room.subscribe(broken)
+    room.subscribe(broken)  # once is enough: a listener is in the room or not
+    assert room.subscribers == 2
+    message = room.add("bob", "still delivered")
+    assert await alice.next() == {"type": "message", **message}
+    failures = [r for r in web_log.records if r.levelno == logging.ERROR]
+    assert len(failures) == 1 and "chat listener" in failures[0].getMessage()
+    assert failures[0].exc_info is not None
+    room.unsubscribe(broken)
+    room.unsubscribe(broken)  # not subscribed any more: nothing happens
+    assert room.subscribers == 1
+    web_log.clear()  # the error was expected
+    await alice.leave()
+
+
+async def test_a_client_that_floods_is_refused_past_its_rate(
+    site: Demo, web_log: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each message is written to everyone: a client may send BURST at once,
+    then RATE a second (the clock is the test's, so no timing is involved)."""
+    now = [1000.0]
+    monkeypatch.setattr(demo, "clock", lambda: now[0])
+    alice, _ = await live(site, await site.user("alice"))
+    bob, _ = await live(site, await site.user("bob"))
+    assert (await alice.next())["type"] == "join"
+    for i in range(demo.BURST + 2):
+        await bob.say(f"m{i}")
+    for i in range(demo.BURST):
+        assert (await bob.next())["text"] == f"m{i}"
+        assert (await alice.next())["text"] == f"m{i}"
+    too_fast = {"type": "error", "error": "too fast: 10 messages at once, then 2 a second"}
+    assert await bob.next() == too_fast
+    assert await bob.next() == too_fast
+    assert logged(web_log, "chat socket of bob", "refused a message (too many at once)")
+    now[0] += 1.0  # a second later: RATE more
+    for i in range(3):
+        await bob.say(f"later {i}")
+    assert [(await bob.next()).get("text") for _ in range(3)] == ["later 0", "later 1", None]
+    assert [(await alice.next())["text"] for _ in range(2)] == ["later 0", "later 1"]
+    assert len(site.app.room.messages) == CACHE
+    await alice.leave()
+    await bob.leave()

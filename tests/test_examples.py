@@ -24,9 +24,16 @@ ROOT = Path(__file__).resolve().parent.parent
 AVAILABLE = [name for name, reason in backends.available().items() if reason is None]
 
 
+def checkout_env(**extra: str) -> dict[str, str]:
+    """The environment for an example's process: this checkout's reactor on
+    its path (not whichever an installation points to), and ``extra``."""
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    return dict(os.environ, PYTHONPATH=path, **extra)
+
+
 @pytest.mark.parametrize("backend", AVAILABLE)
 def test_asyncio_code_runs_unchanged_on_each_backend(backend: str) -> None:
-    env = dict(os.environ, REACTOR_BACKEND=backend)
+    env = checkout_env(REACTOR_BACKEND=backend)
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "asyncio_on_reactor.py")],
         capture_output=True,
@@ -44,7 +51,7 @@ def test_asyncio_code_runs_unchanged_on_each_backend(backend: str) -> None:
 @pytest.mark.parametrize("backend", AVAILABLE)
 def test_tcpecho_server_and_client(backend: str) -> None:
     """The echo example as a user runs it: a server process, a client process."""
-    env = dict(os.environ, REACTOR_BACKEND=backend)
+    env = checkout_env(REACTOR_BACKEND=backend)
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
     port = str(probe.getsockname()[1])
@@ -87,7 +94,7 @@ def test_tcpecho_server_and_client(backend: str) -> None:
 def test_demo_server(backend: str) -> None:
     """The README's main job, ``python -m reactor demo``, answered by http.client
     (tests/test_demo.py drives the application through all its parts)."""
-    env = dict(os.environ, REACTOR_BACKEND=backend)
+    env = checkout_env(REACTOR_BACKEND=backend)
     server = subprocess.Popen(
         [sys.executable, "-m", "reactor", "demo", "--port", "0"],
         stdout=subprocess.PIPE,
@@ -121,6 +128,13 @@ def test_demo_server(backend: str) -> None:
         conn.request("GET", "/nothing")
         response = conn.getresponse()
         assert response.status == 404
+        response.read()
+        conn.request("GET", "/chat/live")  # the live chat: sign in first
+        response = conn.getresponse()
+        assert (response.status, response.getheader("Location")) == (
+            302,
+            "/login?next=%2Fchat%2Flive",
+        )
         response.read()
         conn.close()
         server.send_signal(signal.SIGINT)
@@ -367,3 +381,27 @@ def test_example_chat() -> None:
         waiting.close()
         assert request(port, "GET", "/updates?cursor=zero")[0] == 400
         assert request(port, "POST", "/new", "text=", FORM)[0] == 400
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_ported_tornado_websocket_chat_with_the_websockets_client(
+    backend: str, tmp_path: Path
+) -> None:
+    """examples/tornado_websocket_chat, imports ported, run as a program on
+    each backend, and chatted through by another implementation's client
+    (the ``websockets`` package's)."""
+    from websockets.sync.client import connect
+
+    from tests.conformance.test_port_tornado_websocket_chat import port_chat
+
+    app = port_chat(tmp_path / "chat")
+    with serving([str(app), "--port=0"], backend, stop=signal.SIGTERM) as port:
+        url = f"ws://127.0.0.1:{port}/socket"
+        with connect(url, open_timeout=10) as alice, connect(url, open_timeout=10) as bob:
+            alice.send(json.dumps({"text": f"<b>{backend}</b>"}))
+            for client in (alice, bob):
+                assert json.loads(client.recv(timeout=10)) == {"id": 1, "text": f"<b>{backend}</b>"}
+            bob.send("{}")
+            assert "error" in json.loads(bob.recv(timeout=10))
+        with connect(url, open_timeout=10, compression=None) as late:
+            assert json.loads(late.recv(timeout=10))["id"] == 1  # the cache

@@ -8,6 +8,8 @@
   (``stream_request_body``), answered with its size.
 - ``GET /api/info``: a JSON endpoint.
 - ``POST /chat/new``, ``GET /chat/updates?cursor=N``: a long-polling chat room.
+- ``GET /chat/live``, ``/chat/socket``: the same room over a WebSocket, with
+  join/leave notices and a client script that reconnects.
 
 What a client that lies, floods or stalls can make it do is bounded: names,
 notes and messages have a maximum length, the chat keeps only its newest
@@ -17,20 +19,25 @@ kept on disk (the oldest are deleted). Any other body is at most
 ``MAX_FORM`` bytes, and every body must arrive within ``BODY_SECONDS``,
 whatever server runs the application (the server's own limits are 100 MB
 and no time limit by default). A long poll whose client goes away stops
-waiting.
+waiting. A WebSocket frame is at most ``MAX_FRAME`` bytes, and a socket
+whose client does not read holds at most ``MAX_PENDING`` bytes of unsent
+messages on the server before it is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import timedelta
 from typing import IO, Any
 
-from reactor import locks, web
+from reactor import escape, locks, web, websocket
 from reactor.httputil import HTTPConnection, HTTPMessageDelegate
 from reactor.ioloop import IOLoop
+from reactor.log import app_log
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAX_NAME = 32
@@ -48,30 +55,80 @@ MAX_FORM = 64 * 1024
 """Bytes in the body of any request but an upload (forms are small)."""
 BODY_SECONDS = 120.0
 """How long a request's body may take to arrive."""
+MAX_FRAME = 16 * 1024
+"""Bytes in one WebSocket message from a client (a longer one is closed with
+1009 before it is buffered); room for ``MAX_TEXT`` characters of JSON, each
+escaped to six bytes."""
+MAX_PENDING = 1024 * 1024
+"""Bytes of messages to one WebSocket client that the server holds before
+the kernel has taken them: a client that stops reading is closed past it."""
+BURST = 10
+"""Messages a WebSocket client may send at once; then ``RATE`` a second."""
+RATE = 2.0
+"""Messages a second a WebSocket client may send, over time: each one is
+written to every client of the room, so a flood is bounded at its source."""
+PING_SECONDS = 30.0
+"""How often the server pings a WebSocket client (one that does not answer
+in that time is closed): a vanished client does not hold its place."""
+
+Listener = Callable[[dict[str, Any]], None]
 
 
 class ChatRoom:
-    """The chat's newest messages and the long polls waiting for the next one.
+    """The chat's newest messages, and who is told about the next events.
 
     Messages get increasing ids. A client polls with the last id it has seen
     (its cursor) and gets every kept message after it, or waits for one, so
     a message posted between two polls is not lost. Only the newest
     ``cache_size`` messages are kept.
+
+    Whatever happens in the room (a message, someone joining or leaving) is
+    an event, a dict with a ``"type"``, given to every listener that
+    :meth:`subscribe` d, in the order they did: the WebSocket clients are
+    listeners; the long polls wait on :attr:`changed`. ``epoch`` names this
+    room: ids start again at 1 when the process does, and a client that
+    kept a cursor from another epoch starts from the oldest kept message.
     """
 
     def __init__(self, cache_size: int = 100) -> None:
         self.cache_size = cache_size
         self.messages: list[dict[str, Any]] = []
         self.last_id = 0
+        self.epoch = os.urandom(6).hex()
         self.waiting = 0
         """Long polls waiting now."""
         self.changed = locks.Condition()
         """Notified on each new message. A poll whose client leaves cancels
         its wait; the Condition sweeps cancelled waits out, so clients that
         connect and leave cost bounded memory."""
+        self._listeners: dict[Listener, None] = {}  # a set that keeps its order
 
-    def since(self, cursor: int) -> list[dict[str, Any]]:
-        if cursor > self.last_id:  # a cursor from before a restart
+    @property
+    def subscribers(self) -> int:
+        return len(self._listeners)
+
+    def subscribe(self, listener: Listener) -> None:
+        """Give ``listener`` every event published from now on."""
+        self._listeners[listener] = None
+
+    def unsubscribe(self, listener: Listener) -> None:
+        """Stop giving events to ``listener`` (nothing if it was not subscribed)."""
+        self._listeners.pop(listener, None)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Give ``event`` to every listener. A listener must not block (a
+        WebSocket client's queues the message and returns); one that raises
+        is logged and the others still get the event."""
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                app_log.exception("chat listener %r failed", listener)
+
+    def since(self, cursor: int, epoch: str | None = None) -> list[dict[str, Any]]:
+        """The kept messages after ``cursor``; all of them if the cursor is from
+        another epoch (``epoch`` given and not this room's) or from the future."""
+        if cursor > self.last_id or (epoch is not None and epoch != self.epoch):
             cursor = 0
         return [m for m in self.messages if m["id"] > cursor]
 
@@ -81,6 +138,7 @@ class ChatRoom:
         self.messages.append(message)
         del self.messages[: -self.cache_size]
         self.changed.notify_all()
+        self.publish({"type": "message", **message})
         return message
 
 
@@ -113,6 +171,8 @@ class DemoApplication(web.Application):
             web.url(r"/api/info", InfoHandler, name="info"),
             web.url(r"/chat/new", ChatNewHandler, name="chat-new"),
             web.url(r"/chat/updates", ChatUpdatesHandler, name="chat-updates"),
+            web.url(r"/chat/live", LiveChatHandler, name="chat-live"),
+            web.url(r"/chat/socket", ChatSocketHandler, name="chat-socket"),
         ]
         defaults: dict[str, Any] = {
             "template_path": os.path.join(HERE, "templates"),
@@ -120,6 +180,7 @@ class DemoApplication(web.Application):
             "cookie_secret": os.urandom(32).hex(),
             "xsrf_cookies": True,
             "login_url": "/login",
+            "websocket_ping_interval": PING_SECONDS,
         }
         defaults.update(settings)
         super().__init__(handlers, **defaults)
@@ -264,6 +325,7 @@ class InfoHandler(BaseHandler):
                 "messages": len(room.messages),
                 "last_message_id": room.last_id,
                 "waiting_polls": room.waiting,
+                "sockets": room.subscribers,
                 "uploads": [{"name": u["name"], "size": u["size"]} for u in self.app.uploads],
             }
         )
@@ -308,6 +370,155 @@ class ChatUpdatesHandler(BaseHandler):
     def on_connection_close(self) -> None:
         if self.waiter is not None and not self.waiter.done():
             self.waiter.cancel()
+
+
+_last_encoded: tuple[dict[str, Any], str] | None = None
+
+
+def _encode(event: dict[str, Any]) -> str:
+    """``event`` as JSON, encoded once for all the listeners it is published
+    to in turn (the last one is kept, and with it the dict: its id cannot be
+    reused meanwhile)."""
+    global _last_encoded
+    if _last_encoded is None or _last_encoded[0] is not event:
+        _last_encoded = (event, escape.json_encode(event))
+    return _last_encoded[1]
+
+
+def clock() -> float:
+    """Seconds, for the WebSocket clients' message rate (the loop's clock)."""
+    return IOLoop.current().time()
+
+
+class LiveChatHandler(BaseHandler):
+    """``GET /chat/live``: the room's page for the WebSocket client (``live.js``)."""
+
+    @web.authenticated
+    def get(self) -> None:
+        self.render("live.html", max_text=MAX_TEXT)
+
+
+class ChatSocketHandler(BaseHandler, websocket.WebSocketHandler):
+    """``/chat/socket?cursor=N&room=EPOCH``: the room over a WebSocket, signed in.
+
+    Server to client, JSON events: first ``{"type": "history", "room": EPOCH,
+    "messages": [...]}`` (the kept messages after the cursor), then
+    ``message`` (``id``, ``author``, ``text``: shown as text by the page),
+    ``join`` and ``leave`` (``name``: someone else came or went) and
+    ``error`` (``error``: why the last message was refused, to its sender
+    alone). Client to server: ``{"text": "..."}``, 1 to ``MAX_TEXT``
+    characters, at most ``BURST`` at once and ``RATE`` a second after (one
+    beyond is refused). The origin must be this site's (``check_origin``'s default);
+    a WebSocket is a GET and carries no XSRF token, the origin check is what
+    keeps another site's page out.
+
+    Broadcasting never waits for a client: ``write_message`` queues the
+    frame. What is queued and not yet taken by the kernel is counted per
+    client (``pending``); a client that lets it pass ``MAX_PENDING`` (it
+    stopped reading) is closed with 1008, so it cannot make the server
+    buffer the room's traffic without end.
+    """
+
+    pending = 0
+    """Bytes written to this client that the kernel has not taken yet."""
+    subscribed = False
+    allowance = float(BURST)
+    """Messages this client may send now (a token bucket: ``RATE`` a second
+    are added, up to ``BURST``)."""
+    checked = 0.0
+
+    @property
+    def max_message_size(self) -> int:
+        return MAX_FRAME
+
+    def prepare(self) -> None:
+        # Before the upgrade: a 403 or 400 here is an HTTP answer.
+        if not self.current_user:
+            raise web.HTTPError(403, "sign in to chat")
+        try:
+            self.cursor = int(self.get_query_argument("cursor", "0"))
+        except ValueError:
+            raise web.HTTPError(400, "cursor must be an integer") from None
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        room = self.app.room
+        self.user_name = self.current_user
+        epoch = self.get_query_argument("room", None)
+        self.deliver(
+            {"type": "history", "room": room.epoch, "messages": room.since(self.cursor, epoch)}
+        )
+        room.publish({"type": "join", "name": self.user_name})  # to the others: not subscribed yet
+        room.subscribe(self.deliver)
+        self.subscribed = True
+        self.checked = clock()
+
+    def on_message(self, message: str | bytes) -> None:
+        text = None
+        if isinstance(message, str):
+            try:
+                text = json.loads(message)["text"]
+            except (ValueError, TypeError, KeyError):
+                pass
+        now = clock()
+        self.allowance = min(float(BURST), self.allowance + (now - self.checked) * RATE)
+        self.checked = now
+        if self.allowance < 1:
+            self.refuse(
+                "too many at once", f"too fast: {BURST} messages at once, then {RATE:g} a second"
+            )
+            return
+        self.allowance -= 1
+        if not isinstance(text, str):
+            self.refuse(f"{len(message)} bytes, not JSON text", 'send {"text": "..."} as text')
+        elif not text.strip() or len(text.strip()) > MAX_TEXT:
+            self.refuse(f"{len(text)} characters", f"a message is 1 to {MAX_TEXT} characters")
+        else:
+            self.app.room.add(self.user_name, text.strip())
+
+    def refuse(self, what: str, error: str) -> None:
+        """Tell this client alone why its message was refused; log it."""
+        app_log.warning(
+            "chat socket of %s (%s): refused a message (%s)",
+            self.user_name,
+            self.request.remote_ip,
+            what,
+        )
+        self.deliver({"type": "error", "error": error})
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        """Queue ``event`` for this client; never waits for it."""
+        if self.ws_connection is None or self.ws_connection.is_closing():
+            return
+        data = _encode(event)
+        size = len(data)  # bytes: json_encode's output is ASCII
+        if self.pending + size > MAX_PENDING:
+            app_log.warning(
+                "chat socket of %s (%s): closed, %d bytes unread",
+                self.user_name,
+                self.request.remote_ip,
+                self.pending,
+            )
+            self.close(1008, "too slow: messages were not read")
+            return
+        try:
+            written = self.write_message(data)
+        except websocket.WebSocketClosedError:
+            return
+        self.pending += size
+
+        def taken(future: asyncio.Future[None]) -> None:
+            self.pending -= size
+            if not future.cancelled():
+                future.exception()  # a closed stream's error is no one's business here
+
+        written.add_done_callback(taken)
+
+    def on_close(self) -> None:
+        if self.subscribed:
+            self.subscribed = False
+            room = self.app.room
+            room.unsubscribe(self.deliver)
+            room.publish({"type": "leave", "name": self.user_name})
 
 
 def make_app(upload_dir: str, **settings: Any) -> DemoApplication:
