@@ -1,0 +1,342 @@
+"""reactor's WebSocket server and client against the ``websockets`` package.
+
+``websockets`` is a strict, independent implementation: its client talks to
+our server, our client (:func:`reactor.websocket.websocket_connect`) talks
+to its server. It runs on asyncio's API, and the asyncio face of reactor's
+native loops has no ``create_server``/``create_connection`` (issue 11), so
+the peer runs in a child process on asyncio's own loop (tests/ws_peer.py)
+and every backend of ours is tested against it the same way: the server
+once per module, a client per test, started with
+:class:`reactor.process.Subprocess` so that the test's loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reactor import gen, locks, websocket
+from reactor.ioloop import IOLoop
+from reactor.process import Subprocess
+from reactor.web import Application
+from tests.ws_peer import pattern
+
+pytestmark = pytest.mark.usefixtures("reactor_log")
+
+PEER = str(Path(__file__).resolve().parents[1] / "ws_peer.py")
+WAIT = 4.0
+BIG = 16 * 1024 * 1024
+"""The 16 MiB message of the issue: above the default max_message_size (10 MiB)."""
+ROOM = 32 * 1024 * 1024
+
+
+def _digest(size: int) -> str:
+    return hashlib.sha256(pattern(size)).hexdigest()
+
+
+def _bounded(future: Any, timeout: float = WAIT) -> Any:
+    return gen.with_timeout(datetime.timedelta(seconds=timeout), future)
+
+
+# -- the websockets client against our server -------------------------------------------
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.closes: list[tuple[int | None, str | None]] = []
+        self.closed = locks.Event()
+
+
+class Echo(websocket.WebSocketHandler):
+    def initialize(self, seen: Seen) -> None:
+        self.seen = seen
+
+    def on_message(self, message: str | bytes) -> None:
+        if message == "close-me":
+            self.close(4001, "server bye")
+        else:
+            self.write_message(message, binary=isinstance(message, bytes))
+
+    def on_ping(self, data: bytes) -> None:
+        self.seen.events.append(("ping", data))
+
+    def on_close(self) -> None:
+        self.seen.closes.append((self.close_code, self.close_reason))
+        self.seen.closed.set()
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        return "chat" if "chat" in subprotocols else None
+
+
+class DeflateEcho(Echo):
+    def get_compression_options(self) -> dict[str, Any] | None:
+        return {}
+
+
+class BigEcho(Echo):
+    @property
+    def max_message_size(self) -> int:
+        return ROOM
+
+
+@pytest.fixture
+def seen() -> Seen:
+    return Seen()
+
+
+@pytest.fixture
+def app(seen: Seen) -> Application:
+    kwargs = {"seen": seen}
+    return Application(
+        [("/echo", Echo, kwargs), ("/deflate", DeflateEcho, kwargs), ("/big", BigEcho, kwargs)]
+    )
+
+
+@pytest.fixture
+def ws_url(http_server: Any, http_port: int) -> str:
+    return f"ws://127.0.0.1:{http_port}"
+
+
+@pytest.fixture
+def _sigchld(io_loop: IOLoop) -> Iterator[None]:
+    yield
+    Subprocess.uninitialize()
+
+
+async def peer_client(url: str, script: list[list[Any]], *options: str) -> dict[str, Any]:
+    """Run tests/ws_peer.py's client with ``script`` against ``url``; its report."""
+    proc = Subprocess(
+        [sys.executable, PEER, "client", url, json.dumps(script), *options],
+        stdout=Subprocess.STREAM,
+        stderr=Subprocess.STREAM,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    out, err = await _bounded(
+        gen.multi([proc.stdout.read_until_close(), proc.stderr.read_until_close()])
+    )
+    status = await _bounded(proc.wait_for_exit(raise_error=False))
+    assert status == 0, err.decode(errors="replace")
+    report: dict[str, Any] = json.loads(out)
+    return report
+
+
+pytest_mark_peer = pytest.mark.usefixtures("_sigchld")
+
+
+@pytest_mark_peer
+async def test_their_client_echo_text_and_binary(ws_url: str, seen: Seen) -> None:
+    report = await peer_client(
+        ws_url + "/echo",
+        [["text", "h\u00e9llo"], ["recv"], ["binary", 1000], ["recv"], ["close", 1000, "done"]],
+    )
+    assert report["results"] == [
+        {"text": "h\u00e9llo"},
+        {"binary_len": 1000, "sha256": _digest(1000)},
+    ]
+    assert (report["close_code"], report["close_reason"]) == (1000, "done")
+    await _bounded(seen.closed.wait())
+    assert seen.closes == [(1000, "done")]
+
+
+@pytest_mark_peer
+async def test_their_client_16_mib_echoed_with_room(ws_url: str, seen: Seen) -> None:
+    report = await peer_client(
+        ws_url + "/big", [["binary", BIG], ["recv"]], "--max-size", str(ROOM)
+    )
+    assert report["results"] == [{"binary_len": BIG, "sha256": _digest(BIG)}]
+
+
+@pytest_mark_peer
+async def test_their_client_16_mib_refused_with_1009_by_default(ws_url: str, seen: Seen) -> None:
+    report = await peer_client(
+        ws_url + "/echo", [["binary", BIG], ["recv"]], "--max-size", str(ROOM)
+    )
+    assert report["results"] == [{"closed": 1009, "reason": report["results"][0]["reason"]}]
+    await _bounded(seen.closed.wait())
+    assert len(seen.closes) == 1
+
+
+@pytest_mark_peer
+async def test_their_client_permessage_deflate(ws_url: str, seen: Seen) -> None:
+    text = "compress me " * 500
+    report = await peer_client(
+        ws_url + "/deflate",
+        [["text", text], ["recv"], ["binary", 100000], ["recv"], ["close", 1000, ""]],
+        "--compression",
+        "deflate",
+    )
+    assert report["extensions"].startswith("permessage-deflate")
+    assert report["results"] == [
+        {"text_len": len(text), "sha256": hashlib.sha256(text.encode()).hexdigest()},
+        {"binary_len": 100000, "sha256": _digest(100000)},
+    ]
+
+
+@pytest_mark_peer
+async def test_their_client_without_deflate_on_a_deflate_handler(ws_url: str) -> None:
+    report = await peer_client(ws_url + "/deflate", [["text", "plain"], ["recv"]])
+    assert report["extensions"] is None
+    assert report["results"] == [{"text": "plain"}]
+
+
+@pytest_mark_peer
+async def test_their_client_subprotocol(ws_url: str) -> None:
+    report = await peer_client(
+        ws_url + "/echo",
+        [["text", "x"], ["recv"]],
+        "--subprotocol",
+        "other",
+        "--subprotocol",
+        "chat",
+    )
+    assert report["subprotocol"] == "chat"
+
+
+@pytest_mark_peer
+async def test_their_client_ping(ws_url: str, seen: Seen) -> None:
+    report = await peer_client(ws_url + "/echo", [["ping", "are you there"], ["close", 1000, ""]])
+    assert report["results"] == [{"pong": True}]
+    assert seen.events == [("ping", b"are you there")]
+
+
+@pytest_mark_peer
+async def test_their_client_close_codes_both_ways(ws_url: str, seen: Seen) -> None:
+    theirs = await peer_client(ws_url + "/echo", [["close", 4000, "client bye"]])
+    assert (theirs["close_code"], theirs["close_reason"]) == (4000, "client bye")
+    await _bounded(seen.closed.wait())
+    assert seen.closes == [(4000, "client bye")]
+    ours = await peer_client(ws_url + "/echo", [["text", "close-me"], ["recv"]])
+    assert ours["results"] == [{"closed": 4001, "reason": "server bye"}]
+    assert (ours["close_code"], ours["close_reason"]) == (4001, "server bye")
+
+
+# -- our client against the websockets server -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def peer_server() -> Iterator[str]:
+    """tests/ws_peer.py's server for the module (it ends when its stdin closes)."""
+    proc = subprocess.Popen(
+        [sys.executable, PEER, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        port = json.loads(proc.stdout.readline())["port"]
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+async def connect(url: str, **kwargs: Any) -> websocket.WebSocketClientConnection:
+    connection: websocket.WebSocketClientConnection = await _bounded(
+        websocket.websocket_connect(url, **kwargs)
+    )
+    return connection
+
+
+def named(peer_server: str, path: str) -> tuple[str, str]:
+    """A URL of the peer's naming the connection, and the name."""
+    name = os.urandom(8).hex()
+    return f"{peer_server}{path}?id={name}", name
+
+
+async def peer_saw(peer_server: str, name: str) -> dict[str, Any]:
+    """How the peer's connection ``name`` ended, as its server saw it."""
+    connection = await connect(f"{peer_server}/closed?id={name}")
+    try:
+        message = await _bounded(connection.read_message())
+    finally:
+        connection.close()
+    assert isinstance(message, str)
+    result: dict[str, Any] = json.loads(message)
+    return result
+
+
+async def test_our_client_echo(io_loop: IOLoop, peer_server: str) -> None:
+    url, name = named(peer_server, "/echo")
+    connection = await connect(url)
+    try:
+        await connection.write_message("h\u00e9llo")
+        assert await _bounded(connection.read_message()) == "h\u00e9llo"
+        await connection.write_message(pattern(70000), binary=True)
+        assert await _bounded(connection.read_message()) == pattern(70000)
+    finally:
+        connection.close(1000, "done")
+    assert await _bounded(connection.read_message()) is None
+    assert connection.close_code == 1000
+    assert await peer_saw(peer_server, name) == {"code": 1000, "reason": "done"}
+
+
+async def test_our_client_deflate(io_loop: IOLoop, peer_server: str) -> None:
+    connection = await connect(peer_server + "/echo", compression_options={})
+    text = "compress me " * 500
+    try:
+        assert connection.headers is not None
+        extensions = connection.headers.get("Sec-WebSocket-Extensions", "")
+        assert extensions.startswith("permessage-deflate"), extensions
+        for _ in range(3):
+            await connection.write_message(text)
+            assert await _bounded(connection.read_message()) == text
+        await connection.write_message(pattern(100000), binary=True)
+        assert await _bounded(connection.read_message()) == pattern(100000)
+    finally:
+        connection.close()
+
+
+async def test_our_client_16_mib_with_room(io_loop: IOLoop, peer_server: str) -> None:
+    connection = await connect(peer_server + "/echo", max_message_size=ROOM)
+    try:
+        await connection.write_message(pattern(BIG), binary=True)
+        assert await _bounded(connection.read_message()) == pattern(BIG)
+    finally:
+        connection.close()
+
+
+async def test_our_client_refuses_16_mib_by_default(io_loop: IOLoop, peer_server: str) -> None:
+    url, name = named(peer_server, "/echo")
+    connection = await connect(url)
+    await connection.write_message(pattern(BIG), binary=True)
+    assert await _bounded(connection.read_message()) is None
+    assert (await peer_saw(peer_server, name))["code"] == 1009
+
+
+async def test_our_client_sees_the_servers_close(io_loop: IOLoop, peer_server: str) -> None:
+    connection = await connect(peer_server + "/close/4001")
+    assert await _bounded(connection.read_message()) is None
+    assert (connection.close_code, connection.close_reason) == (4001, "bye")
+
+
+async def test_our_client_answers_the_servers_ping(io_loop: IOLoop, peer_server: str) -> None:
+    connection = await connect(peer_server + "/ping")
+    try:
+        assert await _bounded(connection.read_message()) == "pong received"
+    finally:
+        connection.close()
+
+
+async def test_our_client_async_for(io_loop: IOLoop, peer_server: str) -> None:
+    connection = await connect(peer_server + "/echo")
+    for word in ("one", "two", "three"):
+        await connection.write_message(word)
+    got = []
+    async for message in connection:
+        got.append(message)
+        if len(got) == 3:
+            connection.close()
+    assert got == ["one", "two", "three"]
