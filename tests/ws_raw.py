@@ -149,13 +149,29 @@ def deflate(message: bytes | str, wbits: int = 15) -> bytes:
 
 class Inflater:
     """Inflates the server's compressed messages, one connection's worth
-    (the context carries over, as the server's may)."""
+    (the context carries over, as the server's may).
 
-    def __init__(self) -> None:
-        self._decompressor = zlib.decompressobj(-15)
+    With ``wbits`` below 15 it also checks that the server kept to that
+    window: zlib itself lets a back-reference reach into whatever output
+    the same call produced, so the output is taken a few bytes at a time,
+    leaving only the window as history ("invalid distance too far back").
+    """
+
+    def __init__(self, wbits: int = 15) -> None:
+        self._decompressor = zlib.decompressobj(-wbits)
+        self._step = 0 if wbits == 15 else 16
 
     def inflate(self, payload: bytes) -> bytes:
-        return self._decompressor.decompress(payload + TAIL)
+        if not self._step:
+            return self._decompressor.decompress(payload + TAIL)
+        out = []
+        data = payload + TAIL
+        while True:
+            chunk = self._decompressor.decompress(data, self._step)
+            out.append(chunk)
+            data = self._decompressor.unconsumed_tail
+            if not data and len(chunk) < self._step:
+                return b"".join(out)
 
 
 def parse_extensions(header: str | None) -> list[tuple[str, dict[str, str | None]]]:

@@ -21,6 +21,7 @@ import base64
 import datetime
 import os
 import struct
+import tracemalloc
 import zlib
 from typing import Any
 
@@ -141,10 +142,10 @@ async def open_ws(port: int, path: str = "/echo", **kwargs: Any) -> RawWebSocket
     return ws
 
 
-def payloads(frames: list[ws_raw.Frame]) -> list[str | bytes]:
+def payloads(frames: list[ws_raw.Frame], wbits: int = 15) -> list[str | bytes]:
     """The messages in ``frames`` (unfragmented, as the echo sends them),
     inflated where RSV1 says they are compressed."""
-    inflater = ws_raw.Inflater()
+    inflater = ws_raw.Inflater(wbits)
     out: list[str | bytes] = []
     for got in frames:
         assert got.fin and not got.masked, got
@@ -157,6 +158,8 @@ def payloads(frames: list[ws_raw.Frame]) -> list[str | bytes]:
 
 BOMB = ws_raw.deflate(bytes(1024 * 1024))
 """1 MiB of zeros compressed to about 1 KiB: it must never be inflated whole."""
+OVER_MAX = ws_raw.deflate(os.urandom(SMALL // 2).hex() + "x")
+"""A message one byte over ``SMALL`` once inflated."""
 
 
 def _bad(path: str, code: int, *frames: bytes, id: str) -> Any:
@@ -263,6 +266,20 @@ FAILING_FRAMES = [
         id="message-over-max-across-fragments",
     ),
     _bad("/small-deflate", TOO_BIG, frame(BINARY, BOMB, rsv1=True), id="deflate-bomb"),
+    _bad(
+        "/small-deflate",
+        TOO_BIG,
+        frame(BINARY, BOMB[:500], rsv1=True, fin=False),
+        frame(CONTINUATION, BOMB[500:]),
+        id="deflate-bomb-in-fragments",
+    ),
+    _bad(
+        "/small-deflate",
+        TOO_BIG,
+        frame(BINARY, OVER_MAX[:20], rsv1=True, fin=False),
+        frame(CONTINUATION, OVER_MAX[20:]),
+        id="inflated-fragments-over-max",
+    ),
 ]
 
 
@@ -672,17 +689,21 @@ async def test_permessage_deflate_negotiation(
             for k, limit in bound.items():
                 if k in params:  # a bare offer may be answered or not
                     assert 8 <= int(params[k] or "") <= limit
-        # The connection works, compressed or not as agreed.
-        compressed = answer is not None
-        await ws.write(
-            frame(TEXT, ws_raw.deflate("squeeze " * 20), rsv1=True)
-            if compressed
-            else ws_raw.text("squeeze " * 20)
-        )
+        # The connection works, compressed or not as agreed, and each side
+        # keeps to the window it was given: the text repeats at a distance
+        # of 2000 bytes, beyond a 10-bit window (1024).
+        message = os.urandom(1000).hex() * 2
+        if answer is None:
+            await ws.write(ws_raw.text(message))
+        else:
+            client_bits = int(params.get("client_max_window_bits") or 15)
+            await ws.write(frame(TEXT, ws_raw.deflate(message, client_bits), rsv1=True))
         got = await ws.read_frame()
     finally:
         ws.close()
-    assert got is not None and payloads([got]) == ["squeeze " * 20]
+    assert got is not None and got.rsv1 == (answer is not None)
+    server_bits = int(params.get("server_max_window_bits") or 15) if answer is not None else 15
+    assert payloads([got], server_bits) == [message]
 
 
 async def test_no_extension_without_compression_options(port: int, recorder: Recorder) -> None:
@@ -718,6 +739,26 @@ async def test_deflate_both_ways_with_context_takeover(port: int, recorder: Reco
         ("message", b"\x00" * 3000),
         ("message", "plain"),
     ]
+
+
+async def test_deflate_bomb_is_never_inflated_whole(port: int, recorder: Recorder) -> None:
+    # 32 MiB of zeros in a 32 KiB frame (under max_message_size, so only
+    # inflating tells): refused with 1009 with at most a bounded part of it
+    # ever in memory.
+    bomb = ws_raw.deflate(bytes(32 * 1024 * 1024))
+    assert len(bomb) < SMALL
+    ws = await open_ws(port, "/small-deflate")
+    tracemalloc.start()
+    try:
+        await ws.write(frame(BINARY, bomb, rsv1=True))
+        await ws.expect_close(TOO_BIG)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        ws.close()
+    assert peak < 4 * 1024 * 1024, peak
+    await recorder.wait_closed()
+    assert recorder.events == []
 
 
 async def test_control_frames_are_not_compressed(port: int, recorder: Recorder) -> None:
