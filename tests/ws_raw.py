@@ -402,3 +402,93 @@ class RawWebSocket:
 
     def close(self) -> None:
         self.stream.close()
+
+
+# -- the server's side: a raw peer for testing a WebSocket client -----------------------
+
+
+class RawPeer(RawWebSocket):
+    """One connection accepted by :class:`RawServer`: reads the client's
+    handshake, answers it with the status and headers the test chose, then
+    writes frames (unmasked, as a server's) and reads the client's."""
+
+    def __init__(self, stream: IOStream) -> None:
+        super().__init__(stream, "")
+        self.request_line = ""
+        self.request_headers = HTTPHeaders()
+
+    async def read_request(self, timeout: float = TIMEOUT) -> HTTPHeaders:
+        head = await _bounded(self.stream.read_until(b"\r\n\r\n", max_bytes=65536), timeout)
+        self.request_line, _, rest = head.decode("latin-1").partition("\r\n")
+        self.request_headers = HTTPHeaders.parse(rest)
+        self.key = self.request_headers.get("Sec-WebSocket-Key", "")
+        return self.request_headers
+
+    async def answer(
+        self,
+        status: str = "101 Switching Protocols",
+        headers: Mapping[str, str | None] | None = None,
+        extra_headers: Iterable[tuple[str, str]] = (),
+        *,
+        then: bytes = b"",
+    ) -> None:
+        """The response head (a valid 101 for the request's key by default;
+        ``headers`` and ``extra_headers`` as for :func:`handshake_request`),
+        and ``then`` in the same write."""
+        fields: dict[str, tuple[str, str]] = {
+            name.lower(): (name, value)
+            for name, value in [
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Accept", accept_value(self.key)),
+            ]
+        }
+        for name, value in (headers or {}).items():
+            if value is None:
+                fields.pop(name.lower(), None)
+            else:
+                fields[name.lower()] = (name, value)
+        lines = [f"HTTP/1.1 {status}"]
+        lines += [f"{name}: {value}" for name, value in fields.values()]
+        lines += [f"{name}: {value}" for name, value in extra_headers]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        await _bounded(self.stream.write(head + then), TIMEOUT)
+
+
+class RawServer:
+    """A listener on 127.0.0.1 whose connections the test takes one by one
+    (:meth:`accept`), as :class:`RawPeer` objects. :meth:`close` closes the
+    listener and every connection it accepted."""
+
+    def __init__(self) -> None:
+        from reactor.queues import Queue
+        from reactor.tcpserver import TCPServer
+        from reactor.testing import bind_unused_port
+
+        self._accepted: Queue[RawPeer] = Queue()
+        self._peers: list[RawPeer] = []
+        accepted = self._accepted
+        peers = self._peers
+
+        class Accepting(TCPServer):
+            def handle_stream(self, stream: IOStream, address: Any) -> None:
+                peer = RawPeer(stream)
+                peers.append(peer)
+                accepted.put_nowait(peer)
+
+        sock, self.port = bind_unused_port()
+        self._server = Accepting()
+        self._server.add_sockets([sock])
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
+
+    async def accept(self, timeout: float = TIMEOUT) -> RawPeer:
+        peer: RawPeer = await self._accepted.get(timeout=datetime.timedelta(seconds=timeout))
+        return peer
+
+    def close(self) -> None:
+        self._server.stop()
+        for peer in self._peers:
+            peer.close()

@@ -23,11 +23,13 @@ import os
 import struct
 import tracemalloc
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from reactor import gen, locks, websocket
+from reactor.httpclient import HTTPClientError
 from reactor.log import app_log
 from reactor.testing import ExpectLog
 from reactor.web import Application
@@ -847,3 +849,264 @@ def test_struct_sanity() -> None:
     assert frame(PONG, b"Hello", mask=False) == bytes.fromhex("8a0548656c6c6f")
     assert frame(BINARY, bytes(256), mask=False)[:4] == bytes.fromhex("827e0100")
     assert struct.unpack("!Q", frame(BINARY, bytes(65536), mask=False)[2:10]) == (65536,)
+
+
+# -- the client's side: reactor's client against a raw server ---------------------------
+
+
+@pytest.fixture
+def raw_server(io_loop: Any) -> Iterator[ws_raw.RawServer]:
+    server = ws_raw.RawServer()
+    yield server
+    server.close()
+
+
+class ClientMessages:
+    """An ``on_message_callback`` recording what reaches the application."""
+
+    def __init__(self) -> None:
+        self.got: list[str | bytes | None] = []
+        self.ended = locks.Event()
+
+    def __call__(self, message: str | bytes | None) -> None:
+        self.got.append(message)
+        if message is None:
+            self.ended.set()
+
+    async def wait_ended(self) -> None:
+        await gen.with_timeout(datetime.timedelta(seconds=WAIT), self.ended.wait())
+
+
+async def client_and_peer(
+    server: ws_raw.RawServer,
+    answer: dict[str, str | None] | None = None,
+    *,
+    then: bytes = b"",
+    **kwargs: Any,
+) -> tuple[websocket.WebSocketClientConnection, ws_raw.RawPeer]:
+    """Our client connected to a raw peer that answered its handshake."""
+    connecting = websocket.websocket_connect(server.url, **kwargs)
+    peer = await server.accept()
+    await peer.read_request()
+    await peer.answer(headers=answer, then=then)
+    connection = await gen.with_timeout(datetime.timedelta(seconds=WAIT), connecting)
+    return connection, peer
+
+
+CLIENT_FAILING_FRAMES = [
+    pytest.param(frame(TEXT, "x", mask=True), PROTOCOL, id="masked-server-frame"),
+    pytest.param(frame(TEXT, "x", mask=False, rsv1=True), PROTOCOL, id="rsv1-without-extension"),
+    pytest.param(frame(3, b"", mask=False), PROTOCOL, id="reserved-opcode-3"),
+    pytest.param(frame(11, b"", mask=False), PROTOCOL, id="reserved-opcode-11"),
+    pytest.param(frame(PING, bytes(126), mask=False), PROTOCOL, id="ping-of-126-bytes"),
+    pytest.param(frame(PING, b"", fin=False, mask=False), PROTOCOL, id="fragmented-ping"),
+    pytest.param(frame(CONTINUATION, "x", mask=False), PROTOCOL, id="continuation-without-start"),
+    pytest.param(
+        frame(TEXT, "a", fin=False, mask=False) + frame(TEXT, "b", mask=False),
+        PROTOCOL,
+        id="text-mid-fragmentation",
+    ),
+    pytest.param(
+        frame(BINARY, b"", mask=False, length=1 << 63, length_size=8),
+        PROTOCOL,
+        id="64-bit-length-with-msb-set",
+    ),
+    pytest.param(frame(TEXT, "ab", mask=False, length_size=2), PROTOCOL, id="non-minimal-length"),
+    pytest.param(frame(CLOSE, b"\x03", mask=False), PROTOCOL, id="close-payload-of-1-byte"),
+    pytest.param(ws_raw.close(1005, mask=False), PROTOCOL, id="close-code-1005"),
+    pytest.param(frame(TEXT, b"\xff", mask=False), BAD_DATA, id="invalid-utf8"),
+    pytest.param(
+        frame(BINARY, b"", mask=False, length=SMALL + 1), TOO_BIG, id="over-max-message-size"
+    ),
+]
+
+
+@pytest.mark.parametrize(("bad", "code"), CLIENT_FAILING_FRAMES)
+async def test_client_fails_on_a_bad_server_frame(
+    raw_server: ws_raw.RawServer, bad: bytes, code: int
+) -> None:
+    messages = ClientMessages()
+    connection, peer = await client_and_peer(
+        raw_server, on_message_callback=messages, max_message_size=SMALL
+    )
+    await peer.write(frame(TEXT, "before", mask=False), bad, frame(TEXT, "after", mask=False))
+    [close] = await peer.read_frames_until_close()
+    assert close.masked and close.close_code == code
+    await peer.expect_eof()
+    await messages.wait_ended()
+    assert messages.got == ["before", None]
+    assert connection.close_code is None
+
+
+async def test_client_masks_every_frame_with_a_fresh_key(raw_server: ws_raw.RawServer) -> None:
+    connection, peer = await client_and_peer(raw_server)
+    request = peer.request_headers
+    assert request["Sec-WebSocket-Version"] == "13"
+    assert len(base64.b64decode(request["Sec-WebSocket-Key"], validate=True)) == 16
+    for _ in range(3):
+        await connection.write_message("same")
+    await connection.write_message(b"\x00" * 200, binary=True)
+    connection.ping(b"p")
+    frames = [await peer.read_frame() for _ in range(5)]
+    assert all(f is not None and f.masked for f in frames)
+    assert [(f.opcode, f.payload) for f in frames if f is not None] == [
+        (TEXT, b"same"),
+        (TEXT, b"same"),
+        (TEXT, b"same"),
+        (BINARY, b"\x00" * 200),
+        (PING, b"p"),
+    ]
+    connection.close()
+
+
+async def test_client_gets_frames_sent_with_the_101(raw_server: ws_raw.RawServer) -> None:
+    connection, _peer = await client_and_peer(
+        raw_server, then=frame(TEXT, "early", mask=False) + frame(BINARY, b"\x01", mask=False)
+    )
+    try:
+        read = datetime.timedelta(seconds=WAIT)
+        assert await gen.with_timeout(read, connection.read_message()) == "early"
+        assert await gen.with_timeout(read, connection.read_message()) == b"\x01"
+    finally:
+        connection.close()
+
+
+async def test_client_answers_the_servers_close_then_waits_for_tcp(
+    raw_server: ws_raw.RawServer,
+) -> None:
+    messages = ClientMessages()
+    connection, peer = await client_and_peer(raw_server, on_message_callback=messages)
+    await peer.write(ws_raw.close(4001, "bye", mask=False), frame(TEXT, "late", mask=False))
+    [close] = await peer.read_frames_until_close()
+    assert close.masked and close.close_code == 4001
+    peer.close()  # the server closes TCP, as it must
+    await messages.wait_ended()
+    assert messages.got == [None]
+    assert (connection.close_code, connection.close_reason) == (4001, "bye")
+
+
+async def test_client_drops_a_server_that_never_closes_tcp(
+    raw_server: ws_raw.RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(websocket, "_CLOSE_TIMEOUT", 0.05)
+    messages = ClientMessages()
+    connection, peer = await client_and_peer(raw_server, on_message_callback=messages)
+    await peer.write(ws_raw.close(1000, mask=False))
+    await peer.read_frames_until_close()
+    await peer.expect_eof()  # the client gave up waiting
+    await messages.wait_ended()
+    assert connection.close_code == 1000
+
+
+async def test_client_close_handshake(raw_server: ws_raw.RawServer) -> None:
+    connection, peer = await client_and_peer(raw_server)
+    connection.close(1001, "going")
+    [close] = await peer.read_frames_until_close()
+    assert close.masked and (close.close_code, close.close_reason) == (1001, "going")
+    await peer.write(ws_raw.close(1001, mask=False))
+    peer.close()
+    read = datetime.timedelta(seconds=WAIT)
+    assert await gen.with_timeout(read, connection.read_message()) is None
+    assert connection.close_code == 1001
+
+
+CLIENT_BAD_ANSWERS = [
+    pytest.param({"Sec-WebSocket-Accept": ws_raw.accept_value("x")}, {}, id="wrong-accept"),
+    pytest.param({"Sec-WebSocket-Accept": None}, {}, id="missing-accept"),
+    pytest.param({"Upgrade": "h2c"}, {}, id="upgrade-not-websocket"),
+    pytest.param({"Connection": "keep-alive"}, {}, id="connection-without-upgrade"),
+    pytest.param({"Sec-WebSocket-Protocol": "chat"}, {}, id="subprotocol-not-offered"),
+    pytest.param(
+        {"Sec-WebSocket-Extensions": "permessage-deflate"}, {}, id="extension-not-offered"
+    ),
+    pytest.param(
+        {"Sec-WebSocket-Extensions": "x-unknown"},
+        {"compression_options": {}},
+        id="unknown-extension",
+    ),
+    pytest.param(
+        {"Sec-WebSocket-Extensions": "permessage-deflate; foo"},
+        {"compression_options": {}},
+        id="unknown-parameter",
+    ),
+    pytest.param(
+        {
+            "Sec-WebSocket-Extensions": "permessage-deflate; server_no_context_takeover; "
+            "server_no_context_takeover"
+        },
+        {"compression_options": {}},
+        id="duplicate-parameter",
+    ),
+    pytest.param(
+        {"Sec-WebSocket-Extensions": "permessage-deflate; server_max_window_bits=7"},
+        {"compression_options": {}},
+        id="bad-window-bits",
+    ),
+]
+
+
+@pytest.mark.parametrize(("answer", "kwargs"), CLIENT_BAD_ANSWERS)
+async def test_client_refuses_a_bad_handshake_answer(
+    raw_server: ws_raw.RawServer, answer: dict[str, str | None], kwargs: dict[str, Any]
+) -> None:
+    connecting = websocket.websocket_connect(raw_server.url, **kwargs)
+    peer = await raw_server.accept()
+    await peer.read_request()
+    await peer.answer(headers=answer)
+    with pytest.raises(websocket.WebSocketError):
+        await gen.with_timeout(datetime.timedelta(seconds=WAIT), connecting)
+    await peer.expect_eof()  # the client closed the connection
+
+
+@pytest.mark.parametrize("status", ["200 OK", "400 Bad Request", "426 Upgrade Required"])
+async def test_client_refuses_a_status_other_than_101(
+    raw_server: ws_raw.RawServer, status: str
+) -> None:
+    connecting = websocket.websocket_connect(raw_server.url)
+    peer = await raw_server.accept()
+    await peer.read_request()
+    await peer.answer(status, {"Content-Length": "0"})
+    with pytest.raises(HTTPClientError) as caught:
+        await gen.with_timeout(datetime.timedelta(seconds=WAIT), connecting)
+    assert caught.value.code == int(status.split()[0])
+
+
+@pytest.mark.parametrize(
+    ("answer", "fresh", "bits"),
+    [
+        ("permessage-deflate", False, 15),
+        ("permessage-deflate; client_no_context_takeover", True, 15),
+        ("permessage-deflate; client_max_window_bits=10", False, 10),
+        ("permessage-deflate; server_no_context_takeover; server_max_window_bits=9", False, 15),
+    ],
+    ids=["plain", "client-no-context-takeover", "client-window-10", "server-params"],
+)
+async def test_client_deflate_keeps_to_the_answer(
+    raw_server: ws_raw.RawServer, answer: str, fresh: bool, bits: int
+) -> None:
+    connection, peer = await client_and_peer(
+        raw_server, {"Sec-WebSocket-Extensions": answer}, compression_options={}
+    )
+    try:
+        offer = ws_raw.parse_extensions(peer.request_headers["Sec-WebSocket-Extensions"])
+        assert offer == [("permessage-deflate", {"client_max_window_bits": None})]
+        # Repeats at a distance of 2000 bytes: beyond a 10-bit window.
+        message = os.urandom(1000).hex() * 2
+        await connection.write_message(message)
+        await connection.write_message(message)
+        first, second = await peer.read_frame(), await peer.read_frame()
+        assert first is not None and second is not None
+        assert first.rsv1 and second.rsv1 and first.masked
+        inflater = ws_raw.Inflater(bits)
+        assert inflater.inflate(first.payload).decode() == message
+        assert inflater.inflate(second.payload).decode() == message
+        # Without context takeover, each message is compressed afresh.
+        assert (second.payload == first.payload) is fresh
+        # And the client inflates what the server compresses.
+        await peer.write(
+            frame(TEXT, ws_raw.deflate("from the server " * 10, 9), mask=False, rsv1=True)
+        )
+        read = datetime.timedelta(seconds=WAIT)
+        assert await gen.with_timeout(read, connection.read_message()) == "from the server " * 10
+    finally:
+        connection.close()
