@@ -8,7 +8,9 @@ every reactor backend is tested against it the same way.
 ``python tests/ws_peer.py serve``
     A ``websockets.asyncio.server.serve`` server on 127.0.0.1 (deflate
     offered, ``max_size`` 32 MiB); prints ``{"port": N}`` and serves until
-    its stdin closes. Paths: ``/echo`` echoes every message; ``/ping`` sends
+    its stdin closes. Meanwhile it runs the client scripts it reads on
+    stdin (:func:`run_commands`): one process for a whole test module,
+    rather than a Python start-up per test. Paths: ``/echo`` echoes every message; ``/ping`` sends
     a ping, waits for the pong, sends ``"pong received"`` then echoes;
     ``/close/CODE`` closes at once with CODE and reason ``"bye"``. A
     connection named with ``?id=NAME`` is remembered: ``/closed?id=NAME``
@@ -17,10 +19,10 @@ every reactor backend is tested against it the same way.
 
 ``python tests/ws_peer.py client URL SCRIPT [--compression deflate]
 [--max-size N] [--subprotocol P]``
-    A ``websockets.asyncio.client.connect`` client running SCRIPT (JSON
-    list of steps, see :func:`run_script`); prints one JSON object:
-    the response's extensions header, the subprotocol, each step's result,
-    and the close code/reason it saw.
+    One such script, by hand: a ``websockets.asyncio.client.connect``
+    client running SCRIPT (JSON list of steps, see :func:`run_script`);
+    prints one JSON object: the response's extensions header, the
+    subprotocol, each step's result, and the close code/reason it saw.
 """
 
 from __future__ import annotations
@@ -96,15 +98,34 @@ async def serve() -> None:
     ) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         print(json.dumps({"port": port}), flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        await run_commands()
+
+
+async def run_commands() -> None:
+    """Run the client scripts read from stdin, one JSON object a line
+    (``id``, ``url``, ``script`` and :func:`run_script`'s options), each
+    answered with one line ``{"id": ..., "report": ...}`` (or ``"error"``),
+    until stdin closes."""
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            return
+        command = json.loads(line)
+        answer: dict[str, Any] = {"id": command.pop("id")}
+        try:
+            answer["report"] = await run_script(**command)
+        except Exception as e:
+            answer["error"] = f"{type(e).__name__}: {e}"
+        print(json.dumps(answer), flush=True)
 
 
 async def run_script(
     url: str,
     script: list[list[Any]],
-    compression: str | None,
-    max_size: int,
-    subprotocols: list[str],
+    compression: str | None = None,
+    max_size: int = 1024 * 1024,
+    subprotocols: list[str] | None = None,
 ) -> dict[str, Any]:
     """Steps: ``["text", s]``, ``["binary", n]`` (n bytes of :func:`pattern`),
     ``["recv"]`` (result: :func:`describe`), ``["ping", data]`` (waits for

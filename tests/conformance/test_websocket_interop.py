@@ -5,9 +5,14 @@ our server, our client (:func:`reactor.websocket.websocket_connect`) talks
 to its server. It runs on asyncio's API, and the asyncio face of reactor's
 native loops has no ``create_server``/``create_connection`` (issue 11), so
 the peer runs in a child process on asyncio's own loop (tests/ws_peer.py)
-and every backend of ours is tested against it the same way: the server
-once per module, a client per test, started with
-:class:`reactor.process.Subprocess` so that the test's loop keeps serving.
+and every backend of ours is tested against it the same way. One process
+serves the whole module: its server for our client, and its client, which
+runs the script a test sends it down a pipe (read and written by streams of
+the test's own loop, which meanwhile keeps serving).
+
+On the asyncio and uvloop backends ``serve``/``connect`` would work in the
+test's process too; the child process is used everywhere so that all the
+backends are tested the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +32,7 @@ import pytest
 
 from reactor import gen, locks, websocket
 from reactor.ioloop import IOLoop
-from reactor.process import Subprocess
+from reactor.iostream import PipeIOStream
 from reactor.web import Application
 from tests.ws_peer import pattern
 
@@ -107,35 +113,59 @@ def ws_url(http_server: Any, http_port: int) -> str:
     return f"ws://127.0.0.1:{http_port}"
 
 
-@pytest.fixture
-def _sigchld(io_loop: IOLoop) -> Iterator[None]:
-    yield
-    Subprocess.uninitialize()
+@dataclass
+class Peer:
+    """tests/ws_peer.py's process: its server's URL, and its pipes for the
+    client scripts it runs on command."""
+
+    url: str
+    stdin: int
+    stdout: int
 
 
-async def peer_client(url: str, script: list[list[Any]], *options: str) -> dict[str, Any]:
-    """Run tests/ws_peer.py's client with ``script`` against ``url``; its report."""
-    proc = Subprocess(
-        [sys.executable, PEER, "client", url, json.dumps(script), *options],
-        stdout=Subprocess.STREAM,
-        stderr=Subprocess.STREAM,
+@pytest.fixture(scope="module")
+def peer() -> Iterator[Peer]:
+    """One peer process for the module (it ends when its stdin closes)."""
+    proc = subprocess.Popen(
+        [sys.executable, PEER, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
     )
-    assert proc.stdout is not None and proc.stderr is not None
-    out, err = await _bounded(
-        gen.multi([proc.stdout.read_until_close(), proc.stderr.read_until_close()])
-    )
-    status = await _bounded(proc.wait_for_exit(raise_error=False))
-    assert status == 0, err.decode(errors="replace")
-    report: dict[str, Any] = json.loads(out)
-    return report
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        port = json.loads(proc.stdout.readline())["port"]
+        yield Peer(f"ws://127.0.0.1:{port}", proc.stdin.fileno(), proc.stdout.fileno())
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
 
 
-pytest_mark_peer = pytest.mark.usefixtures("_sigchld")
+async def peer_client(peer: Peer, url: str, script: list[list[Any]], **options: Any) -> Any:
+    """Have the peer's websockets client run ``script`` against ``url``
+    (options: ``compression``, ``max_size``, ``subprotocols``); its report."""
+    command_id = os.urandom(8).hex()
+    command = {"id": command_id, "url": url, "script": script, **options}
+    # Streams of this test's loop over copies of the pipes' descriptors.
+    to_peer, from_peer = PipeIOStream(os.dup(peer.stdin)), PipeIOStream(os.dup(peer.stdout))
+    try:
+        await _bounded(to_peer.write(json.dumps(command).encode() + b"\n"))
+        while True:
+            answer = json.loads(await _bounded(from_peer.read_until(b"\n")))
+            if answer["id"] == command_id:  # not the late answer of a test that timed out
+                break
+    finally:
+        to_peer.close()
+        from_peer.close()
+    assert "error" not in answer, answer["error"]
+    return answer["report"]
 
 
-@pytest_mark_peer
-async def test_their_client_echo_text_and_binary(ws_url: str, seen: Seen) -> None:
+async def test_their_client_echo_text_and_binary(peer: Peer, ws_url: str, seen: Seen) -> None:
     report = await peer_client(
+        peer,
         ws_url + "/echo",
         [["text", "h\u00e9llo"], ["recv"], ["binary", 1000], ["recv"], ["close", 1000, "done"]],
     )
@@ -148,32 +178,27 @@ async def test_their_client_echo_text_and_binary(ws_url: str, seen: Seen) -> Non
     assert seen.closes == [(1000, "done")]
 
 
-@pytest_mark_peer
-async def test_their_client_16_mib_echoed_with_room(ws_url: str, seen: Seen) -> None:
-    report = await peer_client(
-        ws_url + "/big", [["binary", BIG], ["recv"]], "--max-size", str(ROOM)
-    )
+async def test_their_client_16_mib_echoed_with_room(peer: Peer, ws_url: str, seen: Seen) -> None:
+    report = await peer_client(peer, ws_url + "/big", [["binary", BIG], ["recv"]], max_size=ROOM)
     assert report["results"] == [{"binary_len": BIG, "sha256": _digest(BIG)}]
 
 
-@pytest_mark_peer
-async def test_their_client_16_mib_refused_with_1009_by_default(ws_url: str, seen: Seen) -> None:
-    report = await peer_client(
-        ws_url + "/echo", [["binary", BIG], ["recv"]], "--max-size", str(ROOM)
-    )
-    assert report["results"] == [{"closed": 1009, "reason": report["results"][0]["reason"]}]
+async def test_their_client_16_mib_refused_with_1009_by_default(
+    peer: Peer, ws_url: str, seen: Seen
+) -> None:
+    report = await peer_client(peer, ws_url + "/echo", [["binary", BIG], ["recv"]], max_size=ROOM)
+    assert [result.get("closed") for result in report["results"]] == [1009]
     await _bounded(seen.closed.wait())
     assert len(seen.closes) == 1
 
 
-@pytest_mark_peer
-async def test_their_client_permessage_deflate(ws_url: str, seen: Seen) -> None:
+async def test_their_client_permessage_deflate(peer: Peer, ws_url: str, seen: Seen) -> None:
     text = "compress me " * 500
     report = await peer_client(
+        peer,
         ws_url + "/deflate",
         [["text", text], ["recv"], ["binary", 100000], ["recv"], ["close", 1000, ""]],
-        "--compression",
-        "deflate",
+        compression="deflate",
     )
     assert report["extensions"].startswith("permessage-deflate")
     assert report["results"] == [
@@ -182,65 +207,41 @@ async def test_their_client_permessage_deflate(ws_url: str, seen: Seen) -> None:
     ]
 
 
-@pytest_mark_peer
-async def test_their_client_without_deflate_on_a_deflate_handler(ws_url: str) -> None:
-    report = await peer_client(ws_url + "/deflate", [["text", "plain"], ["recv"]])
+async def test_their_client_without_deflate_on_a_deflate_handler(peer: Peer, ws_url: str) -> None:
+    report = await peer_client(peer, ws_url + "/deflate", [["text", "plain"], ["recv"]])
     assert report["extensions"] is None
     assert report["results"] == [{"text": "plain"}]
 
 
-@pytest_mark_peer
-async def test_their_client_subprotocol(ws_url: str) -> None:
+async def test_their_client_subprotocol(peer: Peer, ws_url: str) -> None:
     report = await peer_client(
+        peer,
         ws_url + "/echo",
         [["text", "x"], ["recv"]],
-        "--subprotocol",
-        "other",
-        "--subprotocol",
-        "chat",
+        subprotocols=["other", "chat"],
     )
     assert report["subprotocol"] == "chat"
 
 
-@pytest_mark_peer
-async def test_their_client_ping(ws_url: str, seen: Seen) -> None:
-    report = await peer_client(ws_url + "/echo", [["ping", "are you there"], ["close", 1000, ""]])
+async def test_their_client_ping(peer: Peer, ws_url: str, seen: Seen) -> None:
+    report = await peer_client(
+        peer, ws_url + "/echo", [["ping", "are you there"], ["close", 1000, ""]]
+    )
     assert report["results"] == [{"pong": True}]
     assert seen.events == [("ping", b"are you there")]
 
 
-@pytest_mark_peer
-async def test_their_client_close_codes_both_ways(ws_url: str, seen: Seen) -> None:
-    theirs = await peer_client(ws_url + "/echo", [["close", 4000, "client bye"]])
+async def test_their_client_close_codes_both_ways(peer: Peer, ws_url: str, seen: Seen) -> None:
+    theirs = await peer_client(peer, ws_url + "/echo", [["close", 4000, "client bye"]])
     assert theirs["close_code"] == 4000
     await _bounded(seen.closed.wait())
     assert seen.closes == [(4000, "client bye")]
-    ours = await peer_client(ws_url + "/echo", [["text", "close-me"], ["recv"]])
+    ours = await peer_client(peer, ws_url + "/echo", [["text", "close-me"], ["recv"]])
     assert ours["results"] == [{"closed": 4001, "reason": "server bye"}]
     assert (ours["close_code"], ours["close_reason"]) == (4001, "server bye")
 
 
 # -- our client against the websockets server -------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def peer_server() -> Iterator[str]:
-    """tests/ws_peer.py's server for the module (it ends when its stdin closes)."""
-    proc = subprocess.Popen(
-        [sys.executable, PEER, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        port = json.loads(proc.stdout.readline())["port"]
-        yield f"ws://127.0.0.1:{port}"
-    finally:
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=WAIT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
 
 
 async def connect(url: str, **kwargs: Any) -> websocket.WebSocketClientConnection:
@@ -250,15 +251,15 @@ async def connect(url: str, **kwargs: Any) -> websocket.WebSocketClientConnectio
     return connection
 
 
-def named(peer_server: str, path: str) -> tuple[str, str]:
+def named(peer_url: str, path: str) -> tuple[str, str]:
     """A URL of the peer's naming the connection, and the name."""
     name = os.urandom(8).hex()
-    return f"{peer_server}{path}?id={name}", name
+    return f"{peer_url}{path}?id={name}", name
 
 
-async def peer_saw(peer_server: str, name: str) -> dict[str, Any]:
+async def peer_saw(peer_url: str, name: str) -> dict[str, Any]:
     """How the peer's connection ``name`` ended, as its server saw it."""
-    connection = await connect(f"{peer_server}/closed?id={name}")
+    connection = await connect(f"{peer_url}/closed?id={name}")
     try:
         message = await _bounded(connection.read_message())
     finally:
@@ -268,8 +269,8 @@ async def peer_saw(peer_server: str, name: str) -> dict[str, Any]:
     return result
 
 
-async def test_our_client_echo(io_loop: IOLoop, peer_server: str) -> None:
-    url, name = named(peer_server, "/echo")
+async def test_our_client_echo(io_loop: IOLoop, peer: Peer) -> None:
+    url, name = named(peer.url, "/echo")
     connection = await connect(url)
     try:
         await connection.write_message("h\u00e9llo")
@@ -280,11 +281,11 @@ async def test_our_client_echo(io_loop: IOLoop, peer_server: str) -> None:
         connection.close(1000, "done")
     assert await _bounded(connection.read_message()) is None
     assert connection.close_code == 1000
-    assert await peer_saw(peer_server, name) == {"code": 1000, "reason": "done"}
+    assert await peer_saw(peer.url, name) == {"code": 1000, "reason": "done"}
 
 
-async def test_our_client_deflate(io_loop: IOLoop, peer_server: str) -> None:
-    connection = await connect(peer_server + "/echo", compression_options={})
+async def test_our_client_deflate(io_loop: IOLoop, peer: Peer) -> None:
+    connection = await connect(peer.url + "/echo", compression_options={})
     text = "compress me " * 500
     try:
         assert connection.headers is not None
@@ -299,8 +300,8 @@ async def test_our_client_deflate(io_loop: IOLoop, peer_server: str) -> None:
         connection.close()
 
 
-async def test_our_client_16_mib_with_room(io_loop: IOLoop, peer_server: str) -> None:
-    connection = await connect(peer_server + "/echo", max_message_size=ROOM)
+async def test_our_client_16_mib_with_room(io_loop: IOLoop, peer: Peer) -> None:
+    connection = await connect(peer.url + "/echo", max_message_size=ROOM)
     try:
         await connection.write_message(pattern(BIG), binary=True)
         assert await _bounded(connection.read_message()) == pattern(BIG)
@@ -308,30 +309,30 @@ async def test_our_client_16_mib_with_room(io_loop: IOLoop, peer_server: str) ->
         connection.close()
 
 
-async def test_our_client_refuses_16_mib_by_default(io_loop: IOLoop, peer_server: str) -> None:
-    url, name = named(peer_server, "/echo")
+async def test_our_client_refuses_16_mib_by_default(io_loop: IOLoop, peer: Peer) -> None:
+    url, name = named(peer.url, "/echo")
     connection = await connect(url)
     await connection.write_message(pattern(BIG), binary=True)
     assert await _bounded(connection.read_message()) is None
-    assert (await peer_saw(peer_server, name))["code"] == 1009
+    assert (await peer_saw(peer.url, name))["code"] == 1009
 
 
-async def test_our_client_sees_the_servers_close(io_loop: IOLoop, peer_server: str) -> None:
-    connection = await connect(peer_server + "/close/4001")
+async def test_our_client_sees_the_servers_close(io_loop: IOLoop, peer: Peer) -> None:
+    connection = await connect(peer.url + "/close/4001")
     assert await _bounded(connection.read_message()) is None
     assert (connection.close_code, connection.close_reason) == (4001, "bye")
 
 
-async def test_our_client_answers_the_servers_ping(io_loop: IOLoop, peer_server: str) -> None:
-    connection = await connect(peer_server + "/ping")
+async def test_our_client_answers_the_servers_ping(io_loop: IOLoop, peer: Peer) -> None:
+    connection = await connect(peer.url + "/ping")
     try:
         assert await _bounded(connection.read_message()) == "pong received"
     finally:
         connection.close()
 
 
-async def test_our_client_async_for(io_loop: IOLoop, peer_server: str) -> None:
-    connection = await connect(peer_server + "/echo")
+async def test_our_client_async_for(io_loop: IOLoop, peer: Peer) -> None:
+    connection = await connect(peer.url + "/echo")
     for word in ("one", "two", "three"):
         await connection.write_message(word)
     got = []
