@@ -617,7 +617,10 @@ class WebSocketProtocol13(WebSocketProtocol):
         # The fragmented message being received (opcode 0: none).
         self._frag_opcode = 0
         self._frag_compressed = False
-        self._frag_parts: list[bytes] = []
+        # Small fragments are gathered in a bytearray at the end of the
+        # list: a message of one-byte fragments must not cost an object and
+        # a list slot per byte (about 100 bytes per byte of message).
+        self._frag_parts: list[bytes | bytearray] = []
         self._frag_size = 0
         self._frag_decoder: Any = None
         # Closing.
@@ -1091,7 +1094,13 @@ class WebSocketProtocol13(WebSocketProtocol):
                     self._frag_decoder.decode(payload)
                 except UnicodeDecodeError:
                     raise _ProtocolError(1007, "invalid UTF-8") from None
-            self._frag_parts.append(payload)
+            parts = self._frag_parts
+            if len(payload) >= _JOIN_BELOW:
+                parts.append(payload)
+            elif parts and type(parts[-1]) is bytearray:
+                parts[-1] += payload
+            else:
+                parts.append(bytearray(payload))
 
     def _handle_control(self, opcode: int, payload: bytes) -> None:
         if opcode == _OP_CLOSE:
