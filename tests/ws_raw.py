@@ -378,7 +378,7 @@ class RawWebSocket:
 
     async def read_frames_until_close(self, timeout: float = TIMEOUT) -> list[Frame]:
         """Every frame up to and including the server's Close (which must come)."""
-        frames = []
+        frames: list[Frame] = []
         while True:
             got = await self.read_frame(timeout)
             assert got is not None, f"EOF without a Close frame, after {frames}"

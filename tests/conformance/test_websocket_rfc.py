@@ -41,6 +41,8 @@ pytestmark = pytest.mark.usefixtures("reactor_log")
 WAIT = 4.0
 SMALL = 64 * 1024
 """``max_message_size`` of the ``/small`` handlers."""
+TINY = 4 * 1024
+"""``max_message_size`` of ``/tiny``."""
 
 
 class Recorder:
@@ -95,6 +97,12 @@ class SmallEcho(Echo):
         return SMALL
 
 
+class TinyEcho(Echo):
+    @property
+    def max_message_size(self) -> int:
+        return TINY
+
+
 class SmallDeflateEcho(SmallEcho, DeflateEcho):
     pass
 
@@ -119,6 +127,7 @@ def app(recorder: Recorder) -> Application:
             ("/echo", Echo, kwargs),
             ("/deflate", DeflateEcho, kwargs),
             ("/small", SmallEcho, kwargs),
+            ("/tiny", TinyEcho, kwargs),
             ("/small-deflate", SmallDeflateEcho, kwargs),
             ("/failing", Failing, kwargs),
         ]
@@ -484,6 +493,27 @@ async def test_too_big_fragmented_is_refused_before_the_last_fragment(
     assert recorder.events == []
 
 
+async def test_one_byte_fragments_cost_no_more_than_the_message(
+    port: int, recorder: Recorder
+) -> None:
+    # max_message_size bounds what a message may make the server hold, not
+    # only its payload: a list of one-byte fragments would cost about 100
+    # bytes per byte of message.
+    fragments = [frame(CONTINUATION, b"a", fin=False) for _ in range(TINY - 2)]
+    data = b"".join([frame(BINARY, b"a", fin=False), *fragments, frame(CONTINUATION, b"a")])
+    ws = await open_ws(port, "/tiny")
+    tracemalloc.start()
+    try:
+        await ws.write(data)
+        got = await ws.read_frame()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        ws.close()
+    assert got is not None and got.payload == b"a" * TINY
+    assert peak < 8 * TINY, peak
+
+
 async def test_control_frames_between_fragments_are_handled_at_once(
     port: int, recorder: Recorder
 ) -> None:
@@ -686,7 +716,7 @@ async def test_permessage_deflate_negotiation(
             [(name, params)] = extensions
             assert name == "permessage-deflate"
             expected = {k: v for k, v in answer.items() if not (v or "").startswith("<=")}
-            bound = {k: int(v[2:]) for k, v in answer.items() if (v or "").startswith("<=")}
+            bound = {k: int(v[2:]) for k, v in answer.items() if v and v.startswith("<=")}
             assert {k: v for k, v in params.items() if k not in bound} == expected
             for k, limit in bound.items():
                 if k in params:  # a bare offer may be answered or not
