@@ -279,9 +279,11 @@ class RawWebSocket:
     ``await RawWebSocket.connect(port, path, ...)`` sends the handshake (the
     arguments of :func:`handshake_request`) plus ``then`` (bytes sent in
     the same write, e.g. frames right behind the request) and reads the
-    response head. :attr:`response` holds it; with a 101 the connection is
-    ready for :meth:`write` and :meth:`read_frame`, otherwise the body has
-    been read too (by Content-Length).
+    response head; ``receive_buffer`` sets the socket's SO_RCVBUF (a client
+    that reads slowly, with little room in the kernel). :attr:`response`
+    holds the head; with a 101 the connection is ready for :meth:`write`
+    and :meth:`read_frame`, otherwise the body has been read too (by
+    Content-Length).
     """
 
     def __init__(self, stream: IOStream, key: str) -> None:
@@ -299,12 +301,16 @@ class RawWebSocket:
         *,
         then: bytes = b"",
         timeout: float = TIMEOUT,
+        receive_buffer: int | None = None,
         **request_kwargs: Any,
     ) -> RawWebSocket:
         request, key = handshake_request(
             f"127.0.0.1:{port}", path, headers, extra_headers, **request_kwargs
         )
-        stream = IOStream(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:  # before connecting, so the window is small from the start
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        stream = IOStream(sock)
         self = cls(stream, key)
         try:
             await _bounded(stream.connect(("127.0.0.1", port)), timeout)

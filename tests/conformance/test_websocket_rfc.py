@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import datetime
 import os
+import socket
 import struct
 import tracemalloc
 import zlib
@@ -103,6 +104,16 @@ class TinyEcho(Echo):
         return TINY
 
 
+class SmallSendBuffer(Echo):
+    """Little room in the kernel for what the server sends (SO_SNDBUF), so
+    that a client that does not read makes the server's output wait soon."""
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        super().open(*args, **kwargs)
+        assert self.ws_connection is not None and self.ws_connection.stream is not None
+        self.ws_connection.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+
+
 class SmallDeflateEcho(SmallEcho, DeflateEcho):
     pass
 
@@ -128,6 +139,7 @@ def app(recorder: Recorder) -> Application:
             ("/deflate", DeflateEcho, kwargs),
             ("/small", SmallEcho, kwargs),
             ("/tiny", TinyEcho, kwargs),
+            ("/small-send-buffer", SmallSendBuffer, kwargs),
             ("/small-deflate", SmallDeflateEcho, kwargs),
             ("/failing", Failing, kwargs),
         ]
@@ -543,6 +555,32 @@ async def test_control_frames_between_fragments_are_handled_at_once(
         ("ping", b""),
         ("message", "Hello, world"),
     ]
+
+
+async def test_ping_flood_from_a_client_that_does_not_read_is_bounded(
+    port: int, recorder: Recorder
+) -> None:
+    # RFC 6455 section 5.5.3 lets the server answer only the latest ping
+    # while its pongs wait: 4,000 pings must not queue 4,000 pongs (500 KB)
+    # behind a client that does not read, yet the last ping is answered.
+    count = 4000
+    pings = [frame(PING, f"{i:0125d}".encode()) for i in range(count)]
+    ws = await open_ws(port, "/small-send-buffer", receive_buffer=4096)
+    try:
+        await ws.write(*pings, ws_raw.text("end"))
+        pongs = 0
+        last = b""
+        while last != f"{count - 1:0125d}".encode():
+            got = await ws.read_frame()
+            assert got is not None
+            if got.opcode == PONG:
+                pongs += 1
+                last = got.payload
+    finally:
+        ws.close()
+    assert pongs < count // 2, pongs
+    assert [e for e in recorder.events if e[0] == "message"] == [("message", "end")]
+    assert len(recorder.events) == count + 1  # on_ping for each, as they arrived
 
 
 async def test_ping_is_answered_with_its_payload(port: int, recorder: Recorder) -> None:
