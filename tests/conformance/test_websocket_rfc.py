@@ -114,6 +114,14 @@ class SmallSendBuffer(Echo):
         self.ws_connection.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
 
 
+class Pinging(Echo):
+    """Pings every 100 ms; a pong must come within the interval."""
+
+    @property
+    def ping_interval(self) -> float:
+        return 0.1
+
+
 class SmallDeflateEcho(SmallEcho, DeflateEcho):
     pass
 
@@ -140,6 +148,7 @@ def app(recorder: Recorder) -> Application:
             ("/small", SmallEcho, kwargs),
             ("/tiny", TinyEcho, kwargs),
             ("/small-send-buffer", SmallSendBuffer, kwargs),
+            ("/pinging", Pinging, kwargs),
             ("/small-deflate", SmallDeflateEcho, kwargs),
             ("/failing", Failing, kwargs),
         ]
@@ -882,6 +891,40 @@ async def test_client_that_never_answers_the_close_is_dropped(
     await recorder.wait_closed()
     assert recorder.events == [("message", "close-me")]
     assert recorder.closes == [(None, None)]
+
+
+async def test_server_pings_and_keeps_a_client_that_answers(port: int, recorder: Recorder) -> None:
+    ws = await open_ws(port, "/pinging")
+    try:
+        for _ in range(2):
+            got = await ws.read_frame()
+            assert got is not None and got.opcode == PING
+            await ws.write(frame(PONG, got.payload))
+        await ws.write(ws_raw.text("still here"))
+        while (got := await ws.read_frame()) is not None and got.opcode == PING:
+            await ws.write(frame(PONG, got.payload))
+        assert got is not None and payloads([got]) == ["still here"]
+    finally:
+        ws.close()
+    assert ("message", "still here") in recorder.events
+    assert len([e for e in recorder.events if e[0] == "pong"]) >= 2
+
+
+async def test_ping_timeout_drops_a_dead_client_at_once(port: int, recorder: Recorder) -> None:
+    ws = await open_ws(port, "/pinging")
+    try:
+        got = await ws.read_frame()
+        assert got is not None and got.opcode == PING
+        # No pong: Close 1011, then TCP closed without the 5 s close wait
+        # (expect_eof's bound is shorter).
+        frames = await ws.read_frames_until_close()
+        assert (frames[-1].close_code, frames[-1].close_reason) == (1011, "ping timeout")
+        await ws.expect_eof()
+    finally:
+        ws.close()
+    await recorder.wait_closed()
+    assert recorder.events == []
+    assert len(recorder.closes) == 1
 
 
 async def test_client_that_vanishes_mid_frame(port: int, recorder: Recorder) -> None:
