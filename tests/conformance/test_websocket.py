@@ -14,19 +14,24 @@ import asyncio
 import base64
 import http.client
 import os
+import resource
 import socket
+import ssl
 import struct
 from collections.abc import Awaitable
 from typing import Any
 
 import pytest
 
-from reactor import gen, web
-from reactor.httpclient import HTTPClientError, HTTPRequest
+from reactor import gen, web, websocket
+from reactor.httpclient import HTTPClientError, HTTPRequest, HTTPTimeoutError
+from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
 from reactor.iostream import IOStream
 from reactor.locks import Event
-from reactor.testing import ExpectLog
+from reactor.netutil import DefaultExecutorResolver, OverrideResolver
+from reactor.testing import ExpectLog, bind_unused_port
+from reactor.testing.tls import TLSCertificate
 from reactor.websocket import (
     WebSocketClientConnection,
     WebSocketClosedError,
@@ -183,6 +188,40 @@ class Producer(Recorded):
         self.write_message("done")
 
 
+class BigWriter(Recorded):
+    """Writes 16 MiB without waiting and keeps the future."""
+
+    def on_message(self, message: str | bytes) -> None:
+        self.events.append(("future", self.write_message(b"x" * (16 * 1024 * 1024), binary=True)))
+
+
+class ExtendsGet(Recorded):
+    """The Tornado idiom: a check, then ``await super().get()``."""
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        if self.get_query_argument("token", None) != "ok":
+            raise web.HTTPError(401)
+        await super().get(*args, **kwargs)
+
+
+class AsyncPrepare(Recorded):
+    async def prepare(self) -> None:  # type: ignore[override]
+        await gen.sleep(0.01)  # the handshake's packet is parsed meanwhile
+
+
+class PingsClient(Recorded):
+    """Pings the client with the message's text as data."""
+
+    def on_message(self, message: str | bytes) -> None:
+        self.events.append(("message", message))
+        self.ping(message)
+
+
+class Silent(Recorded):
+    def on_message(self, message: str | bytes) -> None:
+        self.events.append(("message", message))
+
+
 @pytest.fixture
 def app(state: State) -> web.Application:
     routes: list[Any] = [
@@ -200,6 +239,11 @@ def app(state: State) -> web.Application:
         (r"/cookie", SetsCookie),
         (r"/after-upgrade", AfterUpgrade),
         (r"/producer", Producer),
+        (r"/pings-client", PingsClient),
+        (r"/silent", Silent),
+        (r"/async-prepare", AsyncPrepare),
+        (r"/big-writer", BigWriter),
+        (r"/extends-get", ExtendsGet),
     ]
     return web.Application([(path, cls, {"state": state}) for path, cls in routes])
 
@@ -408,6 +452,38 @@ async def test_a_frame_in_the_handshakes_packet_is_not_lost(port: int, state: St
         ("message", "early"),
         ("message", "second"),
     ]
+
+
+@pytest.mark.parametrize("path", ["/async-prepare", "/async-open"])
+async def test_a_frame_in_the_handshakes_packet_with_an_async_handler(
+    port: int, state: State, path: str
+) -> None:
+    # Here the upgrade is answered after the HTTP connection has parsed the
+    # whole packet: it must keep what followed the request for the WebSocket.
+    stream = await raw_open(port, path, extra=client_frame(0x1, b"early"))
+    assert await within(read_frame(stream)) == (0x81, b"early")
+    stream.close()
+    await within(state.closed.wait())
+
+
+async def test_upgrade_with_compress_response(io_loop: IOLoop, state: State) -> None:
+    # The application's output transforms (gzip) leave the 101 alone.
+    app = web.Application([(r"/echo", Recorded, {"state": state})], compress_response=True)
+    sock, port = bind_unused_port()
+    server = HTTPServer(app)
+    server.add_sockets([sock])
+    try:
+        stream = await raw_connect(port)
+        await stream.write(
+            handshake("/echo", port, "Accept-Encoding: gzip\r\n") + client_frame(0x1, b"hi")
+        )
+        head = await within(stream.read_until(b"\r\n\r\n"))
+        assert head.startswith(b"HTTP/1.1 101 ") and b"gzip" not in head.lower()
+        assert await within(read_frame(stream)) == (0x81, b"hi")
+        stream.close()
+        await within(state.closed.wait())
+    finally:
+        server.stop()
 
 
 # -- closing -----------------------------------------------------------------------------
@@ -666,28 +742,572 @@ async def test_non_101_answer_is_an_http_client_error(ws_url: str) -> None:
     assert info.value.code == 404
 
 
-async def test_bad_accept_is_a_websocket_error(io_loop: IOLoop) -> None:
+# -- pings -------------------------------------------------------------------------------
+
+
+async def test_ping_with_data_gets_a_pong_and_on_ping(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/pings-client")
+    conn.write_message("from server")  # the server pings us; our client answers
+    while ("pong", b"from server") not in state.events:
+        await gen.moment
+    conn.ping(b"from client")
+    while ("ping", b"from client") not in state.events:
+        await gen.moment
+    with pytest.raises(ValueError):
+        conn.ping(b"x" * 126)
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_server_answers_a_ping_with_its_data(port: int, state: State) -> None:
+    stream = await raw_open(port, "/echo")
+    stream.write(client_frame(0x9, b"are you there"))
+    assert await within(read_frame(stream)) == (0x8A, b"are you there")
+    stream.close()
+    await within(state.closed.wait())
+    assert ("ping", b"are you there") in state.events
+
+
+async def test_ping_interval_keeps_a_live_connection_open(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/pings")  # pings every 0.05 s, 0.05 s to answer
+    while len([e for e in state.events if e[0] == "pong"]) < 3:
+        await gen.moment
+    conn.write_message("still here")
+    assert await within(conn.read_message()) == "still here"
+    assert not state.closed.is_set()
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_ping_timeout_closes_a_dead_peer(port: int, state: State) -> None:
+    # A client that completes the handshake and then never answers.
+    stream = await raw_open(port, "/pings")
+    b0, _ = await within(read_frame(stream))
+    assert b0 == 0x89  # a ping
+    await within(state.closed.wait())  # on_close, without the peer's help
+    b0, payload = await within(read_frame(stream))
+    assert (b0, payload) == (0x88, struct.pack("!H", 1011) + b"ping timeout")
+    assert await within(stream.read_until_close()) == b""
+
+
+async def test_client_ping_interval_and_timeout(io_loop: IOLoop) -> None:
+    # Our client's pings against a server that never answers them.
+    server = ScriptedServer()
+    conn = await connect(f"ws://127.0.0.1:{server.port}/", ping_interval=0.05, ping_timeout=0.05)
+    assert await within(conn.read_message()) is None
+    assert conn.close_code is None
+    received = await server.close()
+    # A masked ping (no data: 2 + 4 bytes), then a masked Close 1011.
+    assert received[0] == 0x89 and received[1] == 0x80
+    assert received[6] == 0x88
+
+
+# -- settings and limits -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/small"])
+async def test_max_message_size_per_handler(ws_url: str, state: State, path: str) -> None:
+    conn = await connect(ws_url + path)
+    conn.write_message("x" * 1000)
+    assert await within(conn.read_message()) == "x" * 1000
+    conn.write_message("x" * 1001)
+    assert await within(conn.read_message()) is None
+    assert conn.close_code == 1009
+    await within(state.closed.wait())
+    assert [len(e[1]) for e in state.events if e[0] == "message"] == [1000]
+
+
+async def test_settings_apply_to_every_handler(io_loop: IOLoop, state: State) -> None:
+    app = web.Application(
+        [(r"/echo", Recorded, {"state": state})],
+        websocket_max_message_size=100,
+        websocket_ping_interval=0.05,
+    )
+    sock, port = bind_unused_port()
+    server = HTTPServer(app)
+    server.add_sockets([sock])
+    try:
+        conn = await connect(f"ws://127.0.0.1:{port}/echo")
+        while not [e for e in state.events if e[0] == "pong"]:
+            await gen.moment  # the setting's pings, answered by our client
+        handler = state.handlers[0]
+        assert handler.ping_interval == 0.05 and handler.max_message_size == 100
+        conn.write_message("y" * 101)
+        assert await within(conn.read_message()) is None
+        assert conn.close_code == 1009
+        await within(state.closed.wait())
+    finally:
+        server.stop()
+
+
+async def test_client_max_message_size(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/echo", max_message_size=10)
+    conn.write_message("0123456789")
+    assert await within(conn.read_message()) == "0123456789"
+    conn.write_message("0123456789a")  # the echo is too big for the client
+    assert await within(conn.read_message()) is None
+    await within(state.closed.wait())
+    assert state.handlers[0].close_code == 1009
+
+
+async def test_16_mib_message_is_echoed_when_allowed(io_loop: IOLoop, state: State) -> None:
+    app = web.Application(
+        [(r"/echo", Recorded, {"state": state})], websocket_max_message_size=16 * 1024 * 1024
+    )
+    sock, port = bind_unused_port()
+    server = HTTPServer(app)
+    server.add_sockets([sock])
+    try:
+        conn = await connect(f"ws://127.0.0.1:{port}/echo", max_message_size=16 * 1024 * 1024)
+        big = os.urandom(16 * 1024 * 1024)
+        conn.write_message(big, binary=True)
+        assert await within(conn.read_message()) == big
+        conn.close()
+        await within(state.closed.wait())
+    finally:
+        server.stop()
+
+
+async def test_write_futures_pace_a_fast_producer(ws_url: str, state: State) -> None:
+    # The server awaits each write's future: what it has queued never grows
+    # past one frame, however slowly we read.
+    conn = await connect(ws_url + "/producer")
+    conn.write_message("100 65536")
+    for _ in range(100):
+        assert await within(conn.read_message()) == b"x" * 65536
+        await gen.moment
+    assert await within(conn.read_message()) == "done"
+    (most,) = [e[1] for e in state.events if e[0] == "most queued"]
+    assert most <= 65536 + 10
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_client_without_reads_pauses_the_server(ws_url: str, state: State) -> None:
+    # Unread messages stop our client reading, so the server's writes wait
+    # for the kernel's buffers (the futures do not resolve).
+    conn = await connect(ws_url + "/producer")
+    conn.write_message("400 65536")
+    producer = state.handlers[0]
+    assert producer.ws_connection is not None
+    stream = producer.ws_connection.stream
+    assert stream is not None
+    while not stream.writing():
+        await gen.moment
+    for _ in range(20):
+        await gen.moment
+    assert "most queued" not in [e[0] for e in state.events]  # still waiting on a future
+    got = 0
+    while await within(conn.read_message()) != "done":
+        got += 1
+    assert got == 400
+    conn.close()
+    await within(state.closed.wait())
+
+
+# -- permessage-deflate ------------------------------------------------------------------
+
+
+async def test_deflate_negotiated_and_working_both_ways(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/compressed", compression_options={})
+    assert conn.headers is not None
+    assert conn.headers["Sec-WebSocket-Extensions"] == "permessage-deflate"
+    for message in ["hello", "hello " * 10000, b"\x00" * 100000, ""]:
+        conn.write_message(message, binary=isinstance(message, bytes))
+        assert await within(conn.read_message()) == message
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_client_without_compression_options_gets_none(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/compressed")
+    assert conn.headers is not None and "Sec-WebSocket-Extensions" not in conn.headers
+    conn.write_message("plain")
+    assert await within(conn.read_message()) == "plain"
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_server_without_compression_declines_an_offer(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/echo", compression_options={})
+    assert conn.headers is not None and "Sec-WebSocket-Extensions" not in conn.headers
+    conn.write_message("plain")
+    assert await within(conn.read_message()) == "plain"
+    conn.close()
+    await within(state.closed.wait())
+
+
+@pytest.mark.parametrize(
+    ("offer", "answer"),
+    [
+        ("permessage-deflate", "permessage-deflate"),
+        ("permessage-deflate; client_max_window_bits", "permessage-deflate"),
+        (
+            "permessage-deflate; client_max_window_bits=10; server_max_window_bits=11",
+            "permessage-deflate; server_max_window_bits=11; client_max_window_bits=10",
+        ),
+        (
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        ),
+        # Declined offers (RFC 7692 section 5), then one we take.
+        ("permessage-deflate; foo=1, permessage-deflate", "permessage-deflate"),
+        ("permessage-deflate; server_max_window_bits=8, permessage-deflate", "permessage-deflate"),
+        ("permessage-deflate; server_no_context_takeover=1", None),
+        ("permessage-deflate; server_max_window_bits=16", None),
+        ("permessage-deflate; server_max_window_bits", None),
+        ("permessage-deflate; client_max_window_bits=9; client_max_window_bits=9", None),
+        ("x-webkit-deflate-frame", None),
+    ],
+)
+async def test_deflate_offers(port: int, state: State, offer: str, answer: str | None) -> None:
+    stream = await raw_connect(port)
+    await stream.write(handshake("/compressed", port, f"Sec-WebSocket-Extensions: {offer}\r\n"))
+    head = (await within(stream.read_until(b"\r\n\r\n"))).decode()
+    assert head.startswith("HTTP/1.1 101 ")
+    lines = [
+        line for line in head.split("\r\n") if line.lower().startswith("sec-websocket-extensions")
+    ]
+    assert [line.split(": ", 1)[1] for line in lines] == ([answer] if answer else [])
+    stream.close()
+    await within(state.closed.wait())
+
+
+async def test_deflate_frames_on_the_wire(port: int, state: State) -> None:
+    import zlib
+
+    stream = await raw_connect(port)
+    await stream.write(
+        handshake("/compressed", port, "Sec-WebSocket-Extensions: permessage-deflate\r\n")
+    )
+    await within(stream.read_until(b"\r\n\r\n"))
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    data = compressor.compress(b"abc" * 100) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    frame = bytearray(client_frame(0x1, data[:-4]))
+    frame[0] |= 0x40  # RSV1: compressed
+    stream.write(bytes(frame))
+    b0, payload = await within(read_frame(stream))
+    assert b0 == 0xC1  # FIN, RSV1, text
+    assert zlib.decompressobj(-15).decompress(payload + b"\x00\x00\xff\xff") == b"abc" * 100
+    assert state.events[1] == ("message", "abc" * 100)
+    stream.write(client_frame(0x9, b"p"))  # control frames are never compressed
+    assert await within(read_frame(stream)) == (0x8A, b"p")
+    stream.close()
+    await within(state.closed.wait())
+
+
+async def test_inflating_is_bounded(port: int, state: State) -> None:
+    import zlib
+
+    stream = await raw_connect(port)
+    await stream.write(
+        handshake("/compressed", port, "Sec-WebSocket-Extensions: permessage-deflate\r\n")
+    )
+    await within(stream.read_until(b"\r\n\r\n"))
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = compressor.compress(b"\x00" * (11 * 1024 * 1024)) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert len(bomb) < 20000  # 11 MiB of zeros, past the default 10 MiB
+    frame = bytearray(client_frame(0x2, bomb[:-4]))
+    frame[0] |= 0x40
+    stream.write(bytes(frame))
+    assert await within(read_frame(stream)) == (
+        0x88,
+        struct.pack("!H", 1009) + b"message too big once inflated",
+    )
+    await within(state.closed.wait())
+    assert [e for e in state.events if e[0] == "message"] == []
+
+
+# -- TLS and many connections ------------------------------------------------------------
+
+
+async def test_wss(io_loop: IOLoop, state: State, tls_certificate: TLSCertificate) -> None:
+    app = web.Application([(r"/echo", Recorded, {"state": state})])
+    sock, port = bind_unused_port()
+    server = HTTPServer(app, ssl_options=tls_certificate.server_context())
+    server.add_sockets([sock])
+    try:
+        request = HTTPRequest(f"wss://localhost:{port}/echo", ca_certs=str(tls_certificate.ca_file))
+        conn = await connect(request)  # type: ignore[arg-type]
+        conn.write_message("secret")
+        assert await within(conn.read_message()) == "secret"
+        conn.close()
+        assert await within(conn.read_message()) is None
+        await within(state.closed.wait())
+        # Without the CA, the certificate is refused.
+        with pytest.raises(ssl.SSLError):
+            await connect(f"wss://localhost:{port}/echo")
+    finally:
+        server.stop()
+
+
+def test_a_thousand_concurrent_connections(io_loop: IOLoop, state: State) -> None:
+    """1,000 WebSockets at once, both ends in this process (a backend that
+    can only watch fds below FD_SETSIZE gets as many as it can hold).
+    Bounded by 60 s, as test_tcp's: a loaded 2-core machine is slow."""
+    limit = getattr(getattr(io_loop, "_poller", None), "max_fd", None)
+    count = 1000 if limit is None else (limit - 128) // 2
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2 * count + 200:
+        pytest.skip(f"needs {2 * count + 200} fds, the limit is {soft}")
+
+    async def run() -> None:
+        app = web.Application([(r"/echo", Recorded, {"state": state})])
+        sock, port = bind_unused_port()
+        server = HTTPServer(app)
+        server.add_sockets([sock])
+        conns: list[WebSocketClientConnection] = []
+        try:
+
+            async def one(i: int) -> Any:
+                conn = await websocket_connect(f"ws://127.0.0.1:{port}/echo")
+                conns.append(conn)
+                conn.write_message(str(i))
+                return await conn.read_message()
+
+            replies = await gen.multi([one(i) for i in range(count)])
+            assert replies == [str(i) for i in range(count)]
+            assert len(state.handlers) == count
+        finally:
+            for conn in conns:
+                conn.close()
+            for conn in conns:
+                await conn.read_message()
+            server.stop()
+
+    io_loop.run_sync(run, timeout=60)
+
+
+# -- unmasking ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 125, 1023, 1024, 1025, 4099, 70000])
+def test_pure_python_unmasking_matches_the_definition(size: int) -> None:
+    mask = os.urandom(4)
+    data = os.urandom(size)
+    expected = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+    assert websocket._mask_python(mask, data) == expected
+    assert websocket._mask_python(mask, memoryview(data)) == expected
+    assert websocket._mask(mask, data) == expected
+
+
+async def test_echo_with_the_pure_python_unmasking(
+    ws_url: str, state: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The path used when websockets' C helper is not installed.
+    monkeypatch.setattr(websocket, "_mask", websocket._mask_python)
+    conn = await connect(ws_url + "/echo")
+    for size in (10, 2000, 70000):
+        conn.write_message(b"%d" % size * size, binary=True)
+        assert await within(conn.read_message()) == b"%d" % size * size
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_a_peer_that_pings_without_reading_is_not_buffered_for(
+    port: int, state: State
+) -> None:
+    # Each ping is answered: a peer that sends pings and reads nothing would
+    # grow the server's write buffer by every pong. The server stops reading
+    # while its answers wait, so TCP holds the peer back instead.
+    stream = await raw_open(port, "/echo")
+    while not state.handlers:
+        await gen.moment
+    protocol = state.handlers[0].ws_connection
+    assert protocol is not None and protocol.stream is not None
+    server_stream = protocol.stream
+    pings = client_frame(0x9, b"p" * 125) * 64000  # 8 MiB of pings
+    stream.write(pings)
+    while server_stream.writing() is False or protocol._reading:
+        await gen.moment
+    assert server_stream._write_buffer_size < 1024 * 1024
+    stream.close()
+    await within(state.closed.wait())
+
+
+# -- the client's connection options -----------------------------------------------------
+
+
+async def test_resolver_is_used(port: int, state: State) -> None:
+    resolver = OverrideResolver(DefaultExecutorResolver(), {"chat.invalid": "127.0.0.1"})
+    try:
+        conn = await connect(f"ws://chat.invalid:{port}/echo", resolver=resolver)
+        conn.write_message("resolved")
+        assert await within(conn.read_message()) == "resolved"
+        conn.close()
+        await within(state.closed.wait())
+    finally:
+        resolver.close()
+
+
+async def test_request_timeout_bounds_the_handshake(io_loop: IOLoop) -> None:
+    # A server that accepts the connection and never answers the handshake.
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
-    listener.setblocking(False)
     port = listener.getsockname()[1]
-
-    async def serve() -> None:
-        loop = asyncio.get_running_loop()
-        sock, _ = await loop.sock_accept(listener)
-        stream = IOStream(sock)
-        await stream.read_until(b"\r\n\r\n")
-        await stream.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: d3Jvbmc=\r\n\r\n"
-        )
-        await stream.read_until_close()
-
-    server = asyncio.ensure_future(serve())
     try:
-        with pytest.raises(WebSocketError, match="Accept"):
-            await connect(f"ws://127.0.0.1:{port}/")
+        request = HTTPRequest(f"ws://127.0.0.1:{port}/", request_timeout=0.05)
+        with pytest.raises(HTTPTimeoutError):
+            await connect(request)  # type: ignore[arg-type]
     finally:
-        await within(server)
         listener.close()
+
+
+async def test_read_message_callback(ws_url: str, state: State) -> None:
+    done = Event()
+    got: list[Any] = []
+
+    def callback(future: Any) -> None:
+        got.append(future.result())
+        done.set()
+
+    conn = await connect(ws_url + "/echo")
+    conn.write_message("via callback")
+    conn.read_message(callback)
+    await within(done.wait())
+    assert got == ["via callback"]
+    conn.close()
+    await within(state.closed.wait())
+
+
+def test_a_ping_timeout_above_the_interval_is_capped_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, reactor_log: LogRecords
+) -> None:
+    monkeypatch.setattr(websocket, "_seen_log_messages", set())
+    for _ in range(3):  # as for three connections
+        protocol = WebSocketProtocol13(None, False, websocket._WebSocketParams(30, 40))
+        assert protocol.ping_interval == 30
+        assert protocol.ping_timeout == 30
+    assert WebSocketProtocol13(None, False, websocket._WebSocketParams(30)).ping_timeout == 30
+    assert WebSocketProtocol13(None, False, websocket._WebSocketParams(30, 0)).ping_timeout == 0
+    assert WebSocketProtocol13(None, False, websocket._WebSocketParams()).ping_interval == 0
+    warnings = [w for w in reactor_log.warnings() if "websocket_ping_timeout" in w]
+    assert len(warnings) == 1, warnings
+
+
+async def test_write_future_fails_with_websocket_closed_error(port: int, state: State) -> None:
+    stream = await raw_open(port, "/big-writer")
+    stream.write(client_frame(0x1, b"go"))
+    while not [e for e in state.events if e[0] == "future"]:
+        await gen.moment
+    ((_, future),) = [e for e in state.events if e[0] == "future"]
+    assert not future.done()  # 16 MiB do not fit in the kernel's buffers
+    stream.close()  # gone without reading them
+    with pytest.raises(WebSocketClosedError):
+        await within(future)
+    await within(state.closed.wait())
+
+
+async def test_a_get_that_awaits_super_get(ws_url: str, state: State) -> None:
+    with ExpectLog("reactor.access", "401"), pytest.raises(HTTPClientError) as info:
+        await connect(ws_url + "/extends-get")
+    assert info.value.code == 401
+    conn = await connect(ws_url + "/extends-get?token=ok")
+    conn.write_message("in")
+    assert await within(conn.read_message()) == "in"
+    conn.close()
+    await within(state.closed.wait())
+
+
+class ScriptedServer:
+    """Answers one handshake with a 101 and ``extra`` headers (the right
+    accept value unless ``accept`` is given), then reads until the close."""
+
+    def __init__(
+        self, extra: str = "", accept: str | None = None, upgrade: str = "websocket"
+    ) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.listener.setblocking(False)
+        self.port = self.listener.getsockname()[1]
+        self.extra = extra
+        self.accept = accept
+        self.upgrade = upgrade
+        self.read_bytes: int | None = None
+        self.task = asyncio.ensure_future(self._serve())
+
+    async def _serve(self) -> bytes:
+        sock, _ = await asyncio.get_running_loop().sock_accept(self.listener)
+        stream = IOStream(sock)
+        head = (await stream.read_until(b"\r\n\r\n")).decode()
+        key = next(
+            line.split(": ", 1)[1]
+            for line in head.split("\r\n")
+            if line.lower().startswith("sec-websocket-key:")
+        )
+        accept = self.accept or WebSocketProtocol13.compute_accept_value(key)
+        await stream.write(
+            (
+                f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: {self.upgrade}\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{self.extra}\r\n"
+            ).encode()
+        )
+        if self.read_bytes is not None:
+            data = await stream.read_bytes(self.read_bytes)
+            stream.close()
+            return data
+        return await stream.read_until_close()
+
+    async def close(self) -> bytes:
+        try:
+            return await within(self.task)  # type: ignore[no-any-return]
+        finally:
+            self.listener.close()
+
+
+@pytest.mark.parametrize(
+    ("extra", "offer", "match"),
+    [
+        ("Sec-WebSocket-Extensions: permessage-deflate; foo=1\r\n", {}, "deflate"),
+        (
+            "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=16\r\n",
+            {},
+            "deflate",
+        ),
+        ("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=8\r\n", {}, "8"),
+        (
+            "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+            "server_no_context_takeover\r\n",
+            {},
+            "duplicate",
+        ),
+        ("Sec-WebSocket-Extensions: x-other\r\n", {}, "x-other"),
+        ("Sec-WebSocket-Extensions: permessage-deflate\r\n", None, "unrequested"),
+        ("Sec-WebSocket-Protocol: chat\r\n", None, "subprotocol"),
+    ],
+)
+async def test_client_refuses_a_bad_101(
+    io_loop: IOLoop, extra: str, offer: dict[str, Any] | None, match: str
+) -> None:
+    server = ScriptedServer(extra)
+    with pytest.raises(WebSocketError, match=match):
+        await connect(f"ws://127.0.0.1:{server.port}/", compression_options=offer)
+    await server.close()
+
+
+@pytest.mark.parametrize(("accept", "upgrade"), [("d3Jvbmc=", "websocket"), (None, "h2c")])
+async def test_client_refuses_a_wrong_accept_or_upgrade(
+    io_loop: IOLoop, accept: str | None, upgrade: str
+) -> None:
+    server = ScriptedServer(accept=accept, upgrade=upgrade)
+    with pytest.raises(WebSocketError, match="Accept" if accept else "Upgrade"):
+        await connect(f"ws://127.0.0.1:{server.port}/")
+    await server.close()
+
+
+async def test_client_accepts_what_rfc_7692_lets_a_server_add(io_loop: IOLoop) -> None:
+    # server_max_window_bits and the no_context_takeover parameters may be
+    # in the answer unasked (RFC 7692 sections 7.1.1 and 7.1.2.1).
+    server = ScriptedServer(
+        "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+        "client_no_context_takeover; server_max_window_bits=10; client_max_window_bits=9\r\n"
+    )
+    server.read_bytes = 2
+    conn = await connect(f"ws://127.0.0.1:{server.port}/", compression_options={})
+    conn.write_message("x" * 100)
+    received = await server.close()
+    assert received[0] == 0xC1  # FIN, RSV1 (compressed), text
+    assert received[1] & 0x80 and (received[1] & 0x7F) < 100  # masked, compressed
+    assert await within(conn.read_message()) is None
