@@ -128,6 +128,21 @@ class SmallSendBuffer(Echo):
         stream.max_write_buffer_size = 256 * 1024
 
 
+def _small_buffers(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+
+
+class SmallBuffers(Echo):
+    """Little room in the kernel both ways: a few hundred KiB in flight
+    fill it."""
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        super().open(*args, **kwargs)
+        assert self.ws_connection is not None and self.ws_connection.stream is not None
+        _small_buffers(self.ws_connection.stream.socket)
+
+
 class Pinging(Echo):
     """Pings every 100 ms; a pong must come within the interval."""
 
@@ -163,6 +178,7 @@ def app(recorder: Recorder) -> Application:
             ("/tiny", TinyEcho, kwargs),
             ("/small-send-buffer", SmallSendBuffer, kwargs),
             ("/pinging", Pinging, kwargs),
+            ("/small-buffers", SmallBuffers, kwargs),
             ("/small-deflate", SmallDeflateEcho, kwargs),
             ("/failing", Failing, kwargs),
         ]
@@ -981,6 +997,32 @@ def test_struct_sanity() -> None:
     assert frame(PONG, b"Hello", mask=False) == bytes.fromhex("8a0548656c6c6f")
     assert frame(BINARY, bytes(256), mask=False)[:4] == bytes.fromhex("827e0100")
     assert struct.unpack("!Q", frame(BINARY, bytes(65536), mask=False)[2:10]) == (65536,)
+
+
+async def test_our_client_and_server_writing_at_once_do_not_deadlock(
+    port: int, recorder: Recorder
+) -> None:
+    # Both ends have more to send than the kernel holds, and neither waits
+    # for its writes: each must go on reading while its output waits (if
+    # both stopped reading until their output drained, nothing would move).
+    connection = await gen.with_timeout(
+        datetime.timedelta(seconds=WAIT),
+        websocket.websocket_connect(f"ws://127.0.0.1:{port}/small-buffers"),
+    )
+    assert connection.protocol is not None and connection.protocol.stream is not None
+    _small_buffers(connection.protocol.stream.socket)
+    data = os.urandom(256 * 1024)
+    try:
+        writes = [connection.write_message(data, binary=True) for _ in range(3)]
+        for _ in range(3):
+            got = await gen.with_timeout(
+                datetime.timedelta(seconds=WAIT), connection.read_message()
+            )
+            assert got == data
+        await gen.with_timeout(datetime.timedelta(seconds=WAIT), gen.multi(writes))
+    finally:
+        connection.close()
+    await recorder.wait_closed()
 
 
 # -- the client's side: reactor's client against a raw server ---------------------------
