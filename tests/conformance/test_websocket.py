@@ -204,6 +204,11 @@ class ExtendsGet(Recorded):
         await super().get(*args, **kwargs)
 
 
+class ClosesInOpen(Recorded):
+    def open(self, *args: str, **kwargs: str) -> None:
+        self.close(4001, "not today")
+
+
 class AsyncPrepare(Recorded):
     async def prepare(self) -> None:  # type: ignore[override]
         await gen.sleep(0.01)  # the handshake's packet is parsed meanwhile
@@ -244,6 +249,7 @@ def app(state: State) -> web.Application:
         (r"/async-prepare", AsyncPrepare),
         (r"/big-writer", BigWriter),
         (r"/extends-get", ExtendsGet),
+        (r"/closes-in-open", ClosesInOpen),
     ]
     return web.Application([(path, cls, {"state": state}) for path, cls in routes])
 
@@ -1311,3 +1317,25 @@ async def test_client_accepts_what_rfc_7692_lets_a_server_add(io_loop: IOLoop) -
     assert received[0] == 0xC1  # FIN, RSV1 (compressed), text
     assert received[1] & 0x80 and (received[1] & 0x7F) < 100  # masked, compressed
     assert await within(conn.read_message()) is None
+
+
+async def test_close_in_open_with_frames_in_the_handshakes_packet(port: int, state: State) -> None:
+    # The frames that came with the request are read (and discarded: we are
+    # closing) in order, and the client's Close after them ends it.
+    stream = await raw_open(
+        port,
+        "/closes-in-open",
+        extra=client_frame(0x1, b"dropped") + client_frame(0x8, struct.pack("!H", 4001)),
+    )
+    assert await within(read_frame(stream)) == (0x88, struct.pack("!H", 4001) + b"not today")
+    assert await within(stream.read_until_close()) == b""
+    await within(state.closed.wait())
+    assert state.handlers[0].close_code == 4001
+    assert [e for e in state.events if e[0] == "message"] == []
+
+
+async def test_client_sees_a_close_from_open(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/closes-in-open")
+    assert await within(conn.read_message()) is None
+    assert (conn.close_code, conn.close_reason) == (4001, "not today")
+    await within(state.closed.wait())
