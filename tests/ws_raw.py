@@ -13,6 +13,11 @@ test it, so this module speaks RFC 6455 on its own, in the plainest way:
   and returns the status and headers; then writes frames and reads the
   server's frames one by one (:meth:`RawWebSocket.read_frame`), telling a
   clean EOF (``None``) from a connection cut mid-frame.
+- :func:`deflate`, :class:`Inflater` and :func:`parse_extensions` speak
+  permessage-deflate (RFC 7692) the same plain way.
+- :class:`RawServer` and :class:`RawPeer` are the other side: a listener
+  whose connections answer a WebSocket client's handshake as the test
+  chooses and then send it any frame, to test a client.
 
 Every read is bounded by :data:`TIMEOUT`: a server that hangs fails the
 test, it never blocks it.
