@@ -128,6 +128,7 @@ async def run_script(
     subprotocols: list[str] | None = None,
 ) -> dict[str, Any]:
     """Steps: ``["text", s]``, ``["binary", n]`` (n bytes of :func:`pattern`),
+    ``["fragments", [s, ...]]`` (one text message sent as these fragments),
     ``["recv"]`` (result: :func:`describe`), ``["ping", data]`` (waits for
     the pong: ``{"pong": true}``),
     ``["close", code, reason]``, ``["wait_closed"]``. A step that finds the
@@ -169,6 +170,8 @@ async def _step(connection: Any, step: str, args: list[Any], results: list[Any])
         await connection.send(args[0])
     elif step == "binary":
         await connection.send(pattern(args[0]))
+    elif step == "fragments":  # one text message, one frame per piece
+        await connection.send(iter(args[0]))
     elif step == "recv":
         results.append(describe(await asyncio.wait_for(connection.recv(), STEP_TIMEOUT)))
     elif step == "ping":

@@ -178,6 +178,19 @@ async def test_their_client_echo_text_and_binary(peer: Peer, ws_url: str, seen: 
     assert seen.closes == [(1000, "done")]
 
 
+async def test_their_client_fragmented_message(peer: Peer, ws_url: str, seen: Seen) -> None:
+    # websockets sends each piece as a frame: multibyte characters, an empty one.
+    pieces = ["h\u00e9l", "", "lo \u20ac", "\U0001f600"]
+    for compression in (None, "deflate"):
+        report = await peer_client(
+            peer,
+            ws_url + "/deflate",
+            [["fragments", pieces], ["recv"], ["close", 1000, ""]],
+            compression=compression,
+        )
+        assert report["results"] == [{"text": "".join(pieces)}]
+
+
 async def test_their_client_16_mib_echoed_with_room(peer: Peer, ws_url: str, seen: Seen) -> None:
     report = await peer_client(peer, ws_url + "/big", [["binary", BIG], ["recv"]], max_size=ROOM)
     assert report["results"] == [{"binary_len": BIG, "sha256": _digest(BIG)}]

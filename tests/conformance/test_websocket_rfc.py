@@ -317,6 +317,19 @@ FAILING_FRAMES = [
     _bad("/echo", BAD_DATA, ws_raw.close(1000, b"\xff"), id="close-reason-not-utf8"),
     # RFC 7692: a compressed payload that does not inflate (1007, as websockets).
     _bad("/deflate", BAD_DATA, frame(TEXT, b"\xff\xff\xff\xff", rsv1=True), id="bad-deflate-data"),
+    _bad(
+        "/deflate",
+        BAD_DATA,
+        frame(TEXT, ws_raw.deflate(b"ok \xff"), rsv1=True),
+        id="invalid-utf8-compressed",
+    ),
+    _bad(
+        "/deflate",
+        BAD_DATA,
+        frame(TEXT, ws_raw.deflate(b"ok \xe2\x82A")[:3], rsv1=True, fin=False),
+        frame(CONTINUATION, ws_raw.deflate(b"ok \xe2\x82A")[3:]),
+        id="invalid-utf8-compressed-in-fragments",
+    ),
     # Sizes above max_message_size.
     _bad("/small", TOO_BIG, frame(BINARY, bytes(SMALL + 1)), id="message-over-max-in-one-frame"),
     _bad(
@@ -386,7 +399,8 @@ async def test_valid_close_code_is_echoed_and_stored(
 ) -> None:
     ws = await open_ws(port)
     try:
-        await ws.write(ws_raw.close(code, "bye \u2603"))
+        # Data after a Close is not delivered (RFC 6455 section 5.5.1).
+        await ws.write(ws_raw.close(code, "bye \u2603"), ws_raw.text("after the close"))
         frames = await ws.read_frames_until_close()
         await ws.expect_eof()
     finally:
@@ -395,6 +409,7 @@ async def test_valid_close_code_is_echoed_and_stored(
     assert frames[-1].close_code == code  # the code is echoed (the reason need not be)
     await recorder.wait_closed()
     assert recorder.closes == [(code, "bye \u2603")]
+    assert recorder.events == []
 
 
 async def test_empty_close_is_answered_with_an_empty_close(port: int, recorder: Recorder) -> None:
@@ -627,6 +642,40 @@ async def test_ping_flood_from_a_client_that_does_not_read_is_bounded(
         ws.close()
     assert [e for e in recorder.events if e[0] == "message"] == [("message", "end")]
     assert len(recorder.events) == count + 1  # on_ping for each, as they arrived
+
+
+async def test_close_between_fragments_ends_the_message_undelivered(
+    port: int, recorder: Recorder
+) -> None:
+    ws = await open_ws(port)
+    try:
+        await ws.write(
+            frame(TEXT, "never ", fin=False), ws_raw.close(1000), frame(CONTINUATION, "ends")
+        )
+        assert await ws.expect_close(1000) == []
+    finally:
+        ws.close()
+    await recorder.wait_closed()
+    assert recorder.events == []
+    assert recorder.closes == [(1000, "")]
+
+
+async def test_compressed_text_split_inside_a_character_is_valid(
+    port: int, recorder: Recorder
+) -> None:
+    message = "\u20ac" * 1000  # 3 bytes each
+    compressed = ws_raw.deflate(message)
+    ws = await open_ws(port, "/deflate")
+    try:
+        await ws.write(
+            frame(TEXT, compressed[:1], rsv1=True, fin=False),
+            frame(CONTINUATION, compressed[1:2], fin=False),
+            frame(CONTINUATION, compressed[2:]),
+        )
+        got = await ws.read_frame()
+    finally:
+        ws.close()
+    assert got is not None and payloads([got]) == [message]
 
 
 async def test_ping_is_answered_with_its_payload(port: int, recorder: Recorder) -> None:
