@@ -910,9 +910,6 @@ class WebSocketProtocol13(WebSocketProtocol):
         if future.exception() is None and data is not None:
             self._send_pong(data)
 
-    def _on_pong_sent(self, future: Future[None]) -> None:
-        pass
-
     def set_nodelay(self, x: bool) -> None:
         assert self.stream is not None
         self.stream.set_nodelay(x)

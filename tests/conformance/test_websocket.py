@@ -314,16 +314,18 @@ async def read_frame(stream: IOStream) -> tuple[int, bytes]:
     return b0, await stream.read_bytes(n) if n else b""
 
 
-async def raw_connect(port: int) -> IOStream:
+async def raw_connect(port: int, rcvbuf: int | None = None) -> IOStream:
     sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     stream = IOStream(sock)
     await stream.connect(("127.0.0.1", port))
     return stream
 
 
-async def raw_open(port: int, path: str, extra: bytes = b"") -> IOStream:
+async def raw_open(port: int, path: str, extra: bytes = b"", rcvbuf: int | None = None) -> IOStream:
     """A raw client past the handshake (``extra``: sent in the same write)."""
-    stream = await raw_connect(port)
+    stream = await raw_connect(port, rcvbuf)
     await stream.write(handshake(path, port) + extra)
     head = await within(stream.read_until(b"\r\n\r\n"))
     assert head.startswith(b"HTTP/1.1 101 "), head
@@ -893,11 +895,14 @@ async def test_client_without_reads_pauses_the_server(ws_url: str, state: State)
     # Unread messages stop our client reading, so the server's writes wait
     # for the kernel's buffers (the futures do not resolve).
     conn = await connect(ws_url + "/producer")
-    conn.write_message("400 65536")
     producer = state.handlers[0]
-    assert producer.ws_connection is not None
+    assert producer.ws_connection is not None and conn.protocol is not None
     stream = producer.ws_connection.stream
-    assert stream is not None
+    assert stream is not None and conn.protocol.stream is not None
+    # Small kernel buffers (no autotuning): 6 MiB cannot fit in them.
+    stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    conn.protocol.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    conn.write_message("100 65536")
     while not stream.writing():
         await gen.moment
     for _ in range(20):
@@ -906,7 +911,7 @@ async def test_client_without_reads_pauses_the_server(ws_url: str, state: State)
     got = 0
     while await within(conn.read_message()) != "done":
         got += 1
-    assert got == 400
+    assert got == 100
     conn.close()
     await within(state.closed.wait())
 
@@ -1116,17 +1121,21 @@ async def test_a_peer_that_pings_without_reading_is_not_buffered_for(
     # Each ping is answered: a peer that sends pings and reads nothing would
     # grow the server's write buffer by every pong. While its answers wait,
     # the server answers only the latest ping (or stops reading).
-    stream = await raw_open(port, "/echo")
+    stream = await raw_open(port, "/echo", rcvbuf=65536)
     while not state.handlers:
         await gen.moment
     protocol = state.handlers[0].ws_connection
     assert protocol is not None and protocol.stream is not None
     server_stream = protocol.stream
-    pings = client_frame(0x9, b"p" * 125) * 64000  # 8 MiB of pings
-    writing = stream.write(pings)
-    while not writing.done() and (server_stream.writing() is False or protocol._reading):
+    # Small kernel buffers (no autotuning): 2 MiB of pongs cannot fit in them.
+    server_stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    pings = client_frame(0x9, b"p" * 125) * 16000  # 2 MiB of pings
+    stream.write(pings)
+    # Until the server stops reading, or has read every ping (events: the
+    # open, then one per ping).
+    while (protocol._reading or not server_stream.writing()) and len(state.events) < 16001:
         await gen.moment
-    assert server_stream._write_buffer_size < 1024 * 1024
+    assert server_stream._write_buffer_size < 512 * 1024
     stream.close()
     await within(state.closed.wait())
 
