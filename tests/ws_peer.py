@@ -5,9 +5,10 @@ face without ``create_server``/``create_connection`` (issue 11), so the
 interop tests run this peer in a child process on asyncio's own loop, and
 every reactor backend is tested against it the same way.
 
-``python tests/ws_peer.py serve``
+``python tests/ws_peer.py serve [--cert-file PEM --key-file PEM]``
     A ``websockets.asyncio.server.serve`` server on 127.0.0.1 (deflate
-    offered, ``max_size`` 32 MiB); prints ``{"port": N}`` and serves until
+    offered, ``max_size`` 32 MiB), and the same over TLS with a certificate;
+    prints ``{"port": N, "tls_port": M or null}`` and serves until
     its stdin closes. Meanwhile it runs the client scripts it reads on
     stdin (:func:`run_commands`): one process for a whole test module,
     rather than a Python start-up per test. Paths: ``/echo`` echoes every message; ``/ping`` sends
@@ -31,6 +32,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import ssl
 import sys
 from typing import Any
 
@@ -56,7 +58,7 @@ def describe(message: str | bytes) -> dict[str, Any]:
     return {"binary_len": len(message), "sha256": hashlib.sha256(message).hexdigest()}
 
 
-async def serve() -> None:
+async def serve(cert_file: str | None = None, key_file: str | None = None) -> None:
     from urllib.parse import parse_qs, urlsplit
 
     from websockets.asyncio.server import ServerConnection
@@ -93,12 +95,23 @@ async def serve() -> None:
                     {"code": connection.close_code, "reason": connection.close_reason}
                 )
 
-    async with ws_serve(
-        handler, "127.0.0.1", 0, max_size=MAX_SIZE, ping_interval=None, compression="deflate"
-    ) as server:
+    options: dict[str, Any] = {
+        "max_size": MAX_SIZE,
+        "ping_interval": None,
+        "compression": "deflate",
+    }
+    async with ws_serve(handler, "127.0.0.1", 0, **options) as server:
         port = next(iter(server.sockets)).getsockname()[1]
-        print(json.dumps({"port": port}), flush=True)
-        await run_commands()
+        if cert_file is None or key_file is None:
+            print(json.dumps({"port": port, "tls_port": None}), flush=True)
+            await run_commands()
+            return
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_file, key_file)
+        async with ws_serve(handler, "127.0.0.1", 0, ssl=context, **options) as tls_server:
+            tls_port = next(iter(tls_server.sockets)).getsockname()[1]
+            print(json.dumps({"port": port, "tls_port": tls_port}), flush=True)
+            await run_commands()
 
 
 async def run_commands() -> None:
@@ -126,6 +139,7 @@ async def run_script(
     compression: str | None = None,
     max_size: int = 1024 * 1024,
     subprotocols: list[str] | None = None,
+    ca_file: str | None = None,
 ) -> dict[str, Any]:
     """Steps: ``["text", s]``, ``["binary", n]`` (n bytes of :func:`pattern`),
     ``["fragments", [s, ...]]`` (one text message sent as these fragments),
@@ -133,13 +147,16 @@ async def run_script(
     the pong: ``{"pong": true}``),
     ``["close", code, reason]``, ``["wait_closed"]``. A step that finds the
     connection closed ends the script with ``{"closed": code, "reason": r}``
-    (what the server's Close said)."""
+    (what the server's Close said). ``ca_file``: for a ``wss://`` URL, the
+    CA to trust (certificate and hostname checked)."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
     results: list[Any] = []
+    tls: dict[str, Any] = {"ssl": ssl.create_default_context(cafile=ca_file)} if ca_file else {}
     async with connect(
         url,
+        **tls,
         compression=compression,
         max_size=max_size,
         subprotocols=subprotocols or None,  # type: ignore[arg-type]
@@ -189,7 +206,9 @@ async def _step(connection: Any, step: str, args: list[Any], results: list[Any])
 def main() -> None:
     parser = argparse.ArgumentParser()
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve")
+    server = commands.add_parser("serve")
+    server.add_argument("--cert-file", default=None, help="also serve wss:// with this certificate")
+    server.add_argument("--key-file", default=None)
     client = commands.add_parser("client")
     client.add_argument("url")
     client.add_argument("script")
@@ -198,7 +217,7 @@ def main() -> None:
     client.add_argument("--subprotocol", action="append", default=[])
     args = parser.parse_args()
     if args.command == "serve":
-        asyncio.run(serve())
+        asyncio.run(serve(args.cert_file, args.key_file))
     else:
         result = asyncio.run(
             run_script(

@@ -31,8 +31,12 @@ from typing import Any
 import pytest
 
 from reactor import gen, locks, websocket
+from reactor.httpclient import HTTPRequest
+from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
 from reactor.iostream import PipeIOStream
+from reactor.testing import bind_unused_port
+from reactor.testing.tls import TLSCertificate
 from reactor.web import Application
 from tests.ws_peer import pattern
 
@@ -121,18 +125,29 @@ class Peer:
     url: str
     stdin: int
     stdout: int
+    tls_url: str | None
+    """``wss://localhost:PORT`` with the run's test certificate, if there is one."""
 
 
 @pytest.fixture(scope="module")
-def peer() -> Iterator[Peer]:
+def peer(request: pytest.FixtureRequest) -> Iterator[Peer]:
     """One peer process for the module (it ends when its stdin closes)."""
-    proc = subprocess.Popen(
-        [sys.executable, PEER, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
-    )
+    command = [sys.executable, PEER, "serve"]
+    try:
+        certificate: TLSCertificate | None = request.getfixturevalue("tls_certificate")
+    except pytest.skip.Exception:  # no way to make one here: only the wss tests skip
+        certificate = None
+    if certificate is not None:
+        command += ["--cert-file", str(certificate.cert_file)]
+        command += ["--key-file", str(certificate.key_file)]
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
     assert proc.stdin is not None and proc.stdout is not None
     try:
-        port = json.loads(proc.stdout.readline())["port"]
-        yield Peer(f"ws://127.0.0.1:{port}", proc.stdin.fileno(), proc.stdout.fileno())
+        ports = json.loads(proc.stdout.readline())
+        tls_url = f"wss://localhost:{ports['tls_port']}" if ports["tls_port"] else None
+        yield Peer(
+            f"ws://127.0.0.1:{ports['port']}", proc.stdin.fileno(), proc.stdout.fileno(), tls_url
+        )
     finally:
         proc.stdin.close()
         try:
@@ -145,7 +160,8 @@ def peer() -> Iterator[Peer]:
 
 async def peer_client(peer: Peer, url: str, script: list[list[Any]], **options: Any) -> Any:
     """Have the peer's websockets client run ``script`` against ``url``
-    (options: ``compression``, ``max_size``, ``subprotocols``); its report."""
+    (options: ``compression``, ``max_size``, ``subprotocols``, ``ca_file``);
+    its report."""
     command_id = os.urandom(8).hex()
     command = {"id": command_id, "url": url, "script": script, **options}
     # Streams of this test's loop over copies of the pipes' descriptors.
@@ -254,6 +270,31 @@ async def test_their_client_close_codes_both_ways(peer: Peer, ws_url: str, seen:
     assert (ours["close_code"], ours["close_reason"]) == (4001, "server bye")
 
 
+async def test_their_client_over_tls(
+    io_loop: IOLoop, peer: Peer, app: Application, seen: Seen, tls_certificate: TLSCertificate
+) -> None:
+    sock, port = bind_unused_port()
+    server = HTTPServer(app, ssl_options=tls_certificate.server_context())
+    server.add_sockets([sock])
+    try:
+        report = await peer_client(
+            peer,
+            f"wss://localhost:{port}/deflate",
+            [["text", "over tls"], ["recv"], ["binary", 300000], ["recv"], ["close", 1000, ""]],
+            compression="deflate",
+            ca_file=str(tls_certificate.ca_file),
+        )
+    finally:
+        server.stop()
+        await server.close_all_connections()
+    assert report["extensions"].startswith("permessage-deflate")
+    assert report["results"] == [
+        {"text": "over tls"},
+        {"binary_len": 300000, "sha256": _digest(300000)},
+    ]
+    assert report["close_code"] == 1000
+
+
 # -- our client against the websockets server -------------------------------------------
 
 
@@ -345,6 +386,20 @@ async def test_our_client_answers_the_servers_ping(io_loop: IOLoop, peer: Peer) 
     connection = await connect(peer.url + "/ping")
     try:
         assert await _bounded(connection.read_message()) == "pong received"
+    finally:
+        connection.close()
+
+
+async def test_our_client_over_tls(
+    io_loop: IOLoop, peer: Peer, tls_certificate: TLSCertificate
+) -> None:
+    assert peer.tls_url is not None
+    request = HTTPRequest(peer.tls_url + "/echo", ca_certs=str(tls_certificate.ca_file))
+    connection = await connect(request, compression_options={})  # type: ignore[arg-type]
+    try:
+        for message in ("over tls", pattern(300000)):
+            await connection.write_message(message, binary=isinstance(message, bytes))
+            assert await _bounded(connection.read_message()) == message
     finally:
         connection.close()
 
