@@ -651,6 +651,7 @@ class WebSocketProtocol13(WebSocketProtocol):
         self._frag_bytes: bytearray | None = None
         self._frag_size = 0
         self._frag_decoder: Any = None
+        self._pong_due: bytes | None = None  # see _send_pong
         # Closing.
         self.close_code: int | None = None
         self.close_reason: str | None = None
@@ -889,10 +890,25 @@ class WebSocketProtocol13(WebSocketProtocol):
         self._write_frame(True, _OP_PING, data)
 
     def _send_pong(self, data: bytes) -> None:
+        stream = self.stream
         try:
+            if stream is not None and stream.writing():
+                # RFC 6455 section 5.5.3: a pong for the latest ping is
+                # enough. While our output waits for the peer to read, the
+                # pings get one pong, sent once it has drained: a peer that
+                # pings without reading cannot grow our write buffer.
+                if self._pong_due is None:
+                    stream.write(b"").add_done_callback(self._send_due_pong)
+                self._pong_due = data
+                return
             self._write_frame(True, _OP_PONG, data)
         except StreamClosedError:
             pass
+
+    def _send_due_pong(self, future: Future[None]) -> None:
+        data, self._pong_due = self._pong_due, None
+        if future.exception() is None and data is not None:
+            self._send_pong(data)
 
     def set_nodelay(self, x: bool) -> None:
         assert self.stream is not None
@@ -934,18 +950,10 @@ class WebSocketProtocol13(WebSocketProtocol):
             used = self._parse(data)
             if used < len(data):
                 tail += data[used:]
-        stream = self.stream
-        if stream is not None and stream.writing() and self._reading:
-            # What we answer (pongs, Close, the application's writes) waits
-            # for the peer to read: read nothing more until it has, or a
-            # peer that pings without reading would grow our buffer forever.
-            self._reading = False
-            stream.stop_reading()
-            stream.write(b"").add_done_callback(self._on_drained)
-
-    def _on_drained(self, future: Future[None]) -> None:
-        if future.exception() is None and not self._paused and not self._failed:
-            self._start_reading()
+        # Reading goes on while our output waits for the peer: if both ends
+        # stopped reading while they had something to send, two reactor
+        # peers writing at once would wait for each other forever. What we
+        # answer on our own is bounded instead (see _send_pong).
 
     def _on_eof(self) -> None:
         # The peer's side is closed; there is nothing more to answer.

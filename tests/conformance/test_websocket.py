@@ -1119,8 +1119,8 @@ async def test_a_peer_that_pings_without_reading_is_not_buffered_for(
     port: int, state: State
 ) -> None:
     # Each ping is answered: a peer that sends pings and reads nothing would
-    # grow the server's write buffer by every pong. The server stops reading
-    # while its answers wait, so TCP holds the peer back instead.
+    # grow the server's write buffer by every pong. While its answers wait,
+    # the server answers only the latest ping (or stops reading).
     stream = await raw_open(port, "/echo", rcvbuf=65536)
     while not state.handlers:
         await gen.moment
@@ -1136,7 +1136,6 @@ async def test_a_peer_that_pings_without_reading_is_not_buffered_for(
     while (protocol._reading or not server_stream.writing()) and len(state.events) < 16001:
         await gen.moment
     assert server_stream._write_buffer_size < 512 * 1024
-    assert len(state.events) < 16001
     stream.close()
     await within(state.closed.wait())
 
