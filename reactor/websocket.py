@@ -662,6 +662,7 @@ class WebSocketProtocol13(WebSocketProtocol):
         self._ping_timer: object | None = None
         self._ping_time = 0.0
         self._masks = b""
+        self._mask_pos = 4096  # the next key's offset in _masks (drawn when used up)
 
     # -- the opening handshake (server) ---------------------------------------------------
 
@@ -829,11 +830,12 @@ class WebSocketProtocol13(WebSocketProtocol):
         n = len(data)
         b0 = (0x80 if fin else 0) | flags | opcode
         if self.mask_outgoing:
-            masks = self._masks
-            if not masks:
-                masks = os.urandom(4096)  # keys in batches: one syscall per 1024 frames
-            key = masks[:4]
-            self._masks = masks[4:]
+            pos = self._mask_pos
+            if pos >= 4096:
+                self._masks = os.urandom(4096)  # keys in batches: one syscall per 1024 frames
+                pos = 0
+            key = self._masks[pos : pos + 4]
+            self._mask_pos = pos + 4
             data = _mask(key, data)
             if n < 126:
                 header = bytes((b0, 0x80 | n)) + key
