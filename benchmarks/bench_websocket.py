@@ -66,6 +66,7 @@ import select
 import signal
 import statistics
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -782,6 +783,10 @@ def _status_cell(results: list[dict[str, Any]]) -> str | None:
     return None
 
 
+def _apostrophe(name: str) -> str:
+    return "'" if name.endswith("s") else "'s"
+
+
 def render_table(case: Case, impls: list[str], cells: Cells) -> list[str]:
     """Median messages/s, min-max, the ratios to Tornado and to websockets,
     the server's CPU µs per message, and Tornado's and websockets' CPU per
@@ -792,7 +797,7 @@ def render_table(case: Case, impls: list[str], cells: Cells) -> list[str]:
         "| implementation | median messages/s | min - max | "
         + " | ".join(f"vs {b}" for b, _ in bases)
         + " | server CPU µs/message | CPU per message, "
-        + " / ".join(f"{b}'s ÷ this" for b, _ in cpu_bases)
+        + " / ".join(f"{b}{_apostrophe(b)} ÷ this" for b, _ in cpu_bases)
         + " |"
     )
     align = "|---|---:|---:|" + "---:|" * (len(bases) + 2)
@@ -1096,7 +1101,7 @@ def profile(impl: str, quick: bool, duration: float | None, top: int) -> int:
         "message (cProfile slows every Python call: read the shares and the ranks)."
     )
     for sort, title in (("tottime", "own time"), ("cumulative", "cumulative time")):
-        print(f"\nTop {top} by {title}, µs per message (ncalls per message):\n")
+        print(f"\n**Top {top} by {title}** (µs per message; calls per message)\n")
         print("| function | calls/message | own µs/message | cumulative µs/message |")
         print("|---|---:|---:|---:|")
         entries = sorted(
@@ -1120,6 +1125,9 @@ def _short(filename: str) -> str:
         return filename[len(root) :]
     if "site-packages" + os.sep in filename:
         return filename.split("site-packages" + os.sep, 1)[1]
+    stdlib = sysconfig.get_paths()["stdlib"] + os.sep
+    if filename.startswith(stdlib):
+        return filename[len(stdlib) :]
     return filename
 
 
