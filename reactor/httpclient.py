@@ -823,20 +823,28 @@ class AsyncHTTPClient(Configurable):
             )
         context = self._ssl_contexts.get(key)
         if context is None:
-            if options is not None:
-                context = ssl_options_to_context(options, server_side=False)
-            else:
-                context = ssl.create_default_context(
-                    ssl.Purpose.SERVER_AUTH, cafile=request.ca_certs
-                )
-                if not request.validate_cert:
-                    context.check_hostname = False
-                    context.verify_mode = ssl.CERT_NONE
-                if request.client_cert is not None:
-                    context.load_cert_chain(request.client_cert, request.client_key)
+            context = _ssl_context_for(request)
             if len(self._ssl_contexts) < 64:
                 self._ssl_contexts[key] = context
         return key, context
+
+
+def _ssl_context_for(request: HTTPRequest) -> ssl.SSLContext:
+    """A client TLS context from ``request``'s ``ssl_options`` or its
+    ``validate_cert``/``ca_certs``/``client_cert`` settings (validation on
+    unless ``validate_cert`` is false); also used by the WebSocket client."""
+    options = request.ssl_options
+    if isinstance(options, ssl.SSLContext):
+        return options
+    if options is not None:
+        return ssl_options_to_context(options, server_side=False)
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=request.ca_certs)
+    if request.validate_cert is not None and not request.validate_cert:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if request.client_cert is not None:
+        context.load_cert_chain(request.client_cert, request.client_key)
+    return context
 
 
 def _peer_spoke(stream: IOStream) -> bool:

@@ -1,0 +1,1075 @@
+"""reactor.websocket through real sockets on every backend: our client against
+our server, plus raw sockets where a client must misbehave (never answer a
+ping, send a frame in the handshake's packet) and ``http.client`` for the
+handshake's refusals.
+
+The one-rule-per-test raw-frame suite (every protocol error and its close
+code) and the interop tests with the ``websockets`` package live in their
+own modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.client
+import os
+import resource
+import socket
+import ssl
+import struct
+from collections.abc import Awaitable
+from typing import Any
+
+import pytest
+
+from reactor import gen, web
+from reactor.httpclient import HTTPClientError, HTTPRequest
+from reactor.httpserver import HTTPServer
+from reactor.ioloop import IOLoop
+from reactor.iostream import IOStream
+from reactor.locks import Event
+from reactor.testing import ExpectLog, bind_unused_port
+from reactor.testing.tls import TLSCertificate
+from reactor.websocket import (
+    WebSocketClientConnection,
+    WebSocketClosedError,
+    WebSocketError,
+    WebSocketHandler,
+    WebSocketProtocol13,
+    websocket_connect,
+)
+from tests.util import LogRecords
+
+pytestmark = pytest.mark.usefixtures("reactor_log")  # no ERROR logged (conftest)
+
+TIMEOUT = 5.0
+
+
+class Echo(WebSocketHandler):
+    """Echoes each message; records what happened to it in ``events``."""
+
+    events: list[Any]
+    closed: Event
+
+    def initialize(self, events: list[Any] | None = None, closed: Event | None = None) -> None:
+        self.events = events if events is not None else []
+        self.closed = closed or Event()
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        self.events.append(("open", args))
+
+    def on_message(self, message: str | bytes) -> None:
+        self.events.append(("message", message))
+        self.write_message(message, binary=isinstance(message, bytes))
+
+    def on_ping(self, data: bytes) -> None:
+        self.events.append(("ping", data))
+
+    def on_pong(self, data: bytes) -> None:
+        self.events.append(("pong", data))
+
+    def on_close(self) -> None:
+        self.events.append(("close", self.close_code, self.close_reason))
+        self.closed.set()
+
+
+class State:
+    """What the handlers of one test share."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.closed = Event()
+        self.handlers: list[WebSocketHandler] = []
+
+
+@pytest.fixture
+def state() -> State:
+    return State()
+
+
+class Recorded(Echo):
+    def initialize(self, state: State) -> None:  # type: ignore[override]
+        super().initialize(state.events, state.closed)
+        state.handlers.append(self)
+
+
+class AsyncOpen(Recorded):
+    async def open(self, *args: str, **kwargs: str) -> None:  # type: ignore[override]
+        self.events.append(("opening",))
+        await gen.sleep(0.01)
+        self.events.append(("open", args))
+
+
+class SlowMessages(Recorded):
+    async def on_message(self, message: str | bytes) -> None:  # type: ignore[override]
+        self.events.append(("start", message))
+        for _ in range(3):
+            await gen.moment
+        self.events.append(("end", message))
+        await self.write_message(message)
+
+
+class ClosesOnMessage(Recorded):
+    def on_message(self, message: str | bytes) -> None:
+        assert isinstance(message, str)
+        self.events.append(("message", message))
+        code, _, reason = message.partition(" ")
+        self.close(int(code) if code else None, reason or None)
+
+
+class Subprotocols(Recorded):
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        self.events.append(("offered", subprotocols))
+        return "chat" if "chat" in subprotocols else None
+
+
+class WrongSubprotocol(Recorded):
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        return "not-offered"
+
+
+class Compressed(Recorded):
+    def get_compression_options(self) -> dict[str, Any] | None:
+        return {}
+
+
+class SmallMessages(Recorded):
+    @property
+    def max_message_size(self) -> int:
+        return 1000
+
+
+class Pings(Recorded):
+    @property
+    def ping_interval(self) -> float | None:
+        return 0.05
+
+    @property
+    def ping_timeout(self) -> float | None:
+        return 0.05
+
+
+class Raises(Recorded):
+    def on_message(self, message: str | bytes) -> None:
+        raise ZeroDivisionError("on purpose")
+
+
+class SetsCookie(Recorded):
+    def prepare(self) -> None:
+        self.set_header("X-Before", "upgrade")
+        self.set_cookie("c", "1")
+
+
+class AfterUpgrade(Recorded):
+    def open(self, *args: str, **kwargs: str) -> None:
+        for method in ("write", "finish", "flush", "set_status", "redirect"):
+            try:
+                getattr(self, method)("x")
+            except RuntimeError as e:
+                self.events.append((method, str(e)))
+
+
+class Producer(Recorded):
+    """Sends ``count`` messages of ``size`` bytes as fast as the futures allow."""
+
+    async def on_message(self, message: str | bytes) -> None:  # type: ignore[override]
+        assert isinstance(message, str)
+        count, size = map(int, message.split())
+        assert self.ws_connection is not None and self.ws_connection.stream is not None
+        stream = self.ws_connection.stream
+        payload = b"x" * size
+        most = 0
+        for _ in range(count):
+            await self.write_message(payload, binary=True)
+            most = max(most, stream._write_buffer_size)
+        self.events.append(("most queued", most))
+        self.write_message("done")
+
+
+class PingsClient(Recorded):
+    """Pings the client with the message's text as data."""
+
+    def on_message(self, message: str | bytes) -> None:
+        self.events.append(("message", message))
+        self.ping(message)
+
+
+class Silent(Recorded):
+    def on_message(self, message: str | bytes) -> None:
+        self.events.append(("message", message))
+
+
+@pytest.fixture
+def app(state: State) -> web.Application:
+    routes: list[Any] = [
+        (r"/echo/(.*)", Recorded),
+        (r"/echo", Recorded),
+        (r"/async-open", AsyncOpen),
+        (r"/slow", SlowMessages),
+        (r"/closes", ClosesOnMessage),
+        (r"/subprotocols", Subprotocols),
+        (r"/wrong-subprotocol", WrongSubprotocol),
+        (r"/compressed", Compressed),
+        (r"/small", SmallMessages),
+        (r"/pings", Pings),
+        (r"/raises", Raises),
+        (r"/cookie", SetsCookie),
+        (r"/after-upgrade", AfterUpgrade),
+        (r"/producer", Producer),
+        (r"/pings-client", PingsClient),
+        (r"/silent", Silent),
+    ]
+    return web.Application([(path, cls, {"state": state}) for path, cls in routes])
+
+
+@pytest.fixture
+def ws_url(http_server: Any, base_url: str) -> str:
+    return "ws" + base_url[len("http") :]
+
+
+@pytest.fixture
+def port(http_server: Any, http_port: int) -> int:
+    return http_port
+
+
+async def connect(url: str, **kwargs: Any) -> WebSocketClientConnection:
+    return await gen.with_timeout(
+        IOLoop.current().time() + TIMEOUT, websocket_connect(url, **kwargs)
+    )
+
+
+async def within(awaitable: Awaitable[Any]) -> Any:
+    return await gen.with_timeout(IOLoop.current().time() + TIMEOUT, awaitable)
+
+
+# -- raw sockets -------------------------------------------------------------------------
+
+KEY = base64.b64encode(b"0123456789abcdef").decode()
+
+
+def handshake(path: str, port: int, extra: str = "") -> bytes:
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n"
+        f"{extra}\r\n"
+    ).encode()
+
+
+def client_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """A masked frame, as a client sends it."""
+    mask = os.urandom(4)
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | opcode
+    if n < 126:
+        head = struct.pack("!BB", b0, 0x80 | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", b0, 0xFE, n)
+    else:
+        head = struct.pack("!BBQ", b0, 0xFF, n)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + mask + masked
+
+
+async def read_frame(stream: IOStream) -> tuple[int, bytes]:
+    """A server's (unmasked) frame: (first byte, payload)."""
+    b0, b1 = await stream.read_bytes(2)
+    n = b1 & 0x7F
+    assert not b1 & 0x80, "a server frame must not be masked"
+    if n == 126:
+        (n,) = struct.unpack("!H", await stream.read_bytes(2))
+    elif n == 127:
+        (n,) = struct.unpack("!Q", await stream.read_bytes(8))
+    return b0, await stream.read_bytes(n) if n else b""
+
+
+async def raw_connect(port: int) -> IOStream:
+    sock = socket.socket()
+    stream = IOStream(sock)
+    await stream.connect(("127.0.0.1", port))
+    return stream
+
+
+async def raw_open(port: int, path: str, extra: bytes = b"") -> IOStream:
+    """A raw client past the handshake (``extra``: sent in the same write)."""
+    stream = await raw_connect(port)
+    await stream.write(handshake(path, port) + extra)
+    head = await within(stream.read_until(b"\r\n\r\n"))
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    return stream
+
+
+def plain_request(port: int, path: str, headers: dict[str, str], method: str = "GET") -> Any:
+    """``http.client``'s answer (run in a thread): (status, headers, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    try:
+        conn.request(method, path, headers=headers)
+        response = conn.getresponse()
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, headers, response.read()
+    finally:
+        conn.close()
+
+
+async def in_thread(fn: Any, *args: Any) -> Any:
+    return await within(asyncio.get_running_loop().run_in_executor(None, fn, *args))
+
+
+# -- echo --------------------------------------------------------------------------------
+
+
+async def test_echo_text_binary_and_dict(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/echo")
+    conn.write_message("héllo")
+    assert await within(conn.read_message()) == "héllo"
+    conn.write_message(b"\x00\xff" * 100, binary=True)
+    assert await within(conn.read_message()) == b"\x00\xff" * 100
+    conn.write_message({"a": [1, "</script>"]})
+    assert await within(conn.read_message()) == '{"a": [1, "<\\/script>"]}'
+    big = "z" * 70000  # a 64-bit length
+    conn.write_message(big)
+    assert await within(conn.read_message()) == big
+    conn.close()
+    assert await within(conn.read_message()) is None
+    await within(state.closed.wait())
+    assert state.events[0] == ("open", ())
+    assert [e[1] for e in state.events if e[0] == "message"][:2] == ["héllo", b"\x00\xff" * 100]
+
+
+async def test_open_gets_the_path_groups(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/echo/room1")
+    conn.write_message("x")
+    assert await within(conn.read_message()) == "x"
+    assert state.events[0] == ("open", ("room1",))
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_async_open_is_awaited_before_the_first_message(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/async-open")
+    conn.write_message("first")  # sent while open still sleeps
+    assert await within(conn.read_message()) == "first"
+    assert state.events[:3] == [("opening",), ("open", ()), ("message", "first")]
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_async_on_message_handles_messages_in_order(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/slow")
+    for i in range(50):
+        conn.write_message(str(i))
+    got = [await within(conn.read_message()) for _ in range(50)]
+    assert got == [str(i) for i in range(50)]
+    handled = [e for e in state.events if e[0] in ("start", "end")]
+    # Each message is finished before the next one starts.
+    assert handled == [(kind, str(i)) for i in range(50) for kind in ("start", "end")]
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_async_for_yields_messages_until_the_close(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/closes")
+    conn.write_message("1000 done")
+    got = [message async for message in conn]
+    assert got == []
+    assert conn.close_code == 1000 and conn.close_reason == "done"
+    # read_message keeps answering None after the close.
+    assert await within(conn.read_message()) is None
+
+
+async def test_on_message_callback_gets_messages_then_none(ws_url: str, state: State) -> None:
+    got: list[Any] = []
+    done = Event()
+
+    def on_message(message: str | bytes | None) -> None:
+        got.append(message)
+        if message is None:
+            done.set()
+
+    conn = await connect(ws_url + "/echo", on_message_callback=on_message)
+    conn.write_message("a")
+    conn.write_message("b")
+    while len(got) < 2:
+        await gen.moment
+    conn.close()
+    await within(done.wait())
+    assert got == ["a", "b", None]
+
+
+async def test_callback_argument_gets_the_connection_future(ws_url: str, state: State) -> None:
+    done = Event()
+    futures: list[Any] = []
+
+    def callback(future: Any) -> None:
+        futures.append(future)
+        done.set()
+
+    websocket_connect(ws_url + "/echo", callback=callback)
+    await within(done.wait())
+    conn = futures[0].result()
+    assert isinstance(conn, WebSocketClientConnection)
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_a_frame_in_the_handshakes_packet_is_not_lost(port: int, state: State) -> None:
+    # The HTTP server must hand the bytes after the request to the
+    # WebSocket, not parse them as HTTP (they would make a 400).
+    frame = client_frame(0x1, b"early")
+    stream = await raw_open(port, "/echo", extra=frame + client_frame(0x1, b"second"))
+    assert await within(read_frame(stream)) == (0x81, b"early")
+    assert await within(read_frame(stream)) == (0x81, b"second")
+    stream.write(client_frame(0x8, struct.pack("!H", 1000)))
+    assert await within(read_frame(stream)) == (0x88, struct.pack("!H", 1000))
+    assert await within(stream.read_until_close()) == b""
+    await within(state.closed.wait())
+    assert [e for e in state.events if e[0] == "message"] == [
+        ("message", "early"),
+        ("message", "second"),
+    ]
+
+
+# -- closing -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"), [(1000, "bye"), (1001, ""), (4000, "custom é"), (None, None)]
+)
+async def test_client_close_code_and_reason_reach_the_server(
+    ws_url: str, state: State, code: int | None, reason: str | None
+) -> None:
+    conn = await connect(ws_url + "/echo")
+    conn.close(code, reason)
+    assert await within(conn.read_message()) is None
+    await within(state.closed.wait())
+    handler = state.handlers[0]
+    assert handler.close_code == code
+    assert handler.close_reason == (reason if code is not None else None)
+    # The server echoes the code.
+    assert conn.close_code == code
+    assert [e for e in state.events if e[0] == "close"] == [
+        ("close", code, reason if code is not None else None)
+    ]
+
+
+async def test_reason_without_code_is_1000(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/echo")
+    conn.close(reason="only a reason")
+    assert await within(conn.read_message()) is None
+    await within(state.closed.wait())
+    assert state.handlers[0].close_code == 1000
+    assert state.handlers[0].close_reason == "only a reason"
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "reason"), [("1001 going", 1001, "going"), ("", None, "")]
+)
+async def test_server_initiated_close(
+    ws_url: str, state: State, message: str, code: int | None, reason: str
+) -> None:
+    conn = await connect(ws_url + "/closes")
+    conn.write_message(message)
+    assert await within(conn.read_message()) is None
+    assert conn.close_code == code
+    if code is not None:
+        assert conn.close_reason == reason
+    await within(state.closed.wait())
+    # The client echoed the code; on_close ran once.
+    assert state.handlers[0].close_code == code
+    assert len([e for e in state.events if e[0] == "close"]) == 1
+
+
+async def test_server_closes_tcp_after_the_close_handshake(port: int, state: State) -> None:
+    stream = await raw_open(port, "/closes")
+    stream.write(client_frame(0x1, b"1000 x"))
+    assert await within(read_frame(stream)) == (0x88, struct.pack("!H", 1000) + b"x")
+    # Data frames after our Close are discarded, then our Close ends it.
+    stream.write(client_frame(0x1, b"ignored") + client_frame(0x8, struct.pack("!H", 1000)))
+    assert await within(stream.read_until_close()) == b""
+    await within(state.closed.wait())
+    assert [e[1] for e in state.events if e[0] == "message"] == ["1000 x"]
+
+
+async def test_write_after_close_raises(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/echo")
+    conn.close()
+    with pytest.raises(WebSocketClosedError):
+        conn.write_message("late")
+    with pytest.raises(WebSocketClosedError):
+        conn.ping(b"late")
+    assert await within(conn.read_message()) is None
+    await within(state.closed.wait())
+    handler = state.handlers[0]
+    with pytest.raises(WebSocketClosedError):
+        handler.write_message("late")
+    with pytest.raises(WebSocketClosedError):
+        handler.ping(b"late")
+
+
+async def test_on_close_runs_once_when_the_client_vanishes(port: int, state: State) -> None:
+    stream = await raw_open(port, "/echo")
+    stream.write(client_frame(0x1, b"hi"))
+    assert await within(read_frame(stream)) == (0x81, b"hi")
+    stream.write(client_frame(0x1, b"cut short")[:5])  # then gone mid-frame
+    await gen.moment
+    stream.close()
+    await within(state.closed.wait())
+    for _ in range(3):
+        await gen.moment
+    assert [e for e in state.events if e[0] == "close"] == [("close", None, None)]
+    assert [e[1] for e in state.events if e[0] == "message"] == ["hi"]
+
+
+async def test_methods_after_the_upgrade_raise(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/after-upgrade")
+    conn.close()
+    await within(state.closed.wait())
+    message = "Method not supported for Web Sockets"
+    assert state.events[:5] == [
+        ("write", message),
+        ("finish", message),
+        ("flush", message),
+        ("set_status", message),
+        ("redirect", message),
+    ]
+
+
+async def test_exception_in_on_message_is_logged_and_closes_with_1011(
+    ws_url: str, state: State, reactor_log: LogRecords
+) -> None:
+    conn = await connect(ws_url + "/raises")
+    with ExpectLog("reactor.application", "Uncaught exception"):
+        conn.write_message("boom")
+        assert await within(conn.read_message()) is None
+    assert conn.close_code == 1011
+    await within(state.closed.wait())
+
+
+# -- the handshake's refusals ------------------------------------------------------------
+
+GOOD = {
+    "Upgrade": "websocket",
+    "Connection": "Upgrade",
+    "Sec-WebSocket-Key": KEY,
+    "Sec-WebSocket-Version": "13",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        ({"Upgrade": "h2c"}, 400),
+        ({"Upgrade": None}, 400),
+        ({"Connection": "keep-alive"}, 400),
+        ({"Sec-WebSocket-Version": "8"}, 426),
+        ({"Sec-WebSocket-Version": None}, 426),
+        ({"Sec-WebSocket-Key": None}, 400),
+        ({"Sec-WebSocket-Key": "dG9vIHNob3J0"}, 400),  # base64 of 9 bytes
+        ({"Sec-WebSocket-Key": "!!!!!!!!!!!!!!!!!!!!!!=="}, 400),  # not base64
+        ({"Origin": "http://evil.example"}, 403),
+    ],
+)
+async def test_handshake_refusals(
+    port: int, state: State, change: dict[str, str | None], status: int
+) -> None:
+    headers = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
+    got, answer_headers, body = await in_thread(plain_request, port, "/echo", headers)
+    assert got == status, body
+    if status == 426:
+        assert answer_headers["sec-websocket-version"] == "13"
+    assert state.events == []  # open never ran
+
+
+async def test_post_is_405(port: int, state: State) -> None:
+    got, _, _ = await in_thread(plain_request, port, "/echo", GOOD, "POST")
+    assert got == 405
+
+
+async def test_tokens_in_lists_are_accepted(port: int, state: State) -> None:
+    stream = await raw_connect(port)
+    request = (
+        handshake("/echo", port)
+        .replace(b"Connection: Upgrade", b"Connection: keep-alive, UPGRADE")
+        .replace(b"Upgrade: websocket", b"Upgrade: foo, WebSocket")
+    )
+    await stream.write(request)
+    head = await within(stream.read_until(b"\r\n\r\n"))
+    assert head.startswith(b"HTTP/1.1 101 ")
+    accept = WebSocketProtocol13.compute_accept_value(KEY)
+    assert f"\r\nsec-websocket-accept: {accept}\r\n".lower().encode() in head.lower()
+    stream.close()
+    await within(state.closed.wait())
+
+
+async def test_http_1_0_is_refused(port: int, state: State) -> None:
+    stream = await raw_connect(port)
+    await stream.write(handshake("/echo", port).replace(b"HTTP/1.1", b"HTTP/1.0"))
+    head = await within(stream.read_until(b"\r\n\r\n"))
+    assert head.startswith(b"HTTP/1.1 400 ")
+    stream.close()
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "ok"),
+    [
+        ("http://127.0.0.1:{port}", "127.0.0.1:{port}", True),
+        ("HTTP://Example.COM:{port}", "example.com:{port}", True),
+        ("http://127.0.0.1:1", "127.0.0.1:{port}", False),
+        ("http://evil.example", "127.0.0.1:{port}", False),
+    ],
+)
+async def test_check_origin(port: int, state: State, origin: str, host: str, ok: bool) -> None:
+    request = HTTPRequest(
+        f"ws://127.0.0.1:{port}/echo",
+        headers={"Origin": origin.format(port=port), "Host": host.format(port=port)},
+    )
+    if ok:
+        conn = await connect(request)  # type: ignore[arg-type]
+        conn.close()
+        await within(state.closed.wait())
+    else:
+        with pytest.raises(HTTPClientError) as info:
+            await connect(request)  # type: ignore[arg-type]
+        assert info.value.code == 403
+
+
+async def test_headers_set_before_the_upgrade_go_out_in_the_101(port: int, state: State) -> None:
+    stream = await raw_connect(port)
+    await stream.write(handshake("/cookie", port))
+    head = await within(stream.read_until(b"\r\n\r\n"))
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert b"\r\nX-Before: upgrade\r\n" in head
+    assert b"\r\nSet-Cookie: c=1" in head
+    assert b"Content-Type" not in head and b"Content-Length" not in head
+    stream.close()
+    await within(state.closed.wait())
+
+
+# -- subprotocols ------------------------------------------------------------------------
+
+
+async def test_selected_subprotocol(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/subprotocols", subprotocols=["other", "chat"])
+    assert conn.selected_subprotocol == "chat"
+    conn.write_message("x")
+    await within(conn.read_message())
+    assert state.handlers[0].selected_subprotocol == "chat"
+    assert state.events[0] == ("offered", ["other", "chat"])
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_no_subprotocol_selected(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/subprotocols", subprotocols=["other"])
+    assert conn.selected_subprotocol is None
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_a_subprotocol_not_offered_is_a_500(ws_url: str, state: State) -> None:
+    with (
+        ExpectLog("reactor.application", "Uncaught exception"),
+        ExpectLog("reactor.access", "500"),
+        pytest.raises(HTTPClientError) as info,
+    ):
+        await connect(ws_url + "/wrong-subprotocol", subprotocols=["chat"])
+    assert info.value.code == 500
+
+
+# -- errors of the client ----------------------------------------------------------------
+
+
+async def test_non_101_answer_is_an_http_client_error(ws_url: str) -> None:
+    with pytest.raises(HTTPClientError) as info:
+        await connect(ws_url + "/no-such-path")
+    assert info.value.code == 404
+
+
+async def test_bad_accept_is_a_websocket_error(io_loop: IOLoop) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        sock, _ = await loop.sock_accept(listener)
+        stream = IOStream(sock)
+        await stream.read_until(b"\r\n\r\n")
+        await stream.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: d3Jvbmc=\r\n\r\n"
+        )
+        await stream.read_until_close()
+
+    server = asyncio.ensure_future(serve())
+    try:
+        with pytest.raises(WebSocketError, match="Accept"):
+            await connect(f"ws://127.0.0.1:{port}/")
+    finally:
+        await within(server)
+        listener.close()
+
+
+# -- pings -------------------------------------------------------------------------------
+
+
+async def test_ping_with_data_gets_a_pong_and_on_ping(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/pings-client")
+    conn.write_message("from server")  # the server pings us; our client answers
+    while ("pong", b"from server") not in state.events:
+        await gen.moment
+    conn.ping(b"from client")
+    while ("ping", b"from client") not in state.events:
+        await gen.moment
+    with pytest.raises(ValueError):
+        conn.ping(b"x" * 126)
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_server_answers_a_ping_with_its_data(port: int, state: State) -> None:
+    stream = await raw_open(port, "/echo")
+    stream.write(client_frame(0x9, b"are you there"))
+    assert await within(read_frame(stream)) == (0x8A, b"are you there")
+    stream.close()
+    await within(state.closed.wait())
+    assert ("ping", b"are you there") in state.events
+
+
+async def test_ping_interval_keeps_a_live_connection_open(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/pings")  # pings every 0.05 s, 0.05 s to answer
+    while len([e for e in state.events if e[0] == "pong"]) < 3:
+        await gen.moment
+    conn.write_message("still here")
+    assert await within(conn.read_message()) == "still here"
+    assert not state.closed.is_set()
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_ping_timeout_closes_a_dead_peer(port: int, state: State) -> None:
+    # A client that completes the handshake and then never answers.
+    stream = await raw_open(port, "/pings")
+    b0, _ = await within(read_frame(stream))
+    assert b0 == 0x89  # a ping
+    await within(state.closed.wait())  # on_close, without the peer's help
+    b0, payload = await within(read_frame(stream))
+    assert (b0, payload) == (0x88, struct.pack("!H", 1011) + b"ping timeout")
+    assert await within(stream.read_until_close()) == b""
+
+
+async def test_client_ping_interval_and_timeout(port: int, state: State, io_loop: IOLoop) -> None:
+    # Our client's pings against a server that never answers them.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.setblocking(False)
+    server_port = listener.getsockname()[1]
+
+    async def serve() -> bytes:
+        sock, _ = await asyncio.get_running_loop().sock_accept(listener)
+        stream = IOStream(sock)
+        head = (await stream.read_until(b"\r\n\r\n")).decode()
+        key = next(
+            line.split(": ")[1]
+            for line in head.split("\r\n")
+            if line.lower().startswith("sec-websocket-key")
+        )
+        accept = WebSocketProtocol13.compute_accept_value(key)
+        await stream.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept.encode() + b"\r\n\r\n"
+        )
+        return await stream.read_until_close()
+
+    server = asyncio.ensure_future(serve())
+    try:
+        conn = await connect(
+            f"ws://127.0.0.1:{server_port}/", ping_interval=0.05, ping_timeout=0.05
+        )
+        assert await within(conn.read_message()) is None
+        assert conn.close_code is None
+        received = await within(server)
+        # A masked ping (no data: 2 + 4 bytes), then a masked Close 1011.
+        assert received[0] == 0x89 and received[1] == 0x80
+        assert received[6] == 0x88
+    finally:
+        listener.close()
+
+
+# -- settings and limits -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/small"])
+async def test_max_message_size_per_handler(ws_url: str, state: State, path: str) -> None:
+    conn = await connect(ws_url + path)
+    conn.write_message("x" * 1000)
+    assert await within(conn.read_message()) == "x" * 1000
+    conn.write_message("x" * 1001)
+    assert await within(conn.read_message()) is None
+    assert conn.close_code == 1009
+    await within(state.closed.wait())
+    assert [len(e[1]) for e in state.events if e[0] == "message"] == [1000]
+
+
+async def test_settings_apply_to_every_handler(io_loop: IOLoop, state: State) -> None:
+    app = web.Application(
+        [(r"/echo", Recorded, {"state": state})],
+        websocket_max_message_size=100,
+        websocket_ping_interval=0.05,
+    )
+    sock, port = bind_unused_port()
+    server = HTTPServer(app)
+    server.add_sockets([sock])
+    try:
+        conn = await connect(f"ws://127.0.0.1:{port}/echo")
+        while not [e for e in state.events if e[0] == "pong"]:
+            await gen.moment  # the setting's pings, answered by our client
+        handler = state.handlers[0]
+        assert handler.ping_interval == 0.05 and handler.max_message_size == 100
+        conn.write_message("y" * 101)
+        assert await within(conn.read_message()) is None
+        assert conn.close_code == 1009
+        await within(state.closed.wait())
+    finally:
+        server.stop()
+
+
+async def test_client_max_message_size(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/echo", max_message_size=10)
+    conn.write_message("0123456789")
+    assert await within(conn.read_message()) == "0123456789"
+    conn.write_message("0123456789a")  # the echo is too big for the client
+    assert await within(conn.read_message()) is None
+    await within(state.closed.wait())
+    assert state.handlers[0].close_code == 1009
+
+
+async def test_16_mib_message_is_echoed_when_allowed(io_loop: IOLoop, state: State) -> None:
+    app = web.Application(
+        [(r"/echo", Recorded, {"state": state})], websocket_max_message_size=16 * 1024 * 1024
+    )
+    sock, port = bind_unused_port()
+    server = HTTPServer(app)
+    server.add_sockets([sock])
+    try:
+        conn = await connect(f"ws://127.0.0.1:{port}/echo", max_message_size=16 * 1024 * 1024)
+        big = os.urandom(16 * 1024 * 1024)
+        conn.write_message(big, binary=True)
+        assert await within(conn.read_message()) == big
+        conn.close()
+        await within(state.closed.wait())
+    finally:
+        server.stop()
+
+
+async def test_write_futures_pace_a_fast_producer(ws_url: str, state: State) -> None:
+    # The server awaits each write's future: what it has queued never grows
+    # past one frame, however slowly we read.
+    conn = await connect(ws_url + "/producer")
+    conn.write_message("100 65536")
+    for _ in range(100):
+        assert await within(conn.read_message()) == b"x" * 65536
+        await gen.moment
+    assert await within(conn.read_message()) == "done"
+    (most,) = [e[1] for e in state.events if e[0] == "most queued"]
+    assert most <= 65536 + 10
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_client_without_reads_pauses_the_server(ws_url: str, state: State) -> None:
+    # Unread messages stop our client reading, so the server's writes wait
+    # for the kernel's buffers (the futures do not resolve).
+    conn = await connect(ws_url + "/producer")
+    conn.write_message("400 65536")
+    producer = state.handlers[0]
+    assert producer.ws_connection is not None
+    stream = producer.ws_connection.stream
+    assert stream is not None
+    while not stream.writing():
+        await gen.moment
+    for _ in range(20):
+        await gen.moment
+    assert "most queued" not in [e[0] for e in state.events]  # still waiting on a future
+    got = 0
+    while await within(conn.read_message()) != "done":
+        got += 1
+    assert got == 400
+    conn.close()
+    await within(state.closed.wait())
+
+
+# -- permessage-deflate ------------------------------------------------------------------
+
+
+async def test_deflate_negotiated_and_working_both_ways(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/compressed", compression_options={})
+    assert conn.headers is not None
+    assert conn.headers["Sec-WebSocket-Extensions"] == "permessage-deflate"
+    for message in ["hello", "hello " * 10000, b"\x00" * 100000, ""]:
+        conn.write_message(message, binary=isinstance(message, bytes))
+        assert await within(conn.read_message()) == message
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_client_without_compression_options_gets_none(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/compressed")
+    assert conn.headers is not None and "Sec-WebSocket-Extensions" not in conn.headers
+    conn.write_message("plain")
+    assert await within(conn.read_message()) == "plain"
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_server_without_compression_declines_an_offer(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/echo", compression_options={})
+    assert conn.headers is not None and "Sec-WebSocket-Extensions" not in conn.headers
+    conn.write_message("plain")
+    assert await within(conn.read_message()) == "plain"
+    conn.close()
+    await within(state.closed.wait())
+
+
+@pytest.mark.parametrize(
+    ("offer", "answer"),
+    [
+        ("permessage-deflate", "permessage-deflate"),
+        ("permessage-deflate; client_max_window_bits", "permessage-deflate"),
+        (
+            "permessage-deflate; client_max_window_bits=10; server_max_window_bits=11",
+            "permessage-deflate; server_max_window_bits=11; client_max_window_bits=10",
+        ),
+        (
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        ),
+        # Declined offers (RFC 7692 section 5), then one we take.
+        ("permessage-deflate; foo=1, permessage-deflate", "permessage-deflate"),
+        ("permessage-deflate; server_max_window_bits=8, permessage-deflate", "permessage-deflate"),
+        ("permessage-deflate; server_no_context_takeover=1", None),
+        ("permessage-deflate; server_max_window_bits=16", None),
+        ("permessage-deflate; server_max_window_bits", None),
+        ("permessage-deflate; client_max_window_bits=9; client_max_window_bits=9", None),
+        ("x-webkit-deflate-frame", None),
+    ],
+)
+async def test_deflate_offers(port: int, state: State, offer: str, answer: str | None) -> None:
+    stream = await raw_connect(port)
+    await stream.write(handshake("/compressed", port, f"Sec-WebSocket-Extensions: {offer}\r\n"))
+    head = (await within(stream.read_until(b"\r\n\r\n"))).decode()
+    assert head.startswith("HTTP/1.1 101 ")
+    lines = [
+        line for line in head.split("\r\n") if line.lower().startswith("sec-websocket-extensions")
+    ]
+    assert [line.split(": ", 1)[1] for line in lines] == ([answer] if answer else [])
+    stream.close()
+    await within(state.closed.wait())
+
+
+async def test_deflate_frames_on_the_wire(port: int, state: State) -> None:
+    import zlib
+
+    stream = await raw_connect(port)
+    await stream.write(
+        handshake("/compressed", port, "Sec-WebSocket-Extensions: permessage-deflate\r\n")
+    )
+    await within(stream.read_until(b"\r\n\r\n"))
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    data = compressor.compress(b"abc" * 100) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    frame = bytearray(client_frame(0x1, data[:-4]))
+    frame[0] |= 0x40  # RSV1: compressed
+    stream.write(bytes(frame))
+    b0, payload = await within(read_frame(stream))
+    assert b0 == 0xC1  # FIN, RSV1, text
+    assert zlib.decompressobj(-15).decompress(payload + b"\x00\x00\xff\xff") == b"abc" * 100
+    assert state.events[1] == ("message", "abc" * 100)
+    stream.write(client_frame(0x9, b"p"))  # control frames are never compressed
+    assert await within(read_frame(stream)) == (0x8A, b"p")
+    stream.close()
+    await within(state.closed.wait())
+
+
+async def test_inflating_is_bounded(port: int, state: State) -> None:
+    import zlib
+
+    stream = await raw_connect(port)
+    await stream.write(
+        handshake("/compressed", port, "Sec-WebSocket-Extensions: permessage-deflate\r\n")
+    )
+    await within(stream.read_until(b"\r\n\r\n"))
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = compressor.compress(b"\x00" * (11 * 1024 * 1024)) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert len(bomb) < 20000  # 11 MiB of zeros, past the default 10 MiB
+    frame = bytearray(client_frame(0x2, bomb[:-4]))
+    frame[0] |= 0x40
+    stream.write(bytes(frame))
+    assert await within(read_frame(stream)) == (
+        0x88,
+        struct.pack("!H", 1009) + b"message too big once inflated",
+    )
+    await within(state.closed.wait())
+    assert [e for e in state.events if e[0] == "message"] == []
+
+
+# -- TLS and many connections ------------------------------------------------------------
+
+
+async def test_wss(io_loop: IOLoop, state: State, tls_certificate: TLSCertificate) -> None:
+    app = web.Application([(r"/echo", Recorded, {"state": state})])
+    sock, port = bind_unused_port()
+    server = HTTPServer(app, ssl_options=tls_certificate.server_context())
+    server.add_sockets([sock])
+    try:
+        request = HTTPRequest(f"wss://localhost:{port}/echo", ca_certs=str(tls_certificate.ca_file))
+        conn = await connect(request)  # type: ignore[arg-type]
+        conn.write_message("secret")
+        assert await within(conn.read_message()) == "secret"
+        conn.close()
+        assert await within(conn.read_message()) is None
+        await within(state.closed.wait())
+        # Without the CA, the certificate is refused.
+        with pytest.raises(ssl.SSLError):
+            await connect(f"wss://localhost:{port}/echo")
+    finally:
+        server.stop()
+
+
+def test_a_thousand_concurrent_connections(io_loop: IOLoop, state: State) -> None:
+    """1,000 WebSockets at once, both ends in this process (a backend that
+    can only watch fds below FD_SETSIZE gets as many as it can hold).
+    Bounded by 60 s, as test_tcp's: a loaded 2-core machine is slow."""
+    limit = getattr(getattr(io_loop, "_poller", None), "max_fd", None)
+    count = 1000 if limit is None else (limit - 128) // 2
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2 * count + 200:
+        pytest.skip(f"needs {2 * count + 200} fds, the limit is {soft}")
+
+    async def run() -> None:
+        app = web.Application([(r"/echo", Recorded, {"state": state})])
+        sock, port = bind_unused_port()
+        server = HTTPServer(app)
+        server.add_sockets([sock])
+        conns: list[WebSocketClientConnection] = []
+        try:
+
+            async def one(i: int) -> Any:
+                conn = await websocket_connect(f"ws://127.0.0.1:{port}/echo")
+                conns.append(conn)
+                conn.write_message(str(i))
+                return await conn.read_message()
+
+            replies = await gen.multi([one(i) for i in range(count)])
+            assert replies == [str(i) for i in range(count)]
+            assert len(state.handlers) == count
+        finally:
+            for conn in conns:
+                conn.close()
+            for conn in conns:
+                await conn.read_message()
+            server.stop()
+
+    io_loop.run_sync(run, timeout=60)
