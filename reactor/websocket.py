@@ -47,6 +47,8 @@ import base64
 import codecs
 import collections
 import hashlib
+import io
+import logging
 import os
 import socket
 import ssl
@@ -61,7 +63,7 @@ from urllib.parse import urlsplit
 from reactor import escape, gen, httputil
 from reactor.concurrent import Future, future_set_result_unless_cancelled
 from reactor.escape import utf8
-from reactor.httpclient import HTTPClientError, HTTPRequest, _ssl_context_for
+from reactor.httpclient import HTTPClientError, HTTPRequest, HTTPTimeoutError, _ssl_context_for
 from reactor.httputil import HTTPHeaders
 from reactor.ioloop import IOLoop, _new_future
 from reactor.iostream import IOStream, StreamClosedError
@@ -107,13 +109,26 @@ def _close_code_allowed(code: int) -> bool:
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
+# _XOR[k] maps each byte b to b ^ k (for bytes.translate).
+_XOR = [bytes(b ^ k for b in range(256)) for k in range(256)]
+
+
 def _mask_python(mask: bytes, data: bytes | bytearray | memoryview) -> bytes:
-    """XOR ``data`` with the repeated 4-byte ``mask``: one big integer."""
+    """XOR ``data`` with the repeated 4-byte ``mask``: one big integer for a
+    small payload, four ``bytes.translate`` over strided slices for a big
+    one (faster from about 1 KiB: see docs/websocket.md)."""
     n = len(data)
     if not n:
         return b""
-    key = int.from_bytes((mask * ((n >> 2) + 1))[:n], "little")
-    return (int.from_bytes(data, "little") ^ key).to_bytes(n, "little")
+    if n < 1024:
+        key = int.from_bytes((mask * ((n >> 2) + 1))[:n], "little")
+        return (int.from_bytes(data, "little") ^ key).to_bytes(n, "little")
+    out = bytearray(data)
+    out[0::4] = out[0::4].translate(_XOR[mask[0]])
+    out[1::4] = out[1::4].translate(_XOR[mask[1]])
+    out[2::4] = out[2::4].translate(_XOR[mask[2]])
+    out[3::4] = out[3::4].translate(_XOR[mask[3]])
+    return bytes(out)
 
 
 try:  # the websockets package's C helper: 5x to 80x faster (docs/websocket.md)
@@ -163,6 +178,18 @@ class _WebSocketParams:
         self.compression_options = compression_options
 
 
+_seen_log_messages: set[str] = set()
+
+
+def de_dupe_gen_log(level: int, msg: str) -> None:
+    """Log ``msg`` on ``gen_log`` the first time only (a warning about a
+    setting would otherwise repeat for every connection)."""
+    if msg not in _seen_log_messages:
+        if len(_seen_log_messages) < 1000:
+            _seen_log_messages.add(msg)
+        gen_log.log(level, msg)
+
+
 def _raise_not_supported_for_websockets(*args: Any, **kwargs: Any) -> None:
     raise RuntimeError("Method not supported for Web Sockets")
 
@@ -195,7 +222,7 @@ class WebSocketHandler(RequestHandler):
         self.open_args: tuple[str, ...] = ()
         self.open_kwargs: dict[str, str] = {}
 
-    def get(self, *args: Any, **kwargs: Any) -> Awaitable[None] | None:
+    async def get(self, *args: Any, **kwargs: Any) -> None:
         self.open_args = args
         self.open_kwargs = kwargs
         request = self.request
@@ -203,35 +230,37 @@ class WebSocketHandler(RequestHandler):
         # RFC 6455 section 4.1: the handshake is an HTTP/1.1 (or later) GET.
         if request.version == "HTTP/1.0" or not request.version.startswith("HTTP/1."):
             self._refuse(400, "WebSocket needs HTTP/1.1 or later.")
-            return None
+            return
         # Section 4.2.1, items 3 and 4: token lists, case-insensitive.
         if "websocket" not in _token_list(headers.get_list("Upgrade")):
             self._refuse(400, 'Can "Upgrade" only to "WebSocket".')
-            return None
+            return
         if "upgrade" not in _token_list(headers.get_list("Connection")):
             self._refuse(400, '"Connection" must be "Upgrade".')
-            return None
+            return
         # Section 4.4: an unsupported version gets a 426 naming ours.
         if headers.get_list("Sec-WebSocket-Version") != ["13"]:
             self.set_header("Sec-WebSocket-Version", "13")
             self._refuse(426, "Unsupported Sec-WebSocket-Version (13 only).")
-            return None
+            return
         # Section 4.2.1, item 5: the key is base64 of 16 bytes.
         keys = headers.get_list("Sec-WebSocket-Key")
         if len(keys) != 1 or not _valid_key(keys[0]):
             self._refuse(400, "Missing or invalid Sec-WebSocket-Key header.")
-            return None
+            return
         # Section 10.2: a browser names the page's origin; other clients may not.
         origin = headers.get("Origin")
         if origin is not None and not self.check_origin(origin):
             self._refuse(403, "Cross origin websockets not allowed")
-            return None
+            return
         self.ws_connection = self.get_websocket_protocol()
         if self.ws_connection is None:
             self.set_header("Sec-WebSocket-Version", "13")
             self._refuse(426, "Upgrade Required")
-            return None
-        return self.ws_connection.accept_connection(self)
+            return
+        opening = self.ws_connection.accept_connection(self)
+        if opening is not None:
+            await opening  # an async open
 
     def _refuse(self, status: int, message: str) -> None:
         self.set_status(status)
@@ -617,7 +646,8 @@ class WebSocketProtocol13(WebSocketProtocol):
         # The fragmented message being received (opcode 0: none).
         self._frag_opcode = 0
         self._frag_compressed = False
-        self._frag_parts: list[bytes] = []
+        self._frag_text: io.StringIO | None = None
+        self._frag_bytes: bytearray | None = None
         self._frag_size = 0
         self._frag_decoder: Any = None
         # Closing.
@@ -684,6 +714,7 @@ class WebSocketProtocol13(WebSocketProtocol):
         handler.application.log_request(handler)
         self.stream.set_close_callback(self._on_stream_close)
         try:
+            handler.on_finish()  # the HTTP response is over (Tornado's finish() calls it here)
             result = handler.open(*handler.open_args, **handler.open_kwargs)
         except Exception:
             handler.log_exception(*sys.exc_info())
@@ -891,11 +922,26 @@ class WebSocketProtocol13(WebSocketProtocol):
                 return  # a big frame still coming: parse it once it is whole
             with memoryview(tail) as view:
                 used = self._parse(view)
-            del tail[:used]
+            if used == len(tail):
+                self._tail = bytearray()  # let a big frame's buffer go
+            else:
+                del tail[:used]
         else:
             used = self._parse(data)
             if used < len(data):
                 tail += data[used:]
+        stream = self.stream
+        if stream is not None and stream.writing() and self._reading:
+            # What we answer (pongs, Close, the application's writes) waits
+            # for the peer to read: read nothing more until it has, or a
+            # peer that pings without reading would grow our buffer forever.
+            self._reading = False
+            stream.stop_reading()
+            stream.write(b"").add_done_callback(self._on_drained)
+
+    def _on_drained(self, future: Future[None]) -> None:
+        if future.exception() is None and not self._paused and not self._failed:
+            self._start_reading()
 
     def _on_eof(self) -> None:
         # The peer's side is closed; there is nothing more to answer.
@@ -1051,8 +1097,14 @@ class WebSocketProtocol13(WebSocketProtocol):
             self._frag_opcode = opcode
             self._frag_compressed = bool(b0 & self.RSV1)
             self._frag_size = 0
-            if opcode == _OP_TEXT and not fin:
-                self._frag_decoder = codecs.getincrementaldecoder("utf-8")()
+            if not fin:
+                # One buffer per fragmented message, whatever the number of
+                # fragments (a list of pieces would grow with empty frames).
+                if opcode == _OP_TEXT:
+                    self._frag_decoder = codecs.getincrementaldecoder("utf-8")()
+                    self._frag_text = io.StringIO()
+                else:
+                    self._frag_bytes = bytearray()
         opcode = self._frag_opcode
         if self._frag_compressed:
             assert self._decompressor is not None
@@ -1063,35 +1115,37 @@ class WebSocketProtocol13(WebSocketProtocol):
             except zlib.error:
                 raise _ProtocolError(1007, "bad compressed data") from None
         self._frag_size += len(payload)
-        if fin:
-            self._frag_opcode = 0
-            decoder = self._frag_decoder
-            if self._frag_parts:
-                self._frag_parts.append(payload)
-                data = b"".join(self._frag_parts)
-                self._frag_parts = []
-            else:
-                data = payload
-            message: str | bytes
-            if opcode == _OP_TEXT:
-                try:
-                    if decoder is not None:
-                        self._frag_decoder = None
-                        decoder.decode(payload, True)  # the rest was checked on arrival
-                    message = data.decode()
-                except UnicodeDecodeError:
-                    raise _ProtocolError(1007, "invalid UTF-8") from None
-            else:
-                message = data
-            if not (self.client_terminated or self.server_terminated):
-                self._deliver(message)
+        message: str | bytes
+        decoder = self._frag_decoder
+        if decoder is not None:  # a fragmented text message: checked as it comes
+            try:
+                piece = decoder.decode(payload, bool(fin))
+            except UnicodeDecodeError:
+                raise _ProtocolError(1007, "invalid UTF-8") from None
+            text = self._frag_text
+            assert text is not None
+            if piece:
+                text.write(piece)
+            if not fin:
+                return
+            message = text.getvalue()
+            self._frag_decoder = self._frag_text = None
+        elif self._frag_bytes is not None:  # a fragmented binary message
+            self._frag_bytes += payload
+            if not fin:
+                return
+            message = bytes(self._frag_bytes)
+            self._frag_bytes = None
+        elif opcode == _OP_TEXT:  # one compressed frame
+            try:
+                message = payload.decode()
+            except UnicodeDecodeError:
+                raise _ProtocolError(1007, "invalid UTF-8") from None
         else:
-            if self._frag_decoder is not None:
-                try:
-                    self._frag_decoder.decode(payload)
-                except UnicodeDecodeError:
-                    raise _ProtocolError(1007, "invalid UTF-8") from None
-            self._frag_parts.append(payload)
+            message = payload
+        self._frag_opcode = 0
+        if not (self.client_terminated or self.server_terminated):
+            self._deliver(message)
 
     def _handle_control(self, opcode: int, payload: bytes) -> None:
         if opcode == _OP_CLOSE:
@@ -1212,12 +1266,14 @@ class WebSocketProtocol13(WebSocketProtocol):
             self._reading = False
             stream.stop_reading()
         if stream.writing():
-            stream.write(b"").add_done_callback(lambda _: self._close_stream())
+            stream.write(b"").add_done_callback(self._close_stream)
             self._wait_for_close()  # bounded, should the peer not read
         else:
             self._close_stream()
 
-    def _close_stream(self) -> None:
+    def _close_stream(self, written: Future[None] | None = None) -> None:
+        if written is not None:
+            written.exception()  # a stream closed meanwhile: nothing left to do
         stream = self.stream
         if stream is None or stream.closed():
             return
@@ -1280,12 +1336,10 @@ class WebSocketProtocol13(WebSocketProtocol):
         if timeout is None:
             return interval
         if interval and timeout > interval:
-            gen_log.warning(
-                "websocket_ping_timeout (%s) cannot be longer than websocket_ping_interval "
-                "(%s): using %s",
-                timeout,
-                interval,
-                interval,
+            de_dupe_gen_log(
+                logging.WARNING,
+                f"websocket_ping_timeout ({timeout}) cannot be longer than "
+                f"websocket_ping_interval ({interval}): using {interval}",
             )
             return interval
         return timeout
@@ -1346,10 +1400,14 @@ def _closed_as_websocket(future: Future[None]) -> Future[None]:
         error = done.exception()
         if error is None:
             result.set_result(None)
-        elif isinstance(error, StreamClosedError):
-            result.set_exception(WebSocketClosedError())
         else:
+            if isinstance(error, StreamClosedError):
+                error = WebSocketClosedError()
             result.set_exception(error)
+            # Counted as seen, as the stream's own write futures are: a
+            # message sent without awaiting its future is no error to log
+            # when the peer goes away (on_close says so).
+            result.exception()
 
     future.add_done_callback(copy)
     return result
@@ -1397,7 +1455,7 @@ class WebSocketClientConnection:
         self._stream: IOStream | None = None
         self._timeout: object | None = None
         self.io_loop = IOLoop.current()
-        self._task = gen.convert_yielded(self._connect())
+        self._task = gen.convert_yielded(self.run())
 
     def __aiter__(self) -> WebSocketClientConnection:
         return self
@@ -1408,7 +1466,9 @@ class WebSocketClientConnection:
             raise StopAsyncIteration
         return message
 
-    async def _connect(self) -> None:
+    async def run(self) -> None:
+        """Connect and do the opening handshake (started by the constructor);
+        its outcome is :attr:`connect_future`'s."""
         try:
             await self._handshake()
         except BaseException as e:
@@ -1447,7 +1507,7 @@ class WebSocketClientConnection:
                 timeout=request.connect_timeout or None,
             )
         except TimeoutError:
-            raise HTTPClientError(599, "Timeout while connecting") from None
+            raise HTTPTimeoutError("Timeout while connecting") from None
         finally:
             client.close()
         self._stream = stream
@@ -1513,7 +1573,9 @@ class WebSocketClientConnection:
     def _on_timeout(self) -> None:
         self._timeout = None
         if not self.connect_future.done():
-            self.connect_future.set_exception(HTTPClientError(599, "Timeout"))
+            self.connect_future.set_exception(
+                HTTPTimeoutError("Timeout during the WebSocket handshake")
+            )
             self.connect_future.exception()
             if self._stream is not None:
                 self._stream.close()
@@ -1549,6 +1611,12 @@ class WebSocketClientConnection:
         headers: HTTPHeaders,
     ) -> None:
         """Called with the handshake's answer (a hook; it does nothing)."""
+
+    def data_received(self, chunk: bytes) -> None:
+        """Tornado's HTTP-delegate hook; a handshake answer's body is not read."""
+
+    def finish(self) -> None:
+        """Tornado's HTTP-delegate hook; the handshake ends with its head."""
 
     def write_message(
         self, message: str | bytes | dict[str, Any], binary: bool = False

@@ -23,12 +23,13 @@ from typing import Any
 
 import pytest
 
-from reactor import gen, web
-from reactor.httpclient import HTTPClientError, HTTPRequest
+from reactor import gen, web, websocket
+from reactor.httpclient import HTTPClientError, HTTPRequest, HTTPTimeoutError
 from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
 from reactor.iostream import IOStream
 from reactor.locks import Event
+from reactor.netutil import DefaultExecutorResolver, OverrideResolver
 from reactor.testing import ExpectLog, bind_unused_port
 from reactor.testing.tls import TLSCertificate
 from reactor.websocket import (
@@ -187,6 +188,27 @@ class Producer(Recorded):
         self.write_message("done")
 
 
+class BigWriter(Recorded):
+    """Writes 16 MiB without waiting and keeps the future."""
+
+    def on_message(self, message: str | bytes) -> None:
+        self.events.append(("future", self.write_message(b"x" * (16 * 1024 * 1024), binary=True)))
+
+
+class ExtendsGet(Recorded):
+    """The Tornado idiom: a check, then ``await super().get()``."""
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        if self.get_query_argument("token", None) != "ok":
+            raise web.HTTPError(401)
+        await super().get(*args, **kwargs)
+
+
+class AsyncPrepare(Recorded):
+    async def prepare(self) -> None:  # type: ignore[override]
+        await gen.sleep(0.01)  # the handshake's packet is parsed meanwhile
+
+
 class PingsClient(Recorded):
     """Pings the client with the message's text as data."""
 
@@ -219,6 +241,9 @@ def app(state: State) -> web.Application:
         (r"/producer", Producer),
         (r"/pings-client", PingsClient),
         (r"/silent", Silent),
+        (r"/async-prepare", AsyncPrepare),
+        (r"/big-writer", BigWriter),
+        (r"/extends-get", ExtendsGet),
     ]
     return web.Application([(path, cls, {"state": state}) for path, cls in routes])
 
@@ -427,6 +452,38 @@ async def test_a_frame_in_the_handshakes_packet_is_not_lost(port: int, state: St
         ("message", "early"),
         ("message", "second"),
     ]
+
+
+@pytest.mark.parametrize("path", ["/async-prepare", "/async-open"])
+async def test_a_frame_in_the_handshakes_packet_with_an_async_handler(
+    port: int, state: State, path: str
+) -> None:
+    # Here the upgrade is answered after the HTTP connection has parsed the
+    # whole packet: it must keep what followed the request for the WebSocket.
+    stream = await raw_open(port, path, extra=client_frame(0x1, b"early"))
+    assert await within(read_frame(stream)) == (0x81, b"early")
+    stream.close()
+    await within(state.closed.wait())
+
+
+async def test_upgrade_with_compress_response(io_loop: IOLoop, state: State) -> None:
+    # The application's output transforms (gzip) leave the 101 alone.
+    app = web.Application([(r"/echo", Recorded, {"state": state})], compress_response=True)
+    sock, port = bind_unused_port()
+    server = HTTPServer(app)
+    server.add_sockets([sock])
+    try:
+        stream = await raw_connect(port)
+        await stream.write(
+            handshake("/echo", port, "Accept-Encoding: gzip\r\n") + client_frame(0x1, b"hi")
+        )
+        head = await within(stream.read_until(b"\r\n\r\n"))
+        assert head.startswith(b"HTTP/1.1 101 ") and b"gzip" not in head.lower()
+        assert await within(read_frame(stream)) == (0x81, b"hi")
+        stream.close()
+        await within(state.closed.wait())
+    finally:
+        server.stop()
 
 
 # -- closing -----------------------------------------------------------------------------
@@ -1073,3 +1130,135 @@ def test_a_thousand_concurrent_connections(io_loop: IOLoop, state: State) -> Non
             server.stop()
 
     io_loop.run_sync(run, timeout=60)
+
+
+# -- unmasking ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 125, 1023, 1024, 1025, 4099, 70000])
+def test_pure_python_unmasking_matches_the_definition(size: int) -> None:
+    mask = os.urandom(4)
+    data = os.urandom(size)
+    expected = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+    assert websocket._mask_python(mask, data) == expected
+    assert websocket._mask_python(mask, memoryview(data)) == expected
+    assert websocket._mask(mask, data) == expected
+
+
+async def test_echo_with_the_pure_python_unmasking(
+    ws_url: str, state: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The path used when websockets' C helper is not installed.
+    monkeypatch.setattr(websocket, "_mask", websocket._mask_python)
+    conn = await connect(ws_url + "/echo")
+    for size in (10, 2000, 70000):
+        conn.write_message(b"%d" % size * size, binary=True)
+        assert await within(conn.read_message()) == b"%d" % size * size
+    conn.close()
+    await within(state.closed.wait())
+
+
+async def test_a_peer_that_pings_without_reading_is_not_buffered_for(
+    port: int, state: State
+) -> None:
+    # Each ping is answered: a peer that sends pings and reads nothing would
+    # grow the server's write buffer by every pong. The server stops reading
+    # while its answers wait, so TCP holds the peer back instead.
+    stream = await raw_open(port, "/echo")
+    while not state.handlers:
+        await gen.moment
+    protocol = state.handlers[0].ws_connection
+    assert protocol is not None and protocol.stream is not None
+    server_stream = protocol.stream
+    pings = client_frame(0x9, b"p" * 125) * 64000  # 8 MiB of pings
+    stream.write(pings)
+    while server_stream.writing() is False or protocol._reading:
+        await gen.moment
+    assert server_stream._write_buffer_size < 1024 * 1024
+    stream.close()
+    await within(state.closed.wait())
+
+
+# -- the client's connection options -----------------------------------------------------
+
+
+async def test_resolver_is_used(port: int, state: State) -> None:
+    resolver = OverrideResolver(DefaultExecutorResolver(), {"chat.invalid": "127.0.0.1"})
+    try:
+        conn = await connect(f"ws://chat.invalid:{port}/echo", resolver=resolver)
+        conn.write_message("resolved")
+        assert await within(conn.read_message()) == "resolved"
+        conn.close()
+        await within(state.closed.wait())
+    finally:
+        resolver.close()
+
+
+async def test_request_timeout_bounds_the_handshake(io_loop: IOLoop) -> None:
+    # A server that accepts the connection and never answers the handshake.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    try:
+        request = HTTPRequest(f"ws://127.0.0.1:{port}/", request_timeout=0.05)
+        with pytest.raises(HTTPTimeoutError):
+            await connect(request)  # type: ignore[arg-type]
+    finally:
+        listener.close()
+
+
+async def test_read_message_callback(ws_url: str, state: State) -> None:
+    done = Event()
+    got: list[Any] = []
+
+    def callback(future: Any) -> None:
+        got.append(future.result())
+        done.set()
+
+    conn = await connect(ws_url + "/echo")
+    conn.write_message("via callback")
+    conn.read_message(callback)
+    await within(done.wait())
+    assert got == ["via callback"]
+    conn.close()
+    await within(state.closed.wait())
+
+
+def test_a_ping_timeout_above_the_interval_is_capped_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, reactor_log: LogRecords
+) -> None:
+    monkeypatch.setattr(websocket, "_seen_log_messages", set())
+    for _ in range(3):  # as for three connections
+        protocol = WebSocketProtocol13(None, False, websocket._WebSocketParams(30, 40))
+        assert protocol.ping_interval == 30
+        assert protocol.ping_timeout == 30
+    assert WebSocketProtocol13(None, False, websocket._WebSocketParams(30)).ping_timeout == 30
+    assert WebSocketProtocol13(None, False, websocket._WebSocketParams(30, 0)).ping_timeout == 0
+    assert WebSocketProtocol13(None, False, websocket._WebSocketParams()).ping_interval == 0
+    warnings = [w for w in reactor_log.warnings() if "websocket_ping_timeout" in w]
+    assert len(warnings) == 1, warnings
+
+
+async def test_write_future_fails_with_websocket_closed_error(port: int, state: State) -> None:
+    stream = await raw_open(port, "/big-writer")
+    stream.write(client_frame(0x1, b"go"))
+    while not [e for e in state.events if e[0] == "future"]:
+        await gen.moment
+    ((_, future),) = [e for e in state.events if e[0] == "future"]
+    assert not future.done()  # 16 MiB do not fit in the kernel's buffers
+    stream.close()  # gone without reading them
+    with pytest.raises(WebSocketClosedError):
+        await within(future)
+    await within(state.closed.wait())
+
+
+async def test_a_get_that_awaits_super_get(ws_url: str, state: State) -> None:
+    with ExpectLog("reactor.access", "401"), pytest.raises(HTTPClientError) as info:
+        await connect(ws_url + "/extends-get")
+    assert info.value.code == 401
+    conn = await connect(ws_url + "/extends-get?token=ok")
+    conn.write_message("in")
+    assert await within(conn.read_message()) == "in"
+    conn.close()
+    await within(state.closed.wait())
