@@ -641,6 +641,7 @@ class WebSocketProtocol13(WebSocketProtocol):
         self._tail = bytearray()
         self._need = 0
         self._reading = False
+        self._opened = False  # reading may start (see _begin_reading)
         self._paused = False  # waiting for an on_message awaitable
         self._failed = False  # nothing more is delivered to the application
         # The fragmented message being received (opcode 0: none).
@@ -726,7 +727,7 @@ class WebSocketProtocol13(WebSocketProtocol):
         # The request may still be in the HTTP connection's parser (its
         # leftover bytes go back to the stream after this returns): start
         # reading once it has let go.
-        self.stream.io_loop.add_callback(self._start_reading)
+        self.stream.io_loop.add_callback(self._begin_reading)
         return None
 
     async def _open_async(self, result: Awaitable[None]) -> None:
@@ -736,7 +737,7 @@ class WebSocketProtocol13(WebSocketProtocol):
             self.handler.log_exception(*sys.exc_info())
             self._fail(1011, "")
             return
-        self._start_reading()
+        self._begin_reading()
 
     def _negotiate_deflate(self, values: list[str]) -> str | None:
         """The answer to the first acceptable permessage-deflate offer (RFC
@@ -893,14 +894,17 @@ class WebSocketProtocol13(WebSocketProtocol):
         except StreamClosedError:
             pass
 
-    def _on_pong_sent(self, future: Future[None]) -> None:
-        pass
-
     def set_nodelay(self, x: bool) -> None:
         assert self.stream is not None
         self.stream.set_nodelay(x)
 
     # -- reading --------------------------------------------------------------------------
+
+    def _begin_reading(self) -> None:
+        """Start reading frames: once open is done and the HTTP layer has
+        put back what followed the request."""
+        self._opened = True
+        self._start_reading()
 
     def _start_reading(self) -> None:
         stream = self.stream
@@ -1234,7 +1238,8 @@ class WebSocketProtocol13(WebSocketProtocol):
         # Keep reading for the peer's Close, even while a message is being
         # handled (data frames are discarded from now on).
         self._paused = False
-        self._start_reading()
+        if self._opened:  # else reading starts once open is done
+            self._start_reading()
 
     def _wait_for_close(self) -> None:
         if self._waiting is None and self.stream is not None:
@@ -1539,7 +1544,7 @@ class WebSocketClientConnection:
         protocol.stream = stream
         stream.set_close_callback(protocol._on_stream_close)
         protocol.start_pinging()
-        protocol._start_reading()
+        protocol._begin_reading()
         self.connect_future.set_result(self)
 
     def _request_head(self, parts: Any, host: str, port: int, secure: bool) -> bytes:

@@ -204,6 +204,11 @@ class ExtendsGet(Recorded):
         await super().get(*args, **kwargs)
 
 
+class ClosesInOpen(Recorded):
+    def open(self, *args: str, **kwargs: str) -> None:
+        self.close(4001, "not today")
+
+
 class AsyncPrepare(Recorded):
     async def prepare(self) -> None:  # type: ignore[override]
         await gen.sleep(0.01)  # the handshake's packet is parsed meanwhile
@@ -244,6 +249,7 @@ def app(state: State) -> web.Application:
         (r"/async-prepare", AsyncPrepare),
         (r"/big-writer", BigWriter),
         (r"/extends-get", ExtendsGet),
+        (r"/closes-in-open", ClosesInOpen),
     ]
     return web.Application([(path, cls, {"state": state}) for path, cls in routes])
 
@@ -308,16 +314,18 @@ async def read_frame(stream: IOStream) -> tuple[int, bytes]:
     return b0, await stream.read_bytes(n) if n else b""
 
 
-async def raw_connect(port: int) -> IOStream:
+async def raw_connect(port: int, rcvbuf: int | None = None) -> IOStream:
     sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     stream = IOStream(sock)
     await stream.connect(("127.0.0.1", port))
     return stream
 
 
-async def raw_open(port: int, path: str, extra: bytes = b"") -> IOStream:
+async def raw_open(port: int, path: str, extra: bytes = b"", rcvbuf: int | None = None) -> IOStream:
     """A raw client past the handshake (``extra``: sent in the same write)."""
-    stream = await raw_connect(port)
+    stream = await raw_connect(port, rcvbuf)
     await stream.write(handshake(path, port) + extra)
     head = await within(stream.read_until(b"\r\n\r\n"))
     assert head.startswith(b"HTTP/1.1 101 "), head
@@ -742,33 +750,6 @@ async def test_non_101_answer_is_an_http_client_error(ws_url: str) -> None:
     assert info.value.code == 404
 
 
-async def test_bad_accept_is_a_websocket_error(io_loop: IOLoop) -> None:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    listener.setblocking(False)
-    port = listener.getsockname()[1]
-
-    async def serve() -> None:
-        loop = asyncio.get_running_loop()
-        sock, _ = await loop.sock_accept(listener)
-        stream = IOStream(sock)
-        await stream.read_until(b"\r\n\r\n")
-        await stream.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: d3Jvbmc=\r\n\r\n"
-        )
-        await stream.read_until_close()
-
-    server = asyncio.ensure_future(serve())
-    try:
-        with pytest.raises(WebSocketError, match="Accept"):
-            await connect(f"ws://127.0.0.1:{port}/")
-    finally:
-        await within(server)
-        listener.close()
-
-
 # -- pings -------------------------------------------------------------------------------
 
 
@@ -817,43 +798,16 @@ async def test_ping_timeout_closes_a_dead_peer(port: int, state: State) -> None:
     assert await within(stream.read_until_close()) == b""
 
 
-async def test_client_ping_interval_and_timeout(port: int, state: State, io_loop: IOLoop) -> None:
+async def test_client_ping_interval_and_timeout(io_loop: IOLoop) -> None:
     # Our client's pings against a server that never answers them.
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    listener.setblocking(False)
-    server_port = listener.getsockname()[1]
-
-    async def serve() -> bytes:
-        sock, _ = await asyncio.get_running_loop().sock_accept(listener)
-        stream = IOStream(sock)
-        head = (await stream.read_until(b"\r\n\r\n")).decode()
-        key = next(
-            line.split(": ")[1]
-            for line in head.split("\r\n")
-            if line.lower().startswith("sec-websocket-key")
-        )
-        accept = WebSocketProtocol13.compute_accept_value(key)
-        await stream.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept.encode() + b"\r\n\r\n"
-        )
-        return await stream.read_until_close()
-
-    server = asyncio.ensure_future(serve())
-    try:
-        conn = await connect(
-            f"ws://127.0.0.1:{server_port}/", ping_interval=0.05, ping_timeout=0.05
-        )
-        assert await within(conn.read_message()) is None
-        assert conn.close_code is None
-        received = await within(server)
-        # A masked ping (no data: 2 + 4 bytes), then a masked Close 1011.
-        assert received[0] == 0x89 and received[1] == 0x80
-        assert received[6] == 0x88
-    finally:
-        listener.close()
+    server = ScriptedServer()
+    conn = await connect(f"ws://127.0.0.1:{server.port}/", ping_interval=0.05, ping_timeout=0.05)
+    assert await within(conn.read_message()) is None
+    assert conn.close_code is None
+    received = await server.close()
+    # A masked ping (no data: 2 + 4 bytes), then a masked Close 1011.
+    assert received[0] == 0x89 and received[1] == 0x80
+    assert received[6] == 0x88
 
 
 # -- settings and limits -----------------------------------------------------------------
@@ -941,11 +895,14 @@ async def test_client_without_reads_pauses_the_server(ws_url: str, state: State)
     # Unread messages stop our client reading, so the server's writes wait
     # for the kernel's buffers (the futures do not resolve).
     conn = await connect(ws_url + "/producer")
-    conn.write_message("400 65536")
     producer = state.handlers[0]
-    assert producer.ws_connection is not None
+    assert producer.ws_connection is not None and conn.protocol is not None
     stream = producer.ws_connection.stream
-    assert stream is not None
+    assert stream is not None and conn.protocol.stream is not None
+    # Small kernel buffers (no autotuning): 6 MiB cannot fit in them.
+    stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    conn.protocol.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    conn.write_message("100 65536")
     while not stream.writing():
         await gen.moment
     for _ in range(20):
@@ -954,7 +911,7 @@ async def test_client_without_reads_pauses_the_server(ws_url: str, state: State)
     got = 0
     while await within(conn.read_message()) != "done":
         got += 1
-    assert got == 400
+    assert got == 100
     conn.close()
     await within(state.closed.wait())
 
@@ -1164,17 +1121,22 @@ async def test_a_peer_that_pings_without_reading_is_not_buffered_for(
     # Each ping is answered: a peer that sends pings and reads nothing would
     # grow the server's write buffer by every pong. The server stops reading
     # while its answers wait, so TCP holds the peer back instead.
-    stream = await raw_open(port, "/echo")
+    stream = await raw_open(port, "/echo", rcvbuf=65536)
     while not state.handlers:
         await gen.moment
     protocol = state.handlers[0].ws_connection
     assert protocol is not None and protocol.stream is not None
     server_stream = protocol.stream
-    pings = client_frame(0x9, b"p" * 125) * 64000  # 8 MiB of pings
+    # Small kernel buffers (no autotuning): 2 MiB of pongs cannot fit in them.
+    server_stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    pings = client_frame(0x9, b"p" * 125) * 16000  # 2 MiB of pings
     stream.write(pings)
-    while server_stream.writing() is False or protocol._reading:
+    # Until the server stops reading, or has read every ping (events: the
+    # open, then one per ping).
+    while (protocol._reading or not server_stream.writing()) and len(state.events) < 16001:
         await gen.moment
-    assert server_stream._write_buffer_size < 1024 * 1024
+    assert server_stream._write_buffer_size < 512 * 1024
+    assert len(state.events) < 16001
     stream.close()
     await within(state.closed.wait())
 
@@ -1261,4 +1223,129 @@ async def test_a_get_that_awaits_super_get(ws_url: str, state: State) -> None:
     conn.write_message("in")
     assert await within(conn.read_message()) == "in"
     conn.close()
+    await within(state.closed.wait())
+
+
+class ScriptedServer:
+    """Answers one handshake with a 101 and ``extra`` headers (the right
+    accept value unless ``accept`` is given), then reads until the close."""
+
+    def __init__(
+        self, extra: str = "", accept: str | None = None, upgrade: str = "websocket"
+    ) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.listener.setblocking(False)
+        self.port = self.listener.getsockname()[1]
+        self.extra = extra
+        self.accept = accept
+        self.upgrade = upgrade
+        self.read_bytes: int | None = None
+        self.task = asyncio.ensure_future(self._serve())
+
+    async def _serve(self) -> bytes:
+        sock, _ = await asyncio.get_running_loop().sock_accept(self.listener)
+        stream = IOStream(sock)
+        head = (await stream.read_until(b"\r\n\r\n")).decode()
+        key = next(
+            line.split(": ", 1)[1]
+            for line in head.split("\r\n")
+            if line.lower().startswith("sec-websocket-key:")
+        )
+        accept = self.accept or WebSocketProtocol13.compute_accept_value(key)
+        await stream.write(
+            (
+                f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: {self.upgrade}\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{self.extra}\r\n"
+            ).encode()
+        )
+        if self.read_bytes is not None:
+            data = await stream.read_bytes(self.read_bytes)
+            stream.close()
+            return data
+        return await stream.read_until_close()
+
+    async def close(self) -> bytes:
+        try:
+            return await within(self.task)  # type: ignore[no-any-return]
+        finally:
+            self.listener.close()
+
+
+@pytest.mark.parametrize(
+    ("extra", "offer", "match"),
+    [
+        ("Sec-WebSocket-Extensions: permessage-deflate; foo=1\r\n", {}, "deflate"),
+        (
+            "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=16\r\n",
+            {},
+            "deflate",
+        ),
+        ("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=8\r\n", {}, "8"),
+        (
+            "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+            "server_no_context_takeover\r\n",
+            {},
+            "duplicate",
+        ),
+        ("Sec-WebSocket-Extensions: x-other\r\n", {}, "x-other"),
+        ("Sec-WebSocket-Extensions: permessage-deflate\r\n", None, "unrequested"),
+        ("Sec-WebSocket-Protocol: chat\r\n", None, "subprotocol"),
+    ],
+)
+async def test_client_refuses_a_bad_101(
+    io_loop: IOLoop, extra: str, offer: dict[str, Any] | None, match: str
+) -> None:
+    server = ScriptedServer(extra)
+    with pytest.raises(WebSocketError, match=match):
+        await connect(f"ws://127.0.0.1:{server.port}/", compression_options=offer)
+    await server.close()
+
+
+@pytest.mark.parametrize(("accept", "upgrade"), [("d3Jvbmc=", "websocket"), (None, "h2c")])
+async def test_client_refuses_a_wrong_accept_or_upgrade(
+    io_loop: IOLoop, accept: str | None, upgrade: str
+) -> None:
+    server = ScriptedServer(accept=accept, upgrade=upgrade)
+    with pytest.raises(WebSocketError, match="Accept" if accept else "Upgrade"):
+        await connect(f"ws://127.0.0.1:{server.port}/")
+    await server.close()
+
+
+async def test_client_accepts_what_rfc_7692_lets_a_server_add(io_loop: IOLoop) -> None:
+    # server_max_window_bits and the no_context_takeover parameters may be
+    # in the answer unasked (RFC 7692 sections 7.1.1 and 7.1.2.1).
+    server = ScriptedServer(
+        "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+        "client_no_context_takeover; server_max_window_bits=10; client_max_window_bits=9\r\n"
+    )
+    server.read_bytes = 2
+    conn = await connect(f"ws://127.0.0.1:{server.port}/", compression_options={})
+    conn.write_message("x" * 100)
+    received = await server.close()
+    assert received[0] == 0xC1  # FIN, RSV1 (compressed), text
+    assert received[1] & 0x80 and (received[1] & 0x7F) < 100  # masked, compressed
+    assert await within(conn.read_message()) is None
+
+
+async def test_close_in_open_with_frames_in_the_handshakes_packet(port: int, state: State) -> None:
+    # The frames that came with the request are read (and discarded: we are
+    # closing) in order, and the client's Close after them ends it.
+    stream = await raw_open(
+        port,
+        "/closes-in-open",
+        extra=client_frame(0x1, b"dropped") + client_frame(0x8, struct.pack("!H", 4001)),
+    )
+    assert await within(read_frame(stream)) == (0x88, struct.pack("!H", 4001) + b"not today")
+    assert await within(stream.read_until_close()) == b""
+    await within(state.closed.wait())
+    assert state.handlers[0].close_code == 4001
+    assert [e for e in state.events if e[0] == "message"] == []
+
+
+async def test_client_sees_a_close_from_open(ws_url: str, state: State) -> None:
+    conn = await connect(ws_url + "/closes-in-open")
+    assert await within(conn.read_message()) is None
+    assert (conn.close_code, conn.close_reason) == (4001, "not today")
     await within(state.closed.wait())
