@@ -241,6 +241,13 @@ class ServerProcess(bench_http.ServerProcess):
     def cpu_seconds(self) -> float:
         return _group_cpu_seconds(self.proc.pid)
 
+    def user_system_seconds(self) -> tuple[float, float]:
+        """User and system CPU time of the server process (every thread; from
+        /proc/PID/stat, in clock ticks: coarser than :meth:`cpu_seconds`)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) / self._ticks, int(fields[12]) / self._ticks
+
     def close_and_wait(self, timeout: float) -> str:
         """Close stdin and wait for the server to exit by itself (the profile
         is written then), killing its group only after ``timeout``."""
@@ -628,10 +635,12 @@ async def run_client(
     await asyncio.sleep(spec["warmup"])
     n0, per0 = total(), [c.received for c in clients]
     busy0 = _cpu_busy(list(cpus))
+    us0 = server.user_system_seconds()
     s0, c0, t0 = server.cpu_seconds(), time.process_time(), time.perf_counter()
     await asyncio.sleep(spec["duration"])
     n1, per1 = total(), [c.received for c in clients]
     s1, c1, t1 = server.cpu_seconds(), time.process_time(), time.perf_counter()
+    us1 = server.user_system_seconds()
     busy1 = _cpu_busy(list(cpus))
 
     await asyncio.wait_for(asyncio.gather(*(c.stop() for c in clients)), DRAIN_TIMEOUT)
@@ -651,6 +660,8 @@ async def run_client(
         "messages": messages,
         "seconds": elapsed,
         "server_cpu_us_per_msg": (s1 - s0) / messages * 1e6,
+        "server_user_us_per_msg": (us1[0] - us0[0]) / messages * 1e6,
+        "server_system_us_per_msg": (us1[1] - us0[1]) / messages * 1e6,
         "server_cpu_pct": (s1 - s0) / elapsed * 100,
         "client_cpu_pct": (c1 - c0) / elapsed * 100,
         "other_server_cpu_pct": max(0.0, server_busy - (s1 - s0)) / elapsed * 100,
@@ -834,8 +845,12 @@ def _median_of(cells: Cells, impl: str, key: str) -> float | None:
 def notes(case: Case, cells: Cells, impls: list[str]) -> list[str]:
     """Below a table: CPU of server and client, other processes, the spread
     between connections, what deflate the servers answered, their stderr."""
-    cpu, other, spread, ext, said = [], [], [], [], []
+    cpu, split, other, spread, ext, said = [], [], [], [], [], []
     for impl in impls:
+        user = _median_of(cells, impl, "server_user_us_per_msg")
+        system = _median_of(cells, impl, "server_system_us_per_msg")
+        if user is not None and system is not None:
+            split.append(f"{impl} {user:.1f} + {system:.1f}")
         s = _median_of(cells, impl, "server_cpu_pct")
         c = _median_of(cells, impl, "client_cpu_pct")
         if s is not None and c is not None:
@@ -862,6 +877,12 @@ def notes(case: Case, cells: Cells, impls: list[str]) -> list[str]:
         out.append(
             "CPU over the timed window, server / client, % of one core (medians): "
             + "; ".join(cpu)
+            + "."
+        )
+    if split:
+        out.append(
+            "Server CPU per message, user + system µs (medians; from /proc in clock ticks): "
+            + "; ".join(split)
             + "."
         )
     if other:
