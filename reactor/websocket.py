@@ -661,6 +661,11 @@ class WebSocketProtocol13(WebSocketProtocol):
         self._received_pong = False
         self._ping_timer: object | None = None
         self._ping_time = 0.0
+        # Writes while a read's frames are handled are gathered into one
+        # send (see _on_data): the frames, and the future they all return.
+        self._corking = False
+        self._corked: list[bytes] = []
+        self._cork_future: Future[None] | None = None
         self._masks = b""
         self._mask_pos = 4096  # the next key's offset in _masks (drawn when used up)
 
@@ -850,9 +855,42 @@ class WebSocketProtocol13(WebSocketProtocol):
         else:
             header = struct.pack("!BBQ", b0, 127, n)
         if n < _JOIN_BELOW:
+            if self._corking and opcode < _OP_CLOSE:
+                self._corked.append(header + data)
+                future = self._cork_future
+                if future is None:
+                    future = self._cork_future = _new_future()
+                return future
+            if self._corked:
+                self._flush_corked()
             return stream.write(header + data)
+        if self._corked:
+            self._flush_corked()
         stream.write(header)
         return stream.write(data)
+
+    def _flush_corked(self) -> None:
+        """Send the gathered data frames in one write; their future follows
+        it, failing with WebSocketClosedError if the stream closes first."""
+        corked = self._corked
+        data = corked[0] if len(corked) == 1 else b"".join(corked)
+        corked.clear()
+        future = self._cork_future
+        self._cork_future = None
+        assert future is not None
+        stream = self.stream
+        try:
+            if stream is None:
+                raise StreamClosedError()
+            written = stream.write(data)
+        except StreamClosedError:
+            future.set_exception(WebSocketClosedError())
+            future.exception()  # seen: see _closed_as_websocket
+            return
+        if written.done() and written.exception() is None:
+            future.set_result(None)  # the kernel took it all (the usual case)
+        else:
+            written.add_done_callback(lambda done: _copy_outcome(done, future))
 
     def write_message(
         self, message: str | bytes | dict[str, Any], binary: bool = False
@@ -879,8 +917,8 @@ class WebSocketProtocol13(WebSocketProtocol):
             future = self._write_frame(True, opcode, data, flags)
         except StreamClosedError:
             raise WebSocketClosedError() from None
-        if future.done() and future.exception() is None:
-            return future  # the kernel took it (the usual case): no wrapper
+        if future is self._cork_future or (future.done() and future.exception() is None):
+            return future  # gathered, or the kernel took it (the usual cases): no wrapper
         return _closed_as_websocket(future)
 
     def write_ping(self, data: bytes) -> None:
@@ -942,16 +980,26 @@ class WebSocketProtocol13(WebSocketProtocol):
             tail += data
             if len(tail) < self._need:
                 return  # a big frame still coming: parse it once it is whole
-            with memoryview(tail) as view:
-                used = self._parse(view)
-            if used == len(tail):
-                self._tail = bytearray()  # let a big frame's buffer go
+        # The answers to this read's messages (an echo, say) go out in one
+        # send when it is handled, not one each: the kernel's cost per send
+        # is most of a small message's.
+        self._corking = True
+        try:
+            if tail:
+                with memoryview(tail) as view:
+                    used = self._parse(view)
+                if used == len(tail):
+                    self._tail = bytearray()  # let a big frame's buffer go
+                else:
+                    del tail[:used]
             else:
-                del tail[:used]
-        else:
-            used = self._parse(data)
-            if used < len(data):
-                tail += data[used:]
+                used = self._parse(data)
+                if used < len(data):
+                    tail += data[used:]
+        finally:
+            self._corking = False
+            if self._corked:
+                self._flush_corked()
         # Reading goes on while our output waits for the peer: if both ends
         # stopped reading while they had something to send, two reactor
         # peers writing at once would wait for each other forever. What we
@@ -1405,26 +1453,28 @@ class WebSocketProtocol13(WebSocketProtocol):
         self._ping_timer = io_loop.call_later(delay, self.periodic_ping)
 
 
+def _copy_outcome(done: Future[None], future: Future[None]) -> None:
+    """Resolve ``future`` as the write ``done`` was, StreamClosedError
+    turned into WebSocketClosedError."""
+    if future.done():
+        return
+    error = done.exception()
+    if error is None:
+        future.set_result(None)
+        return
+    if isinstance(error, StreamClosedError):
+        error = WebSocketClosedError()
+    future.set_exception(error)
+    # Counted as seen, as the stream's own write futures are: a message sent
+    # without awaiting its future is no error to log when the peer goes
+    # away (on_close says so).
+    future.exception()
+
+
 def _closed_as_websocket(future: Future[None]) -> Future[None]:
     """``future``, with StreamClosedError turned into WebSocketClosedError."""
     result: Future[None] = _new_future()
-
-    def copy(done: Future[None]) -> None:
-        if result.done():
-            return
-        error = done.exception()
-        if error is None:
-            result.set_result(None)
-        else:
-            if isinstance(error, StreamClosedError):
-                error = WebSocketClosedError()
-            result.set_exception(error)
-            # Counted as seen, as the stream's own write futures are: a
-            # message sent without awaiting its future is no error to log
-            # when the peer goes away (on_close says so).
-            result.exception()
-
-    future.add_done_callback(copy)
+    future.add_done_callback(lambda done: _copy_outcome(done, result))
     return result
 
 

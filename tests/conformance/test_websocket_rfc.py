@@ -162,6 +162,16 @@ class Failing(Echo):
             raise ValueError("on_message failed on purpose")
 
 
+class AwaitingEcho(Echo):
+    """Echoes at the pace the client reads: each message waits for its echo
+    to be handed to the kernel before the next is delivered."""
+
+    async def on_message(self, message: str | bytes) -> None:  # type: ignore[override]
+        self.recorder.events.append(("message", message))
+        await self.write_message(message, binary=isinstance(message, bytes))
+        self.recorder.events.append(("written", message))
+
+
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
@@ -181,6 +191,7 @@ def app(recorder: Recorder) -> Application:
             ("/small-buffers", SmallBuffers, kwargs),
             ("/small-deflate", SmallDeflateEcho, kwargs),
             ("/failing", Failing, kwargs),
+            ("/awaiting", AwaitingEcho, kwargs),
         ]
     )
 
@@ -441,6 +452,50 @@ async def test_on_message_raising_closes_with_1011_and_logs_the_traceback(
     assert payloads(before) == ["raise"]
     assert recorder.events == [("message", "raise")]
     assert len(recorder.closes) == 1
+
+
+# -- the answers to one read -----------------------------------------------------------
+# The server gathers what it writes while it handles one read into one send;
+# what a peer sees must be the same as if every frame had its own.
+
+
+async def test_answers_to_one_read_keep_their_order_around_control_frames(
+    port: int, recorder: Recorder
+) -> None:
+    ws = await open_ws(port)
+    try:
+        first = [ws_raw.text(f"a{i}") for i in range(10)]
+        second = [ws_raw.text(f"b{i}") for i in range(10)]
+        await ws.write(*first, frame(PING, b"between"), *second, ws_raw.close(1000))
+        frames = await ws.expect_close(1000)
+    finally:
+        ws.close()
+    kinds = [(f.opcode, f.payload) for f in frames]
+    assert kinds == (
+        [(TEXT, f"a{i}".encode()) for i in range(10)]
+        + [(PONG, b"between")]
+        + [(TEXT, f"b{i}".encode()) for i in range(10)]
+    )
+
+
+async def test_an_awaited_echo_of_one_read_resolves_and_keeps_the_order(
+    port: int, recorder: Recorder
+) -> None:
+    ws = await open_ws(port, "/awaiting")
+    try:
+        await ws.write(*(ws_raw.text(f"m{i}") for i in range(20)))
+        echoes = [await ws.read_frame() for _ in range(20)]
+        await ws.write(ws_raw.close(1000))
+        await ws.expect_close(1000)
+        await recorder.wait_closed()
+    finally:
+        ws.close()
+    assert [e.payload if e else None for e in echoes] == [f"m{i}".encode() for i in range(20)]
+    # Each write's future resolved before the next message was delivered.
+    expected: list[tuple[str, Any]] = []
+    for i in range(20):
+        expected += [("message", f"m{i}"), ("written", f"m{i}")]
+    assert recorder.events == expected
 
 
 # -- what must be accepted --------------------------------------------------------------
