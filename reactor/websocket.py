@@ -113,7 +113,7 @@ def _close_code_allowed(code: int) -> bool:
 _XOR = [bytes(b ^ k for b in range(256)) for k in range(256)]
 
 
-def _mask_python(mask: bytes, data: bytes | bytearray | memoryview) -> bytes:
+def _mask_python(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
     """XOR ``data`` with the repeated 4-byte ``mask``: one big integer for a
     small payload, four ``bytes.translate`` over strided slices for a big
     one (faster from about 1 KiB: see docs/websocket.md)."""
@@ -131,14 +131,9 @@ def _mask_python(mask: bytes, data: bytes | bytearray | memoryview) -> bytes:
     return bytes(out)
 
 
+_mask: Callable[[bytes | bytearray | memoryview, bytes], bytes]
 try:  # the websockets package's C helper: 5x to 80x faster (docs/websocket.md)
-    from websockets.speedups import apply_mask as _apply_mask_c
-
-    def _mask_c(mask: bytes, data: bytes | bytearray | memoryview) -> bytes:
-        result: bytes = _apply_mask_c(data, mask)
-        return result
-
-    _mask = _mask_c
+    from websockets.speedups import apply_mask as _mask  # (data, mask), as _mask_python
 except ImportError:  # pragma: no cover - depends on what is installed
     _mask = _mask_python
 
@@ -841,7 +836,7 @@ class WebSocketProtocol13(WebSocketProtocol):
                 pos = 0
             key = self._masks[pos : pos + 4]
             self._mask_pos = pos + 4
-            data = _mask(key, data)
+            data = _mask(data, key)
             if n < 126:
                 header = bytes((b0, 0x80 | n)) + key
             elif n < 65536:
@@ -1117,7 +1112,7 @@ class WebSocketProtocol13(WebSocketProtocol):
                     self._need = end - pos
                     return pos
                 if masked_in:
-                    payload = _mask(bytes(data[start - 4 : start]), data[start:end])
+                    payload = _mask(data[start:end], bytes(data[start - 4 : start]))
                 else:
                     payload = bytes(data[start:end])
                 pos = end

@@ -1097,9 +1097,9 @@ def test_pure_python_unmasking_matches_the_definition(size: int) -> None:
     mask = os.urandom(4)
     data = os.urandom(size)
     expected = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-    assert websocket._mask_python(mask, data) == expected
-    assert websocket._mask_python(mask, memoryview(data)) == expected
-    assert websocket._mask(mask, data) == expected
+    assert websocket._mask_python(data, mask) == expected
+    assert websocket._mask_python(memoryview(data), mask) == expected
+    assert websocket._mask(data, mask) == expected
 
 
 async def test_echo_with_the_pure_python_unmasking(
