@@ -363,7 +363,10 @@ class WebSocketHandler(RequestHandler):
         ``Origin`` header): by default only from the same host and port
         (the ``Host`` header). Override to allow other sites; a connection
         without ``Origin`` (not a browser) is not asked about."""
-        netloc = urlsplit(origin).netloc.lower()
+        try:
+            netloc = urlsplit(origin).netloc.lower()
+        except ValueError:  # "http://[::1", "http://[1.2.3.4]": no origin of ours
+            return False
         host = self.request.headers.get("Host")
         return host is not None and netloc == host.lower()
 

@@ -1,0 +1,138 @@
+"""What a hostile peer can make the WebSocket layer do (a review from outside).
+
+Each test plays a peer that lies, floods, stalls or never reads, over a
+real socket (:mod:`tests.ws_raw` builds every byte), against a small app of
+its own, and checks that the damage is bounded: a clear refusal, a close
+code, nothing delivered that should not be, nothing kept after the close.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gc
+import socket
+import weakref
+from typing import Any
+
+import pytest
+
+from reactor import gen, locks, websocket
+from reactor.iostream import IOStream
+from reactor.web import Application, RequestHandler
+from tests import ws_raw
+from tests.ws_raw import TEXT, RawWebSocket, frame
+
+pytestmark = pytest.mark.usefixtures("reactor_log")
+
+WAIT = 4.0
+
+
+class Echo(websocket.WebSocketHandler):
+    """Echoes; records the handlers it made (weakly) and their closes."""
+
+    def initialize(self, seen: list[Any], closed: locks.Condition) -> None:
+        self.seen = seen
+        self.closed = closed
+        seen.append(weakref.ref(self))
+
+    def on_message(self, message: str | bytes) -> None:
+        self.write_message(message, binary=isinstance(message, bytes))
+
+    def on_close(self) -> None:
+        self.closed.notify_all()
+
+
+class Plain(RequestHandler):
+    def get(self) -> None:
+        self.write("plain")
+
+
+@pytest.fixture
+def seen() -> list[Any]:
+    return []
+
+
+@pytest.fixture
+def closed() -> locks.Condition:
+    return locks.Condition()
+
+
+@pytest.fixture
+def app(seen: list[Any], closed: locks.Condition) -> Application:
+    kwargs = {"seen": seen, "closed": closed}
+    return Application([("/echo", Echo, kwargs), ("/plain", Plain)])
+
+
+@pytest.fixture
+def port(http_server: Any, http_port: int) -> int:
+    return http_port
+
+
+def _wait() -> datetime.timedelta:
+    return datetime.timedelta(seconds=WAIT)
+
+
+# -- the handshake -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://[::1",  # urlsplit raises ValueError on these two
+        "http://[127.0.0.1]",
+        "null",
+        "http://evil@127.0.0.1",
+        "HTTP://127.0.0.1:1",
+        "http://127.0.0.1",
+    ],
+)
+async def test_unparsable_or_foreign_origin_is_a_403(port: int, origin: str) -> None:
+    """An Origin the default check_origin cannot parse is not ours: a 403
+    (it was a 500 with a traceback: any client could fill the error log)."""
+    ws = await RawWebSocket.connect(port, "/echo", headers={"Origin": origin})
+    try:
+        assert ws.status == 403, ws.response
+    finally:
+        ws.close()
+
+
+async def test_upgrade_after_plain_requests_on_a_keep_alive_connection(port: int) -> None:
+    sock = socket.create_connection(("127.0.0.1", port))
+    stream = IOStream(sock)
+    try:
+        plain = f"GET /plain HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+        upgrade, _key = ws_raw.handshake_request(f"127.0.0.1:{port}", "/echo")
+        stream.write(plain + plain + upgrade + frame(TEXT, "after", mask=True))
+        for _ in range(2):
+            head = await gen.with_timeout(_wait(), stream.read_until(b"\r\n\r\n"))
+            assert head.startswith(b"HTTP/1.1 200"), head
+            assert await gen.with_timeout(_wait(), stream.read_bytes(5)) == b"plain"
+        head = await gen.with_timeout(_wait(), stream.read_until(b"\r\n\r\n"))
+        assert head.startswith(b"HTTP/1.1 101"), head
+        echoed = await gen.with_timeout(_wait(), stream.read_bytes(7))
+        assert echoed == frame(TEXT, "after", mask=False)
+    finally:
+        stream.close()
+
+
+async def test_closed_handlers_are_collected(
+    port: int, seen: list[Any], closed: locks.Condition
+) -> None:
+    for _ in range(20):
+        ws = await RawWebSocket.connect(port, "/echo")
+        ws.check_accept()
+        await ws.write(frame(TEXT, "hi", mask=True), ws_raw.close(1000, mask=True))
+        await ws.expect_close(1000)
+        ws.close()
+    for _ in range(20):
+        ws = await RawWebSocket.connect(port, "/echo")
+        await ws.write(frame(TEXT, "hi", mask=True))
+        await ws.read_frame()
+        ws.close()  # vanishes
+    for _ in range(10):
+        if sum(ref() is not None for ref in seen) == 0:
+            break
+        await gen.sleep(0.05)
+        gc.collect()
+    assert len(seen) == 40
+    assert [ref() for ref in seen if ref() is not None] == []
