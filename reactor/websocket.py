@@ -231,6 +231,12 @@ class WebSocketHandler(RequestHandler):
         if request.version == "HTTP/1.0" or not request.version.startswith("HTTP/1."):
             self._refuse(400, "WebSocket needs HTTP/1.1 or later.")
             return
+        # Section 4.1: the handshake is a bodiless GET. Bytes after the head
+        # are WebSocket frames, so a body would be read as frames (a proxy
+        # that forwards it as a body would let it smuggle frames in).
+        if headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in headers:
+            self._refuse(400, "A WebSocket handshake has no body.")
+            return
         # Section 4.2.1, items 3 and 4: token lists, case-insensitive.
         if "websocket" not in _token_list(headers.get_list("Upgrade")):
             self._refuse(400, 'Can "Upgrade" only to "WebSocket".')

@@ -115,6 +115,39 @@ async def test_upgrade_after_plain_requests_on_a_keep_alive_connection(port: int
         stream.close()
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(({"Content-Length": "4"}, b"body"), id="content-length"),
+        pytest.param(({"Transfer-Encoding": "chunked"}, b"4\r\nbody\r\n0\r\n\r\n"), id="chunked"),
+    ],
+)
+async def test_upgrade_request_with_a_body_is_a_400(port: int, seen: list[Any], body: Any) -> None:
+    """A body on the handshake was read as WebSocket frames (the handler
+    runs on the head, and what follows it is the WebSocket's): refused."""
+    headers, data = body
+    ws = await RawWebSocket.connect(
+        port, "/echo", headers=headers, then=data + frame(TEXT, "x", mask=True)
+    )
+    try:
+        assert ws.status == 400, ws.response
+        assert b"no body" in ws.response.body if ws.response else False
+    finally:
+        ws.close()
+
+
+async def test_upgrade_request_with_content_length_0_is_accepted(port: int) -> None:
+    ws = await RawWebSocket.connect(
+        port, "/echo", headers={"Content-Length": "0"}, then=frame(TEXT, "x", mask=True)
+    )
+    try:
+        ws.check_accept()
+        got = await ws.read_frame()
+        assert got is not None and got.text == "x"
+    finally:
+        ws.close()
+
+
 async def test_closed_handlers_are_collected(
     port: int, seen: list[Any], closed: locks.Condition
 ) -> None:
