@@ -12,6 +12,7 @@ import datetime
 import gc
 import socket
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,18 +29,35 @@ WAIT = 4.0
 
 
 class Echo(websocket.WebSocketHandler):
-    """Echoes; records the handlers it made (weakly) and their closes."""
+    """Echoes; records (weakly) the handler, its protocol and its stream
+    in ``seen``, and counts its closes in ``closed``."""
 
-    def initialize(self, seen: list[Any], closed: locks.Condition) -> None:
+    def initialize(self, seen: list[Any], closed: Closes) -> None:
         self.seen = seen
-        self.closed = closed
+        self.closes = closed
         seen.append(weakref.ref(self))
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        connection = self.ws_connection
+        assert connection is not None and connection.stream is not None
+        self.seen += [weakref.ref(connection), weakref.ref(connection.stream)]
 
     def on_message(self, message: str | bytes) -> None:
         self.write_message(message, binary=isinstance(message, bytes))
 
     def on_close(self) -> None:
-        self.closed.notify_all()
+        self.closes.count += 1
+        self.closes.condition.notify_all()
+
+
+class Closes:
+    def __init__(self) -> None:
+        self.count = 0
+        self.condition = locks.Condition()
+
+    async def wait_for(self, count: int) -> None:
+        while self.count < count:
+            assert await self.condition.wait(timeout=_wait()), self.count
 
 
 class Plain(RequestHandler):
@@ -53,12 +71,12 @@ def seen() -> list[Any]:
 
 
 @pytest.fixture
-def closed() -> locks.Condition:
-    return locks.Condition()
+def closed() -> Closes:
+    return Closes()
 
 
 @pytest.fixture
-def app(seen: list[Any], closed: locks.Condition) -> Application:
+def app(seen: list[Any], closed: Closes) -> Application:
     kwargs = {"seen": seen, "closed": closed}
     return Application([("/echo", Echo, kwargs), ("/plain", Plain)])
 
@@ -148,24 +166,75 @@ async def test_upgrade_request_with_content_length_0_is_accepted(port: int) -> N
         ws.close()
 
 
-async def test_closed_handlers_are_collected(
-    port: int, seen: list[Any], closed: locks.Condition
-) -> None:
-    for _ in range(20):
+async def test_closed_connections_are_collected(port: int, seen: list[Any], closed: Closes) -> None:
+    """Nothing of a closed WebSocket stays: the handler, its protocol and
+    its stream are garbage once it is closed, however it closed (the HTTP
+    server kept every connection it had handed to a WebSocket: detaching
+    never told the server the connection was no longer its)."""
+    for _ in range(10):
         ws = await RawWebSocket.connect(port, "/echo")
         ws.check_accept()
         await ws.write(frame(TEXT, "hi", mask=True), ws_raw.close(1000, mask=True))
         await ws.expect_close(1000)
         ws.close()
-    for _ in range(20):
+    for _ in range(10):
         ws = await RawWebSocket.connect(port, "/echo")
         await ws.write(frame(TEXT, "hi", mask=True))
         await ws.read_frame()
         ws.close()  # vanishes
-    for _ in range(10):
-        if sum(ref() is not None for ref in seen) == 0:
-            break
-        await gen.sleep(0.05)
-        gc.collect()
-    assert len(seen) == 40
+    await closed.wait_for(20)
+    await gen.moment
+    gc.collect()
+    assert len(seen) == 60
     assert [ref() for ref in seen if ref() is not None] == []
+
+
+# -- the client against a hostile server --------------------------------------------------
+
+
+@pytest.fixture
+def raw_server(io_loop: Any) -> Iterator[ws_raw.RawServer]:
+    server = ws_raw.RawServer()
+    yield server
+    server.close()
+
+
+async def test_client_refuses_a_101_with_endless_headers(raw_server: ws_raw.RawServer) -> None:
+    connecting = websocket.websocket_connect(raw_server.url)
+    peer = await raw_server.accept()
+    await peer.read_request()
+    await peer.stream.write(b"HTTP/1.1 101 Switching Protocols\r\n")
+    try:
+        for _ in range(100):
+            await peer.stream.write(b"X-Filler: " + b"a" * 1000 + b"\r\n")
+    except Exception as e:
+        print("peer write", e)
+    with pytest.raises(Exception) as caught:
+        await gen.with_timeout(_wait(), connecting)
+    print(repr(caught.value))
+    await peer.expect_eof()
+
+
+async def test_client_times_out_a_101_that_never_ends(raw_server: ws_raw.RawServer) -> None:
+    from reactor.httpclient import HTTPRequest
+
+    request = HTTPRequest(raw_server.url, request_timeout=0.2)
+    connecting = websocket.websocket_connect(request)
+    peer = await raw_server.accept()
+    await peer.read_request()
+    await peer.stream.write(b"HTTP/1.1 101 Switching Protocols\r\nX-A: b\r\n")
+    with pytest.raises(Exception) as caught:
+        await gen.with_timeout(_wait(), connecting)
+    print(repr(caught.value))
+    await peer.expect_eof()
+
+
+async def test_client_refuses_a_16_mib_frame_from_its_header(raw_server: ws_raw.RawServer) -> None:
+    connecting = websocket.websocket_connect(raw_server.url)
+    peer = await raw_server.accept()
+    await peer.read_request()
+    await peer.answer(then=frame(ws_raw.BINARY, b"", mask=False, length=16 * 1024 * 1024))
+    connection = await gen.with_timeout(_wait(), connecting)
+    [close] = await peer.read_frames_until_close()
+    assert close.close_code == 1009
+    assert await gen.with_timeout(_wait(), connection.read_message()) is None
