@@ -8,8 +8,10 @@ code, nothing delivered that should not be, nothing kept after the close.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gc
+import logging
 import socket
 import weakref
 from collections.abc import Iterator
@@ -20,8 +22,10 @@ import pytest
 from reactor import gen, locks, websocket
 from reactor.httpclient import HTTPRequest, HTTPTimeoutError
 from reactor.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
+from reactor.log import gen_log
 from reactor.web import Application, RequestHandler
 from tests import ws_raw
+from tests.util import LogRecords
 from tests.ws_raw import TEXT, RawWebSocket, frame
 
 pytestmark = pytest.mark.usefixtures("reactor_log")
@@ -54,6 +58,11 @@ class Echo(websocket.WebSocketHandler):
         self.closes.condition.notify_all()
 
 
+class DeflateEcho(Echo):
+    def get_compression_options(self) -> dict[str, Any] | None:
+        return {}
+
+
 class Closes:
     def __init__(self) -> None:
         self.count = 0
@@ -82,7 +91,9 @@ def closed() -> Closes:
 @pytest.fixture
 def app(seen: list[Any], closed: Closes) -> Application:
     kwargs = {"seen": seen, "closed": closed}
-    return Application([("/echo", Echo, kwargs), ("/plain", Plain)])
+    return Application(
+        [("/echo", Echo, kwargs), ("/deflate", DeflateEcho, kwargs), ("/plain", Plain)]
+    )
 
 
 @pytest.fixture
@@ -114,6 +125,72 @@ async def test_unparsable_or_foreign_origin_is_a_403(port: int, origin: str) -> 
     ws = await RawWebSocket.connect(port, "/echo", headers={"Origin": origin})
     try:
         assert ws.status == 403, ws.response
+    finally:
+        ws.close()
+
+
+@contextlib.contextmanager
+def declines() -> Iterator[LogRecords]:
+    """The debug lines of the permessage-deflate offers the server declined."""
+    records = LogRecords()
+    old = gen_log.level
+    gen_log.setLevel(logging.DEBUG)
+    gen_log.addHandler(records)
+    try:
+        yield records
+    finally:
+        gen_log.removeHandler(records)
+        gen_log.setLevel(old)
+
+
+def _declined(records: LogRecords) -> int:
+    return sum("declined a permessage-deflate offer" in r.getMessage() for r in records.records)
+
+
+@pytest.mark.parametrize(
+    ("junk", "taken"),
+    [
+        pytest.param("permessage-deflate; foo", False, id="bad-offers"),
+        pytest.param("permessage-deflate" + "; x" * 5, True, id="too-many-parameters"),
+        pytest.param("x", True, id="other-extensions"),
+    ],
+)
+async def test_thousands_of_extension_offers_cost_a_bounded_negotiation(
+    port: int, junk: str, taken: bool
+) -> None:
+    """A 60 KB header of junk offers, then a good one. The server parses no
+    more than 16 permessage-deflate offers (past them, the good one is not
+    looked at: no compression, still a 101), and skips unparsed the offers
+    of other extensions and those with more parameters than
+    permessage-deflate has. Each was parsed and declined, one at a time:
+    up to 45 times a handshake's CPU (20 ms here for ``x,x,x...``)."""
+    offers = ", ".join([junk] * (60_000 // (len(junk) + 2)))
+    with declines() as records:
+        ws = await RawWebSocket.connect(
+            port, "/deflate", headers={"Sec-WebSocket-Extensions": offers + ", permessage-deflate"}
+        )
+    try:
+        ws.check_accept()
+        if taken:
+            assert ws.headers["Sec-WebSocket-Extensions"] == "permessage-deflate"
+            assert _declined(records) == 0
+        else:
+            assert "Sec-WebSocket-Extensions" not in ws.headers
+            assert _declined(records) == 16
+    finally:
+        ws.close()
+
+
+async def test_a_good_offer_after_declined_ones_is_taken(port: int) -> None:
+    offers = ", ".join(["permessage-deflate; foo"] * 10 + ["x"] * 10 + ["permessage-deflate"])
+    with declines() as records:
+        ws = await RawWebSocket.connect(
+            port, "/deflate", headers={"Sec-WebSocket-Extensions": offers}
+        )
+    try:
+        ws.check_accept()
+        assert ws.headers["Sec-WebSocket-Extensions"] == "permessage-deflate"
+        assert _declined(records) == 10
     finally:
         ws.close()
 
