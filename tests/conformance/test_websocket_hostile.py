@@ -63,6 +63,12 @@ class DeflateEcho(Echo):
         return {}
 
 
+class Pinging(Echo):
+    @property
+    def ping_interval(self) -> float:
+        return 0.1
+
+
 class Closes:
     def __init__(self) -> None:
         self.count = 0
@@ -92,7 +98,12 @@ def closed() -> Closes:
 def app(seen: list[Any], closed: Closes) -> Application:
     kwargs = {"seen": seen, "closed": closed}
     return Application(
-        [("/echo", Echo, kwargs), ("/deflate", DeflateEcho, kwargs), ("/plain", Plain)]
+        [
+            ("/echo", Echo, kwargs),
+            ("/deflate", DeflateEcho, kwargs),
+            ("/pinging", Pinging, kwargs),
+            ("/plain", Plain),
+        ]
     )
 
 
@@ -293,6 +304,26 @@ async def test_data_while_the_server_closes_is_discarded(port: int, closed: Clos
     assert close.close_code == 4001
     # The server is closing: what comes now is read and dropped, not echoed.
     await ws.write(*[frame(TEXT, "late", mask=True)] * 500, ws_raw.close(4001, mask=True))
+    await ws.expect_eof()
+    await closed.wait_for(1)
+
+
+async def test_a_peer_stalled_inside_a_frame_is_dropped_by_the_ping_timeout(
+    port: int, closed: Closes
+) -> None:
+    """Slowloris after the handshake: a frame header that never ends, a
+    byte at a time. There is no read timeout (an idle WebSocket is
+    legitimate, as in Tornado); pings are the bound: a peer stuck inside a
+    frame cannot send its pong, so the ping timeout drops it."""
+    ws = await RawWebSocket.connect(port, "/pinging")
+    ws.check_accept()
+    whole = frame(TEXT, "never", mask=True)
+    await ws.write(whole[:1])
+    got = await ws.read_frame()
+    assert got is not None and got.opcode == ws_raw.PING
+    await ws.write(whole[1:2])  # trickles on, never completing the frame
+    frames = await ws.read_frames_until_close()
+    assert frames[-1].close_code == 1011 and frames[-1].close_reason == "ping timeout"
     await ws.expect_eof()
     await closed.wait_for(1)
 
