@@ -92,6 +92,8 @@ _CLOSE_TIMEOUT = 5.0
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # The most a client reads of a handshake answer's head.
 _MAX_HANDSHAKE_HEAD = 64 * 1024
+# The most 1xx answers a client skips before the handshake's own.
+_MAX_INTERIM_ANSWERS = 10
 # Payloads at least this big are written after their header, not joined to it.
 _JOIN_BELOW = 64 * 1024
 
@@ -1563,10 +1565,17 @@ class WebSocketClientConnection:
             return
         stream.set_nodelay(True)
         stream.write(self._request_head(parts, host, port, secure))
-        head = await stream.read_until(b"\r\n\r\n", max_bytes=_MAX_HANDSHAKE_HEAD)
-        first, _, rest = head.decode("latin-1").partition("\r\n")
-        start_line = httputil.parse_response_start_line(first)
-        headers = HTTPHeaders.parse(rest)
+        for _ in range(_MAX_INTERIM_ANSWERS + 1):
+            head = await stream.read_until(b"\r\n\r\n", max_bytes=_MAX_HANDSHAKE_HEAD)
+            first, _, rest = head.decode("latin-1").partition("\r\n")
+            start_line = httputil.parse_response_start_line(first)
+            headers = HTTPHeaders.parse(rest)
+            # An interim answer (a 100 Continue to an Expect the request
+            # carried, a 102, a 103) precedes the real one (RFC 9110 15.2).
+            if not 100 <= start_line.code < 200 or start_line.code == 101:
+                break
+        else:
+            raise WebSocketError(f"more than {_MAX_INTERIM_ANSWERS} interim answers")
         self.headers = headers
         self.headers_received(start_line, headers)
         if start_line.code != 101:

@@ -371,3 +371,32 @@ async def test_client_refuses_a_16_mib_frame_from_its_header(raw_server: ws_raw.
     [close] = await peer.read_frames_until_close()
     assert close.close_code == 1009
     assert await gen.with_timeout(_wait(), connection.read_message()) is None
+
+
+async def test_client_skips_interim_answers_before_the_101(raw_server: ws_raw.RawServer) -> None:
+    """A 100 Continue (our own server sends one to a request with ``Expect:
+    100-continue``) or a 103 before the 101 is an interim answer (RFC 9110
+    section 15.2), not the handshake's: it was taken for a refusal, an
+    HTTPClientError 100."""
+    request = HTTPRequest(raw_server.url, headers={"Expect": "100-continue"})
+    connecting = websocket.websocket_connect(request)
+    peer = await raw_server.accept()
+    await peer.read_request()
+    interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+    await peer.stream.write(interim)
+    await peer.answer(then=frame(TEXT, "hello", mask=False))
+    connection = await gen.with_timeout(_wait(), connecting)
+    try:
+        assert await gen.with_timeout(_wait(), connection.read_message()) == "hello"
+    finally:
+        connection.close()
+
+
+async def test_client_refuses_endless_interim_answers(raw_server: ws_raw.RawServer) -> None:
+    connecting = websocket.websocket_connect(raw_server.url)
+    peer = await raw_server.accept()
+    await peer.read_request()
+    peer.stream.write(b"HTTP/1.1 100 Continue\r\n\r\n" * 1000)
+    with pytest.raises(websocket.WebSocketError):
+        await gen.with_timeout(_wait(), connecting)
+    await peer.expect_eof()
