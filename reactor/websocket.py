@@ -236,7 +236,7 @@ class WebSocketHandler(RequestHandler):
         # Section 4.1: the handshake is a bodiless GET. Bytes after the head
         # are WebSocket frames, so a body would be read as frames (a proxy
         # that forwards it as a body would let it smuggle frames in).
-        if headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in headers:
+        if headers.get("Content-Length", "0").lstrip("0") or "Transfer-Encoding" in headers:
             self._refuse(400, "A WebSocket handshake has no body.")
             return
         # Section 4.2.1, items 3 and 4: token lists, case-insensitive.

@@ -246,9 +246,10 @@ async def test_upgrade_request_with_a_body_is_a_400(port: int, seen: list[Any], 
         ws.close()
 
 
-async def test_upgrade_request_with_content_length_0_is_accepted(port: int) -> None:
+@pytest.mark.parametrize("length", ["0", "00"])
+async def test_upgrade_request_with_content_length_0_is_accepted(port: int, length: str) -> None:
     ws = await RawWebSocket.connect(
-        port, "/echo", headers={"Content-Length": "0"}, then=frame(TEXT, "x", mask=True)
+        port, "/echo", headers={"Content-Length": length}, then=frame(TEXT, "x", mask=True)
     )
     try:
         ws.check_accept()
@@ -256,6 +257,18 @@ async def test_upgrade_request_with_content_length_0_is_accepted(port: int) -> N
         assert got is not None and got.text == "x"
     finally:
         ws.close()
+
+
+async def test_http_pipelined_after_the_upgrade_is_read_as_frames(
+    port: int, closed: Closes
+) -> None:
+    """What follows the upgrade request is the WebSocket's: a second HTTP
+    request behind it is a bad frame (1002), not a second response."""
+    pipelined = f"GET /plain HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    ws = await RawWebSocket.connect(port, "/echo", then=pipelined)
+    ws.check_accept()
+    assert await ws.expect_close(1002) == []
+    await closed.wait_for(1)
 
 
 async def test_closed_connections_are_collected(port: int, seen: list[Any], closed: Closes) -> None:
