@@ -128,6 +128,8 @@ def _wait() -> datetime.timedelta:
         "http://evil@127.0.0.1",
         "HTTP://127.0.0.1:1",
         "http://127.0.0.1",
+        "http://xn--bcher-kva.example",
+        "http://b\xfccher.example",
     ],
 )
 async def test_unparsable_or_foreign_origin_is_a_403(port: int, origin: str) -> None:
@@ -202,6 +204,21 @@ async def test_a_good_offer_after_declined_ones_is_taken(port: int) -> None:
         ws.check_accept()
         assert ws.headers["Sec-WebSocket-Extensions"] == "permessage-deflate"
         assert _declined(records) == 10
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "origin"),
+    [("127.0.0.1", "http://127.0.0.1"), ("LOCALHOST:{port}", "http://localhost:{port}")],
+)
+async def test_origin_of_the_host_is_accepted(port: int, host: str, origin: str) -> None:
+    """Same origin: the Origin's host[:port] is the Host header's, with or
+    without a port, in any case."""
+    headers = {"Host": host.format(port=port), "Origin": origin.format(port=port)}
+    ws = await RawWebSocket.connect(port, "/echo", headers=headers)
+    try:
+        ws.check_accept()
     finally:
         ws.close()
 
