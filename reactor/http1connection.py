@@ -498,6 +498,10 @@ class HTTP1ServerConnection:
         self._unfed = None
         if rest:
             self._unread(rest)
+        # The connection is no longer the server's (it would keep every
+        # detached one, a WebSocket's stream and all, in its set for good).
+        if self._delegate is not None:
+            self._delegate.on_close(self)
         return stream
 
     def _unread(self, data: bytes | memoryview) -> None:
