@@ -248,10 +248,13 @@ class WebSocketHandler(RequestHandler):
         if len(keys) != 1 or not _valid_key(keys[0]):
             self._refuse(400, "Missing or invalid Sec-WebSocket-Key header.")
             return
-        # Section 10.2: a browser names the page's origin; other clients may not.
-        origin = headers.get("Origin")
-        if origin is not None and not self.check_origin(origin):
-            self._refuse(403, "Cross origin websockets not allowed")
+        # Section 10.2: browsers do not apply the same-origin policy to
+        # WebSockets. Sec-Fetch-Site (or, without it, Origin against Host)
+        # decides; check_origin is asked only about a cross-origin browser.
+        # After prepare(), so check_origin may use what prepare() learnt.
+        error = self._check_cross_origin(self.check_origin)
+        if error is not None:
+            self._refuse(403, "Cross origin websockets not allowed", error)
             return
         self.ws_connection = self.get_websocket_protocol()
         if self.ws_connection is None:
@@ -262,10 +265,13 @@ class WebSocketHandler(RequestHandler):
         if opening is not None:
             await opening  # an async open
 
-    def _refuse(self, status: int, message: str) -> None:
+    def _refuse(self, status: int, message: str, why: str | None = None) -> None:
         self.set_status(status)
-        gen_log.debug("WebSocket handshake refused (%d): %s", status, message)
         self.finish(message)
+        if why is None:
+            gen_log.debug("WebSocket handshake refused (%d): %s", status, message)
+        else:
+            gen_log.debug("WebSocket handshake refused (%d): %s: %s", status, message, why)
 
     @property
     def ping_interval(self) -> float | None:
@@ -359,13 +365,17 @@ class WebSocketHandler(RequestHandler):
             self.ws_connection = None
 
     def check_origin(self, origin: str) -> bool:
-        """Whether to accept a browser's connection from ``origin`` (the
-        ``Origin`` header): by default only from the same host and port
-        (the ``Host`` header). Override to allow other sites; a connection
-        without ``Origin`` (not a browser) is not asked about."""
-        netloc = urlsplit(origin).netloc.lower()
-        host = self.request.headers.get("Host")
-        return host is not None and netloc == host.lower()
+        """Whether to accept a browser's connection from another site,
+        ``origin`` (the ``Origin`` header): by default
+        :meth:`check_trusted_origin` (the ``trusted_origins`` setting).
+
+        It is asked only about cross-origin browsers: a request the browser
+        marks ``Sec-Fetch-Site: same-origin`` (or ``none``), one without
+        ``Sec-Fetch-Site`` whose ``Origin`` host and port are the ``Host``
+        header, and one without ``Origin`` (not a browser) are accepted
+        before it. Override to allow other sites; it runs after
+        :meth:`prepare`."""
+        return self.check_trusted_origin(origin)
 
     def set_nodelay(self, value: bool) -> None:
         """Turn Nagle's algorithm off (True) or on for this connection."""
