@@ -240,13 +240,12 @@ class WebSocketHandler(RequestHandler):
             return
         # Section 4.4: an unsupported version gets a 426 naming ours.
         if headers.get_list("Sec-WebSocket-Version") != ["13"]:
-            self.set_header("Sec-WebSocket-Version", "13")
-            self._refuse(426, "Unsupported Sec-WebSocket-Version (13 only).")
+            self._upgrade_required()
             return
         # Section 4.2.1, item 5: the key is base64 of 16 bytes.
         keys = headers.get_list("Sec-WebSocket-Key")
         if len(keys) != 1 or not _valid_key(keys[0]):
-            self._refuse(400, "Missing or invalid Sec-WebSocket-Key header.")
+            self._refuse(400, "Missing/Invalid WebSocket headers")  # Tornado's words
             return
         # Section 10.2: browsers do not apply the same-origin policy to
         # WebSockets. Sec-Fetch-Site (or, without it, Origin against Host)
@@ -258,20 +257,25 @@ class WebSocketHandler(RequestHandler):
             return
         self.ws_connection = self.get_websocket_protocol()
         if self.ws_connection is None:
-            self.set_header("Sec-WebSocket-Version", "13")
-            self._refuse(426, "Upgrade Required")
+            self._upgrade_required()
             return
         opening = self.ws_connection.accept_connection(self)
         if opening is not None:
             await opening  # an async open
 
+    def _upgrade_required(self) -> None:
+        # Tornado's 426: an empty body, nothing logged but the access line.
+        self.set_status(426, "Upgrade Required")
+        self.set_header("Sec-WebSocket-Version", "13")
+        self.finish()
+
     def _refuse(self, status: int, message: str, why: str | None = None) -> None:
         self.set_status(status)
         self.finish(message)
-        if why is None:
-            gen_log.debug("WebSocket handshake refused (%d): %s", status, message)
+        if why is None:  # Tornado's debug lines: the body, then why
+            gen_log.debug("%s", message)
         else:
-            gen_log.debug("WebSocket handshake refused (%d): %s: %s", status, message, why)
+            gen_log.debug("%s: %s", message, why)
 
     @property
     def ping_interval(self) -> float | None:

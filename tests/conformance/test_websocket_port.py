@@ -8,9 +8,10 @@ program on Tornado 6.6 and on reactor (imports changed only).
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from reactor import gen, web
 from reactor.ioloop import IOLoop
 from reactor.iostream import IOStream
 from reactor.websocket import WebSocketHandler
+from tests.util import LogRecords
 
 pytestmark = pytest.mark.usefixtures("reactor_log")  # no ERROR logged (conftest)
 
@@ -62,6 +64,7 @@ def app(events: Events) -> web.Application:
     routes: list[Any] = [
         (r"/plain", Plain),
         (r"/example-com", OnlyExampleCom),
+        (r"/no-protocol", NoProtocol),
     ]
     return web.Application(
         [(path, cls, {"events": events}) for path, cls in routes],
@@ -73,7 +76,7 @@ async def within(awaitable: Awaitable[Any]) -> Any:
     return await gen.with_timeout(IOLoop.current().time() + TIMEOUT, awaitable)
 
 
-async def exchange(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+async def exchange(port: int, path: str, headers: dict[str, str | None]) -> tuple[int, bytes]:
     """Send a WebSocket handshake with ``headers`` added (a value None drops
     a header) over a raw socket: the answer's status and body (empty for a 101)."""
     fields = {
@@ -151,3 +154,62 @@ async def test_cross_origin_rules_are_tornados(
     opened = ["open"] if status == 101 else []
     asked_about = [] if not asked else [("check_origin", asked)]
     assert events.log == asked_about + opened
+
+
+# -- refused handshakes: Tornado's bodies and debug lines ------------------------------
+
+
+class NoProtocol(Plain):
+    def get_websocket_protocol(self) -> None:
+        return None
+
+
+@pytest.fixture
+def debug_log(reactor_log: LogRecords) -> Iterator[LogRecords]:
+    """``reactor_log`` with reactor.general's DEBUG lines in it."""
+    logger = logging.getLogger("reactor.general")
+    old = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield reactor_log
+    finally:
+        logger.setLevel(old)
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status", "body", "line"),
+    [
+        ("/plain", {"Sec-WebSocket-Version": "8"}, 426, b"", None),
+        ("/plain", {"Sec-WebSocket-Version": None}, 426, b"", None),
+        ("/no-protocol", {}, 426, b"", None),
+        ("/plain", {"Sec-WebSocket-Key": None}, 400, b"Missing/Invalid WebSocket headers", ""),
+        ("/plain", {"Upgrade": "h2c"}, 400, b'Can "Upgrade" only to "WebSocket".', ""),
+        ("/plain", {"Connection": "close"}, 400, b'"Connection" must be "Upgrade".', ""),
+        (
+            "/plain",
+            {"Origin": "http://evil.example"},
+            403,
+            b"Cross origin websockets not allowed",
+            "Cross origin websockets not allowed: Origin 'http://evil.example' not allowed",
+        ),
+    ],
+)
+async def test_refusals_answer_and_log_as_tornado(
+    http_server: Any,
+    http_port: int,
+    events: Events,
+    debug_log: LogRecords,
+    path: str,
+    headers: dict[str, str | None],
+    status: int,
+    body: bytes,
+    line: str | None,  # the debug line ("": the body's text; None: no line)
+) -> None:
+    got, answer = await exchange(http_port, path, headers)
+    assert (got, answer) == (status, body)
+    if status == 426:
+        assert answer == b""
+    lines = [r.getMessage() for r in debug_log.records if r.name == "reactor.general"]
+    lines = [m for m in lines if not m.startswith("new IOLoop")]
+    assert lines == ([] if line is None else [line or body.decode()])
+    assert events.log == []
