@@ -1189,7 +1189,7 @@ class WebSocketProtocol13(WebSocketProtocol):
                 except UnicodeDecodeError:
                     raise _ProtocolError(1007, "close reason not UTF-8") from None
                 self.close_code = code
-                self.close_reason = reason
+                self.close_reason = reason or None  # a code alone: None (Tornado)
             self._on_peer_close()
         elif opcode == _OP_PING:
             if self.server_terminated or self.client_terminated:

@@ -19,7 +19,8 @@ import pytest
 from reactor import gen, web
 from reactor.ioloop import IOLoop
 from reactor.iostream import IOStream
-from reactor.websocket import WebSocketHandler
+from reactor.locks import Event
+from reactor.websocket import WebSocketHandler, websocket_connect
 from tests.util import LogRecords
 
 pytestmark = pytest.mark.usefixtures("reactor_log")  # no ERROR logged (conftest)
@@ -34,6 +35,7 @@ class Events:
 
     def __init__(self) -> None:
         self.log: list[Any] = []
+        self.closed = Event()  # set by on_close
 
 
 @pytest.fixture
@@ -65,6 +67,7 @@ def app(events: Events) -> web.Application:
         (r"/plain", Plain),
         (r"/example-com", OnlyExampleCom),
         (r"/no-protocol", NoProtocol),
+        (r"/closer", Closer),
     ]
     return web.Application(
         [(path, cls, {"events": events}) for path, cls in routes],
@@ -213,3 +216,44 @@ async def test_refusals_answer_and_log_as_tornado(
     lines = [m for m in lines if not m.startswith("new IOLoop")]
     assert lines == ([] if line is None else [line or body.decode()])
     assert events.log == []
+
+
+# -- close codes and reasons on both sides ---------------------------------------------
+
+
+class Closer(Plain):
+    """Closes with the code and reason the message names ("4001 bye")."""
+
+    def on_message(self, message: str | bytes) -> None:
+        assert isinstance(message, str)
+        code, _, reason = message.partition(" ")
+        self.close(int(code), reason or None)
+
+    def on_close(self) -> None:
+        self.events.log.append(("on_close", self.close_code, self.close_reason))
+        self.events.closed.set()
+
+
+@pytest.mark.parametrize(("code", "reason"), [(4002, None), (4002, ""), (1001, "away")])
+async def test_a_close_code_without_reason_gives_close_reason_none(
+    http_server: Any, base_url: str, events: Events, code: int, reason: str | None
+) -> None:
+    # The client closes: the server sees its code, and None for an empty reason.
+    conn = await within(websocket_connect("ws" + base_url[4:] + "/closer"))
+    conn.close(code, reason)
+    assert await within(conn.read_message()) is None
+    await within(events.closed.wait())
+    assert events.log == ["open", ("on_close", code, reason or None)]
+    # The server echoed the code alone.
+    assert (conn.close_code, conn.close_reason) == (code, None)
+
+
+async def test_server_close_reason_reaches_the_client_and_the_echo_has_none(
+    http_server: Any, base_url: str, events: Events
+) -> None:
+    conn = await within(websocket_connect("ws" + base_url[4:] + "/closer"))
+    conn.write_message("4001 bye now")
+    assert await within(conn.read_message()) is None
+    assert (conn.close_code, conn.close_reason) == (4001, "bye now")
+    await within(events.closed.wait())
+    assert events.log == ["open", ("on_close", 4001, None)]
