@@ -900,7 +900,7 @@ class WebSocketProtocol13(WebSocketProtocol):
     def write_ping(self, data: bytes) -> None:
         """Send a ping with ``data`` (at most 125 bytes: else ValueError)."""
         if len(data) > 125:
-            raise ValueError("a ping's data is at most 125 bytes")
+            raise ValueError("control frame payloads may not exceed 125 bytes")  # Tornado
         if self.stream is None or self.stream.closed():
             raise WebSocketClosedError()
         self._write_frame(True, _OP_PING, data)

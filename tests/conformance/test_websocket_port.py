@@ -68,6 +68,7 @@ def app(events: Events) -> web.Application:
         (r"/example-com", OnlyExampleCom),
         (r"/no-protocol", NoProtocol),
         (r"/closer", Closer),
+        (r"/pings-back", PingsBack),
     ]
     return web.Application(
         [(path, cls, {"events": events}) for path, cls in routes],
@@ -257,3 +258,32 @@ async def test_server_close_reason_reaches_the_client_and_the_echo_has_none(
     assert (conn.close_code, conn.close_reason) == (4001, "bye now")
     await within(events.closed.wait())
     assert events.log == ["open", ("on_close", 4001, None)]
+
+
+class PingsBack(Plain):
+    """Tries a ping the message's length in bytes; answers with what happened."""
+
+    def on_message(self, message: str | bytes) -> None:
+        try:
+            self.ping(b"x" * int(message))
+        except ValueError as e:
+            self.write_message(f"ValueError: {e}")
+        else:
+            self.write_message("sent")
+
+
+async def test_a_ping_over_125_bytes_raises_tornados_value_error(
+    http_server: Any, base_url: str
+) -> None:
+    conn = await within(websocket_connect("ws" + base_url[4:] + "/pings-back"))
+    with pytest.raises(ValueError, match="^control frame payloads may not exceed 125 bytes$"):
+        conn.ping(b"y" * 126)
+    conn.ping(b"y" * 125)  # the limit itself is fine
+    conn.write_message("126")
+    assert await within(conn.read_message()) == (
+        "ValueError: control frame payloads may not exceed 125 bytes"
+    )
+    conn.write_message("125")
+    assert await within(conn.read_message()) == "sent"
+    conn.close()
+    assert await within(conn.read_message()) is None
