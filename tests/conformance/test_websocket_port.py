@@ -276,7 +276,7 @@ async def test_a_ping_over_125_bytes_raises_tornados_value_error(
     http_server: Any, base_url: str
 ) -> None:
     conn = await within(websocket_connect("ws" + base_url[4:] + "/pings-back"))
-    with pytest.raises(ValueError, match="^control frame payloads may not exceed 125 bytes$"):
+    with pytest.raises(ValueError, match=r"^control frame payloads may not exceed 125 bytes$"):
         conn.ping(b"y" * 126)
     conn.ping(b"y" * 125)  # the limit itself is fine
     conn.write_message("126")
