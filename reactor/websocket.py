@@ -54,6 +54,7 @@ import socket
 import ssl
 import struct
 import sys
+import warnings
 import zlib
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -1755,8 +1756,10 @@ def websocket_connect(
     whole handshake). ``compression_options`` (a dict, ``{}`` for defaults)
     offers permessage-deflate. With ``on_message_callback``, every message
     (then None at the close) goes to it instead of :meth:`read_message`.
-    A non-101 answer fails with :class:`~reactor.httpclient.HTTPClientError`,
-    a wrong 101 with :class:`WebSocketError`.
+    ``callback`` (deprecated, with a DeprecationWarning as in Tornado) gets
+    the future once it is done. A non-101 answer fails with
+    :class:`~reactor.httpclient.HTTPClientError`, a wrong 101 with
+    :class:`WebSocketError`.
     """
     if isinstance(url, HTTPRequest):
         request = url
@@ -1779,5 +1782,11 @@ def websocket_connect(
         resolver=resolver,
     )
     if callback is not None:
+        warnings.warn(  # Tornado's warning, word for word: ported tests match it
+            "The callback argument to websocket_connect is deprecated. "
+            "Use the returned Future instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         IOLoop.current().add_future(conn.connect_future, callback)
     return conn.connect_future

@@ -437,7 +437,8 @@ async def test_callback_argument_gets_the_connection_future(ws_url: str, state: 
         futures.append(future)
         done.set()
 
-    websocket_connect(ws_url + "/echo", callback=callback)
+    with pytest.warns(DeprecationWarning, match="callback argument to websocket_connect"):
+        websocket_connect(ws_url + "/echo", callback=callback)
     await within(done.wait())
     conn = futures[0].result()
     assert isinstance(conn, WebSocketClientConnection)
