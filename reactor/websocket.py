@@ -1368,8 +1368,10 @@ class WebSocketProtocol13(WebSocketProtocol):
         if interval and timeout > interval:
             de_dupe_gen_log(
                 logging.WARNING,
-                f"websocket_ping_timeout ({timeout}) cannot be longer than "
-                f"websocket_ping_interval ({interval}): using {interval}",
+                # Tornado's words, so that a ported ExpectLog matches
+                f"The websocket_ping_timeout ({timeout}) cannot be longer than the "
+                f"websocket_ping_interval ({interval}).\n"
+                f"Setting websocket_ping_timeout={interval}",
             )
             return interval
         return timeout

@@ -8,6 +8,7 @@ program on Tornado 6.6 and on reactor (imports changed only).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import socket
@@ -17,9 +18,11 @@ from typing import Any
 import pytest
 
 from reactor import gen, web
+from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
 from reactor.iostream import IOStream
 from reactor.locks import Event
+from reactor.testing import bind_unused_port
 from reactor.websocket import WebSocketHandler, websocket_connect
 from tests.util import LogRecords
 
@@ -287,3 +290,40 @@ async def test_a_ping_over_125_bytes_raises_tornados_value_error(
     assert await within(conn.read_message()) == "sent"
     conn.close()
     assert await within(conn.read_message()) is None
+
+
+# -- settings ----------------------------------------------------------------------------
+
+_unique = itertools.count(1)  # de_dupe_gen_log says a message once per process
+
+
+class PingSettings(Plain):
+    def open(self, *args: str, **kwargs: str) -> None:
+        assert self.ws_connection is not None
+        self.events.log.append(("ping_timeout", self.ws_connection.ping_timeout))
+
+
+async def test_a_ping_timeout_above_the_interval_warns_in_tornados_words(
+    io_loop: IOLoop, reactor_log: LogRecords, events: Events
+) -> None:
+    timeout = 1000 + next(_unique)
+    application = web.Application(
+        [(r"/", PingSettings, {"events": events})],
+        websocket_ping_interval=600,  # no ping during the test
+        websocket_ping_timeout=timeout,
+    )
+    sock, port = bind_unused_port()
+    server = HTTPServer(application)
+    server.add_sockets([sock])
+    try:
+        conn = await within(websocket_connect(f"ws://127.0.0.1:{port}/"))
+        conn.close()
+        assert await within(conn.read_message()) is None
+    finally:
+        server.stop()
+        await server.close_all_connections()
+    assert events.log == [("ping_timeout", 600)]
+    assert (
+        f"The websocket_ping_timeout ({timeout}) cannot be longer than the "
+        f"websocket_ping_interval (600).\nSetting websocket_ping_timeout=600"
+    ) in reactor_log.warnings()
