@@ -64,7 +64,13 @@ from urllib.parse import urlsplit
 from reactor import escape, gen, httputil
 from reactor.concurrent import Future, future_set_result_unless_cancelled
 from reactor.escape import utf8
-from reactor.httpclient import HTTPClientError, HTTPRequest, HTTPTimeoutError, _ssl_context_for
+from reactor.httpclient import (
+    HTTPClientError,
+    HTTPRequest,
+    HTTPStreamClosedError,
+    HTTPTimeoutError,
+    _ssl_context_for,
+)
 from reactor.httputil import HTTPHeaders
 from reactor.ioloop import IOLoop, _new_future
 from reactor.iostream import IOStream, StreamClosedError
@@ -1503,7 +1509,11 @@ class WebSocketClientConnection:
         its outcome is :attr:`connect_future`'s."""
         try:
             await self._handshake()
-        except BaseException as e:
+        except BaseException as error:
+            e = error
+            if isinstance(e, StreamClosedError):  # as the HTTP client (and Tornado's):
+                # the socket's error (ConnectionRefusedError...), else a 599
+                e = e.real_error or HTTPStreamClosedError("Stream closed")
             if self._stream is not None:
                 self._stream.close()
             if not self.connect_future.done():
@@ -1606,7 +1616,7 @@ class WebSocketClientConnection:
         self._timeout = None
         if not self.connect_future.done():
             self.connect_future.set_exception(
-                HTTPTimeoutError("Timeout during the WebSocket handshake")
+                HTTPTimeoutError("Timeout during request")  # Tornado's words
             )
             self.connect_future.exception()
             if self._stream is not None:

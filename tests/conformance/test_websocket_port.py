@@ -18,10 +18,12 @@ from typing import Any
 import pytest
 
 from reactor import gen, web
+from reactor.httpclient import HTTPRequest, HTTPStreamClosedError, HTTPTimeoutError
 from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
 from reactor.iostream import IOStream
 from reactor.locks import Event
+from reactor.tcpserver import TCPServer
 from reactor.testing import bind_unused_port
 from reactor.websocket import WebSocketHandler, websocket_connect
 from tests.util import LogRecords
@@ -327,3 +329,47 @@ async def test_a_ping_timeout_above_the_interval_warns_in_tornados_words(
         f"The websocket_ping_timeout ({timeout}) cannot be longer than the "
         f"websocket_ping_interval (600).\nSetting websocket_ping_timeout=600"
     ) in reactor_log.warnings()
+
+
+# -- the client's handshake failures: the exceptions Tornado's client raises -----------
+
+
+async def test_a_refused_connection_raises_connection_refused_error(io_loop: IOLoop) -> None:
+    sock, port = bind_unused_port()
+    sock.close()  # nothing listens there now
+    with pytest.raises(ConnectionRefusedError):
+        await within(websocket_connect(f"ws://127.0.0.1:{port}/"))
+
+
+class HangsUp(TCPServer):
+    """Reads the request, then closes without an answer."""
+
+    async def handle_stream(self, stream: IOStream, address: Any) -> None:
+        await stream.read_until(b"\r\n\r\n")
+        stream.close()
+
+
+async def test_a_server_that_hangs_up_gives_a_599(io_loop: IOLoop) -> None:
+    sock, port = bind_unused_port()
+    server = HangsUp()
+    server.add_sockets([sock])
+    try:
+        with pytest.raises(HTTPStreamClosedError) as info:
+            await within(websocket_connect(f"ws://127.0.0.1:{port}/"))
+        assert info.value.code == 599
+        assert str(info.value) == "Stream closed"
+    finally:
+        server.stop()
+
+
+async def test_the_request_timeout_says_tornados_words(io_loop: IOLoop) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # the kernel completes the connect; nobody answers
+    port = listener.getsockname()[1]
+    try:
+        request = HTTPRequest(f"ws://127.0.0.1:{port}/", request_timeout=0.05)
+        with pytest.raises(HTTPTimeoutError, match=r"^Timeout during request$"):
+            await within(websocket_connect(request))
+    finally:
+        listener.close()
