@@ -61,7 +61,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from reactor import escape, gen, httputil
+from reactor import escape, gen, httputil, version
 from reactor.concurrent import Future, future_set_result_unless_cancelled
 from reactor.escape import utf8
 from reactor.httpclient import (
@@ -1602,6 +1602,11 @@ class WebSocketClientConnection:
             headers["Sec-WebSocket-Protocol"] = ",".join(self._subprotocols)
         if self.params.compression_options is not None:
             headers["Sec-WebSocket-Extensions"] = "permessage-deflate; client_max_window_bits"
+        # Tornado's client goes through its HTTP client, which says who it is.
+        if request.user_agent:
+            headers["User-Agent"] = request.user_agent
+        elif "User-Agent" not in headers:
+            headers["User-Agent"] = f"reactor/{version}"
         if request.auth_username is not None and "Authorization" not in headers:
             headers["Authorization"] = "Basic " + base64.b64encode(
                 httputil.encode_username_password(

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import reactor
 from reactor import gen, web
 from reactor.httpclient import HTTPRequest, HTTPStreamClosedError, HTTPTimeoutError
 from reactor.httpserver import HTTPServer
@@ -74,6 +75,7 @@ def app(events: Events) -> web.Application:
         (r"/no-protocol", NoProtocol),
         (r"/closer", Closer),
         (r"/pings-back", PingsBack),
+        (r"/user-agent", RecordsUserAgent),
     ]
     return web.Application(
         [(path, cls, {"events": events}) for path, cls in routes],
@@ -373,3 +375,26 @@ async def test_the_request_timeout_says_tornados_words(io_loop: IOLoop) -> None:
             await within(websocket_connect(request))
     finally:
         listener.close()
+
+
+class RecordsUserAgent(Plain):
+    def open(self, *args: str, **kwargs: str) -> None:
+        self.events.log.append(self.request.headers.get("User-Agent"))
+        self.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, f"reactor/{reactor.version}"),  # as the HTTP client (Tornado: Tornado/6.6.1)
+        ({"user_agent": "porter/1"}, "porter/1"),
+        ({"headers": {"User-Agent": "own/2"}}, "own/2"),
+    ],
+)
+async def test_the_client_sends_a_user_agent_as_the_http_client_does(
+    http_server: Any, base_url: str, events: Events, options: dict[str, Any], expected: str
+) -> None:
+    request = HTTPRequest("ws" + base_url[4:] + "/user-agent", **options)
+    conn = await within(websocket_connect(request))
+    assert await within(conn.read_message()) is None
+    assert events.log == [expected]
