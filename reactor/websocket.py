@@ -657,6 +657,7 @@ class WebSocketProtocol13(WebSocketProtocol):
         self._compressor: _PerMessageDeflateCompressor | None = None
         self._decompressor: _PerMessageDeflateDecompressor | None = None
         self._selected_subprotocol: str | None = None
+        self._protocol: WebSocketProtocol13 | None = None
         self._allowed_rsv = 0  # RSV1 once permessage-deflate is agreed
         # Reading: bytes of an incomplete frame, and how many make it whole.
         self._tail = bytearray()
@@ -1484,6 +1485,8 @@ class WebSocketClientConnection:
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.headers: HTTPHeaders | None = None
+        self._selected_subprotocol: str | None = None
+        self._protocol: WebSocketProtocol13 | None = None
         self._key = base64.b64encode(os.urandom(16)).decode("ascii")
         self._messages: collections.deque[str | bytes | None] = collections.deque()
         self._reader: Future[str | bytes | None] | None = None
@@ -1577,7 +1580,8 @@ class WebSocketClientConnection:
         if self.connect_future.done():
             stream.close()
             return
-        self.protocol = protocol
+        self.protocol = self._protocol = protocol  # protocol: None after close()
+        self._selected_subprotocol = protocol.selected_subprotocol  # kept after close()
         protocol.stream = stream
         stream.set_close_callback(protocol._on_stream_close)
         protocol.start_pinging()
@@ -1628,9 +1632,11 @@ class WebSocketClientConnection:
                 self._stream.close()
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
-        """Start the close handshake (see :meth:`WebSocketHandler.close`)."""
-        if self.protocol is not None:
-            self.protocol.close(code, reason)
+        """Start the close handshake (see :meth:`WebSocketHandler.close`);
+        :attr:`protocol` is None from then on, as in Tornado."""
+        self.protocol = None
+        if self._protocol is not None:  # a second close() is a no-op there
+            self._protocol.close(code, reason)
         elif self._stream is not None:
             self._stream.close()
 
@@ -1670,7 +1676,9 @@ class WebSocketClientConnection:
     ) -> Future[None]:
         """Send a message (see :meth:`WebSocketHandler.write_message`)."""
         protocol = self.protocol
-        if protocol is None or protocol.is_closing():
+        if protocol is None:
+            raise WebSocketClosedError("Client connection has been closed")  # Tornado's
+        if protocol.is_closing():
             raise WebSocketClosedError()
         return protocol.write_message(message, binary=binary)
 
@@ -1741,7 +1749,7 @@ class WebSocketClientConnection:
     @property
     def selected_subprotocol(self) -> str | None:
         """The subprotocol the server chose (None: none)."""
-        return self.protocol.selected_subprotocol if self.protocol is not None else None
+        return self._selected_subprotocol
 
     def log_exception(
         self,

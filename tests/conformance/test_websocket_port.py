@@ -26,7 +26,7 @@ from reactor.iostream import IOStream
 from reactor.locks import Event
 from reactor.tcpserver import TCPServer
 from reactor.testing import bind_unused_port
-from reactor.websocket import WebSocketHandler, websocket_connect
+from reactor.websocket import WebSocketClosedError, WebSocketHandler, websocket_connect
 from tests.util import LogRecords
 
 pytestmark = pytest.mark.usefixtures("reactor_log")  # no ERROR logged (conftest)
@@ -76,6 +76,7 @@ def app(events: Events) -> web.Application:
         (r"/closer", Closer),
         (r"/pings-back", PingsBack),
         (r"/user-agent", RecordsUserAgent),
+        (r"/chat", Chat),
     ]
     return web.Application(
         [(path, cls, {"events": events}) for path, cls in routes],
@@ -398,3 +399,25 @@ async def test_the_client_sends_a_user_agent_as_the_http_client_does(
     conn = await within(websocket_connect(request))
     assert await within(conn.read_message()) is None
     assert events.log == [expected]
+
+
+class Chat(Plain):
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        return "chat" if "chat" in subprotocols else None
+
+
+async def test_after_the_clients_close_protocol_is_none_as_in_tornado(
+    http_server: Any, base_url: str
+) -> None:
+    conn = await within(websocket_connect("ws" + base_url[4:] + "/chat", subprotocols=["chat"]))
+    assert conn.protocol is not None
+    conn.close(1000, "done")
+    assert conn.protocol is None
+    with pytest.raises(WebSocketClosedError, match=r"^Client connection has been closed$"):
+        conn.write_message("late")
+    with pytest.raises(WebSocketClosedError):
+        conn.ping(b"late")
+    conn.close()  # again: nothing happens
+    assert conn.selected_subprotocol == "chat"  # still known
+    assert await within(conn.read_message()) is None
+    assert conn.close_code == 1000
