@@ -1489,7 +1489,8 @@ class WebSocketClientConnection:
         self._protocol: WebSocketProtocol13 | None = None
         self._key = base64.b64encode(os.urandom(16)).decode("ascii")
         self._messages: collections.deque[str | bytes | None] = collections.deque()
-        self._reader: Future[str | bytes | None] | None = None
+        # read_message futures waiting, oldest first (Tornado allows several)
+        self._readers: collections.deque[Future[str | bytes | None]] = collections.deque()
         self._space: Future[None] | None = None
         self._ended = False  # None was read: every read_message gives None
         self._closed = False
@@ -1686,7 +1687,9 @@ class WebSocketClientConnection:
         self, callback: Callable[[Future[str | bytes | None]], None] | None = None
     ) -> Awaitable[str | bytes | None]:
         """The next message (str or bytes); None once the connection is
-        closed. Unread messages hold reading back (one waits at most)."""
+        closed. Unread messages hold reading back (one waits at most).
+        Several reads may wait at once: they get the messages in order (and
+        all get None at the close)."""
         future: Future[str | bytes | None]
         if self._messages:
             message = self._messages.popleft()
@@ -1702,9 +1705,8 @@ class WebSocketClientConnection:
             future = _new_future()
             future.set_result(None)
         else:
-            if self._reader is not None and not self._reader.done():
-                raise RuntimeError("read_message is already pending")
-            future = self._reader = _new_future()
+            future = _new_future()
+            self._readers.append(future)
         if callback is not None:
             self.io_loop.add_future(future, callback)
         return future
@@ -1716,14 +1718,17 @@ class WebSocketClientConnection:
         if self._on_message_callback is not None:
             self._on_message_callback(message)
             return None
-        reader = self._reader
-        if reader is not None:
-            self._reader = None
-            if not reader.done():
-                if message is None:
-                    self._ended = True
-                reader.set_result(message)
-                return None
+        readers = self._readers
+        while readers:
+            reader = readers.popleft()
+            if reader.done():  # cancelled
+                continue
+            reader.set_result(message)
+            if message is None:  # the close: every read waiting gets None
+                self._ended = True
+                while readers:
+                    future_set_result_unless_cancelled(readers.popleft(), None)
+            return None
         self._messages.append(message)
         if message is None:
             return None

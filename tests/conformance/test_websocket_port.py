@@ -19,6 +19,7 @@ import pytest
 
 import reactor
 from reactor import gen, web
+from reactor.concurrent import Future
 from reactor.httpclient import HTTPRequest, HTTPStreamClosedError, HTTPTimeoutError
 from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
@@ -77,6 +78,7 @@ def app(events: Events) -> web.Application:
         (r"/pings-back", PingsBack),
         (r"/user-agent", RecordsUserAgent),
         (r"/chat", Chat),
+        (r"/burst", Burst),
     ]
     return web.Application(
         [(path, cls, {"events": events}) for path, cls in routes],
@@ -421,3 +423,28 @@ async def test_after_the_clients_close_protocol_is_none_as_in_tornado(
     assert conn.selected_subprotocol == "chat"  # still known
     assert await within(conn.read_message()) is None
     assert conn.close_code == 1000
+
+
+class Burst(Plain):
+    """Answers a message with three."""
+
+    def on_message(self, message: str | bytes) -> None:
+        for i in range(3):
+            self.write_message(f"{message}{i}")
+
+
+async def test_several_read_message_calls_may_wait_at_once(http_server: Any, base_url: str) -> None:
+    conn = await within(websocket_connect("ws" + base_url[4:] + "/burst"))
+    reads = [conn.read_message() for _ in range(3)]  # before anything arrived
+    conn.write_message("m")
+    assert [await within(read) for read in reads] == ["m0", "m1", "m2"]
+    cancelled = conn.read_message()
+    assert isinstance(cancelled, Future)
+    cancelled.cancel()  # a cancelled read does not swallow a message
+    after = [conn.read_message(), conn.read_message()]
+    conn.write_message("n")
+    assert await within(after[0]) == "n0" and await within(after[1]) == "n1"
+    assert await within(conn.read_message()) == "n2"
+    waiting = [conn.read_message(), conn.read_message()]
+    conn.close()
+    assert [await within(read) for read in waiting] == [None, None]  # all get the close
