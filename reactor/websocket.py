@@ -54,19 +54,26 @@ import socket
 import ssl
 import struct
 import sys
+import warnings
 import zlib
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from reactor import escape, gen, httputil
+from reactor import escape, gen, httputil, version
 from reactor.concurrent import Future, future_set_result_unless_cancelled
 from reactor.escape import utf8
-from reactor.httpclient import HTTPClientError, HTTPRequest, HTTPTimeoutError, _ssl_context_for
+from reactor.httpclient import (
+    HTTPClientError,
+    HTTPRequest,
+    HTTPStreamClosedError,
+    HTTPTimeoutError,
+    _ssl_context_for,
+)
 from reactor.httputil import HTTPHeaders
 from reactor.ioloop import IOLoop, _new_future
-from reactor.iostream import IOStream, StreamClosedError
+from reactor.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
 from reactor.log import app_log, gen_log
 from reactor.tcpclient import TCPClient
 from reactor.web import RequestHandler
@@ -243,32 +250,42 @@ class WebSocketHandler(RequestHandler):
             return
         # Section 4.4: an unsupported version gets a 426 naming ours.
         if headers.get_list("Sec-WebSocket-Version") != ["13"]:
-            self.set_header("Sec-WebSocket-Version", "13")
-            self._refuse(426, "Unsupported Sec-WebSocket-Version (13 only).")
+            self._upgrade_required()
             return
         # Section 4.2.1, item 5: the key is base64 of 16 bytes.
         keys = headers.get_list("Sec-WebSocket-Key")
         if len(keys) != 1 or not _valid_key(keys[0]):
-            self._refuse(400, "Missing or invalid Sec-WebSocket-Key header.")
+            self._refuse(400, "Missing/Invalid WebSocket headers")  # Tornado's words
             return
-        # Section 10.2: a browser names the page's origin; other clients may not.
-        origin = headers.get("Origin")
-        if origin is not None and not self.check_origin(origin):
-            self._refuse(403, "Cross origin websockets not allowed")
+        # Section 10.2: browsers do not apply the same-origin policy to
+        # WebSockets. Sec-Fetch-Site (or, without it, Origin against Host)
+        # decides; check_origin is asked only about a cross-origin browser.
+        # After prepare(), so check_origin may use what prepare() learnt.
+        error = self._check_cross_origin(self.check_origin)
+        if error is not None:
+            self._refuse(403, "Cross origin websockets not allowed", error)
             return
         self.ws_connection = self.get_websocket_protocol()
         if self.ws_connection is None:
-            self.set_header("Sec-WebSocket-Version", "13")
-            self._refuse(426, "Upgrade Required")
+            self._upgrade_required()
             return
         opening = self.ws_connection.accept_connection(self)
         if opening is not None:
             await opening  # an async open
 
-    def _refuse(self, status: int, message: str) -> None:
+    def _upgrade_required(self) -> None:
+        # Tornado's 426: an empty body, nothing logged but the access line.
+        self.set_status(426, "Upgrade Required")
+        self.set_header("Sec-WebSocket-Version", "13")
+        self.finish()
+
+    def _refuse(self, status: int, message: str, why: str | None = None) -> None:
         self.set_status(status)
-        gen_log.debug("WebSocket handshake refused (%d): %s", status, message)
         self.finish(message)
+        if why is None:  # Tornado's debug lines: the body, then why
+            gen_log.debug("%s", message)
+        else:
+            gen_log.debug("%s: %s", message, why)
 
     @property
     def ping_interval(self) -> float | None:
@@ -362,16 +379,17 @@ class WebSocketHandler(RequestHandler):
             self.ws_connection = None
 
     def check_origin(self, origin: str) -> bool:
-        """Whether to accept a browser's connection from ``origin`` (the
-        ``Origin`` header): by default only from the same host and port
-        (the ``Host`` header). Override to allow other sites; a connection
-        without ``Origin`` (not a browser) is not asked about."""
-        try:
-            netloc = urlsplit(origin).netloc.lower()
-        except ValueError:  # "http://[::1", "http://[1.2.3.4]": no origin of ours
-            return False
-        host = self.request.headers.get("Host")
-        return host is not None and netloc == host.lower()
+        """Whether to accept a browser's connection from another site,
+        ``origin`` (the ``Origin`` header): by default
+        :meth:`check_trusted_origin` (the ``trusted_origins`` setting).
+
+        It is asked only about cross-origin browsers: a request the browser
+        marks ``Sec-Fetch-Site: same-origin`` (or ``none``), one without
+        ``Sec-Fetch-Site`` whose ``Origin`` host and port are the ``Host``
+        header, and one without ``Origin`` (not a browser) are accepted
+        before it. Override to allow other sites; it runs after
+        :meth:`prepare`."""
+        return self.check_trusted_origin(origin)
 
     def set_nodelay(self, value: bool) -> None:
         """Turn Nagle's algorithm off (True) or on for this connection."""
@@ -665,6 +683,7 @@ class WebSocketProtocol13(WebSocketProtocol):
         self._compressor: _PerMessageDeflateCompressor | None = None
         self._decompressor: _PerMessageDeflateDecompressor | None = None
         self._selected_subprotocol: str | None = None
+        self._protocol: WebSocketProtocol13 | None = None
         self._allowed_rsv = 0  # RSV1 once permessage-deflate is agreed
         # Reading: bytes of an incomplete frame, and how many make it whole.
         self._tail = bytearray()
@@ -953,7 +972,7 @@ class WebSocketProtocol13(WebSocketProtocol):
     def write_ping(self, data: bytes) -> None:
         """Send a ping with ``data`` (at most 125 bytes: else ValueError)."""
         if len(data) > 125:
-            raise ValueError("a ping's data is at most 125 bytes")
+            raise ValueError("control frame payloads may not exceed 125 bytes")  # Tornado
         if self.stream is None or self.stream.closed():
             raise WebSocketClosedError()
         self._write_frame(True, _OP_PING, data)
@@ -1252,7 +1271,7 @@ class WebSocketProtocol13(WebSocketProtocol):
                 except UnicodeDecodeError:
                     raise _ProtocolError(1007, "close reason not UTF-8") from None
                 self.close_code = code
-                self.close_reason = reason
+                self.close_reason = reason or None  # a code alone: None (Tornado)
             self._on_peer_close()
         elif opcode == _OP_PING:
             if self.server_terminated or self.client_terminated:
@@ -1430,8 +1449,10 @@ class WebSocketProtocol13(WebSocketProtocol):
         if interval and timeout > interval:
             de_dupe_gen_log(
                 logging.WARNING,
-                f"websocket_ping_timeout ({timeout}) cannot be longer than "
-                f"websocket_ping_interval ({interval}): using {interval}",
+                # Tornado's words, so that a ported ExpectLog matches
+                f"The websocket_ping_timeout ({timeout}) cannot be longer than the "
+                f"websocket_ping_interval ({interval}).\n"
+                f"Setting websocket_ping_timeout={interval}",
             )
             return interval
         return timeout
@@ -1540,9 +1561,12 @@ class WebSocketClientConnection:
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.headers: HTTPHeaders | None = None
+        self._selected_subprotocol: str | None = None
+        self._protocol: WebSocketProtocol13 | None = None
         self._key = base64.b64encode(os.urandom(16)).decode("ascii")
         self._messages: collections.deque[str | bytes | None] = collections.deque()
-        self._reader: Future[str | bytes | None] | None = None
+        # read_message futures waiting, oldest first (Tornado allows several)
+        self._readers: collections.deque[Future[str | bytes | None]] = collections.deque()
         self._space: Future[None] | None = None
         self._ended = False  # None was read: every read_message gives None
         self._closed = False
@@ -1565,7 +1589,11 @@ class WebSocketClientConnection:
         its outcome is :attr:`connect_future`'s."""
         try:
             await self._handshake()
-        except BaseException as e:
+        except BaseException as error:
+            e = error
+            if isinstance(e, StreamClosedError):  # as the HTTP client (and Tornado's):
+                # the socket's error (ConnectionRefusedError...), else a 599
+                e = e.real_error or HTTPStreamClosedError("Stream closed")
             if self._stream is not None:
                 self._stream.close()
             if not self.connect_future.done():
@@ -1611,7 +1639,14 @@ class WebSocketClientConnection:
         stream.set_nodelay(True)
         stream.write(self._request_head(parts, host, port, secure))
         for _ in range(_MAX_INTERIM_ANSWERS + 1):
-            head = await stream.read_until(b"\r\n\r\n", max_bytes=_MAX_HANDSHAKE_HEAD)
+            try:
+                head = await stream.read_until(b"\r\n\r\n", max_bytes=_MAX_HANDSHAKE_HEAD)
+            except StreamClosedError as e:
+                if not isinstance(e.real_error, UnsatisfiableReadError):
+                    raise
+                raise HTTPStreamClosedError(
+                    f"Stream closed: response headers larger than {_MAX_HANDSHAKE_HEAD} bytes"
+                ) from None
             first, _, rest = head.decode("latin-1").partition("\r\n")
             start_line = httputil.parse_response_start_line(first)
             headers = HTTPHeaders.parse(rest)
@@ -1636,7 +1671,8 @@ class WebSocketClientConnection:
         if self.connect_future.done():
             stream.close()
             return
-        self.protocol = protocol
+        self.protocol = self._protocol = protocol  # protocol: None after close()
+        self._selected_subprotocol = protocol.selected_subprotocol  # kept after close()
         protocol.stream = stream
         stream.set_close_callback(protocol._on_stream_close)
         protocol.start_pinging()
@@ -1661,6 +1697,11 @@ class WebSocketClientConnection:
             headers["Sec-WebSocket-Protocol"] = ",".join(self._subprotocols)
         if self.params.compression_options is not None:
             headers["Sec-WebSocket-Extensions"] = "permessage-deflate; client_max_window_bits"
+        # Tornado's client goes through its HTTP client, which says who it is.
+        if request.user_agent:
+            headers["User-Agent"] = request.user_agent
+        elif "User-Agent" not in headers:
+            headers["User-Agent"] = f"reactor/{version}"
         if request.auth_username is not None and "Authorization" not in headers:
             headers["Authorization"] = "Basic " + base64.b64encode(
                 httputil.encode_username_password(
@@ -1675,16 +1716,18 @@ class WebSocketClientConnection:
         self._timeout = None
         if not self.connect_future.done():
             self.connect_future.set_exception(
-                HTTPTimeoutError("Timeout during the WebSocket handshake")
+                HTTPTimeoutError("Timeout during request")  # Tornado's words
             )
             self.connect_future.exception()
             if self._stream is not None:
                 self._stream.close()
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
-        """Start the close handshake (see :meth:`WebSocketHandler.close`)."""
-        if self.protocol is not None:
-            self.protocol.close(code, reason)
+        """Start the close handshake (see :meth:`WebSocketHandler.close`);
+        :attr:`protocol` is None from then on, as in Tornado."""
+        self.protocol = None
+        if self._protocol is not None:  # a second close() is a no-op there
+            self._protocol.close(code, reason)
         elif self._stream is not None:
             self._stream.close()
 
@@ -1724,7 +1767,9 @@ class WebSocketClientConnection:
     ) -> Future[None]:
         """Send a message (see :meth:`WebSocketHandler.write_message`)."""
         protocol = self.protocol
-        if protocol is None or protocol.is_closing():
+        if protocol is None:
+            raise WebSocketClosedError("Client connection has been closed")  # Tornado's
+        if protocol.is_closing():
             raise WebSocketClosedError()
         return protocol.write_message(message, binary=binary)
 
@@ -1732,7 +1777,9 @@ class WebSocketClientConnection:
         self, callback: Callable[[Future[str | bytes | None]], None] | None = None
     ) -> Awaitable[str | bytes | None]:
         """The next message (str or bytes); None once the connection is
-        closed. Unread messages hold reading back (one waits at most)."""
+        closed. Unread messages hold reading back (one waits at most).
+        Several reads may wait at once: they get the messages in order (and
+        all get None at the close)."""
         future: Future[str | bytes | None]
         if self._messages:
             message = self._messages.popleft()
@@ -1748,9 +1795,8 @@ class WebSocketClientConnection:
             future = _new_future()
             future.set_result(None)
         else:
-            if self._reader is not None and not self._reader.done():
-                raise RuntimeError("read_message is already pending")
-            future = self._reader = _new_future()
+            future = _new_future()
+            self._readers.append(future)
         if callback is not None:
             self.io_loop.add_future(future, callback)
         return future
@@ -1762,14 +1808,17 @@ class WebSocketClientConnection:
         if self._on_message_callback is not None:
             self._on_message_callback(message)
             return None
-        reader = self._reader
-        if reader is not None:
-            self._reader = None
-            if not reader.done():
-                if message is None:
-                    self._ended = True
-                reader.set_result(message)
-                return None
+        readers = self._readers
+        while readers:
+            reader = readers.popleft()
+            if reader.done():  # cancelled
+                continue
+            reader.set_result(message)
+            if message is None:  # the close: every read waiting gets None
+                self._ended = True
+                while readers:
+                    future_set_result_unless_cancelled(readers.popleft(), None)
+            return None
         self._messages.append(message)
         if message is None:
             return None
@@ -1795,7 +1844,7 @@ class WebSocketClientConnection:
     @property
     def selected_subprotocol(self) -> str | None:
         """The subprotocol the server chose (None: none)."""
-        return self.protocol.selected_subprotocol if self.protocol is not None else None
+        return self._selected_subprotocol
 
     def log_exception(
         self,
@@ -1827,8 +1876,10 @@ def websocket_connect(
     whole handshake). ``compression_options`` (a dict, ``{}`` for defaults)
     offers permessage-deflate. With ``on_message_callback``, every message
     (then None at the close) goes to it instead of :meth:`read_message`.
-    A non-101 answer fails with :class:`~reactor.httpclient.HTTPClientError`,
-    a wrong 101 with :class:`WebSocketError`.
+    ``callback`` (deprecated, with a DeprecationWarning as in Tornado) gets
+    the future once it is done. A non-101 answer fails with
+    :class:`~reactor.httpclient.HTTPClientError`, a wrong 101 with
+    :class:`WebSocketError`.
     """
     if isinstance(url, HTTPRequest):
         request = url
@@ -1851,5 +1902,11 @@ def websocket_connect(
         resolver=resolver,
     )
     if callback is not None:
+        warnings.warn(  # Tornado's warning, word for word: ported tests match it
+            "The callback argument to websocket_connect is deprecated. "
+            "Use the returned Future instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         IOLoop.current().add_future(conn.connect_future, callback)
     return conn.connect_future
