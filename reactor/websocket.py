@@ -46,6 +46,7 @@ import abc
 import base64
 import codecs
 import collections
+import copy
 import hashlib
 import io
 import logging
@@ -1882,7 +1883,7 @@ def websocket_connect(
     :class:`WebSocketError`.
     """
     if isinstance(url, HTTPRequest):
-        request = url
+        request = copy.copy(url)  # the defaults below are this call's, not the caller's request's
         if connect_timeout is not None:
             request.connect_timeout = connect_timeout
     else:

@@ -697,6 +697,18 @@ async def test_check_origin(port: int, state: State, origin: str, host: str, ok:
         assert info.value.code == 403
 
 
+async def test_the_callers_request_is_left_as_it_was(port: int, state: State) -> None:
+    request = HTTPRequest(f"ws://127.0.0.1:{port}/echo", headers={"X-Mine": "1"})
+    conn = await connect(request)  # type: ignore[arg-type]
+    conn.write_message("hello")
+    assert await within(conn.read_message()) == "hello"
+    conn.close()
+    await within(state.closed.wait())
+    # The client's own defaults (timeouts, handshake headers) are not written into it.
+    assert request.connect_timeout is None and request.request_timeout is None
+    assert dict(request.headers) == {"X-Mine": "1"}
+
+
 async def test_headers_set_before_the_upgrade_go_out_in_the_101(port: int, state: State) -> None:
     stream = await raw_connect(port)
     await stream.write(handshake("/cookie", port))
