@@ -31,8 +31,7 @@ from typing import Any
 
 import pytest
 
-from reactor import backends
-from reactor.testing.kqueue_emulation import EmulatedKqueuePoller
+from tests.util import backend_envs
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("REACTOR_CHROMIUM", "/usr/bin/chromium")
@@ -270,17 +269,7 @@ def test_live_chat_in_a_browser(browser: Any) -> None:
         server.stop()
 
 
-def backend_names() -> list[tuple[str, str]]:
-    """``(test id, REACTOR_BACKEND)`` for every backend: kqueue through its
-    emulation (by the poller's path) where the system has none."""
-    names = [(n, n) for n, reason in backends.available().items() if reason is None]
-    if "kqueue" not in dict(names):
-        emulated = f"{EmulatedKqueuePoller.__module__}:{EmulatedKqueuePoller.__qualname__}"
-        names.append(("kqueue-emulated", emulated))
-    return names
-
-
-BACKENDS = backend_names()
+BACKENDS = backend_envs()
 
 
 @pytest.fixture(scope="module")

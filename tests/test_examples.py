@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from reactor import backends
+from tests.util import backend_envs
 
 ROOT = Path(__file__).resolve().parent.parent
 AVAILABLE = [name for name, reason in backends.available().items() if reason is None]
@@ -383,9 +384,11 @@ def test_example_chat() -> None:
         assert request(port, "POST", "/new", "text=", FORM)[0] == 400
 
 
-@pytest.mark.parametrize("backend", AVAILABLE)
+@pytest.mark.parametrize(
+    ("backend_id", "backend"), backend_envs(), ids=[i for i, _ in backend_envs()]
+)
 def test_ported_tornado_websocket_chat_with_the_websockets_client(
-    backend: str, tmp_path: Path
+    backend_id: str, backend: str, tmp_path: Path
 ) -> None:
     """examples/tornado_websocket_chat, imports ported, run as a program on
     each backend, and chatted through by another implementation's client

@@ -8,6 +8,7 @@ import socket
 import subprocess
 from typing import Any
 
+from reactor import backends
 from reactor.concurrent import Future
 from reactor.ioloop import IOLoop
 
@@ -60,3 +61,16 @@ def run_curl(*args: str, data: bytes | None = None) -> tuple[bytes, bytes]:
     )
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     return result.stdout, result.stderr
+
+
+def backend_envs() -> list[tuple[str, str]]:
+    """``(test id, REACTOR_BACKEND value)`` for every backend a program in a
+    child process can run on: kqueue through its emulation (named by the
+    poller's path) where the system has none."""
+    from reactor.testing.kqueue_emulation import EmulatedKqueuePoller
+
+    names = [(n, n) for n, reason in backends.available().items() if reason is None]
+    if "kqueue" not in dict(names):
+        emulated = f"{EmulatedKqueuePoller.__module__}:{EmulatedKqueuePoller.__qualname__}"
+        names.append(("kqueue-emulated", emulated))
+    return names
