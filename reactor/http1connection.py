@@ -656,6 +656,9 @@ class HTTP1ServerConnection:
                 if len(raw_names) < 4096:  # bounded: names come from clients
                     raw_names[raw_name] = name
             value = raw_value.decode("latin-1")
+            # llhttp keeps trailing whitespace, which is not the value's (RFC 9110 5.5)
+            if value and value[-1] in " \t":
+                value = value.rstrip(" \t")
             values = lists.get(name)
             if values is None:
                 fields[name] = value

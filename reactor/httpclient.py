@@ -1355,7 +1355,11 @@ class _Exchange:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_size += len(name) + len(value) + 4
-        self._headers.add(name.decode("latin-1"), value.decode("latin-1"))
+        text = value.decode("latin-1")
+        # llhttp keeps trailing whitespace, which is not the value's (RFC 9110 5.5)
+        if text and text[-1] in " \t":
+            text = text.rstrip(" \t")
+        self._headers.add(name.decode("latin-1"), text)
 
     def on_headers_complete(self) -> None:
         try:

@@ -491,6 +491,24 @@ async def test_deflate_with_and_without_zlib_wrapper(
     assert (await client.fetch(server.url())).body == text
 
 
+async def test_whitespace_around_a_response_header_value_is_not_part_of_it(
+    raw_server: Callable[[_Handle], _RawServer], client: AsyncHTTPClient
+) -> None:
+    # RFC 9110 section 5.5: leading and trailing spaces and tabs are not the value's.
+    async def handle(stream: IOStream, n: int) -> None:
+        await _read_request(stream)
+        await stream.write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2 \r\nX-A:  two words \t \r\nX-B: \t\r\n\r\nok"
+        )
+        await stream.read_bytes(1)
+
+    response = await client.fetch(raw_server(handle).url())
+    assert response.body == b"ok"
+    assert response.headers["X-A"] == "two words"
+    assert response.headers["X-B"] == ""
+    assert response.headers["Content-Length"] == "2"
+
+
 async def test_head_has_no_body_and_keeps_the_connection(
     http_server: _ThreadedServer, client: AsyncHTTPClient
 ) -> None:

@@ -231,6 +231,23 @@ async def test_obs_text_is_decoded_as_latin_1(served: tuple[Recorder, int, HTTPS
     stream.close()
 
 
+async def test_whitespace_around_a_header_value_is_not_part_of_it(
+    served: tuple[Recorder, int, HTTPServer],
+) -> None:
+    # RFC 9110 section 5.5: leading and trailing spaces and tabs are not the value's.
+    recorder, port, _ = served
+    stream = await connect(port)
+    await stream.write(
+        b"GET / HTTP/1.1\r\n" + HOST + b"X-A:  two words \t \r\nX-B:\t\r\nX-C: c\r\nX-C: d \r\n\r\n"
+    )
+    await stream.read_until(b"got:")
+    headers = recorder.requests[0].headers
+    assert headers["X-A"] == "two words"
+    assert headers["X-B"] == ""
+    assert headers.get_list("X-C") == ["c", "d"]
+    stream.close()
+
+
 # -- limits -----------------------------------------------------------------------------
 
 
