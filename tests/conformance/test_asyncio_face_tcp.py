@@ -131,6 +131,10 @@ def test_protocol_echo_and_transport_details(io_loop: IOLoop) -> None:
             assert transport.get_extra_info("peername") == ("127.0.0.1", port)
             assert transport.get_extra_info("sockname")[0] == "127.0.0.1"
             assert transport.get_extra_info("socket").family == socket.AF_INET
+            # A transport's fd is its own: add_reader refuses it.
+            fd = transport.get_extra_info("socket").fileno()
+            with pytest.raises(RuntimeError):
+                loop.add_reader(fd, print)
             transport.write(b"hello ")
             transport.writelines([b"wor", b"ld"])
             assert await asyncio.wait_for(client.full, WAIT) == b"hello world"

@@ -144,6 +144,8 @@ def test_start_tls_upgrades_a_plain_connection(
             (await self.tls).write(data.upper())
 
         def connection_lost(self, exc: BaseException | None) -> None:
+            if self.tls is not None and self.tls.done() and not self.tls.exception():
+                self.tls.result().close()  # (3.10's TLS transport warns if left open)
             self.lost.set_result(exc)
 
     class Client(asyncio.Protocol):
