@@ -27,6 +27,13 @@ How it maps onto the native loop (see ``reactor/ioloop.py``):
   (lazy deletion with compaction: cancelled timers do not pile up).
 - Readers and writers share one native fd handler per fd; the handler runs
   the reader on ``READ``, the writer on ``WRITE``, and both on ``ERROR``.
+- Transports, servers, TLS, pipes and subprocesses are the standard
+  library's own (asyncio's selector transports, ``sslproto``, the unix pipe
+  and subprocess transports, :class:`asyncio.Server`), driven through those
+  readers and writers; the methods that make them are borrowed from
+  :class:`asyncio.SelectorEventLoop` (:mod:`reactor._asyncio_transports`).
+- A signal handler is a Python-level handler that queues its handle on the
+  native loop, which the loop's waker (the signal wakeup fd) wakes.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import errno
 import functools
 import inspect
 import os
+import signal
 import socket
 import sys
 import threading
@@ -45,9 +53,12 @@ import traceback
 import types
 import warnings
 import weakref
+from asyncio import constants as asyncio_constants
+from asyncio.log import logger as asyncio_logger
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from reactor._asyncio_transports import SelectorView, StdlibTransports
 from reactor.backends.pollers.base import ERROR, READ, WRITE
 from reactor.log import app_log
 
@@ -184,6 +195,51 @@ class _TimerHandle(asyncio.TimerHandle):
             self._loop._callback_failed(self, exc)
 
 
+def _run_timed(handle: _Handle | _TimerHandle) -> None:
+    """Run ``handle``'s callback and warn on asyncio's logger if it took at
+    least the loop's ``slow_callback_duration`` (debug mode, as asyncio)."""
+    loop = handle._loop
+    started = loop.time()
+    try:
+        handle._callback(*handle._args)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        loop._callback_failed(handle, exc)
+    took = loop.time() - started
+    if took >= loop.slow_callback_duration:
+        asyncio_logger.warning("Executing %s took %.3f seconds", _format_handle(handle), took)
+
+
+def _format_handle(handle: asyncio.Handle) -> str:
+    """A task's repr for a task's step, else the handle's."""
+    owner = getattr(handle._callback, "__self__", None)  # type: ignore[attr-defined]
+    if isinstance(owner, asyncio.Task):
+        return repr(owner)
+    return str(handle)
+
+
+class _DebugHandle(_Handle):
+    """A :class:`_Handle` of debug mode: it times its callback."""
+
+    __slots__ = ()
+
+    def __call__(self) -> None:
+        if not self._cancelled:
+            _run_timed(self)
+
+
+class _DebugTimerHandle(_TimerHandle):
+    """A :class:`_TimerHandle` of debug mode: it times its callback."""
+
+    __slots__ = ()
+
+    def __call__(self) -> None:
+        self._scheduled = False
+        if not self._cancelled:
+            _run_timed(self)
+
+
 _new_handle = object.__new__
 
 
@@ -204,7 +260,7 @@ def _fd_number(fileobj: FileDescriptorLike) -> int:
     return fd
 
 
-class NativeAsyncioLoop(asyncio.AbstractEventLoop):
+class NativeAsyncioLoop(StdlibTransports, asyncio.AbstractEventLoop):
     """The asyncio event loop interface over a running :class:`~reactor.ioloop.PollIOLoop`.
 
     There is one per native loop, made with it (``PollIOLoop.asyncio_loop``,
@@ -214,7 +270,8 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
     ``asyncio.get_running_loop()`` and never needs to know it is not
     asyncio's own loop.
 
-    Supported, with asyncio's semantics:
+    It is the whole :class:`asyncio.AbstractEventLoop`, with asyncio's
+    semantics:
 
     - callbacks and timers: ``call_soon`` (loop thread only, as in asyncio),
       ``call_soon_threadsafe`` (wakes a loop blocked in poll), ``call_later``,
@@ -225,33 +282,55 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
       everything built on them (``sleep``, ``gather``, ``wait_for``,
       ``timeout``, ``Queue``, ``Event``, ``Lock``, ``Condition``...);
     - file descriptors: ``add_reader``/``remove_reader``,
-      ``add_writer``/``remove_writer``, and on non-blocking sockets
-      ``sock_recv``, ``sock_recv_into``, ``sock_sendall``, ``sock_connect``
-      (resolving host names) and ``sock_accept``;
+      ``add_writer``/``remove_writer`` (RuntimeError for an fd a transport
+      owns), and on non-blocking sockets ``sock_recv``, ``sock_recv_into``,
+      ``sock_sendall``, ``sock_connect`` (resolving host names),
+      ``sock_accept``, ``sock_recvfrom``, ``sock_recvfrom_into``,
+      ``sock_sendto`` and ``sock_sendfile``;
+    - transports and servers, borrowed from :class:`asyncio.SelectorEventLoop`
+      with the standard library's own transports (see
+      :mod:`reactor._asyncio_transports` for what is borrowed and why):
+      ``create_connection`` (``ssl``, ``server_hostname``, happy eyeballs,
+      ``sock=``, ``local_addr``), ``create_server`` and
+      :class:`asyncio.Server`, so ``asyncio.start_server`` /
+      ``open_connection`` streams, ``create_unix_connection`` /
+      ``create_unix_server``, ``create_datagram_endpoint``,
+      ``connect_accepted_socket``, ``connect_read_pipe`` /
+      ``connect_write_pipe``, ``start_tls``, ``sendfile``, and
+      ``subprocess_exec`` / ``subprocess_shell`` (so
+      ``asyncio.create_subprocess_exec`` works, with the event loop
+      policy's child watcher);
+    - signals: ``add_signal_handler`` / ``remove_signal_handler`` (main
+      thread only, as in asyncio), on the native loop's own signal
+      machinery: its waker is the signal wakeup fd, shared with
+      :meth:`IOLoop.add_callback_from_signal
+      <reactor.ioloop.IOLoop.add_callback_from_signal>`;
     - threads: ``run_in_executor`` (the view's own default thread pool, not
       the IOLoop's), ``set_default_executor``, ``shutdown_default_executor``,
       ``getaddrinfo``, ``getnameinfo``;
     - errors: ``call_exception_handler``, ``set_exception_handler``,
       ``get_exception_handler``, ``default_exception_handler`` (which logs
       to ``reactor.application``, not to the ``asyncio`` logger);
-    - the rest of the loop's life: ``get_debug``/``set_debug`` (debug mode
-      checks the thread of ``call_soon`` and records where handles were
-      made), ``is_running``, ``is_closed``, ``shutdown_asyncgens`` (async
-      generators are tracked while the loop runs), and ``run_forever``,
-      ``run_until_complete``, ``stop`` and ``close``, which run, stop and
-      close the native loop itself.
+    - debug mode (``set_debug``, ``PYTHONASYNCIODEBUG``, ``-X dev``): as in
+      asyncio, ``call_soon``/``call_at`` from another thread raise
+      RuntimeError, coroutines given as callbacks raise TypeError, handles
+      record where they were made, coroutines record where they were
+      created while the loop runs (so "was never awaited" says where), and
+      a callback that runs for ``slow_callback_duration`` (0.1 s) or more
+      is logged as a warning on the ``asyncio`` logger ("Executing ...
+      took ... seconds");
+    - the rest of the loop's life: ``is_running``, ``is_closed``,
+      ``shutdown_asyncgens`` (async generators are tracked while the loop
+      runs), and ``run_forever``, ``run_until_complete``, ``stop`` and
+      ``close``, which run, stop and close the native loop itself (closing
+      also puts back the default handler of each signal it handled).
 
-    Not supported: transports and protocols (``create_connection``,
-    ``create_server``, ``create_datagram_endpoint``, ``create_unix_*``,
-    ``connect_*_pipe``, ``start_tls``, ``sendfile``), subprocesses
-    (``subprocess_exec``/``subprocess_shell``), ``sock_recvfrom``/
-    ``sock_sendto``/``sock_sendfile``, and ``add_signal_handler``: these keep
-    :class:`asyncio.AbstractEventLoop`'s behaviour and raise
-    :exc:`NotImplementedError`. Use reactor's IOStream, TCPServer and
-    process modules, or an asyncio backend, for those. There is no slow
-    callback warning in debug mode; see
-    :meth:`IOLoop.set_blocking_log_threshold
-    <reactor.ioloop.IOLoop.set_blocking_log_threshold>`.
+    The differences: the native loop runs a ready fd's reader or writer as
+    soon as its poll reports it, not at the next turn of a ready queue (the
+    order among callbacks, timers and I/O of one iteration is the native
+    loop's, see :class:`~reactor.ioloop.PollIOLoop`); ``_selector`` is only
+    what a transport's ``repr()`` reads (:class:`SelectorView
+    <reactor._asyncio_transports.SelectorView>`), not a selector.
     """
 
     def __init__(self, io_loop: PollIOLoop) -> None:
@@ -271,6 +350,18 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
         self._fd_events: dict[int, int] = {}  # the events registered with the native loop
         # What call_soon returns for the callbacks it queues without a handle.
         self._unused_handle = _Handle(_noop, (), self, None)
+        # For the borrowed stdlib code (reactor._asyncio_transports): the
+        # transports by fd, a selector's get_key for their repr, and 3.13's
+        # unix server socket files.
+        self._transports: weakref.WeakValueDictionary[int, asyncio.BaseTransport] = (
+            weakref.WeakValueDictionary()
+        )
+        self._selector = SelectorView(self)
+        self._unix_server_sockets: dict[Any, Any] = {}
+        self._signal_handlers: dict[int, _Handle] = {}
+        # Debug mode: callbacks that take longer are logged (as asyncio does).
+        self.slow_callback_duration = 0.1
+        self._origin_tracking_depth: int | None = None  # saved while tracking
 
     def __repr__(self) -> str:
         return (
@@ -327,6 +418,7 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
     def _detach(self) -> None:
         """Called by the native loop's close(): the view is closed for good."""
         self._closed = True
+        self._remove_signal_handlers()
         # Let go of the native loop's old callback deque (close() replaced it
         # with one that keeps nothing), so what a racing thread appends to
         # the old one is freed with it.
@@ -407,7 +499,8 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
     ) -> asyncio.Handle:
         if self._closed or self._debug:
             self._check_call(callback, "call_soon")
-            handle = _Handle(callback, args, self, context)  # in debug mode, notes its origin
+            # In debug mode: notes its origin, and times its callback.
+            handle: _Handle = _DebugHandle(callback, args, self, context)
         elif context is not None and (
             type(callback) is _TASK_STEP
             or (type(callback) is _BUILTIN and callback.__name__ == "task_wakeup")
@@ -444,7 +537,7 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
         context: contextvars.Context | None = None,
     ) -> asyncio.Handle:
         self._check_call(callback, "call_soon_threadsafe")
-        handle = _Handle(callback, args, self, context)
+        handle = (_DebugHandle if self._debug else _Handle)(callback, args, self, context)
         self._io_loop._add_callback_in_context(handle._context, handle, ())
         return handle
 
@@ -469,7 +562,8 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
         if when is None:
             raise TypeError("when must not be None")
         self._check_call(callback, "call_at")
-        handle = _TimerHandle(when, callback, args, self, context)
+        kind = _DebugTimerHandle if self._debug else _TimerHandle
+        handle = kind(when, callback, args, self, context)
         handle._timeout = self._io_loop._call_at_in_context(when, handle._context, handle, ())
         handle._scheduled = True
         return handle
@@ -595,23 +689,67 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
 
     def set_debug(self, enabled: bool) -> None:
         self._debug = enabled
+        if self.is_running():
+            # Tracking is per thread: the loop's thread turns it on or off.
+            if self._io_loop._thread_ident == threading.get_ident():
+                self._track_coroutine_origins(enabled)
+            else:
+                self.call_soon_threadsafe(self._track_coroutine_origins, enabled)
+
+    def _track_coroutine_origins(self, enabled: bool) -> None:
+        """What asyncio's debug mode does while the loop runs: coroutines
+        record where they were made, so that "coroutine ... was never
+        awaited" says where. Called by PollIOLoop.start (True in debug mode,
+        then False when it returns) and by set_debug while running."""
+        if enabled == (self._origin_tracking_depth is not None):
+            return
+        if enabled:
+            self._origin_tracking_depth = sys.get_coroutine_origin_tracking_depth()
+            sys.set_coroutine_origin_tracking_depth(asyncio_constants.DEBUG_STACK_DEPTH)
+        else:
+            assert self._origin_tracking_depth is not None
+            sys.set_coroutine_origin_tracking_depth(self._origin_tracking_depth)
+            self._origin_tracking_depth = None
 
     # -- file descriptors ----------------------------------------------------
+
+    # The public four refuse an fd a transport owns (RuntimeError, as in
+    # asyncio); the private four are what the stdlib transports call.
 
     def add_reader(
         self, fd: FileDescriptorLike, callback: Callable[[Unpack[_Ts]], Any], *args: Unpack[_Ts]
     ) -> None:
+        self._ensure_fd_no_transport(fd)
         self._add_watch(self._readers, fd, callback, args)
 
     def add_writer(
         self, fd: FileDescriptorLike, callback: Callable[[Unpack[_Ts]], Any], *args: Unpack[_Ts]
     ) -> None:
+        self._ensure_fd_no_transport(fd)
         self._add_watch(self._writers, fd, callback, args)
 
     def remove_reader(self, fd: FileDescriptorLike) -> bool:
+        self._ensure_fd_no_transport(fd)
         return self._remove_watch(self._readers, _fd_number(fd))
 
     def remove_writer(self, fd: FileDescriptorLike) -> bool:
+        self._ensure_fd_no_transport(fd)
+        return self._remove_watch(self._writers, _fd_number(fd))
+
+    def _add_reader(
+        self, fd: FileDescriptorLike, callback: Callable[..., Any], *args: Any
+    ) -> _Handle:
+        return self._add_watch(self._readers, fd, callback, args)
+
+    def _add_writer(
+        self, fd: FileDescriptorLike, callback: Callable[..., Any], *args: Any
+    ) -> _Handle:
+        return self._add_watch(self._writers, fd, callback, args)
+
+    def _remove_reader(self, fd: FileDescriptorLike) -> bool:
+        return self._remove_watch(self._readers, _fd_number(fd))
+
+    def _remove_writer(self, fd: FileDescriptorLike) -> bool:
         return self._remove_watch(self._writers, _fd_number(fd))
 
     def _add_watch(
@@ -623,7 +761,7 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
     ) -> _Handle:
         self._check_call(callback, "add_reader" if watches is self._readers else "add_writer")
         fd = _fd_number(fileobj)
-        handle = _Handle(callback, args, self, None)
+        handle = (_DebugHandle if self._debug else _Handle)(callback, args, self, None)
         old = watches.get(fd)
         watches[fd] = handle
         if old is not None:
@@ -696,6 +834,7 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
         return its result; while it raises :exc:`BlockingIOError` (or
         :exc:`InterruptedError`) it is tried again at the next readiness."""
         fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
         watches = self._writers if writing else self._readers
         future: asyncio.Future[_T] = self.create_future()
         handle = self._add_watch(watches, fd, self._attempt, (future, attempt))
@@ -803,6 +942,122 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
         except (BlockingIOError, InterruptedError):
             pass
         return await self._when_ready(sock, False, accept)
+
+    async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
+        self._check_socket(sock)
+        try:
+            return sock.recvfrom(bufsize)
+        except (BlockingIOError, InterruptedError):
+            pass
+        return await self._when_ready(sock, False, lambda: sock.recvfrom(bufsize))
+
+    async def sock_recvfrom_into(
+        self, sock: socket.socket, buf: WriteableBuffer, nbytes: int = 0
+    ) -> tuple[int, Any]:
+        self._check_socket(sock)
+        if not nbytes:
+            nbytes = memoryview(buf).nbytes
+        try:
+            return sock.recvfrom_into(buf, nbytes)
+        except (BlockingIOError, InterruptedError):
+            pass
+        return await self._when_ready(sock, False, lambda: sock.recvfrom_into(buf, nbytes))
+
+    async def sock_sendto(
+        self, sock: socket.socket, data: ReadableBuffer, address: _Address
+    ) -> int:
+        self._check_socket(sock)
+        try:
+            return sock.sendto(data, address)
+        except (BlockingIOError, InterruptedError):
+            pass
+        return await self._when_ready(sock, True, lambda: sock.sendto(data, address))
+
+    # -- signals -------------------------------------------------------------
+
+    # The native loop's own signal machinery: while it runs in the main
+    # thread its waker is the signal wakeup fd (PollIOLoop.start), so a
+    # signal wakes its poll whatever thread the kernel delivered it to.
+    # Python then runs the signal's Python-level handler in the main thread;
+    # for an asyncio handler that handler only queues the callback's handle
+    # on the native loop, as add_callback_from_signal queues a callback. So
+    # both kinds work side by side, on one wakeup fd, and an asyncio handler
+    # runs from the loop, never inside the interrupted code.
+
+    def add_signal_handler(
+        self, sig: int, callback: Callable[[Unpack[_Ts]], object], *args: Unpack[_Ts]
+    ) -> None:
+        """Run ``callback(*args)`` on the loop each time signal ``sig`` arrives.
+
+        As in asyncio: main thread only (RuntimeError elsewhere), one handler
+        per signal (a new one replaces the old), TypeError for a coroutine,
+        ValueError for an invalid signal number, RuntimeError for one that
+        cannot be caught (SIGKILL, SIGSTOP). Interrupted system calls are
+        restarted (``siginterrupt(sig, False)``).
+        """
+        if asyncio.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        self._check_signal(sig)
+        self._check_closed()
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("add_signal_handler() only works in the main thread")
+        handle = (_DebugHandle if self._debug else _Handle)(callback, args, self, None)
+        old = self._signal_handlers.get(sig)
+        self._signal_handlers[sig] = handle
+        try:
+            signal.signal(sig, self._signal_received)
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            if old is None:
+                del self._signal_handlers[sig]
+            else:
+                self._signal_handlers[sig] = old
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught") from None
+            raise
+        if old is not None:
+            old.cancel()
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        """Remove the handler of ``sig``, restoring the default disposition
+        (for SIGINT, :func:`signal.default_int_handler`); False if it had none."""
+        self._check_signal(sig)
+        handle = self._signal_handlers.pop(sig, None)
+        if handle is None:
+            return False
+        handle.cancel()
+        default = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        try:
+            signal.signal(sig, default)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught") from None
+            raise
+        return True
+
+    @staticmethod
+    def _check_signal(sig: int) -> None:
+        if not isinstance(sig, int):
+            raise TypeError(f"sig must be an int, not {sig!r}")
+        if sig not in signal.valid_signals():
+            raise ValueError(f"invalid signal number {sig}")
+
+    def _signal_received(self, sig: int, frame: types.FrameType | None) -> None:
+        # The Python-level handler: runs in the main thread between two
+        # bytecodes of whatever runs there, so it only queues.
+        handle = self._signal_handlers.get(sig)
+        if handle is not None and not self._closed:
+            self._io_loop._add_callback_in_context(handle._context, handle, ())
+
+    def _remove_signal_handlers(self) -> None:
+        """At close: every signal back to its default (main thread only)."""
+        if not self._signal_handlers:
+            return
+        if threading.current_thread() is not threading.main_thread() or sys.is_finalizing():
+            self._signal_handlers.clear()
+            return
+        for sig in list(self._signal_handlers):
+            self.remove_signal_handler(sig)
 
     # -- threads -------------------------------------------------------------
 
