@@ -48,7 +48,9 @@ import asyncio
 import datetime
 import json
 import os
+import resource
 import shutil
+import statistics
 import sys
 import threading
 import time
@@ -74,7 +76,7 @@ from _common import (
     unavailable_reason,
     with_baseline,
 )
-from bench_http import ServerProcess, _cpus, _watch_stdin, check_hello, flag_of, run_wrk
+from bench_http import ServerProcess, _cpu_busy, _cpus, _watch_stdin, check_hello, flag_of, run_wrk
 
 IMPLEMENTATIONS: dict[str, str] = {
     "reactor-epoll": "the asyncio face of reactor's IOLoop on the epoll backend",
@@ -256,21 +258,37 @@ class EchoClient(asyncio.Protocol):
             self.idle.set_result(None)
 
 
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def timed(
-    server: ServerProcess, count: Callable[[], int], warmup: float, duration: float
+    server: ServerProcess,
+    count: Callable[[], int],
+    spec: dict[str, Any],
 ) -> dict[str, float]:
-    """Operations per second and server CPU per operation over ``duration``, after ``warmup``."""
-    await asyncio.sleep(warmup)
+    """Operations per second and server CPU per operation over ``spec["duration"]``,
+    after ``spec["warmup"]``; also the CPU that other processes took meanwhile
+    on the server's and the client's CPUs."""
+    await asyncio.sleep(spec["warmup"])
+    cpus = spec["cpus"]
+    busy0, mine0 = _cpu_busy(cpus), own_cpu_seconds()
     n0, cpu0, t0 = count(), server.cpu_seconds(), time.perf_counter()
-    await asyncio.sleep(duration)
+    await asyncio.sleep(spec["duration"])
     n1, cpu1, t1 = count(), server.cpu_seconds(), time.perf_counter()
-    ops = n1 - n0
+    busy1, mine1 = _cpu_busy(cpus), own_cpu_seconds()
+    ops, elapsed = n1 - n0, t1 - t0
     if ops <= 0:
-        raise RuntimeError(f"nothing completed in {t1 - t0:.2f} s")
+        raise RuntimeError(f"nothing completed in {elapsed:.2f} s")
+    server_busy, client_busy = (b - a for a, b in zip(busy0, busy1, strict=True))
     return {
-        "rate": ops / (t1 - t0),
+        "rate": ops / elapsed,
         "server_us": (cpu1 - cpu0) / ops * 1e6,
-        "server_cpu_pct": (cpu1 - cpu0) / (t1 - t0) * 100,
+        "server_cpu_pct": (cpu1 - cpu0) / elapsed * 100,
+        "client_cpu_pct": (mine1 - mine0) / elapsed * 100,
+        "other_server_cpu_pct": max(0.0, server_busy - (cpu1 - cpu0)) / elapsed * 100,
+        "other_client_cpu_pct": max(0.0, client_busy - (mine1 - mine0)) / elapsed * 100,
         "ops": ops,
     }
 
@@ -294,9 +312,7 @@ async def echo_client(server: ServerProcess, spec: dict[str, Any]) -> dict[str, 
                 clients.append(protocol)
         for client in clients:
             client.start()
-        result = await timed(
-            server, lambda: sum(c.count for c in clients), spec["warmup"], spec["duration"]
-        )
+        result = await timed(server, lambda: sum(c.count for c in clients), spec)
         # Stop sending, wait for what is in flight: every echo came back whole.
         for client in clients:
             client.stopping = True
@@ -332,7 +348,7 @@ async def accept_client(server: ServerProcess, spec: dict[str, Any]) -> dict[str
 
     tasks = [asyncio.ensure_future(one()) for _ in range(spec["clients"])]
     try:
-        result = await timed(server, lambda: done, spec["warmup"], spec["duration"])
+        result = await timed(server, lambda: done, spec)
         stop = True
         await asyncio.wait_for(asyncio.gather(*tasks), DRAIN_TIMEOUT)
         return result
@@ -357,6 +373,7 @@ def worker(spec: dict[str, Any]) -> int:
         emit_result({"na": reason})
         return 0
     server_cpu, client_cpu = _cpus()
+    spec = {**spec, "cpus": [server_cpu, client_cpu]}
     server = ServerProcess({"impl": impl, "bench": bench, "cpu": server_cpu}, script=SCRIPT)
     try:
         server.wait_listening()
@@ -389,16 +406,22 @@ def wrk_cell(server: ServerProcess, spec: dict[str, Any], cpu: int | None) -> di
     check_hello(server.port)  # the body, and the connection kept alive
     if spec["wrk_warmup"] > 0:
         run_wrk(server.port, spec["conns"], spec["wrk_warmup"], None, cpu)
-    cpu0 = server.cpu_seconds()
-    wrk, _ = run_wrk(server.port, spec["conns"], spec["wrk_seconds"], None, cpu)
-    cpu1 = server.cpu_seconds()
+    busy0, cpu0, t0 = _cpu_busy(spec["cpus"]), server.cpu_seconds(), time.perf_counter()
+    wrk, wrk_seconds = run_wrk(server.port, spec["conns"], spec["wrk_seconds"], None, cpu)
+    busy1, cpu1, t1 = _cpu_busy(spec["cpus"]), server.cpu_seconds(), time.perf_counter()
     flag = flag_of(wrk["errors"])
     if flag:
         raise RuntimeError(f"wrk counted errors against a hello server: {flag}")
+    elapsed = t1 - t0
+    server_busy, client_busy = (b - a for a, b in zip(busy0, busy1, strict=True))
     return {
         "rate": wrk["rps"],
         "server_us": (cpu1 - cpu0) / wrk["requests"] * 1e6,
-        "server_cpu_pct": (cpu1 - cpu0) / wrk["seconds"] * 100,
+        "server_cpu_pct": (cpu1 - cpu0) / elapsed * 100,
+        "client_cpu_pct": wrk_seconds / elapsed * 100,
+        "other_server_cpu_pct": max(0.0, server_busy - (cpu1 - cpu0)) / elapsed * 100,
+        "other_client_cpu_pct": max(0.0, client_busy - wrk_seconds) / elapsed * 100,
+        "p50_ms": wrk["p50_ms"],
         "p99_ms": wrk["p99_ms"],
     }
 
@@ -495,10 +518,51 @@ def summary(cases: list[Case], results: list[Cells], impls: list[str]) -> list[s
     return [*out, ""]
 
 
+def _median_of(cells: Cells, impl: str, key: str) -> float | None:
+    values = [r[key] for r in cells.get(impl, []) if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def notes(cells: Cells, impls: list[str]) -> list[str]:
+    """Below a case's tables: the CPU of server and client, what else ran on their CPUs."""
+    cpu, other, said = [], [], []
+    for impl in impls:
+        s, c = (_median_of(cells, impl, k) for k in ("server_cpu_pct", "client_cpu_pct"))
+        if s is not None and c is not None:
+            cpu.append(f"{impl} {s:.0f} / {c:.0f}")
+        os_, oc = (
+            _median_of(cells, impl, k) for k in ("other_server_cpu_pct", "other_client_cpu_pct")
+        )
+        if os_ is not None and oc is not None and max(os_, oc) >= 5:
+            other.append(f"{impl} {os_:.0f} / {oc:.0f}")
+        stderr = [r["server_stderr"] for r in cells.get(impl, []) if r.get("server_stderr")]
+        if stderr:
+            said.append(f"{impl} ({len(stderr)} runs): `{stderr[0].splitlines()[-1][:160]}`")
+    out = []
+    if cpu:
+        out.append(
+            "CPU over the timed window, server / client, % of one core (medians): "
+            + "; ".join(cpu)
+            + "."
+        )
+    if other:
+        out.append(
+            "Other processes on the server's / client's CPU meanwhile, % of one core "
+            "(medians, shown where 5 or more): " + "; ".join(other) + "."
+        )
+    if said:
+        out.append("The server wrote to stderr: " + "; ".join(said) + ".")
+    return out
+
+
 def _describe(result: dict[str, Any]) -> str:
     if "server_cpu_pct" not in result:
         return ""
-    return f" (server CPU {result['server_cpu_pct']:.0f}%)"
+    return (
+        f" (server CPU {result['server_cpu_pct']:.0f}%, client {result['client_cpu_pct']:.0f}%,"
+        f" others on their CPUs {result['other_server_cpu_pct']:.0f}% /"
+        f" {result['other_client_cpu_pct']:.0f}%)"
+    )
 
 
 SCRIPT = os.path.abspath(__file__)
@@ -617,6 +681,9 @@ def main(argv: list[str] | None = None) -> int:
         out += [f"{h}{case.label}", ""]
         for metric in case.metrics:
             out += render_table(case, metric, impls, results[ci])
+        note = notes(results[ci], impls)
+        if note:
+            out += [" ".join(note), ""]
     if len(cases) > 1:
         out += [f"{h}Summary", ""]
         out += summary(cases, results, impls)
