@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import sqlite3
 import sys
 import threading
@@ -247,6 +248,47 @@ def test_aiohttp_client_against_reactor_server(io_loop: IOLoop) -> None:
     assert missing == 404
 
 
+def test_aiohttp_server_answers_a_lying_client_and_goes_on(io_loop: IOLoop) -> None:
+    """Garbage, a request line with a bad Content-Length and a client that leaves
+    mid-body, on raw connections (asyncio streams of the same loop): a 400 for
+    the first two, nothing lost, and the next well-formed request is served."""
+
+    async def exchange(port: int, data: bytes, *, half: bool = False) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(data)
+            if half:
+                writer.write_eof()
+            return await asyncio.wait_for(reader.read(), 5.0)
+        finally:
+            writer.close()
+
+    async def main() -> list[bytes]:
+        runner, port = await start_aiohttp(aiohttp_application())
+        try:
+            garbage = await exchange(port, b"\x00\xffNOT HTTP AT ALL\r\n\r\n")
+            bad_length = await exchange(
+                port, b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"
+            )
+            gone = await exchange(
+                port,
+                b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nshort",
+                half=True,
+            )
+            good = await exchange(
+                port, b"GET /hello?name=after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+        finally:
+            await runner.cleanup()
+        return [garbage, bad_length, gone, good]
+
+    garbage, bad_length, gone, good = run_coroutine(io_loop, main)
+    assert re.match(rb"HTTP/1\.[01] 400 ", garbage), garbage[:100]
+    assert re.match(rb"HTTP/1\.[01] 400 ", bad_length), bad_length[:100]
+    assert not gone.startswith(b"HTTP/1.1 200"), gone[:100]  # no answer to half a body
+    assert good.startswith(b"HTTP/1.1 200 ") and good.endswith(b"hello after"), good[-100:]
+
+
 # -- httpx ---------------------------------------------------------------------------------
 
 
@@ -315,6 +357,35 @@ def test_websockets_server_and_client(io_loop: IOLoop) -> None:
     assert in_order == [f"n{i}" for i in range(100)]
     assert ponged
     assert closed == (4000, "asked to")
+
+
+def test_websockets_server_refuses_a_message_over_max_size(io_loop: IOLoop) -> None:
+    """A client that sends more than the server's max_size: the server closes with
+    1009 (message too big), the client sees it, and the server serves the next one."""
+
+    async def echo(ws: websockets.asyncio.server.ServerConnection) -> None:
+        try:
+            async for message in ws:
+                await ws.send(message)
+        except websockets.ConnectionClosed:
+            pass
+
+    async def main() -> list[Any]:
+        async with websockets.asyncio.server.serve(echo, "127.0.0.1", 0, max_size=1024) as server:
+            url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+            async with websockets.asyncio.client.connect(url) as ws:
+                await ws.send(b"x" * 4096)
+                with pytest.raises(websockets.ConnectionClosedError):
+                    await ws.recv()
+                refused = (ws.close_code, ws.protocol.close_rcvd and ws.protocol.close_rcvd.code)
+            async with websockets.asyncio.client.connect(url) as ws:
+                await ws.send("still there?")
+                after = await ws.recv()
+        return [refused, after]
+
+    refused, after = run_coroutine(io_loop, main)
+    assert refused == (1009, 1009)
+    assert after == "still there?"
 
 
 # -- aiosqlite -------------------------------------------------------------------------------
@@ -566,3 +637,42 @@ def test_asyncpg_queries_transaction_and_notify(
     assert count == 500
     assert big_ok
     assert notes == [(channel, "first"), (channel, "second")]
+
+
+def test_asyncpg_connection_killed_by_the_server(
+    io_loop: IOLoop, postgres_address: RunningServer
+) -> None:
+    """The server ends a connection mid-session (pg_terminate_backend): the query on
+    it fails with asyncpg's error, the connection knows it is closed, and the other
+    connections and new ones go on."""
+
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(
+            host=postgres_address.host,
+            port=postgres_address.port,
+            user="postgres",
+            database="postgres",
+            timeout=5.0,
+        )
+
+    async def main() -> list[Any]:
+        victim, killer = await connect(), await connect()
+        try:
+            lost = asyncio.get_running_loop().create_future()
+            victim.add_termination_listener(lambda conn: lost.done() or lost.set_result(None))
+            pid = victim.get_server_pid()
+            terminated = await killer.fetchval("SELECT pg_terminate_backend($1)", pid)
+            await asyncio.wait_for(lost, 5.0)  # asyncpg saw its connection end
+            victim_closed = victim.is_closed()
+            with pytest.raises(asyncpg.InterfaceError, match="closed"):
+                await victim.fetchval("SELECT 1")
+            survivor = await killer.fetchval("SELECT 2")
+            fresh = await connect()
+            again = await fresh.fetchval("SELECT 3")
+            await fresh.close()
+        finally:
+            victim.terminate()
+            await killer.close()
+        return [terminated, victim_closed, survivor, again]
+
+    assert run_coroutine(io_loop, main) == [True, True, 2, 3]
