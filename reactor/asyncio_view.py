@@ -38,6 +38,7 @@ import errno
 import functools
 import inspect
 import os
+import signal
 import socket
 import sys
 import threading
@@ -45,9 +46,12 @@ import traceback
 import types
 import warnings
 import weakref
+from asyncio import constants as asyncio_constants
+from asyncio.log import logger as asyncio_logger
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from reactor._asyncio_transports import SelectorView, StdlibTransports
 from reactor.backends.pollers.base import ERROR, READ, WRITE
 from reactor.log import app_log
 
@@ -184,6 +188,51 @@ class _TimerHandle(asyncio.TimerHandle):
             self._loop._callback_failed(self, exc)
 
 
+def _run_timed(handle: _Handle | _TimerHandle) -> None:
+    """Run ``handle``'s callback and warn on asyncio's logger if it took at
+    least the loop's ``slow_callback_duration`` (debug mode, as asyncio)."""
+    loop = handle._loop
+    started = loop.time()
+    try:
+        handle._callback(*handle._args)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        loop._callback_failed(handle, exc)
+    took = loop.time() - started
+    if took >= loop.slow_callback_duration:
+        asyncio_logger.warning("Executing %s took %.3f seconds", _format_handle(handle), took)
+
+
+def _format_handle(handle: asyncio.Handle) -> str:
+    """A task's repr for a task's step, else the handle's."""
+    owner = getattr(handle._callback, "__self__", None)  # type: ignore[attr-defined]
+    if isinstance(owner, asyncio.Task):
+        return repr(owner)
+    return str(handle)
+
+
+class _DebugHandle(_Handle):
+    """A :class:`_Handle` of debug mode: it times its callback."""
+
+    __slots__ = ()
+
+    def __call__(self) -> None:
+        if not self._cancelled:
+            _run_timed(self)
+
+
+class _DebugTimerHandle(_TimerHandle):
+    """A :class:`_TimerHandle` of debug mode: it times its callback."""
+
+    __slots__ = ()
+
+    def __call__(self) -> None:
+        self._scheduled = False
+        if not self._cancelled:
+            _run_timed(self)
+
+
 _new_handle = object.__new__
 
 
@@ -204,7 +253,7 @@ def _fd_number(fileobj: FileDescriptorLike) -> int:
     return fd
 
 
-class NativeAsyncioLoop(asyncio.AbstractEventLoop):
+class NativeAsyncioLoop(StdlibTransports, asyncio.AbstractEventLoop):
     """The asyncio event loop interface over a running :class:`~reactor.ioloop.PollIOLoop`.
 
     There is one per native loop, made with it (``PollIOLoop.asyncio_loop``,
@@ -271,6 +320,18 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
         self._fd_events: dict[int, int] = {}  # the events registered with the native loop
         # What call_soon returns for the callbacks it queues without a handle.
         self._unused_handle = _Handle(_noop, (), self, None)
+        # For the borrowed stdlib code (reactor._asyncio_transports): the
+        # transports by fd, a selector's get_key for their repr, and 3.13's
+        # unix server socket files.
+        self._transports: weakref.WeakValueDictionary[int, asyncio.BaseTransport] = (
+            weakref.WeakValueDictionary()
+        )
+        self._selector = SelectorView(self)
+        self._unix_server_sockets: dict[Any, Any] = {}
+        self._signal_handlers: dict[int, _Handle] = {}
+        # Debug mode: callbacks that take longer are logged (as asyncio does).
+        self.slow_callback_duration = 0.1
+        self._origin_tracking_depth: int | None = None  # saved while tracking
 
     def __repr__(self) -> str:
         return (
@@ -327,6 +388,7 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
     def _detach(self) -> None:
         """Called by the native loop's close(): the view is closed for good."""
         self._closed = True
+        self._remove_signal_handlers()
         # Let go of the native loop's old callback deque (close() replaced it
         # with one that keeps nothing), so what a racing thread appends to
         # the old one is freed with it.
@@ -407,7 +469,8 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
     ) -> asyncio.Handle:
         if self._closed or self._debug:
             self._check_call(callback, "call_soon")
-            handle = _Handle(callback, args, self, context)  # in debug mode, notes its origin
+            # In debug mode: notes its origin, and times its callback.
+            handle: _Handle = _DebugHandle(callback, args, self, context)
         elif context is not None and (
             type(callback) is _TASK_STEP
             or (type(callback) is _BUILTIN and callback.__name__ == "task_wakeup")
@@ -444,7 +507,7 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
         context: contextvars.Context | None = None,
     ) -> asyncio.Handle:
         self._check_call(callback, "call_soon_threadsafe")
-        handle = _Handle(callback, args, self, context)
+        handle = (_DebugHandle if self._debug else _Handle)(callback, args, self, context)
         self._io_loop._add_callback_in_context(handle._context, handle, ())
         return handle
 
@@ -469,7 +532,8 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
         if when is None:
             raise TypeError("when must not be None")
         self._check_call(callback, "call_at")
-        handle = _TimerHandle(when, callback, args, self, context)
+        kind = _DebugTimerHandle if self._debug else _TimerHandle
+        handle = kind(when, callback, args, self, context)
         handle._timeout = self._io_loop._call_at_in_context(when, handle._context, handle, ())
         handle._scheduled = True
         return handle
@@ -595,23 +659,63 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
 
     def set_debug(self, enabled: bool) -> None:
         self._debug = enabled
+        if self.is_running() and self._io_loop._thread_ident == threading.get_ident():
+            self._track_coroutine_origins(enabled)
+
+    def _track_coroutine_origins(self, enabled: bool) -> None:
+        """What asyncio's debug mode does while the loop runs: coroutines
+        record where they were made, so that "coroutine ... was never
+        awaited" says where. Called by PollIOLoop.start (True in debug mode,
+        then False when it returns) and by set_debug while running."""
+        if enabled == (self._origin_tracking_depth is not None):
+            return
+        if enabled:
+            self._origin_tracking_depth = sys.get_coroutine_origin_tracking_depth()
+            sys.set_coroutine_origin_tracking_depth(asyncio_constants.DEBUG_STACK_DEPTH)
+        else:
+            assert self._origin_tracking_depth is not None
+            sys.set_coroutine_origin_tracking_depth(self._origin_tracking_depth)
+            self._origin_tracking_depth = None
 
     # -- file descriptors ----------------------------------------------------
+
+    # The public four refuse an fd a transport owns (RuntimeError, as in
+    # asyncio); the private four are what the stdlib transports call.
 
     def add_reader(
         self, fd: FileDescriptorLike, callback: Callable[[Unpack[_Ts]], Any], *args: Unpack[_Ts]
     ) -> None:
+        self._ensure_fd_no_transport(fd)
         self._add_watch(self._readers, fd, callback, args)
 
     def add_writer(
         self, fd: FileDescriptorLike, callback: Callable[[Unpack[_Ts]], Any], *args: Unpack[_Ts]
     ) -> None:
+        self._ensure_fd_no_transport(fd)
         self._add_watch(self._writers, fd, callback, args)
 
     def remove_reader(self, fd: FileDescriptorLike) -> bool:
+        self._ensure_fd_no_transport(fd)
         return self._remove_watch(self._readers, _fd_number(fd))
 
     def remove_writer(self, fd: FileDescriptorLike) -> bool:
+        self._ensure_fd_no_transport(fd)
+        return self._remove_watch(self._writers, _fd_number(fd))
+
+    def _add_reader(
+        self, fd: FileDescriptorLike, callback: Callable[..., Any], *args: Any
+    ) -> _Handle:
+        return self._add_watch(self._readers, fd, callback, args)
+
+    def _add_writer(
+        self, fd: FileDescriptorLike, callback: Callable[..., Any], *args: Any
+    ) -> _Handle:
+        return self._add_watch(self._writers, fd, callback, args)
+
+    def _remove_reader(self, fd: FileDescriptorLike) -> bool:
+        return self._remove_watch(self._readers, _fd_number(fd))
+
+    def _remove_writer(self, fd: FileDescriptorLike) -> bool:
         return self._remove_watch(self._writers, _fd_number(fd))
 
     def _add_watch(
@@ -623,7 +727,7 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
     ) -> _Handle:
         self._check_call(callback, "add_reader" if watches is self._readers else "add_writer")
         fd = _fd_number(fileobj)
-        handle = _Handle(callback, args, self, None)
+        handle = (_DebugHandle if self._debug else _Handle)(callback, args, self, None)
         old = watches.get(fd)
         watches[fd] = handle
         if old is not None:
@@ -696,6 +800,7 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
         return its result; while it raises :exc:`BlockingIOError` (or
         :exc:`InterruptedError`) it is tried again at the next readiness."""
         fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
         watches = self._writers if writing else self._readers
         future: asyncio.Future[_T] = self.create_future()
         handle = self._add_watch(watches, fd, self._attempt, (future, attempt))
@@ -803,6 +908,122 @@ class NativeAsyncioLoop(asyncio.AbstractEventLoop):
         except (BlockingIOError, InterruptedError):
             pass
         return await self._when_ready(sock, False, accept)
+
+    async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
+        self._check_socket(sock)
+        try:
+            return sock.recvfrom(bufsize)
+        except (BlockingIOError, InterruptedError):
+            pass
+        return await self._when_ready(sock, False, lambda: sock.recvfrom(bufsize))
+
+    async def sock_recvfrom_into(
+        self, sock: socket.socket, buf: WriteableBuffer, nbytes: int = 0
+    ) -> tuple[int, Any]:
+        self._check_socket(sock)
+        if not nbytes:
+            nbytes = memoryview(buf).nbytes
+        try:
+            return sock.recvfrom_into(buf, nbytes)
+        except (BlockingIOError, InterruptedError):
+            pass
+        return await self._when_ready(sock, False, lambda: sock.recvfrom_into(buf, nbytes))
+
+    async def sock_sendto(
+        self, sock: socket.socket, data: ReadableBuffer, address: _Address
+    ) -> int:
+        self._check_socket(sock)
+        try:
+            return sock.sendto(data, address)
+        except (BlockingIOError, InterruptedError):
+            pass
+        return await self._when_ready(sock, True, lambda: sock.sendto(data, address))
+
+    # -- signals -------------------------------------------------------------
+
+    # The native loop's own signal machinery: while it runs in the main
+    # thread its waker is the signal wakeup fd (PollIOLoop.start), so a
+    # signal wakes its poll whatever thread the kernel delivered it to.
+    # Python then runs the signal's Python-level handler in the main thread;
+    # for an asyncio handler that handler only queues the callback's handle
+    # on the native loop, as add_callback_from_signal queues a callback. So
+    # both kinds work side by side, on one wakeup fd, and an asyncio handler
+    # runs from the loop, never inside the interrupted code.
+
+    def add_signal_handler(
+        self, sig: int, callback: Callable[[Unpack[_Ts]], object], *args: Unpack[_Ts]
+    ) -> None:
+        """Run ``callback(*args)`` on the loop each time signal ``sig`` arrives.
+
+        As in asyncio: main thread only (RuntimeError elsewhere), one handler
+        per signal (a new one replaces the old), TypeError for a coroutine,
+        ValueError for an invalid signal number, RuntimeError for one that
+        cannot be caught (SIGKILL, SIGSTOP). Interrupted system calls are
+        restarted (``siginterrupt(sig, False)``).
+        """
+        if asyncio.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        self._check_signal(sig)
+        self._check_closed()
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("add_signal_handler() only works in the main thread")
+        handle = (_DebugHandle if self._debug else _Handle)(callback, args, self, None)
+        old = self._signal_handlers.get(sig)
+        self._signal_handlers[sig] = handle
+        try:
+            signal.signal(sig, self._signal_received)
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            if old is None:
+                del self._signal_handlers[sig]
+            else:
+                self._signal_handlers[sig] = old
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught") from None
+            raise
+        if old is not None:
+            old.cancel()
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        """Remove the handler of ``sig``, restoring the default disposition
+        (for SIGINT, :func:`signal.default_int_handler`); False if it had none."""
+        self._check_signal(sig)
+        handle = self._signal_handlers.pop(sig, None)
+        if handle is None:
+            return False
+        handle.cancel()
+        default = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        try:
+            signal.signal(sig, default)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught") from None
+            raise
+        return True
+
+    @staticmethod
+    def _check_signal(sig: int) -> None:
+        if not isinstance(sig, int):
+            raise TypeError(f"sig must be an int, not {sig!r}")
+        if sig not in signal.valid_signals():
+            raise ValueError(f"invalid signal number {sig}")
+
+    def _signal_received(self, sig: int, frame: types.FrameType | None) -> None:
+        # The Python-level handler: runs in the main thread between two
+        # bytecodes of whatever runs there, so it only queues.
+        handle = self._signal_handlers.get(sig)
+        if handle is not None and not self._closed:
+            self._io_loop._add_callback_in_context(handle._context, handle, ())
+
+    def _remove_signal_handlers(self) -> None:
+        """At close: every signal back to its default (main thread only)."""
+        if not self._signal_handlers:
+            return
+        if threading.current_thread() is not threading.main_thread() or sys.is_finalizing():
+            self._signal_handlers.clear()
+            return
+        for sig in list(self._signal_handlers):
+            self.remove_signal_handler(sig)
 
     # -- threads -------------------------------------------------------------
 

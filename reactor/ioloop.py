@@ -803,9 +803,12 @@ class PollIOLoop(IOLoop):
         old_asyncgen_hooks = sys.get_asyncgen_hooks()
         asyncio_events._set_running_loop(view)
         sys.set_asyncgen_hooks(view._asyncgen_firstiter_hook, view._asyncgen_finalizer_hook)
+        if view._debug:
+            view._track_coroutine_origins(True)
         try:
             self._run()
         finally:
+            view._track_coroutine_origins(False)
             self._running = False
             self._stopped = False
             self._polling = False
