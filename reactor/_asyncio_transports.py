@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import selectors
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -114,22 +115,65 @@ BORROWED: tuple[str, ...] = (
 SOURCE: type = asyncio.SelectorEventLoop
 
 
-def _find(name: str) -> Any:
-    for cls in SOURCE.__mro__:
-        if cls is object or cls is asyncio.AbstractEventLoop:
-            break
-        if name in vars(cls):
-            return vars(cls)[name]
-    return None
+def _rebound(function: Any, owner: type) -> Any:
+    """``function``, with its ``super()`` (its ``__class__`` cell) pointing
+    at ``owner`` instead of the stdlib class it was written in."""
+    if (
+        not isinstance(function, types.FunctionType)
+        or "__class__" not in function.__code__.co_freevars
+    ):
+        return function
+    cells = tuple(
+        types.CellType(owner) if name == "__class__" else cell
+        for name, cell in zip(
+            function.__code__.co_freevars, function.__closure__ or (), strict=True
+        )
+    )
+    copy = types.FunctionType(
+        function.__code__, function.__globals__, function.__name__, function.__defaults__, cells
+    )
+    copy.__kwdefaults__ = function.__kwdefaults__
+    copy.__qualname__ = function.__qualname__
+    copy.__doc__ = function.__doc__
+    copy.__dict__.update(function.__dict__)
+    return copy
 
 
-class StdlibTransports:
+def _layered() -> type:
+    """One mixin class per stdlib class along SOURCE's MRO (BaseEventLoop,
+    then BaseSelectorEventLoop, then _UnixSelectorEventLoop), each holding
+    the borrowed methods written in that class and deriving from the one
+    before: a method that calls ``super()`` (3.13's unix ``_stop_serving``)
+    reaches the borrowed method of the class below, as in asyncio."""
+    sources = [
+        cls
+        for cls in SOURCE.__mro__
+        if issubclass(cls, asyncio.AbstractEventLoop) and cls is not asyncio.AbstractEventLoop
+    ]
+    base: type = object
+    for source in reversed(sources):
+        layer = type(f"_From{source.__name__}", (base,), {"__slots__": (), "__module__": __name__})
+        for name in BORROWED:
+            if name in vars(source):
+                setattr(layer, name, _rebound(vars(source)[name], layer))
+        base = layer
+    return base
+
+
+if TYPE_CHECKING:
+    _Borrowed = object
+else:
+    _Borrowed = _layered()
+
+
+class StdlibTransports(_Borrowed):
     """The high-level methods of :class:`asyncio.SelectorEventLoop`, borrowed.
 
     A mixin for :class:`~reactor.asyncio_view.NativeAsyncioLoop`, ahead of
     :class:`asyncio.AbstractEventLoop` in its bases; see the module
     docstring for what the borrowed code needs from the class it is mixed
-    into.
+    into. The methods sit in base classes of their own, one per stdlib class
+    (see :func:`_layered`).
     """
 
     __slots__ = ()
@@ -137,13 +181,6 @@ class StdlibTransports:
     if TYPE_CHECKING:
         # The one borrowed helper the face calls itself.
         def _ensure_fd_no_transport(self, fd: Any) -> None: ...
-
-
-for _name in BORROWED:
-    _method = _find(_name)
-    if _method is not None:
-        setattr(StdlibTransports, _name, _method)
-del _name, _method
 
 
 class SelectorView:
@@ -169,8 +206,12 @@ class SelectorView:
         return selectors.SelectorKey(fileobj, fd, events, (reader, writer))
 
 
-def borrowed_methods() -> dict[str, Callable[..., Any]]:
-    """The borrowed methods present on this Python, by name (for tests)."""
-    return {
-        name: getattr(StdlibTransports, name) for name in BORROWED if name in vars(StdlibTransports)
-    }
+def borrowed_methods() -> dict[str, list[Callable[..., Any]]]:
+    """The borrowed methods present on this Python, by name, each with the
+    versions of the classes along the MRO (most derived first; for tests)."""
+    found: dict[str, list[Callable[..., Any]]] = {}
+    for layer in StdlibTransports.__mro__[1:]:
+        for name in BORROWED:
+            if name in vars(layer):
+                found.setdefault(name, []).append(vars(layer)[name])
+    return found

@@ -27,6 +27,13 @@ How it maps onto the native loop (see ``reactor/ioloop.py``):
   (lazy deletion with compaction: cancelled timers do not pile up).
 - Readers and writers share one native fd handler per fd; the handler runs
   the reader on ``READ``, the writer on ``WRITE``, and both on ``ERROR``.
+- Transports, servers, TLS, pipes and subprocesses are the standard
+  library's own (asyncio's selector transports, ``sslproto``, the unix pipe
+  and subprocess transports, :class:`asyncio.Server`), driven through those
+  readers and writers; the methods that make them are borrowed from
+  :class:`asyncio.SelectorEventLoop` (:mod:`reactor._asyncio_transports`).
+- A signal handler is a Python-level handler that queues its handle on the
+  native loop, which the loop's waker (the signal wakeup fd) wakes.
 """
 
 from __future__ import annotations
@@ -263,7 +270,8 @@ class NativeAsyncioLoop(StdlibTransports, asyncio.AbstractEventLoop):
     ``asyncio.get_running_loop()`` and never needs to know it is not
     asyncio's own loop.
 
-    Supported, with asyncio's semantics:
+    It is the whole :class:`asyncio.AbstractEventLoop`, with asyncio's
+    semantics:
 
     - callbacks and timers: ``call_soon`` (loop thread only, as in asyncio),
       ``call_soon_threadsafe`` (wakes a loop blocked in poll), ``call_later``,
@@ -274,33 +282,55 @@ class NativeAsyncioLoop(StdlibTransports, asyncio.AbstractEventLoop):
       everything built on them (``sleep``, ``gather``, ``wait_for``,
       ``timeout``, ``Queue``, ``Event``, ``Lock``, ``Condition``...);
     - file descriptors: ``add_reader``/``remove_reader``,
-      ``add_writer``/``remove_writer``, and on non-blocking sockets
-      ``sock_recv``, ``sock_recv_into``, ``sock_sendall``, ``sock_connect``
-      (resolving host names) and ``sock_accept``;
+      ``add_writer``/``remove_writer`` (RuntimeError for an fd a transport
+      owns), and on non-blocking sockets ``sock_recv``, ``sock_recv_into``,
+      ``sock_sendall``, ``sock_connect`` (resolving host names),
+      ``sock_accept``, ``sock_recvfrom``, ``sock_recvfrom_into``,
+      ``sock_sendto`` and ``sock_sendfile``;
+    - transports and servers, borrowed from :class:`asyncio.SelectorEventLoop`
+      with the standard library's own transports (see
+      :mod:`reactor._asyncio_transports` for what is borrowed and why):
+      ``create_connection`` (``ssl``, ``server_hostname``, happy eyeballs,
+      ``sock=``, ``local_addr``), ``create_server`` and
+      :class:`asyncio.Server`, so ``asyncio.start_server`` /
+      ``open_connection`` streams, ``create_unix_connection`` /
+      ``create_unix_server``, ``create_datagram_endpoint``,
+      ``connect_accepted_socket``, ``connect_read_pipe`` /
+      ``connect_write_pipe``, ``start_tls``, ``sendfile``, and
+      ``subprocess_exec`` / ``subprocess_shell`` (so
+      ``asyncio.create_subprocess_exec`` works, with the event loop
+      policy's child watcher);
+    - signals: ``add_signal_handler`` / ``remove_signal_handler`` (main
+      thread only, as in asyncio), on the native loop's own signal
+      machinery: its waker is the signal wakeup fd, shared with
+      :meth:`IOLoop.add_callback_from_signal
+      <reactor.ioloop.IOLoop.add_callback_from_signal>`;
     - threads: ``run_in_executor`` (the view's own default thread pool, not
       the IOLoop's), ``set_default_executor``, ``shutdown_default_executor``,
       ``getaddrinfo``, ``getnameinfo``;
     - errors: ``call_exception_handler``, ``set_exception_handler``,
       ``get_exception_handler``, ``default_exception_handler`` (which logs
       to ``reactor.application``, not to the ``asyncio`` logger);
-    - the rest of the loop's life: ``get_debug``/``set_debug`` (debug mode
-      checks the thread of ``call_soon`` and records where handles were
-      made), ``is_running``, ``is_closed``, ``shutdown_asyncgens`` (async
-      generators are tracked while the loop runs), and ``run_forever``,
-      ``run_until_complete``, ``stop`` and ``close``, which run, stop and
-      close the native loop itself.
+    - debug mode (``set_debug``, ``PYTHONASYNCIODEBUG``, ``-X dev``): as in
+      asyncio, ``call_soon``/``call_at`` from another thread raise
+      RuntimeError, coroutines given as callbacks raise TypeError, handles
+      record where they were made, coroutines record where they were
+      created while the loop runs (so "was never awaited" says where), and
+      a callback that runs for ``slow_callback_duration`` (0.1 s) or more
+      is logged as a warning on the ``asyncio`` logger ("Executing ...
+      took ... seconds");
+    - the rest of the loop's life: ``is_running``, ``is_closed``,
+      ``shutdown_asyncgens`` (async generators are tracked while the loop
+      runs), and ``run_forever``, ``run_until_complete``, ``stop`` and
+      ``close``, which run, stop and close the native loop itself (closing
+      also puts back the default handler of each signal it handled).
 
-    Not supported: transports and protocols (``create_connection``,
-    ``create_server``, ``create_datagram_endpoint``, ``create_unix_*``,
-    ``connect_*_pipe``, ``start_tls``, ``sendfile``), subprocesses
-    (``subprocess_exec``/``subprocess_shell``), ``sock_recvfrom``/
-    ``sock_sendto``/``sock_sendfile``, and ``add_signal_handler``: these keep
-    :class:`asyncio.AbstractEventLoop`'s behaviour and raise
-    :exc:`NotImplementedError`. Use reactor's IOStream, TCPServer and
-    process modules, or an asyncio backend, for those. There is no slow
-    callback warning in debug mode; see
-    :meth:`IOLoop.set_blocking_log_threshold
-    <reactor.ioloop.IOLoop.set_blocking_log_threshold>`.
+    The differences: the native loop runs a ready fd's reader or writer as
+    soon as its poll reports it, not at the next turn of a ready queue (the
+    order among callbacks, timers and I/O of one iteration is the native
+    loop's, see :class:`~reactor.ioloop.PollIOLoop`); ``_selector`` is only
+    what a transport's ``repr()`` reads (:class:`SelectorView
+    <reactor._asyncio_transports.SelectorView>`), not a selector.
     """
 
     def __init__(self, io_loop: PollIOLoop) -> None:

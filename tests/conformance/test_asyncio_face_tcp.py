@@ -11,36 +11,20 @@ is bounded by ``run_sync``'s timeout and waits on events, never on time.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import socket
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reactor.ioloop import IOLoop
+from tests.conformance._asyncio_face import need, run
 from tests.util import WAIT
 
 pytestmark = pytest.mark.usefixtures("reactor_log")  # no ERROR logged (conftest)
-
-
-def run(io_loop: IOLoop, main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    """Run ``main()`` on the loop's asyncio face, bounded by WAIT seconds."""
-    return io_loop.run_sync(main, timeout=WAIT)
-
-
-def need(io_loop: IOLoop, method: str, argument: str | None = None) -> None:
-    """Skip unless the loop's asyncio face implements ``method`` (with
-    ``argument``): uvloop lacks a few (sendfile, happy eyeballs)."""
-    face = type(io_loop.asyncio_loop)
-    implementation = getattr(face, method)
-    if implementation is getattr(asyncio.AbstractEventLoop, method):
-        pytest.skip(f"{face.__module__}.{face.__name__} does not implement {method}()")
-    if argument is not None and argument not in inspect.signature(implementation).parameters:
-        pytest.skip(f"{face.__module__}.{face.__name__}.{method}() has no {argument}=")
 
 
 class Echo(asyncio.Protocol):
@@ -147,6 +131,10 @@ def test_protocol_echo_and_transport_details(io_loop: IOLoop) -> None:
             assert transport.get_extra_info("peername") == ("127.0.0.1", port)
             assert transport.get_extra_info("sockname")[0] == "127.0.0.1"
             assert transport.get_extra_info("socket").family == socket.AF_INET
+            # A transport's fd is its own: add_reader refuses it.
+            fd = transport.get_extra_info("socket").fileno()
+            with pytest.raises(RuntimeError):
+                loop.add_reader(fd, print)
             transport.write(b"hello ")
             transport.writelines([b"wor", b"ld"])
             assert await asyncio.wait_for(client.full, WAIT) == b"hello world"
