@@ -52,6 +52,7 @@ import resource
 import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -76,7 +77,16 @@ from _common import (
     unavailable_reason,
     with_baseline,
 )
-from bench_http import ServerProcess, _cpu_busy, _cpus, _watch_stdin, check_hello, flag_of, run_wrk
+from bench_http import (
+    SERVER_START_TIMEOUT,
+    ServerProcess,
+    _cpu_busy,
+    _cpus,
+    _watch_stdin,
+    check_hello,
+    flag_of,
+    run_wrk,
+)
 
 IMPLEMENTATIONS: dict[str, str] = {
     "reactor-epoll": "the asyncio face of reactor's IOLoop on the epoll backend",
@@ -84,6 +94,7 @@ IMPLEMENTATIONS: dict[str, str] = {
     "uvloop": "uvloop.new_event_loop()",
 }
 BASELINE = "asyncio"
+SCRIPT = os.path.abspath(__file__)
 BENCHES = ("protocol", "streams", "aiohttp", "accept")
 
 CONNECTIONS = (1, 100, 1000)
@@ -171,7 +182,7 @@ async def greet_and_close(reader: asyncio.StreamReader, writer: asyncio.StreamWr
     writer.close()
 
 
-async def serve_main(bench: str, port: int) -> None:
+async def serve_main(bench: str, port: int, ready_file: str) -> None:
     loop = asyncio.get_running_loop()
     if bench == "protocol":
         await loop.create_server(EchoProtocol, "127.0.0.1", port, backlog=1024)
@@ -192,6 +203,8 @@ async def serve_main(bench: str, port: int) -> None:
         await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
     else:
         raise ValueError(f"unknown benchmark {bench!r}")
+    with open(ready_file, "w") as f:
+        f.write(f"{os.getpid()}\n")
     await asyncio.Event().wait()
 
 
@@ -201,8 +214,40 @@ def serve(spec: dict[str, Any]) -> int:
     threading.Thread(target=_watch_stdin, args=(spec["lifetime"],), daemon=True).start()
     loop = new_loop(spec["impl"])
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(serve_main(spec["bench"], spec["port"]))
+    loop.run_until_complete(serve_main(spec["bench"], spec["port"], spec["ready_file"]))
     return 0
+
+
+class AsyncioServerProcess(ServerProcess):
+    """bench_http.py's server process, ready only once the server itself says it
+    listens (it writes a file): on a shared machine, another process may take
+    the free port between the worker's choice and the server's bind, and a
+    connect to the port alone would then reach that process."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        fd, self.ready_file = tempfile.mkstemp(prefix="bench-asyncio-ready-")
+        os.close(fd)
+        os.unlink(self.ready_file)
+        super().__init__({**spec, "ready_file": self.ready_file}, script=SCRIPT)
+
+    def wait_listening(self) -> None:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while not os.path.exists(self.ready_file):
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"the server exited with status {self.proc.returncode}: {self.stderr_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server was not ready within {SERVER_START_TIMEOUT:g} s")
+            time.sleep(0.02)
+        super().wait_listening()
+
+    def close(self) -> str:
+        try:
+            os.unlink(self.ready_file)
+        except FileNotFoundError:
+            pass
+        return super().close()
 
 
 # -- the client (in the worker) ---------------------------------------------------------
@@ -374,7 +419,7 @@ def worker(spec: dict[str, Any]) -> int:
         return 0
     server_cpu, client_cpu = _cpus()
     spec = {**spec, "cpus": [server_cpu, client_cpu]}
-    server = ServerProcess({"impl": impl, "bench": bench, "cpu": server_cpu}, script=SCRIPT)
+    server = AsyncioServerProcess({"impl": impl, "bench": bench, "cpu": server_cpu})
     try:
         server.wait_listening()
         if client_cpu is not None:
@@ -563,9 +608,6 @@ def _describe(result: dict[str, Any]) -> str:
         f" others on their CPUs {result['other_server_cpu_pct']:.0f}% /"
         f" {result['other_client_cpu_pct']:.0f}%)"
     )
-
-
-SCRIPT = os.path.abspath(__file__)
 
 
 def main(argv: list[str] | None = None) -> int:
