@@ -689,8 +689,12 @@ class NativeAsyncioLoop(StdlibTransports, asyncio.AbstractEventLoop):
 
     def set_debug(self, enabled: bool) -> None:
         self._debug = enabled
-        if self.is_running() and self._io_loop._thread_ident == threading.get_ident():
-            self._track_coroutine_origins(enabled)
+        if self.is_running():
+            # Tracking is per thread: the loop's thread turns it on or off.
+            if self._io_loop._thread_ident == threading.get_ident():
+                self._track_coroutine_origins(enabled)
+            else:
+                self.call_soon_threadsafe(self._track_coroutine_origins, enabled)
 
     def _track_coroutine_origins(self, enabled: bool) -> None:
         """What asyncio's debug mode does while the loop runs: coroutines

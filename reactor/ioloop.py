@@ -803,7 +803,7 @@ class PollIOLoop(IOLoop):
         old_asyncgen_hooks = sys.get_asyncgen_hooks()
         asyncio_events._set_running_loop(view)
         sys.set_asyncgen_hooks(view._asyncgen_firstiter_hook, view._asyncgen_finalizer_hook)
-        if view._debug:
+        if view._debug:  # asyncio's debug mode: coroutines note where they were made
             view._track_coroutine_origins(True)
         try:
             self._run()

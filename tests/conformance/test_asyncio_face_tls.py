@@ -188,3 +188,50 @@ def test_start_tls_upgrades_a_plain_connection(
             await asyncio.wait_for(servers[0].lost, WAIT)
 
     run(io_loop, main)
+
+
+def test_a_client_that_stalls_its_handshake_is_dropped(
+    io_loop: IOLoop, tls_certificate: TLSCertificate
+) -> None:
+    """A client that connects and never speaks TLS: ssl_handshake_timeout
+    (a loop timer under the stdlib's SSLProtocol) closes it; the server
+    goes on serving, and nothing is logged as an error."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        handled: list[asyncio.Future[None]] = []
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            handled.append(loop.create_future())
+            writer.close()
+            handled[-1].set_result(None)
+
+        server = await asyncio.start_server(
+            handle,
+            "127.0.0.1",
+            0,
+            ssl=tls_certificate.server_context(),
+            ssl_handshake_timeout=0.2,
+        )
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            stalled_reader, stalled = await asyncio.open_connection("127.0.0.1", port)
+            # The server gives up: EOF (or a reset) on the silent client.
+            try:
+                assert await asyncio.wait_for(stalled_reader.read(), WAIT) == b""
+            except ConnectionResetError:
+                pass
+            stalled.close()
+            assert handled == []  # the handler never saw it
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1",
+                port,
+                ssl=tls_certificate.client_context(),
+                server_hostname="localhost",
+            )
+            assert await asyncio.wait_for(reader.read(), WAIT) == b""
+            writer.close()
+            await asyncio.wait_for(asyncio.gather(*handled), WAIT)
+            assert len(handled) == 1
+
+    run(io_loop, main)
