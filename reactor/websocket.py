@@ -373,8 +373,9 @@ class WebSocketHandler(RequestHandler):
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Start the close handshake (``code``: 1000 when only ``reason``
-        is given; neither: an empty Close frame). TCP is closed once the
-        client answers, or after 5 seconds."""
+        is given; neither: an empty Close frame; a reason past the 123
+        bytes a Close frame holds is cut at a character boundary). TCP is
+        closed once the client answers, or after 5 seconds."""
         if self.ws_connection is not None:
             self.ws_connection.close(code, reason)
             self.ws_connection = None
@@ -1332,7 +1333,7 @@ class WebSocketProtocol13(WebSocketProtocol):
             self.server_terminated = True
             if code is None and reason is not None:
                 code = 1000
-            payload = b"" if code is None else struct.pack("!H", code) + utf8(reason or "")
+            payload = b"" if code is None else struct.pack("!H", code) + _close_reason(reason)
             try:
                 self._write_frame(True, _OP_CLOSE, payload)
             except StreamClosedError:
@@ -1502,6 +1503,16 @@ class WebSocketProtocol13(WebSocketProtocol):
             last_ping_time=self._ping_time, interval=self.ping_interval, now=io_loop.time()
         )
         self._ping_timer = io_loop.call_later(delay, self.periodic_ping)
+
+
+def _close_reason(reason: str | bytes | None) -> bytes:
+    """``reason`` as a Close frame carries it: UTF-8, cut at a character
+    boundary to the 123 bytes a control frame leaves after the code (a
+    longer one would make the frame one the peer must refuse)."""
+    data = utf8(reason or "")
+    if len(data) > 123:
+        data = data[:123].decode("utf-8", "ignore").encode()
+    return data
 
 
 def _copy_outcome(done: Future[None], future: Future[None]) -> None:

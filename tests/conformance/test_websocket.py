@@ -410,6 +410,20 @@ async def test_async_for_yields_messages_until_the_close(ws_url: str, state: Sta
     assert await within(conn.read_message()) is None
 
 
+async def test_a_close_reason_is_cut_to_what_a_control_frame_holds(
+    ws_url: str, state: State
+) -> None:
+    # 100 two-byte characters: 200 bytes, where a Close frame has room for 123
+    # after its code. The reason is cut at a character boundary, so the
+    # client (strict about both limits) takes the Close as a valid one.
+    conn = await connect(ws_url + "/closes")
+    conn.write_message("4000 " + "é" * 100)
+    assert await within(conn.read_message()) is None
+    assert conn.close_code == 4000
+    assert conn.close_reason == "é" * 61  # 122 bytes: a 62nd would be 124
+    await within(state.closed.wait())
+
+
 async def test_on_message_callback_gets_messages_then_none(ws_url: str, state: State) -> None:
     got: list[Any] = []
     done = Event()
