@@ -375,7 +375,9 @@ class WebSocketHandler(RequestHandler):
         """Start the close handshake (``code``: 1000 when only ``reason``
         is given; neither: an empty Close frame; a reason past the 123
         bytes a Close frame holds is cut at a character boundary). TCP is
-        closed once the client answers, or after 5 seconds."""
+        closed once the client answers, or after 5 seconds. A code no
+        endpoint may send (outside 1000-1003, 1007-1014, 3000-4999) raises
+        ValueError."""
         if self.ws_connection is not None:
             self.ws_connection.close(code, reason)
             self.ws_connection = None
@@ -1326,6 +1328,8 @@ class WebSocketProtocol13(WebSocketProtocol):
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Send a Close frame (if not sent yet); then wait for the peer's
         (5 s at most) or, if it came already, close."""
+        if code is not None and not _close_code_allowed(code):
+            raise ValueError(f"{code} is not a close code an endpoint may send (RFC 6455 7.4)")
         stream = self.stream
         if stream is None or stream.closed():
             return
@@ -1737,11 +1741,11 @@ class WebSocketClientConnection:
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Start the close handshake (see :meth:`WebSocketHandler.close`);
         :attr:`protocol` is None from then on, as in Tornado."""
-        self.protocol = None
         if self._protocol is not None:  # a second close() is a no-op there
-            self._protocol.close(code, reason)
+            self._protocol.close(code, reason)  # (a code no endpoint may send raises here)
         elif self._stream is not None:
             self._stream.close()
+        self.protocol = None
 
     def on_connection_close(self) -> None:
         if self._closed:

@@ -424,6 +424,22 @@ async def test_a_close_reason_is_cut_to_what_a_control_frame_holds(
     await within(state.closed.wait())
 
 
+@pytest.mark.parametrize("code", [999, 1005, 1006, 1015, 2000, 5000])
+async def test_close_with_a_code_no_endpoint_may_send_raises(
+    ws_url: str, state: State, code: int
+) -> None:
+    conn = await connect(ws_url + "/echo")
+    with pytest.raises(ValueError, match="not a close code"):
+        conn.close(code)
+    # Nothing was sent: the connection still works, and closes as asked.
+    conn.write_message("still open")
+    assert await within(conn.read_message()) == "still open"
+    conn.close(4000)
+    assert await within(conn.read_message()) is None
+    assert conn.close_code == 4000
+    await within(state.closed.wait())
+
+
 async def test_on_message_callback_gets_messages_then_none(ws_url: str, state: State) -> None:
     got: list[Any] = []
     done = Event()
