@@ -68,26 +68,30 @@ class RstDocstrings(griffe.Extension):
 
     # -- roles ---------------------------------------------------------------
 
-    def _exists(self, path: str) -> bool:
+    def _find(self, path: str) -> str | None:
+        """``path`` if griffe knows an object there (a module imported under
+        another name: the module's own path), else None."""
         try:
-            self._collection.get_member(path)
+            found = self._collection.get_member(path)
         except (KeyError, ValueError, griffe.AliasResolutionError, griffe.CyclicAliasError):
-            return False
-        return True
+            return None
+        if found.is_alias:
+            try:
+                if found.is_module:
+                    return str(found.target_path)
+            except (griffe.AliasResolutionError, griffe.CyclicAliasError):
+                return None
+        return path
 
     def _resolve(self, target: str, obj: griffe.Object) -> str:
         name = target.lstrip(".")
         scope: griffe.Object | None = obj
         while scope is not None:
-            candidate = f"{scope.path}.{name}"
-            if self._exists(candidate):
-                return candidate
+            found = self._find(f"{scope.path}.{name}")
+            if found:
+                return found
             scope = scope.parent
-        if self._exists(name):
-            return name
-        if self._exists(f"reactor.{name}"):
-            return f"reactor.{name}"
-        return name
+        return self._find(name) or self._find(f"reactor.{name}") or name
 
     def _role(self, match: re.Match[str], obj: griffe.Object) -> str:
         kind, text = match.group(1), " ".join(match.group(2).split())

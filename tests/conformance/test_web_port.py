@@ -143,7 +143,10 @@ class Program:
         path = directory / "app.py"
         path.write_text(source)
         self.port = free_port()
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        # This checkout first; what PYTHONPATH held stays (a third-party backend on test).
+        env = dict(
+            os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+        )
         env.pop("REACTOR_BACKEND", None)
         if backend is not None:
             env["REACTOR_BACKEND"] = backend
