@@ -17,9 +17,9 @@ once, when griffe has loaded the package, and rewrites each docstring:
 - ``text::`` followed by an indented block becomes ``text:`` and a fenced
   code block (``::`` alone on its line disappears), at the paragraph's own
   indentation, so a literal block inside a list item stays in it.
-- ``.. deprecated::``, ``.. versionadded::`` and ``.. versionchanged::``
-  become admonitions; any other directive is kept as its body, indented
-  under a bold title.
+- ``.. deprecated::``, ``.. versionadded::``, ``.. versionchanged::``,
+  ``.. note::`` and ``.. warning::`` become admonitions (any other directive
+  a note titled with its name), their bodies inside.
 
 Double backquotes (``code``) need nothing: Markdown reads them as code.
 """
@@ -120,11 +120,11 @@ class RstDocstrings(griffe.Extension):
             line = lines[i]
             directive = _DIRECTIVE.match(line)
             if directive:
-                i = self._directive(lines, i, directive, out, obj)
+                i = self._directive(lines, i, directive, out)
                 continue
             stripped = line.rstrip()
             if stripped.endswith("::") and not stripped.endswith(":::"):
-                i = self._literal(lines, i, out, obj)
+                i = self._literal(lines, i, out)
                 continue
             out.append(line)
             i += 1
@@ -148,7 +148,7 @@ class RstDocstrings(griffe.Extension):
             i -= 1
         return block, i
 
-    def _literal(self, lines: list[str], i: int, out: list[str], obj: griffe.Object) -> int:
+    def _literal(self, lines: list[str], i: int, out: list[str]) -> int:
         line = lines[i].rstrip()
         indent = _indent_of(line)
         block, end = self._block(lines, i + 1, indent)
@@ -172,9 +172,7 @@ class RstDocstrings(griffe.Extension):
         out.append("")
         return end
 
-    def _directive(
-        self, lines: list[str], i: int, match: re.Match[str], out: list[str], obj: griffe.Object
-    ) -> int:
+    def _directive(self, lines: list[str], i: int, match: re.Match[str], out: list[str]) -> int:
         indent, name, argument = len(match.group(1)), match.group(2), match.group(3).strip()
         block, end = self._block(lines, i + 1, indent)
         body = [b.strip() for b in block if b.strip()]
