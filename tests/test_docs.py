@@ -11,7 +11,8 @@
   (its module and the ``.dist-info`` with the entry points an installer would
   write from its ``pyproject.toml``), and reactor's conformance suite runs a
   slice of itself on it, in a child process, by its entry-point name and by
-  ``module:Class``.
+  ``module:Class``; an entry point naming an IOLoop subclass (a whole loop)
+  is chosen and tested the same way.
 - ``docs/testing.md``: its two test files run, as written, on two backends.
 """
 
@@ -269,6 +270,36 @@ def test_conformance_suite_runs_on_a_third_party_backend(selectors_backend: Path
     assert by_backend["selectors"] == by_backend[spec]
     assert {test.split("::")[0] for test in by_backend["selectors"]} == set(files)
     assert " failed" not in output and " error" not in output
+
+
+def test_conformance_suite_runs_on_a_third_party_loop(tmp_path: Path) -> None:
+    """ "Register and test it exactly as a poller": an entry point naming an
+    IOLoop subclass (here the asyncio bridge itself, under a name of its own)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    dist = site / "other_loop-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: other-loop\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[reactor.backends]\nother-loop = reactor.backends.loops.asyncioloop:AsyncioLoop\n"
+    )
+    code = "from reactor.ioloop import IOLoop; print(type(IOLoop.current()).__name__)"
+    result = _run(["-c", code], ROOT, 30, path=site, REACTOR_BACKEND="other-loop")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "AsyncioLoop"
+    result = _run(
+        ["-m", "pytest", "-v", "-p", "no:cacheprovider", "-p", "no:benchmark",
+         "--reactor-backend", "other-loop", "tests/conformance/test_handlers.py"],
+        ROOT,
+        50,
+        path=site,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    passed = re.findall(
+        r"^tests/conformance/test_handlers.py::\S+\[other-loop\] PASSED", output, re.M
+    )
+    assert len(passed) > 15, output
 
 
 def test_an_unknown_backend_stops_the_run() -> None:
