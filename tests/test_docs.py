@@ -26,6 +26,7 @@ import sys
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
@@ -71,6 +72,19 @@ def _run(
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=child, capture_output=True, text=True, timeout=timeout
     )
+
+
+def _outcomes(junit: Path) -> dict[str, str]:
+    """``{"package.module[.Class]::test[backend]": "passed" | "failed" | "error"
+    | "skipped"}`` from a pytest ``--junitxml`` report."""
+    outcomes = {}
+    for case in ElementTree.parse(junit).getroot().iter("testcase"):
+        kinds = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
+        outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}.get(
+            kinds[0] if kinds else "", "passed"
+        )
+        outcomes[f"{case.get('classname')}::{case.get('name')}"] = outcome
+    return outcomes
 
 
 def _nav_files(nav: Any) -> list[str]:
@@ -245,15 +259,18 @@ def test_third_party_backend_is_listed_and_chosen_by_name(selectors_backend: Pat
     assert result.stdout.strip() == "selectors"
 
 
-def test_conformance_suite_runs_on_a_third_party_backend(selectors_backend: Path) -> None:
+def test_conformance_suite_runs_on_a_third_party_backend(
+    selectors_backend: Path, tmp_path: Path
+) -> None:
     """A slice of the suite, in a child process as the page says to run it: the
     fd facts, callbacks and real TCP with TLS, by entry-point name and by
     ``module:Class``."""
     spec = "selectorspoller:SelectorsPoller"
     files = ["test_handlers.py", "test_callbacks.py", "test_tcp.py"]
+    junit = tmp_path / "report.xml"
     result = _run(
         [
-            "-m", "pytest", "-v", "-p", "no:cacheprovider", "-p", "no:benchmark",
+            "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:benchmark", f"--junitxml={junit}",
             "--reactor-backend", "selectors", "--reactor-backend", spec,
             *[f"tests/conformance/{f}" for f in files],
         ],
@@ -264,12 +281,17 @@ def test_conformance_suite_runs_on_a_third_party_backend(selectors_backend: Path
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert f"reactor backends: selectors, {spec}" in output
-    passed = re.findall(r"^tests/conformance/(\S+)\[([^\]]+)\] PASSED", output, re.M)
-    by_backend = {name: {test for test, b in passed if b == name} for name in ("selectors", spec)}
+    outcomes = _outcomes(junit)
+    assert set(outcomes.values()) == {"passed"}, output
+    by_backend = {
+        name: {test.removesuffix(f"[{name}]") for test in outcomes if test.endswith(f"[{name}]")}
+        for name in ("selectors", spec)
+    }
     assert len(by_backend["selectors"]) > 40
     assert by_backend["selectors"] == by_backend[spec]
-    assert {test.split("::")[0] for test in by_backend["selectors"]} == set(files)
-    assert " failed" not in output and " error" not in output
+    assert len(outcomes) == 2 * len(by_backend["selectors"])
+    modules = {test.split("::")[0] for test in by_backend["selectors"]}
+    assert modules == {f"tests.conformance.{f.removesuffix('.py')}" for f in files}
 
 
 def test_conformance_suite_runs_on_a_third_party_loop(tmp_path: Path) -> None:
@@ -287,8 +309,9 @@ def test_conformance_suite_runs_on_a_third_party_loop(tmp_path: Path) -> None:
     result = _run(["-c", code], ROOT, 30, path=site, REACTOR_BACKEND="other-loop")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "AsyncioLoop"
+    junit = tmp_path / "report.xml"
     result = _run(
-        ["-m", "pytest", "-v", "-p", "no:cacheprovider", "-p", "no:benchmark",
+        ["-m", "pytest", "-p", "no:cacheprovider", "-p", "no:benchmark", f"--junitxml={junit}",
          "--reactor-backend", "other-loop", "tests/conformance/test_handlers.py"],
         ROOT,
         50,
@@ -296,10 +319,9 @@ def test_conformance_suite_runs_on_a_third_party_loop(tmp_path: Path) -> None:
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    passed = re.findall(
-        r"^tests/conformance/test_handlers.py::\S+\[other-loop\] PASSED", output, re.M
-    )
-    assert len(passed) > 15, output
+    outcomes = _outcomes(junit)
+    assert set(outcomes.values()) == {"passed"}, output
+    assert len(outcomes) > 15 and all(test.endswith("[other-loop]") for test in outcomes)
 
 
 def test_an_unknown_backend_stops_the_run() -> None:
@@ -321,16 +343,22 @@ def test_testing_page_examples_run_on_two_backends(tmp_path: Path) -> None:
     assert set(files) == {"test_hello.py", "test_hello_unittest.py"}
     for name, body in files.items():
         (tmp_path / name).write_text(body)
+    junit = tmp_path / "report.xml"
     result = _run(
-        ["-m", "pytest", "-v", "-p", "no:cacheprovider", "-p", "no:benchmark", "-W", "error",
-         "--timeout", "60", "--reactor-backend", "poll", "--reactor-backend", "asyncio", *files],
+        ["-m", "pytest", "-p", "no:cacheprovider", "-p", "no:benchmark", "-W", "error",
+         "--timeout", "60", f"--junitxml={junit}",
+         "--reactor-backend", "poll", "--reactor-backend", "asyncio", *files],
         tmp_path,
         50,
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    for backend in ("poll", "asyncio"):
-        for test in ("test_hello", "test_echo", "test_backend_names"):
-            assert f"test_hello.py::{test}[{backend}] PASSED" in output, output
-    for test in ("test_hello", "test_hello_async", "test_error_is_logged"):
-        assert f"test_hello_unittest.py::HelloTest::{test} PASSED" in output, output
+    expected = {
+        f"test_hello::{test}[{backend}]"
+        for backend in ("poll", "asyncio")
+        for test in ("test_hello", "test_echo", "test_backend_names")
+    } | {
+        f"test_hello_unittest.HelloTest::{test}"
+        for test in ("test_hello", "test_hello_async", "test_error_is_logged")
+    }
+    assert _outcomes(junit) == dict.fromkeys(expected, "passed"), output
