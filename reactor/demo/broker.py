@@ -406,8 +406,7 @@ class RedisBroker(Broker):
             finally:
                 self.connected = False
                 self._pubsub = None
-                if self._first_attempt is not None and not self._first_attempt.done():
-                    self._first_attempt.set_result(None)
+                self._first_attempt_over()
             if self._closing:
                 break
             delay = RECONNECT_FIRST if caught_up else min(delay * 2, RECONNECT_MAX)
@@ -442,11 +441,16 @@ class RedisBroker(Broker):
                     if not caught_up:
                         caught_up = self.connected = True
                         self._came_back()
+                        self._first_attempt_over()
                 elif kind == "unsubscribe" and self._closing and message["data"] == 0:
                     return caught_up
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
+
+    def _first_attempt_over(self) -> None:
+        if self._first_attempt is not None and not self._first_attempt.done():
+            self._first_attempt.set_result(None)
 
     def _state_of(self, channel: str) -> _RedisRoom | None:
         for state in self._rooms.values():
