@@ -476,9 +476,11 @@ class ChatNewHandler(BaseHandler):
         try:
             message = await room.add(self.current_user, text)
         except BrokerUnavailable as e:
-            # Not posted, and the poster is told so: 503, try again later.
+            # Not posted, and the poster is told so: try again later.
+            self.set_status(503)
             self.set_header("Retry-After", "5")
-            raise web.HTTPError(503, "the chat cannot deliver messages now: %s", e) from None
+            self.write({"error": f"not delivered: the chat is unavailable ({e}), try again"})
+            return
         self.write(message)
 
 

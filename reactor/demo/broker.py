@@ -505,7 +505,7 @@ class RedisBroker(Broker):
             self._down_logged = True
             app_log.warning(
                 "chat broker: redis at %s is unreachable (%s); the rooms go on here, "
-                "posts are refused until it is back; reconnecting",
+                "posts are refused until it answers again; reconnecting",
                 self.address,
                 error or type(error).__name__,
             )
