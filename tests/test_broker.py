@@ -576,9 +576,7 @@ def test_redis_goes_away_and_comes_back(
                         here = elsewhere(carol_a, server)
                         assert "<span>before</span>" in (await here.fetch("/")).body.decode()
                         kept = await here.fetch("/chat/updates?cursor=0")
-                        assert [m["text"] for m in json.loads(kept.body)["messages"]] == [
-                            "before"
-                        ]
+                        assert [m["text"] for m in json.loads(kept.body)["messages"]] == ["before"]
 
                     again = redis_server(port)
                     again.__enter__()
@@ -650,4 +648,3 @@ def test_demo_refuses_an_unknown_broker(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "unknown broker 'kafka://x': give redis://HOST:PORT/DB" in result.stderr
-

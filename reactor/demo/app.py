@@ -32,7 +32,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import IO, Any
 
@@ -124,6 +124,8 @@ class ChatRoom:
         self._listeners: dict[Listener, None] = {}  # a set that keeps its order
         self._joining: dict[str, tuple[Listener, int, str | None]] = {}
         self._started: asyncio.Future[None] | None = None
+        self.ready = False
+        """True once :meth:`start` has returned (the handlers then skip it)."""
         self.broker.subscribe(name, self.receive)
 
     @property
@@ -139,6 +141,7 @@ class ChatRoom:
         if not started.done():
             await asyncio.shield(started)  # a waiter that is cancelled cancels only itself
         started.result()
+        self.ready = True
 
     def subscribe(self, listener: Listener) -> None:
         """Give ``listener`` every event of this process's room from now on."""
@@ -345,10 +348,15 @@ class BaseHandler(web.RequestHandler):
         name = self.get_signed_cookie("user", max_age_days=7)
         return name.decode("utf-8") if name else None
 
+    def prepare(self) -> Awaitable[None] | None:
+        # The chat's broker starts on the first request, so on the loop that
+        # serves (after a fork, in the process that serves): then never again.
+        room = self.app.room
+        return None if room.ready else room.start()
+
 
 class MainHandler(BaseHandler):
-    async def get(self) -> None:
-        await self.app.room.start()
+    def get(self) -> None:
         self.render(
             "index.html",
             backend=IOLoop.current().backend_name,
@@ -447,9 +455,8 @@ class UploadHandler(BaseHandler):
 
 
 class InfoHandler(BaseHandler):
-    async def get(self) -> None:
+    def get(self) -> None:
         room = self.app.room
-        await room.start()
         self.write(
             {
                 "backend": IOLoop.current().backend_name,
@@ -472,7 +479,6 @@ class ChatNewHandler(BaseHandler):
             raise web.HTTPError(400, "a message of 1 to %d characters", MAX_TEXT)
         assert self.current_user is not None
         room = self.app.room
-        await room.start()
         try:
             message = await room.add(self.current_user, text)
         except BrokerUnavailable as e:
@@ -497,7 +503,6 @@ class ChatUpdatesHandler(BaseHandler):
         except ValueError:
             raise web.HTTPError(400, "cursor must be an integer") from None
         room = self.app.room
-        await room.start()
         messages = room.since(cursor)
         if not messages:
             self.waiter = room.changed.wait(timeout=timedelta(seconds=POLL_SECONDS))
@@ -575,7 +580,7 @@ class ChatSocketHandler(BaseHandler, websocket.WebSocketHandler):
     def max_message_size(self) -> int:
         return MAX_FRAME
 
-    def prepare(self) -> None:
+    def prepare(self) -> Awaitable[None] | None:
         # Before the upgrade: a 403 or 400 here is an HTTP answer.
         if not self.current_user:
             raise web.HTTPError(403, "sign in to chat")
@@ -583,15 +588,13 @@ class ChatSocketHandler(BaseHandler, websocket.WebSocketHandler):
             self.cursor = int(self.get_query_argument("cursor", "0"))
         except ValueError:
             raise web.HTTPError(400, "cursor must be an integer") from None
+        return super().prepare()
 
     async def open(self, *args: str, **kwargs: str) -> None:
         room = self.app.room
         self.user_name = self.current_user
         self.checked = clock()
         epoch = self.get_query_argument("room", None)
-        await room.start()
-        if self.ws_connection is None or self.ws_connection.is_closing():
-            return  # gone meanwhile: on_close has run
         self.subscribed = True
         await room.join(self.deliver, self.user_name, self.cursor, epoch)
 
@@ -686,5 +689,11 @@ def make_app(
         broker = from_url(broker)
     if upload_dir is None:
         upload_dir = tempfile.mkdtemp(prefix="reactor-demo-uploads-")
-        atexit.register(shutil.rmtree, upload_dir, ignore_errors=True)
+        maker = os.getpid()
+
+        def remove(path: str = upload_dir) -> None:
+            if os.getpid() == maker:  # not a forked child leaving before the others
+                shutil.rmtree(path, ignore_errors=True)
+
+        atexit.register(remove)
     return DemoApplication(upload_dir, broker=broker, **settings)

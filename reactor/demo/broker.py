@@ -255,7 +255,9 @@ class RedisBroker(Broker):
     back (the poster is told; nothing is queued), the subscriber reconnects
     with a back-off (``RECONNECT_FIRST`` doubling to ``RECONNECT_MAX``
     seconds) and catches up with a sync. At most ``max_connections``
-    commands run at once; more wait (up to ``COMMAND_SECONDS``).
+    commands run at once; more wait (up to ``COMMAND_SECONDS``). Every
+    process sharing a room must give the same ``prefix`` and ``history``
+    (the newest ``history`` messages are kept in Redis).
     """
 
     def __init__(
@@ -282,6 +284,7 @@ class RedisBroker(Broker):
         self.dropped = 0
         """Events from Redis that were not events (see the module's facts)."""
         self._rooms: dict[str, _RedisRoom] = {}
+        self._channels: dict[str, _RedisRoom] = {}
         self._control = f"{prefix}:broker"  # subscribed always, published to never
         self._client: Any = None
         self._pubsub: Any = None
@@ -289,6 +292,7 @@ class RedisBroker(Broker):
         self._first_attempt: asyncio.Future[None] | None = None
         self._closing = False
         self._down_logged = False
+        self._errors: tuple[type[Exception], ...] = (OSError,)
         self._publish_script: Any = None
         self._sync_script: Any = None
 
@@ -297,6 +301,8 @@ class RedisBroker(Broker):
         if state is None:
             _check_room(room)
             state = self._rooms[room] = _RedisRoom(self.prefix, room)
+            state.kept = deque(maxlen=self.history)
+            self._channels[state.channel] = state
         return state
 
     async def start(self) -> None:
@@ -306,6 +312,9 @@ class RedisBroker(Broker):
             import redis.asyncio
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
+            from redis.exceptions import RedisError
+
+            self._errors = (RedisError, OSError)
 
             pool = redis.asyncio.BlockingConnectionPool.from_url(
                 self.url,
@@ -335,9 +344,7 @@ class RedisBroker(Broker):
                 return {**event, "id": int(number)}
             await self._client.publish(state.channel, body)
             return event
-        except Exception as e:
-            if isinstance(e, asyncio.CancelledError):  # pragma: no cover (not an Exception)
-                raise
+        except self._errors as e:
             raise BrokerUnavailable(f"redis at {self.address}: {e}") from e
 
     def subscribe(self, room: str, callback: Callback) -> None:
@@ -452,14 +459,8 @@ class RedisBroker(Broker):
         if self._first_attempt is not None and not self._first_attempt.done():
             self._first_attempt.set_result(None)
 
-    def _state_of(self, channel: str) -> _RedisRoom | None:
-        for state in self._rooms.values():
-            if state.channel == channel:
-                return state
-        return None
-
     async def _sync(self, channel: str) -> None:
-        state = self._state_of(channel)
+        state = self._channels.get(channel)
         if state is None:
             return
         epoch, last, kept = await self._sync_script(
@@ -477,7 +478,7 @@ class RedisBroker(Broker):
         _deliver(state.callbacks, sync)
 
     def _handle(self, channel: bytes, data: bytes) -> None:
-        state = self._state_of(channel.decode())
+        state = self._channels.get(channel.decode())
         if state is None:
             return
         event = _parse(data)
