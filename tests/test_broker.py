@@ -253,6 +253,45 @@ async def test_redis_brokers_number_alike_and_catch_up(io_loop: IOLoop, redis_ur
         await one.start()
 
 
+async def test_a_room_misses_nothing_across_a_reconnection(
+    io_loop: IOLoop, redis_url: str, reactor_log: LogRecords
+) -> None:
+    """Redis cuts the subscribed connections (``CLIENT KILL TYPE pubsub``)
+    while another process goes on posting: each room reconnects, catches up
+    from the kept messages, and its listener gets every message once, in
+    order, with no gap, as a room that never lost its connection does."""
+    rooms = [demo.ChatRoom(200, RedisBroker(redis_url)) for _ in range(2)]
+    heard: list[list[Event]] = [[], []]
+    for room, got in zip(rooms, heard, strict=True):
+        room.subscribe(got.append)
+    killer = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        for room in rooms:
+            await room.start()
+        posted = [await rooms[1].add("two", "first")]
+        killed = await killer.client_kill_filter(_type="pubsub", skipme=True)
+        assert killed == 2
+        # Redis closed both subscriptions before it answered the kill: the
+        # next post reaches neither room on a channel, only in a sync. Post
+        # on until both brokers have logged that Redis is back.
+        while len([r for r in reactor_log.records if "is back" in r.getMessage()]) < 2:
+            try:
+                posted.append(await rooms[1].add("two", f"m{len(posted)}"))
+            except BrokerUnavailable:
+                await gen.sleep(0.01)
+            assert len(posted) < 2000
+        posted.append(await rooms[1].add("two", "last"))
+        for room, got in zip(rooms, heard, strict=True):
+            await until(lambda room=room: room.last_id == posted[-1]["id"], "the last message")
+            ids = [e["id"] for e in got if e["type"] == "message"]
+            assert ids == [m["id"] for m in posted] == list(range(1, len(posted) + 1))
+            assert [m["id"] for m in room.messages] == ids[-200:]
+    finally:
+        await killer.aclose()
+        for room in rooms:
+            await room.broker.close()
+
+
 async def test_redis_broker_drops_what_is_not_an_event(
     io_loop: IOLoop, redis_url: str, reactor_log: LogRecords
 ) -> None:
@@ -572,6 +611,10 @@ def test_redis_goes_away_and_comes_back(
                     assert refused.headers["Retry-After"] == "5"
                     await sender.say("while away, by socket")
                     assert (await sender.next())["type"] == "error"
+                    # a client that comes meanwhile gets in, with the history (no one
+                    # else is told: a join would have to go through Redis)
+                    late, late_history = await live(elsewhere(carol_a, b))
+                    assert [m["text"] for m in late_history["messages"]] == ["before"]
                     for server in (a, b):
                         here = elsewhere(carol_a, server)
                         assert "<span>before</span>" in (await here.fetch("/")).body.decode()
@@ -588,11 +631,11 @@ def test_redis_goes_away_and_comes_back(
                         assert answer.code == 200, answer.body
                     # Ids go on after the restart (Redis kept nothing): 2 and 3,
                     # never a second 1. Nothing refused came through.
-                    for client_ in (watcher, sender):
+                    for client_ in (watcher, sender, late):
                         got = await client_.messages(2)
                         assert [(e["id"], e["text"]) for e in got] == [(2, "after"), (3, "after")]
-                    sender.connection.close()
-                    watcher.connection.close()
+                    for client_ in (sender, watcher, late):
+                        client_.connection.close()
                 finally:
                     client.close()
 

@@ -205,10 +205,11 @@ class ChatRoom:
         try:
             await self.broker.publish(self.name, {"type": "join", "name": name, "ref": ref})
         except BrokerUnavailable:
-            pass
-        deadline = IOLoop.current().time() + ECHO_SECONDS
-        while ref in self._joining and IOLoop.current().time() < deadline:
-            await self.changed.wait(timeout=deadline)
+            pass  # in at once, unannounced
+        else:
+            deadline = IOLoop.current().time() + ECHO_SECONDS
+            while ref in self._joining and IOLoop.current().time() < deadline:
+                await self.changed.wait(timeout=deadline)
         entry = self._joining.pop(ref, None)
         if entry is not None:
             self._admit(*entry)
