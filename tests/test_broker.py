@@ -324,6 +324,40 @@ async def test_redis_broker_drops_what_is_not_an_event(
         await broker.close()
 
 
+async def test_a_room_takes_from_redis_only_what_it_would_post(
+    io_loop: IOLoop, redis_url: str, reactor_log: LogRecords
+) -> None:
+    """Events that are well-formed but not the demo's (too long, a name that
+    is not printable, fields of their own) are dropped or cut to their known
+    fields before a client sees them."""
+    room, heard = demo.ChatRoom(broker=RedisBroker(redis_url)), Recorder()
+    room.subscribe(heard)
+    raw = redis.asyncio.Redis.from_url(redis_url)
+    channel = "reactor-demo:room:main"
+    try:
+        await room.start()
+        for event in [
+            {"type": "message", "id": 1, "author": "m", "text": "x" * (demo.MAX_TEXT + 1)},
+            {"type": "message", "id": 2, "author": "m\x1b[2J", "text": "hi"},
+            {"type": "message", "id": 3, "author": "m", "text": ["not", "text"]},
+            {"type": "join", "name": "n" * (demo.MAX_NAME + 1)},
+            {"type": "history", "room": "x", "messages": []},  # not for clients from Redis
+            {"type": "join", "name": "eve", "script": "<script>", "ref": "guess"},
+            {"type": "message", "id": 4, "author": "eve", "text": "two\nlines", "extra": 1},
+        ]:
+            await raw.publish(channel, json.dumps(event))
+        await heard.count("message", 1)
+        assert heard.events == [
+            {"type": "join", "name": "eve"},
+            {"type": "message", "id": 4, "author": "eve", "text": "two\nlines"},
+        ]
+        assert room.messages == [{"id": 4, "author": "eve", "text": "two\nlines"}]
+        assert len([w for w in reactor_log.warnings() if "not one of ours" in w]) == 3
+    finally:
+        await raw.aclose()
+        await room.broker.close()
+
+
 async def test_redis_broker_unreachable(io_loop: IOLoop, reactor_log: LogRecords) -> None:
     """Nothing listens where the URL points: start() returns after the first
     attempt (the broker keeps trying), a publish is refused, not claimed."""
