@@ -43,6 +43,7 @@ Some facts about Redis pub/sub, and what they make this module do:
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import json
@@ -91,7 +92,7 @@ def _deliver(callbacks: dict[Callback, None], event: Event) -> None:
             app_log.exception("chat broker: subscriber %r failed", callback)
 
 
-class Broker:
+class Broker(abc.ABC):
     """Carries each room's events to every subscriber, in every process, in one order.
 
     An event is a JSON-serialisable dict with a ``"type"``. Those of type
@@ -107,30 +108,30 @@ class Broker:
     raises is logged and the others still get the event.
     """
 
+    @abc.abstractmethod
     async def start(self) -> None:
         """Connect. Returns once the first attempt is over; a broker that could
         not connect keeps trying in the background. Idempotent."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def publish(self, room: str, event: Event) -> Event:
         """Give ``event`` to every subscriber of ``room``; returns the event as
         delivered (with its ``id`` if it is a message).
 
         Raises :class:`BrokerUnavailable` when it cannot be delivered.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def subscribe(self, room: str, callback: Callback) -> None:
         """Give ``callback`` the events of ``room`` from now on (a sync first)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def unsubscribe(self, room: str, callback: Callback) -> None:
         """Stop giving ``callback`` the events of ``room`` (nothing if it was not subscribed)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def close(self) -> None:
         """Unsubscribe from everything and close the connections. Idempotent."""
-        raise NotImplementedError
 
 
 class _LocalRoom:
