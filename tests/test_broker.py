@@ -422,8 +422,14 @@ def backend_spec(reactor_backend: Any) -> str:
 
 @contextmanager
 def demo_processes(
-    count: int, reactor_backend: Any, broker: str | None, tmp_path: Path
+    count: int,
+    reactor_backend: Any,
+    broker: str | None,
+    tmp_path: Path,
+    by_env: tuple[int, ...] = (),
 ) -> Iterator[list[DemoProcess]]:
+    """``count`` demo processes on the backend, with ``--broker`` (those whose
+    index is in ``by_env``: with ``REACTOR_DEMO_BROKER`` instead)."""
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -431,12 +437,15 @@ def demo_processes(
         REACTOR_DEMO_SECRET=SECRET,
     )
     env.pop(demo.BROKER_ENV, None)
-    command = [sys.executable, "-m", "reactor", "demo", "--port", "0"]
-    if broker is not None:
-        command += ["--broker", broker]
     started: list[DemoProcess] = []
     try:
         for i in range(count):
+            command = [sys.executable, "-m", "reactor", "demo", "--port", "0"]
+            own_env = dict(env)
+            if broker is not None and i in by_env:
+                own_env[demo.BROKER_ENV] = broker
+            elif broker is not None:
+                command += ["--broker", broker]
             log = tmp_path / f"demo-{i}.log"
             with log.open("w") as stderr:
                 process = subprocess.Popen(
@@ -444,7 +453,7 @@ def demo_processes(
                     stdout=subprocess.PIPE,
                     stderr=stderr,
                     text=True,
-                    env=env,
+                    env=own_env,
                     cwd=ROOT,
                 )
             started.append(DemoProcess(process, log))
@@ -536,10 +545,11 @@ def run(io_loop: IOLoop, main: Callable[[], Awaitable[None]]) -> None:
 def test_a_message_posted_to_one_process_reaches_the_other(
     io_loop: IOLoop, reactor_backend: Any, redis_url: str, tmp_path: Path
 ) -> None:
-    """MUST-SHOW: two demo processes on one Redis. A message posted to A over
-    HTTP, with its XSRF token as the page sends it, reaches a WebSocket client
-    and a long poll of B; a burst from both keeps one order in both."""
-    with demo_processes(2, reactor_backend, redis_url, tmp_path) as (a, b):
+    """MUST-SHOW: two demo processes on one Redis (A told by ``--broker``, B by
+    ``REACTOR_DEMO_BROKER``). A message posted to A over HTTP, with its XSRF
+    token as the page sends it, reaches a WebSocket client and a long poll of
+    B; a burst from both keeps one order in both."""
+    with demo_processes(2, reactor_backend, redis_url, tmp_path, by_env=(1,)) as (a, b):
 
         async def main() -> None:
             client = AsyncHTTPClient(force_instance=True)
