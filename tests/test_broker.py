@@ -253,6 +253,31 @@ async def test_redis_brokers_number_alike_and_catch_up(io_loop: IOLoop, redis_ur
         await one.start()
 
 
+async def test_a_room_subscribed_while_connected(io_loop: IOLoop, redis_url: str) -> None:
+    """A room subscribed after the broker connected is subscribed on the live
+    connection and synced when Redis confirms it; a second subscriber of a
+    room catches up from what the broker has."""
+    broker, poster = RedisBroker(redis_url), RedisBroker(redis_url)
+    try:
+        await broker.start()
+        await poster.start()
+        early = await poster.publish("lobby", {"type": "message", "author": "p", "text": "early"})
+        lobby = Recorder()
+        broker.subscribe("lobby", lobby)
+        (sync,) = await lobby.count("sync", 1)
+        assert sync["messages"] == [early] and sync["last_id"] == 1
+        later = await poster.publish("lobby", {"type": "message", "author": "p", "text": "later"})
+        assert await lobby.count("message", 1) == [later]
+        second = Recorder()
+        broker.subscribe("lobby", second)
+        assert second.events == [
+            {"type": "sync", "epoch": sync["epoch"], "last_id": 2, "messages": [early, later]}
+        ]
+    finally:
+        await broker.close()
+        await poster.close()
+
+
 async def test_a_room_misses_nothing_across_a_reconnection(
     io_loop: IOLoop, redis_url: str, reactor_log: LogRecords
 ) -> None:

@@ -290,6 +290,7 @@ class RedisBroker(Broker):
         self._client: Any = None
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._first_attempt: asyncio.Future[None] | None = None
         self._closing = False
         self._down_logged = False
@@ -365,7 +366,9 @@ class RedisBroker(Broker):
         elif self._pubsub is not None:
             # Subscribed while connected: its confirmation reaches the
             # reader, which syncs the room then (see _handle).
-            asyncio.get_running_loop().create_task(self._subscribe_late(state.channel))
+            task = asyncio.get_running_loop().create_task(self._subscribe_late(state.channel))
+            self._tasks.add(task)  # held until done: the loop keeps only a weak reference
+            task.add_done_callback(self._tasks.discard)
 
     async def _subscribe_late(self, channel: str) -> None:
         with contextlib.suppress(Exception):  # disconnected: the reader subscribes again
@@ -427,7 +430,8 @@ class RedisBroker(Broker):
         self._pubsub = pubsub
         caught_up = False
         try:
-            await pubsub.subscribe(self._control, *(s.channel for s in self._rooms.values()))
+            unconfirmed = {self._control, *(s.channel for s in self._rooms.values())}
+            await pubsub.subscribe(*unconfirmed)
             loop = asyncio.get_running_loop()
             heard = loop.time()
             while True:
@@ -443,10 +447,10 @@ class RedisBroker(Broker):
                     self._handle(message["channel"], message["data"])
                 elif kind == "subscribe":
                     channel = message["channel"].decode()
-                    if channel == self._control:
-                        continue
-                    await self._sync(channel)
-                    if not caught_up:
+                    if channel != self._control:
+                        await self._sync(channel)
+                    unconfirmed.discard(channel)
+                    if not unconfirmed and not caught_up:  # every room synced
                         caught_up = self.connected = True
                         self._came_back()
                         self._first_attempt_over()
