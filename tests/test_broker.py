@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import signal
@@ -45,8 +46,11 @@ from reactor.demo.broker import (
     from_url,
 )
 from reactor.httpclient import AsyncHTTPClient, HTTPRequest
+from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
+from reactor.testing import bind_unused_port
 from reactor.websocket import WebSocketClientConnection, websocket_connect
+from tests import test_demo
 from tests.conformance import conftest as conformance
 from tests.conformance.test_port_tornado_app import Session
 from tests.servers import RunningServer, ServerNotInstalled, free_port, redis_server
@@ -760,3 +764,57 @@ def test_demo_refuses_an_unknown_broker(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "unknown broker 'kafka://x': give redis://HOST:PORT/DB" in result.stderr
+
+
+# -- the demo's own chat tests (tests/test_demo.py), with the room on Redis -------------------
+
+
+@pytest.fixture
+def site(io_loop: IOLoop, tmp_path: Path, redis_url: str) -> Iterator[test_demo.Demo]:
+    """tests/test_demo.py's site, its chat room on a RedisBroker."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    app = demo.make_app(
+        str(uploads),
+        broker=RedisBroker(redis_url),
+        cookie_secret=test_demo.SECRET,
+        chat_cache_size=test_demo.CACHE,
+    )
+    sock, port = bind_unused_port()
+    server = HTTPServer(app)
+    server.add_sockets([sock])
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        yield test_demo.Demo(app, port, client)
+    finally:
+        client.close()
+        server.stop()
+        io_loop.run_sync(server.close_all_connections)
+        io_loop.run_sync(app.room.broker.close)
+
+
+@pytest.fixture
+def web_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """As in tests/test_demo.py: what the web layer logs, warnings and up."""
+    caplog.set_level(logging.WARNING, logger="reactor")
+    yield caplog
+
+
+# The same tests, the same assertions (ids from 1, joins to the others only,
+# a post's id good as a cursor at once, a slow reader closed, a flood
+# refused): the room behaves on Redis as it does in one process.
+test_chat_long_poll_on_redis = test_demo.test_chat_long_poll
+test_a_poll_whose_client_leaves_stops_waiting_on_redis = (
+    test_demo.test_a_poll_whose_client_leaves_stops_waiting
+)
+test_live_chat_two_clients_on_redis = test_demo.test_live_chat_two_clients
+test_live_chat_and_long_poll_share_the_room_on_redis = (
+    test_demo.test_live_chat_and_long_poll_share_the_room
+)
+test_live_chat_reconnect_with_a_cursor_on_redis = test_demo.test_live_chat_reconnect_with_a_cursor
+test_a_client_that_does_not_read_is_closed_on_redis = (
+    test_demo.test_a_client_that_does_not_read_is_closed
+)
+test_a_client_that_floods_is_refused_past_its_rate_on_redis = (
+    test_demo.test_a_client_that_floods_is_refused_past_its_rate
+)
