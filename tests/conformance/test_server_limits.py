@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from reactor import gen
+from reactor import gen, locks
 from reactor.httpclient import AsyncHTTPClient
 from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
@@ -38,7 +38,8 @@ from reactor.iostream import IOStream, StreamClosedError
 from reactor.netutil import bind_sockets
 from reactor.tcpserver import TCPServer
 from reactor.web import Application, RequestHandler
-from reactor.websocket import WebSocketHandler, websocket_connect
+from reactor.websocket import WebSocketClosedError, WebSocketHandler, websocket_connect
+from tests import ws_raw
 
 pytestmark = pytest.mark.usefixtures("reactor_log")
 
@@ -304,3 +305,140 @@ def test_out_of_file_descriptors_neither_spins_nor_stops(reactor_backend: Any) -
     assert len(ended) >= len(started) - 1 and all(line.startswith("INFO") for line in ended)
     assert len(started) <= final["accept_errors"]
     assert not [line for line in log if line.startswith(("ERROR", "Traceback"))], log
+
+
+# -- max_write_buffer_size ------------------------------------------------------------------
+
+WRITE_BOUND = 256 * 1024
+CHUNK = 64 * 1024
+MOST_CHUNKS = 512
+"""A handler stops after this many chunks (32 MiB) should the bound not hold."""
+KERNEL_ROOM = 8 * 1024 * 1024
+"""More than loopback's socket buffers (the sender's auto-tuned, the receiver's) can take."""
+
+
+class Flooder:
+    """What a flooding handler reports."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.cut = locks.Event()
+
+
+class Flood(RequestHandler):
+    """Writes without waiting for the client (no ``await`` on flush): only
+    the server's bound stops it."""
+
+    def initialize(self, flooder: Flooder) -> None:
+        self.flooder = flooder
+
+    async def get(self) -> None:
+        chunk = b"x" * CHUNK
+        for _ in range(MOST_CHUNKS):
+            if self.flooder.cut.is_set():
+                return
+            self.write(chunk)
+            self.flush()
+            self.flooder.sent += CHUNK
+            await gen.moment
+
+    def on_connection_close(self) -> None:
+        self.flooder.cut.set()
+
+
+class FloodSocket(WebSocketHandler):
+    def initialize(self, flooder: Flooder) -> None:
+        self.flooder = flooder
+
+    async def open(self, *args: str, **kwargs: str) -> None:
+        chunk = "x" * CHUNK
+        for _ in range(MOST_CHUNKS):
+            try:
+                self.write_message(chunk)
+            except WebSocketClosedError:
+                return
+            self.flooder.sent += CHUNK
+            await gen.moment
+
+    def on_message(self, message: str | bytes) -> None:
+        pass
+
+    def on_close(self) -> None:
+        self.flooder.cut.set()
+
+
+def non_reading_client(port: int, request: bytes) -> socket.socket:
+    """A client with a small receive window that sends ``request`` and never reads."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(WAIT)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(request)
+    return sock
+
+
+async def test_a_response_to_a_client_that_never_reads_is_cut(
+    io_loop: IOLoop, reactor_log: Any
+) -> None:
+    flooder = Flooder()
+    server = HTTPServer(
+        Application([("/", Flood, {"flooder": flooder})]), max_write_buffer_size=WRITE_BOUND
+    )
+    port = listen(server)
+    client = non_reading_client(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    try:
+        await bounded(flooder.cut.wait())
+        assert flooder.sent < KERNEL_ROOM + WRITE_BOUND
+        await until(lambda: server.stats()["connections_open"] == 0)
+    finally:
+        client.close()
+        server.stop()
+        await server.close_all_connections()
+    lines = [r for r in reactor_log.records if "max_write_buffer_size" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+
+
+async def test_a_websocket_whose_queue_passes_the_bound_is_closed(
+    io_loop: IOLoop, reactor_log: Any
+) -> None:
+    flooder = Flooder()
+    server = HTTPServer(
+        Application([("/ws", FloodSocket, {"flooder": flooder})]),
+        max_write_buffer_size=WRITE_BOUND,
+    )
+    port = listen(server)
+    ws = await ws_raw.RawWebSocket.connect(port, "/ws", receive_buffer=4096)
+    try:
+        ws.check_accept()
+        await bounded(flooder.cut.wait())  # the handler's on_close ran
+        assert flooder.sent < KERNEL_ROOM + WRITE_BOUND
+        await until(lambda: server.stats()["websockets_open"] == 0)
+        assert server.stats()["connections_open"] == 0
+    finally:
+        ws.close()
+        server.stop()
+        await server.close_all_connections()
+    lines = [r for r in reactor_log.records if "max_write_buffer_size" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+
+
+async def test_a_client_that_reads_is_not_cut(io_loop: IOLoop) -> None:
+    """The bound is on what waits, not on what is sent: a large response
+    written in pieces that are waited for goes through whole."""
+
+    class Big(RequestHandler):
+        async def get(self) -> None:
+            for _ in range(64):
+                self.write(b"y" * CHUNK)
+                await self.flush()
+
+    server = HTTPServer(Application([("/", Big)]), max_write_buffer_size=WRITE_BOUND)
+    port = listen(server)
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        response = await bounded(client.fetch(f"http://127.0.0.1:{port}/"))
+        assert len(response.body) == 64 * CHUNK
+    finally:
+        client.close()
+        server.stop()
+        await server.close_all_connections()
