@@ -11,8 +11,9 @@ package's client in a thread):
   ``Connection: close``; if its headers went out already, the connection
   closes when the response ends; requests pipelined behind it never reach
   the application, and the close resets nothing;
-- an idle keep-alive connection is closed at once; one whose next request
-  is already in the socket is answered first;
+- an idle keep-alive connection is closed; one whose next request is
+  already in the socket, or comes just after the drain began (as a load
+  generator's does), is answered first, with ``Connection: close``;
 - past the deadline, what is left is cut, and its handler's
   ``on_connection_close`` runs; ``timeout=0`` (the default, Tornado's)
   closes everything now;
@@ -282,7 +283,7 @@ async def test_requests_pipelined_behind_the_one_in_flight_are_not_started(
 # -- idle connections ----------------------------------------------------------------------
 
 
-async def test_idle_keep_alive_connection_is_closed_at_once(
+async def test_idle_keep_alive_connection_is_closed(
     io_loop: IOLoop, served: tuple[HTTPServer, int], gate: Gate
 ) -> None:
     server, port = served
@@ -326,6 +327,35 @@ async def test_a_next_request_begun_is_answered_with_connection_close(
         while not server.draining:
             await gen.moment
         client.sendall(request[20:])
+        data = await io_loop.run_in_executor(None, read_until_eof, client)
+        client.close()
+        await bounded(drain)
+    finally:
+        client.close()
+    [(head, body)] = responses_in(data)
+    assert body == b"fast" and b"Connection: close" in head
+
+
+async def test_next_request_sent_just_after_the_drain_began_is_answered(
+    io_loop: IOLoop, served: tuple[HTTPServer, int], gate: Gate
+) -> None:
+    """A client that had its answer just before the drain and sends its
+    next request just after: what wrk does on every connection. It is
+    answered with ``Connection: close`` (closed at once, it would have been
+    a request lost), then the connection closes."""
+    server, port = served
+    client = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    try:
+        client.sendall(get("/fast"))
+        client.settimeout(WAIT)
+        first = http.client.HTTPResponse(client)
+        await io_loop.run_in_executor(None, lambda: (first.begin(), first.read()))
+        server.stop()
+        drain = gen.convert_yielded(server.close_all_connections(timeout=None))
+        while not server.draining:
+            await gen.moment
+        await gen.moment
+        client.sendall(get("/fast"))
         data = await io_loop.run_in_executor(None, read_until_eof, client)
         client.close()
         await bounded(drain)
