@@ -367,6 +367,15 @@ def test_a_drain_behind_nginx_loses_no_request(deployment: Deployment) -> None:
     assert deployment.get("/whoami")["pid"] == other.pid
 
 
+def test_the_documented_config_is_the_tested_one() -> None:
+    """docs/nginx.md shows examples/nginx/nginx.conf (the file these tests run) less comments."""
+    doc = (ROOT / "docs" / "nginx.md").read_text()
+    shown = doc.split("```nginx\n", 1)[1].split("```", 1)[0]
+    lines = [line.split("#", 1)[0].rstrip() for line in EXAMPLE.read_text().splitlines()]
+    example = "\n".join(line for line in lines if line) + "\n"
+    assert shown.replace("\n\n", "\n") == example
+
+
 # -- the reactor process: ``python -m tests.test_nginx READY_FILE MARKERS`` --------------
 
 
