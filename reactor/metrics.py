@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -204,6 +205,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _has_loop() -> bool:
+    """Whether ``IOLoop.current()`` would return a loop without making one."""
+    if IOLoop.current(instance=False) is not None:
+        return True
+    return IOLoop.initialized() and threading.current_thread() is threading.main_thread()
+
+
 class _Exchange:
     """The multi-process file exchange of this process (see :func:`enable_multiprocess`)."""
 
@@ -213,9 +221,14 @@ class _Exchange:
         self.pid = os.getpid()
         self.path = os.path.join(directory, f"{self.label}.json")
         self._failing = False
-        self._timer = PeriodicCallback(self.write, _WRITE_INTERVAL * 1000)
+        self._timer: PeriodicCallback | None = None
 
     def start(self) -> None:
+        """Write now and every second on the current loop; with none yet, wait for
+        :func:`install` or a scrape to bring one (the process was just forked)."""
+        if self._timer is not None or not _has_loop():
+            return
+        self._timer = PeriodicCallback(self.write, _WRITE_INTERVAL * 1000)
         self.write()
         self._timer.start()
 
@@ -241,7 +254,8 @@ class _Exchange:
 
     def stop(self) -> None:
         """Stop writing and remove this process's file (only in the process that wrote it)."""
-        self._timer.stop()
+        if self._timer is not None:
+            self._timer.stop()
         if os.getpid() != self.pid:
             return  # a forked child's copy: the file is its parent's
         try:
@@ -307,12 +321,13 @@ def _current_exchange() -> _Exchange | None:
 def enable_multiprocess(directory: str) -> None:
     """Share this process's metrics with the other processes of a server.
 
-    Call it in each serving process (after the fork, with the process's
-    loop current) with the same ``directory``, one the processes' parent
-    made and removes. The process writes its values to
-    ``directory/<task id>.json`` now and every second, and removes the file
-    when it exits; :class:`MetricsHandler` in any of the processes then
-    reports every live one. Calling it again replaces the earlier call.
+    Call it in each serving process, after the fork, with the same
+    ``directory``, one the processes' parent made and removes. The process
+    writes its values to ``directory/<task id>.json`` every second, on its
+    current loop (called before the process has one, it starts once
+    :func:`install` or a scrape runs on it), and removes the file when it
+    exits; :class:`MetricsHandler` in any of the processes then reports
+    every live one. Calling it again replaces the earlier call.
     """
     global _exchange
     disable_multiprocess()
@@ -344,6 +359,7 @@ class _ReactorCollector(Collector):
         if exchange is None:
             reports = [_own_report(_process_label())]
         else:
+            exchange.start()
             reports = exchange.reports(time.time())
         return _families(reports)
 
@@ -409,3 +425,6 @@ def install(app: Application, path: str = "/metrics") -> None:
     """Add :class:`MetricsHandler` to ``app`` at ``path`` (for every host,
     before the application's own rules, so a catch-all route does not hide it)."""
     app.add_handlers(r".*$", [(re.escape(path), MetricsHandler)])
+    exchange = _current_exchange()
+    if exchange is not None:
+        exchange.start()

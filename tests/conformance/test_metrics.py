@@ -253,8 +253,9 @@ def http_get(port: int, path: str) -> str:
 
 def test_two_processes_each_report_both(reactor_backend: Any, tmp_path: Path) -> None:
     """``fork_processes(2)``; each child serves on a port of its own and calls
-    ``enable_multiprocess`` on one directory: a scrape of either one reports
-    both, each with its own values, and each removes its file as it exits."""
+    ``enable_multiprocess`` on one directory (one before it has a loop, one
+    after): a scrape of either one reports both, each with its own values,
+    and each removes its file as it exits."""
     exchange = tmp_path / "exchange"
     exchange.mkdir()
     ready = tmp_path / "ready"
@@ -319,13 +320,16 @@ def _serve_two(exchange: str, ready: str) -> None:
     from reactor.netutil import bind_sockets
 
     task = process.fork_processes(2, max_restarts=0)
+    if task == 1:  # as serve does: before the loop is made; install() starts it
+        metrics.enable_multiprocess(exchange)
     loop = IOLoop.current()
     application = Application([(r"/hello", Hello)], log_function=lambda h: None)
     metrics.install(application)
     server = HTTPServer(application)
     sockets = bind_sockets(0, "127.0.0.1")
     server.add_sockets(sockets)
-    metrics.enable_multiprocess(exchange)
+    if task == 0:  # with the loop current: it starts at once
+        metrics.enable_multiprocess(exchange)
     signal.signal(signal.SIGTERM, lambda *_: loop.add_callback_from_signal(loop.stop))
     port = sockets[0].getsockname()[1]
     temporary = os.path.join(ready, f".{task}")
