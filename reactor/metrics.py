@@ -84,13 +84,17 @@ _LOOP_GAUGES = (
 _SERVER_COUNTERS = (
     ("connections_accepted", "reactor_server_connections_accepted", "Connections accepted."),
     ("accept_errors", "reactor_server_accept_errors", "accept() failures (EMFILE, ENFILE...)."),
-    ("requests_served", "reactor_server_requests_served", "HTTP requests whose response finished."),
+    (
+        "requests_served",
+        "reactor_server_requests_served",
+        "HTTP responses finished (a WebSocket's 101 included).",
+    ),
     (
         "requests_refused",
         "reactor_server_requests_refused",
-        "HTTP requests the server answered itself with a 4xx (400, 408, 413, 431...).",
+        "HTTP requests the server answered itself (400, 408, 413, 431...), unseen by handlers.",
     ),
-    ("requests_failed", "reactor_server_requests_failed", "HTTP requests answered 500."),
+    ("requests_failed", "reactor_server_requests_failed", "HTTP responses with a 5xx status."),
 )
 _SERVER_GAUGES = (
     ("connections_open", "reactor_server_connections_open", "Connections open now."),
