@@ -13,7 +13,8 @@ Routes:
 - ``GET /inflight``: how many ``/slow`` requests this process is answering now.
 - ``POST /echo``: the request body, back.
 - ``GET /error``: a handler that raises (a 500, and the traceback in the log).
-- ``GET /pid``: ``{"pid": ..., "task_id": ...}`` of the process that answered.
+- ``GET /pid``: ``{"pid": ..., "task_id": ...}`` of the process that answered,
+  with the ``remote_ip`` and ``protocol`` it saw the request come from.
 - ``/ws``: a WebSocket that echoes each message.
 """
 
@@ -73,7 +74,14 @@ class ErrorHandler(web.RequestHandler):
 
 class PidHandler(web.RequestHandler):
     def get(self) -> None:
-        self.write({"pid": os.getpid(), "task_id": process.task_id()})
+        self.write(
+            {
+                "pid": os.getpid(),
+                "task_id": process.task_id(),
+                "remote_ip": self.request.remote_ip,
+                "protocol": self.request.protocol,
+            }
+        )
 
 
 class EchoWebSocket(websocket.WebSocketHandler):
