@@ -313,6 +313,56 @@ def test_two_processes_each_report_both(reactor_backend: Any, tmp_path: Path) ->
             parent.communicate()
 
 
+def test_serve_processes_report_each_other(reactor_backend: Any, tmp_path: Path) -> None:
+    """``python -m reactor serve --processes 2 --reuse-port --metrics /metrics``:
+    whichever process answers a scrape, both processes are in it."""
+    ready = tmp_path / "ready"
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        REACTOR_BACKEND=backend_env(reactor_backend),
+    )
+    command = [
+        sys.executable, "-m", "reactor", "serve", "examples.serve_app:make_app",
+        "--port", "0", "--processes", "2", "--reuse-port", "--no-access-log",
+        "--metrics", "/metrics", "--ready-file", str(ready),
+    ]  # fmt: skip
+    supervisor = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while not ready.exists():
+            assert supervisor.poll() is None, supervisor.communicate()[1]
+            assert time.monotonic() < deadline, "serve did not get ready"
+            time.sleep(0.05)  # polling for the file serve writes, with a deadline
+        port = int(ready.read_text().strip().rsplit(":", 1)[1].rstrip("/"))
+        answered: set[str] = set()
+        for _ in range(200):  # new connections, spread by SO_REUSEPORT's hash
+            samples = parse(http_get(port, "/metrics"))
+            found = processes(samples)
+            if len(found) < 2:  # the other has not written its first file yet
+                assert time.monotonic() < deadline, found
+                continue
+            assert set(found) == {"0", "1"}, found
+            assert len({info["pid"] for info in found.values()}) == 2
+            answering = [
+                t for t in found if value(samples, "reactor_process_report_age_seconds", t) == 0
+            ]
+            assert len(answering) == 1
+            answered.add(answering[0])
+            if answered == {"0", "1"}:
+                break
+        assert answered == {"0", "1"}, "one process answered every scrape"
+        supervisor.send_signal(signal.SIGTERM)
+        _, err = supervisor.communicate(timeout=DEADLINE)
+        assert supervisor.returncode == 0, err
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.communicate()
+
+
 def _serve_two(exchange: str, ready: str) -> None:
     """The program of test_two_processes_each_report_both (run as ``-m``)."""
     from reactor import process
