@@ -1,8 +1,9 @@
 """reactor behind Debian's nginx, on every backend: the configuration that
 docs/nginx.md documents (examples/nginx/nginx.conf), run for real.
 
-Each test starts two reactor processes (this module run as a program, each
-on a free port of its own) and nginx in front of them, with the example's
+Each test starts two reactor processes (``python -m reactor serve
+tests.test_nginx:make_app --xheaders --trusted-downstream ...``, each on a
+free port of its own) and nginx in front of them, with the example's
 config with its ports and paths replaced (the test fails if the example
 loses a line it replaces), in a prefix of its own in a temporary directory.
 
@@ -41,6 +42,9 @@ from typing import Any
 
 import pytest
 
+from reactor import gen
+from reactor.web import Application, RequestHandler, stream_request_body
+from reactor.websocket import WebSocketHandler
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,19 +169,21 @@ def render_config(deployment: Deployment) -> str:
 
 
 def start_app(backend: str, directory: Path, markers: Path) -> App:
+    """``python -m reactor serve tests.test_nginx:make_app`` as docs/nginx.md runs it."""
     ready = directory / f"app-{len(list(directory.glob('app-*')))}.ready"
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         REACTOR_BACKEND=backend,
+        MARKERS=str(markers),
     )
+    command = [
+        sys.executable, "-m", "reactor", "serve", "tests.test_nginx:make_app",
+        "--port", "0", "--xheaders", "--trusted-downstream", EDGE, "--no-access-log",
+        "--drain-timeout", str(DEADLINE), "--ready-file", str(ready),
+    ]  # fmt: skip
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.test_nginx", str(ready), str(markers)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
 
     def is_ready() -> bool:
@@ -185,8 +191,8 @@ def start_app(backend: str, directory: Path, markers: Path) -> App:
         return ready.exists()
 
     until(is_ready, "a reactor process to listen")
-    pid, port = ready.read_text().split()
-    return App(process, int(pid), int(port))
+    port = ready.read_text().strip().rstrip("/").rsplit(":", 1)[1]
+    return App(process, process.pid, int(port))
 
 
 def start_nginx(deployment: Deployment) -> subprocess.Popen[str]:
@@ -376,86 +382,69 @@ def test_the_documented_config_is_the_tested_one() -> None:
     assert shown.replace("\n\n", "\n") == example
 
 
-# -- the reactor process: ``python -m tests.test_nginx READY_FILE MARKERS`` --------------
+# -- the application the reactor processes serve ----------------------------------------
 
 
-def _serve(ready: str, markers: str) -> None:
-    from reactor import gen
-    from reactor.httpserver import HTTPServer
-    from reactor.ioloop import IOLoop
-    from reactor.netutil import bind_sockets
-    from reactor.web import Application, RequestHandler, stream_request_body
-    from reactor.websocket import WebSocketHandler
-
-    def mark(name: str, text: str) -> None:
-        temporary = os.path.join(markers, f".{name}.{os.getpid()}")
-        with open(temporary, "w") as f:
-            f.write(text)
-        os.replace(temporary, os.path.join(markers, name))
-
-    class WhoAmI(RequestHandler):
-        def get(self) -> None:
-            self.write(
-                {
-                    "pid": os.getpid(),
-                    "remote_ip": self.request.remote_ip,
-                    "peer": self.request.connection.context.address[0],  # type: ignore[union-attr]
-                    "protocol": self.request.protocol,
-                    "forwarded_for": self.request.headers.get("X-Forwarded-For"),
-                }
-            )
-
-    class Echo(WebSocketHandler):
-        def on_message(self, message: str | bytes) -> None:
-            self.write_message(
-                str(os.getpid()) if message == "pid" else message, binary=isinstance(message, bytes)
-            )
-
-    @stream_request_body
-    class Upload(RequestHandler):
-        def prepare(self) -> None:
-            self.received = 0
-            self.chunks = 0
-
-        def data_received(self, chunk: bytes) -> None:
-            if self.chunks == 0:
-                mark(f"{self.get_query_argument('id')}.first", str(len(chunk)))
-            self.received += len(chunk)
-            self.chunks += 1
-
-        def post(self) -> None:
-            self.write({"received": self.received, "chunks": self.chunks})
-
-    class Slow(RequestHandler):
-        async def post(self) -> None:
-            mark(f"{self.get_query_argument('id')}.started", str(os.getpid()))
-            release = os.path.join(markers, "release")
-            deadline = time.monotonic() + DEADLINE
-            while not os.path.exists(release) and time.monotonic() < deadline:
-                await gen.sleep(0.02)
-            self.write(str(os.getpid()))
-
-    loop = IOLoop.current()
-    application = Application(
-        [(r"/whoami", WhoAmI), (r"/ws", Echo), (r"/upload", Upload), (r"/slow", Slow)],
-        log_function=lambda handler: None,
-    )
-    server = HTTPServer(application, xheaders=True, trusted_downstream=[EDGE])
-    sockets = bind_sockets(0, "127.0.0.1")
-    server.add_sockets(sockets)
-
-    async def drain() -> None:
-        server.stop()
-        await server.close_all_connections(timeout=DEADLINE)
-        loop.stop()
-
-    signal.signal(signal.SIGTERM, lambda *_: loop.add_callback_from_signal(drain))
-    temporary = ready + ".tmp"
+def _mark(name: str, text: str) -> None:
+    """A file the test waits for, in the MARKERS directory (written whole, then renamed)."""
+    markers = os.environ["MARKERS"]
+    temporary = os.path.join(markers, f".{name}.{os.getpid()}")
     with open(temporary, "w") as f:
-        f.write(f"{os.getpid()} {sockets[0].getsockname()[1]}")
-    os.replace(temporary, ready)
-    loop.start()
+        f.write(text)
+    os.replace(temporary, os.path.join(markers, name))
 
 
-if __name__ == "__main__":
-    _serve(sys.argv[1], sys.argv[2])
+class WhoAmI(RequestHandler):
+    def get(self) -> None:
+        context = self.request.connection.context  # type: ignore[union-attr]
+        self.write(
+            {
+                "pid": os.getpid(),
+                "remote_ip": self.request.remote_ip,
+                "peer": context.address[0],
+                "protocol": self.request.protocol,
+                "forwarded_for": self.request.headers.get("X-Forwarded-For"),
+            }
+        )
+
+
+class Echo(WebSocketHandler):
+    def on_message(self, message: str | bytes) -> None:
+        if message == "pid":
+            message = str(os.getpid())
+        self.write_message(message, binary=isinstance(message, bytes))
+
+
+@stream_request_body
+class Upload(RequestHandler):
+    def prepare(self) -> None:
+        self.received = 0
+        self.chunks = 0
+
+    def data_received(self, chunk: bytes) -> None:
+        if self.chunks == 0:
+            _mark(f"{self.get_query_argument('id')}.first", str(len(chunk)))
+        self.received += len(chunk)
+        self.chunks += 1
+
+    def post(self) -> None:
+        self.write({"received": self.received, "chunks": self.chunks})
+
+
+class Slow(RequestHandler):
+    """Says it started, then answers once the test writes ``release``."""
+
+    async def post(self) -> None:
+        _mark(f"{self.get_query_argument('id')}.started", str(os.getpid()))
+        release = os.path.join(os.environ["MARKERS"], "release")
+        deadline = time.monotonic() + DEADLINE
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            await gen.sleep(0.02)
+        self.write(str(os.getpid()))
+
+
+def make_app() -> Application:
+    """What ``serve`` runs in each upstream process."""
+    return Application(
+        [(r"/whoami", WhoAmI), (r"/ws", Echo), (r"/upload", Upload), (r"/slow", Slow)]
+    )
