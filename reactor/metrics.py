@@ -15,8 +15,9 @@ Some facts this module is built on:
 - A scrape may come from anyone who can reach the port, as often as they
   like. It costs one ``stats()`` call per server, the listing of one
   directory and at most one small file per process (files past
-  ``_MAX_FILE_SIZE`` or past ``_MAX_FILES`` in number, and names that are
-  not ``<task id>.json``, are not read); nothing is kept between scrapes.
+  ``_MAX_FILE_SIZE`` or past ``_MAX_FILES`` in number, names that are not
+  ``<task id>.json``, symlinks, FIFOs and other non-files are not read);
+  nothing is kept between scrapes.
 - Processes die without cleaning up (SIGKILL, ``os._exit``, a crash): a
   file whose pid is not alive, or that was not rewritten for
   ``_STALE_AFTER`` seconds (a pid reused by another program), is ignored,
@@ -36,6 +37,7 @@ import json
 import logging
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -296,12 +298,23 @@ class _Exchange:
         return reports
 
 
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
 def _read_report(path: str, now: float) -> _Report | None:
+    # Not following a symlink, and not blocking on a FIFO: only a plain file is read.
     try:
-        with open(path, "rb") as f:
-            text = f.read(_MAX_FILE_SIZE + 1)
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError:
-        return None  # gone meanwhile (its process exited), or not a file
+        return None  # gone meanwhile (its process exited), or a symlink
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        text = os.read(fd, _MAX_FILE_SIZE + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     if len(text) > _MAX_FILE_SIZE:
         return None
     try:

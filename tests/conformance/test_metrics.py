@@ -198,6 +198,9 @@ async def test_exchange_reports_live_files_and_ignores_the_rest(
     (tmp_path / "7.json").write_text('{"pid": ')  # cut short
     (tmp_path / "8.json").write_bytes(b" " * (metrics._MAX_FILE_SIZE + 1) + b"{}")
     (tmp_path / "9.json").mkdir()  # not even a file
+    os.mkfifo(tmp_path / "10.json")  # a FIFO: opening it to read would block
+    write_report(tmp_path, "real", process="11")  # its target is a good file
+    (tmp_path / "11.json").symlink_to(tmp_path / "real.json")  # but a symlink
     write_report(tmp_path, "x")  # not a task id
     write_report(tmp_path, "0", pid=os.getppid())  # our own label: we report ourselves
 
