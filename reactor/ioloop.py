@@ -932,10 +932,16 @@ class PollIOLoop(IOLoop):
         poll = self._poller.poll
         heappop = heapq.heappop
         handle_exception = self.handle_callback_exception
+        monotonic = _monotonic
+        # What stats() counts (see _LoopCounters), read once per iteration:
+        # t1, when the last poll returned (the start of this busy stretch,
+        # and the "now" timers are due by, as asyncio's loop does), and the
+        # events that poll returned. The current bucket's longest stretch
+        # and its end are mirrored in locals; only this loop writes them.
         counters = self._counters
-        # What stats() counts, per iteration: the end of the last poll (the
-        # start of this busy stretch) and the events that poll returned.
-        t1 = _monotonic()
+        longest = counters.longest
+        bucket_end = counters.bucket_end
+        t1 = monotonic()
         events: list[tuple[int, int]] = []
         context: Any
         callback: Any
@@ -958,13 +964,12 @@ class PollIOLoop(IOLoop):
                     and self._cancellations > len(timeouts) >> 2
                 ):
                     self._compact_timeouts()
-                now = _monotonic()
                 while timeouts:
                     timer = timeouts[0]
                     if timer[2] is None:  # cancelled: dropped lazily, here
                         heappop(timeouts)
                         self._cancellations -= 1
-                    elif timer[0] <= now:
+                    elif timer[0] <= t1:
                         heappop(timeouts)
                         if due is None:
                             due = [timer]
@@ -973,7 +978,7 @@ class PollIOLoop(IOLoop):
                     else:
                         break
                 if due is not None:
-                    counters.timer_lag = now - due[-1][0]
+                    counters.timer_lag = t1 - due[-1][0]
 
             try:
                 for _ in range(ncallbacks):
@@ -1017,13 +1022,15 @@ class PollIOLoop(IOLoop):
 
             # The iteration's statistics, in one place: busy since the last
             # poll returned, and what ran (callbacks, timers, handler calls).
-            t0 = _monotonic()
+            t0 = monotonic()
             busy = t0 - t1
             counters.busy_time += busy
-            if t0 >= counters.bucket_end:
+            if t0 >= bucket_end:
                 counters.rotate(t0)
-            if busy > counters.longest:
-                counters.longest = busy
+                longest = 0.0
+                bucket_end = counters.bucket_end
+            if busy > longest:
+                longest = counters.longest = busy
             counters.iterations += 1
             counters.callbacks += ncallbacks + len(events)
 
@@ -1054,7 +1061,7 @@ class PollIOLoop(IOLoop):
                 # the busy stretch, and the clock is not read again.
                 t1 = t0
             else:
-                t1 = _monotonic()
+                t1 = monotonic()
                 counters.idle_time += t1 - t0
             self._polling = False
             if not events:
