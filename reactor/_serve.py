@@ -621,8 +621,7 @@ def serve_process(
         loop.add_callback(announce, loop.backend_name)
         loop.start()
     finally:
-        for signum in SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
+        # The drain's handlers stay: a second signal now still means "exit at once".
         loop.close(all_fds=True)
     return 0
 
