@@ -452,7 +452,16 @@ class WebSocketHandler(RequestHandler):
             "send_error",
         ):
             setattr(self, method, _raise_not_supported_for_websockets)
+        # A server's drain closes the connection with 1001, "going away"
+        # (the close handshake bounded by the drain's deadline).
+        set_drain_callback = getattr(self.request.connection, "set_drain_callback", None)
+        if set_drain_callback is not None:
+            set_drain_callback(self._on_server_drain)
         return self.detach()
+
+    def _on_server_drain(self) -> None:
+        if self.ws_connection is not None and not self.ws_connection.is_closing():
+            self.close(1001)
 
 
 def _valid_key(key: str) -> bool:
