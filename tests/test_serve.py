@@ -491,13 +491,13 @@ needs_drain = pytest.mark.skipif(
 )
 
 WRK_SCRIPT = """
--- Each thread counts its responses; at 200 it writes the marker file, which
+-- Each thread counts its responses; at 500 it writes the marker file, which
 -- tells the test that wrk is in full flight. done() prints wrk's own tally.
 local marker = os.getenv("SERVE_TEST_MARKER")
 local count = 0
 response = function(status, headers, body)
   count = count + 1
-  if count == 200 and marker then
+  if count == 500 and marker then
     local f = io.open(marker, "w")
     if f then f:write("running") f:close() end
   end
@@ -513,9 +513,16 @@ end
 
 @needs_drain
 def test_sigterm_during_wrk_loses_no_request(serve: Callable[..., Served], tmp_path: Path) -> None:
-    """MUST-SHOW: wrk runs through a SIGTERM to ``--processes 2``: no read, write or
-    timeout error and no non-2xx; every process exits 0 within the drain deadline.
-    Connect errors (wrk reconnecting after the listeners closed) are counted, not lost."""
+    """MUST-SHOW: wrk runs through a SIGTERM to ``--processes 2``: no read or timeout
+    error and no non-2xx; every process exits 0 within the drain deadline.
+
+    Once the listeners have closed, wrk's reconnects are refused. wrk 4.1 (Debian's)
+    does not check a non-blocking connect's result (its plain ``sock_connect`` returns
+    OK), so a refused connect shows as a *write* error, at its first write: "connect 0,
+    write N". Those requests were never sent, so they are counted and printed, not
+    lost. A request wrk sent and did not get answered whole would be a read error (the
+    server closed or reset the connection under it) or a timeout: those must be 0.
+    (A reset before wrk wrote anything is also a write error; it loses nothing.)"""
     wrk = shutil.which("wrk")
     if wrk is None:
         pytest.skip("wrk is not installed (.ci/run installs it with apt-get)")
@@ -540,10 +547,10 @@ def test_sigterm_during_wrk_loses_no_request(serve: Callable[..., Served], tmp_p
             client.kill()
             client.wait()
     tally = json.loads(output.strip().splitlines()[-1])
-    print("wrk through SIGTERM:", tally)
-    assert tally["requests"] > 200
-    lost = {key: tally[key] for key in ("read", "write", "timeout", "status")}
-    assert lost == {"read": 0, "write": 0, "timeout": 0, "status": 0}, output
+    print(f"wrk through SIGTERM: {tally} (write: connects refused after the listeners closed)")
+    assert tally["requests"] >= 500
+    lost = {key: tally[key] for key in ("read", "timeout", "status")}
+    assert lost == {"read": 0, "timeout": 0, "status": 0}, output
     log = served.stderr()
     assert len(re.findall(r"process [01] \(pid \d+\) exited with status 0", log)) == 2, log
 
@@ -647,6 +654,11 @@ def _slow_request(served: Served, path: str, result: dict[str, Any]) -> threadin
             result["status"] = response.status
             result["connection"] = response.getheader("Connection")
             result["body"] = response.read()
+            if conn.sock is not None:  # kept alive: the drain must close it soon
+                readable = select.select([conn.sock], [], [], 10)[0]
+                result["closed"] = bool(readable) and conn.sock.recv(1) == b""
+            else:
+                result["closed"] = True
         except (OSError, http.client.HTTPException) as e:
             result["error"] = e
         finally:
@@ -665,7 +677,10 @@ def test_a_slow_request_in_flight_completes(serve: Callable[..., Served]) -> Non
     wait_in_flight(served, 1)
     served.signal(signal.SIGTERM)
     thread.join(timeout=20)
-    assert result == {"status": 200, "connection": "close", "body": b"slept 1\n"}
+    # Answered whole; then the connection closes: at once, or, if its answer came
+    # within the drain's idle grace, when the grace ends.
+    assert result.pop("connection") in ("close", None)
+    assert result == {"status": 200, "body": b"slept 1\n", "closed": True}
     assert served.wait() == 0
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((served.host, served.port), timeout=5)
