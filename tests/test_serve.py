@@ -11,21 +11,27 @@ the test expected it.
 from __future__ import annotations
 
 import http.client
+import inspect
 import json
 import os
 import re
+import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from reactor.httpserver import HTTPServer
 from reactor.testing.tls import TLSCertificate
 from tests.conformance.conftest import need_curl, tls_certificate  # noqa: F401 (fixtures)
 from tests.util import run_curl
@@ -475,3 +481,284 @@ def test_a_port_in_use_is_a_clear_error() -> None:
         )
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+
+
+# -- the drain ------------------------------------------------------------------------------
+
+needs_drain = pytest.mark.skipif(
+    "timeout" not in inspect.signature(HTTPServer.close_all_connections).parameters,
+    reason="HTTPServer.close_all_connections(timeout) (the graceful drain) is not in this checkout",
+)
+
+WRK_SCRIPT = """
+-- Each thread counts its responses; at 500 it writes the marker file, which
+-- tells the test that wrk is in full flight. done() prints wrk's own tally.
+local marker = os.getenv("SERVE_TEST_MARKER")
+local count = 0
+response = function(status, headers, body)
+  count = count + 1
+  if count == 500 and marker then
+    local f = io.open(marker, "w")
+    if f then f:write("running") f:close() end
+  end
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}\\n',
+    summary.requests, e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+@needs_drain
+def test_sigterm_during_wrk_loses_no_request(serve: Callable[..., Served], tmp_path: Path) -> None:
+    """MUST-SHOW: wrk runs through a SIGTERM to ``--processes 2``: no read or timeout
+    error and no non-2xx; every process exits 0 within the drain deadline.
+
+    Once the listeners have closed, wrk's reconnects are refused. wrk 4.1 (Debian's)
+    does not check a non-blocking connect's result (its plain ``sock_connect`` returns
+    OK), so a refused connect shows as a *write* error, at its first write: "connect 0,
+    write N". Those requests were never sent, so they are counted and printed, not
+    lost. A request wrk sent and did not get answered whole would be a read error (the
+    server closed or reset the connection under it) or a timeout: those must be 0.
+    (A reset before wrk wrote anything is also a write error; it loses nothing.)"""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        pytest.skip("wrk is not installed (.ci/run installs it with apt-get)")
+    served = serve("--processes", "2", "--no-access-log", "--drain-timeout", "5")
+    script = tmp_path / "count.lua"
+    script.write_text(WRK_SCRIPT)
+    marker = tmp_path / "wrk-running"
+    client = subprocess.Popen(
+        [wrk, "-t", "2", "-c", "50", "-d", "3s", "-s", str(script), served.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, SERVE_TEST_MARKER=str(marker)),
+    )
+    try:
+        wait_until(marker.exists, "wrk to be in full flight")
+        served.signal(signal.SIGTERM)
+        assert served.wait(timeout=5 + EXIT_TIMEOUT) == 0, served.stderr()
+        output, _ = client.communicate(timeout=30)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    tally = json.loads(output.strip().splitlines()[-1])
+    print(f"wrk through SIGTERM: {tally} (write: connects refused after the listeners closed)")
+    assert tally["requests"] >= 500
+    lost = {key: tally[key] for key in ("read", "timeout", "status")}
+    assert lost == {"read": 0, "timeout": 0, "status": 0}, output
+    log = served.stderr()
+    assert len(re.findall(r"process [01] \(pid \d+\) exited with status 0", log)) == 2, log
+
+
+@dataclass
+class Tally:
+    """What keep-alive clients saw through a drain."""
+
+    answered: int = 0
+    closed_by_server: int = 0  # a response with Connection: close
+    closed_before_send: int = 0  # found closed before sending the next request
+    refused: int = 0  # a new connection refused: the listener had closed
+    lost: list[str] = field(default_factory=list)  # a request sent and not answered whole
+
+
+def _closed(sock: socket.socket) -> bool:
+    """The peer closed ``sock`` (checked before a request goes out on it)."""
+    if not select.select([sock], [], [], 0)[0]:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except ConnectionError:
+        return True
+
+
+def keep_alive_client(served: Served, tally: Tally, lock: threading.Lock) -> None:
+    """Requests one at a time on a keep-alive connection (every fifth a slow one),
+    reconnecting when the server closes it, until a connection is refused."""
+    sock: socket.socket | None = None
+    for i in range(3000):
+        if sock is None:
+            try:
+                sock = socket.create_connection((served.host, served.port), timeout=10)
+            except ConnectionRefusedError:
+                with lock:
+                    tally.refused += 1
+                return
+        elif _closed(sock):
+            with lock:
+                tally.closed_before_send += 1
+            sock.close()
+            sock = None
+            continue
+        path, expected = (
+            ("/slow?delay=0.05", b"slept 0.05\n") if i % 5 == 0 else ("/", b"Hello, world")
+        )
+        try:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            body = response.read()
+            response.close()
+            if response.status != 200 or body != expected:
+                raise AssertionError(f"{response.status} {body!r}")
+        except (OSError, http.client.HTTPException, AssertionError) as e:
+            with lock:
+                tally.lost.append(f"{path}: {e!r}")
+            sock.close()
+            return
+        with lock:
+            tally.answered += 1
+            if response.will_close:
+                tally.closed_by_server += 1
+        if response.will_close:
+            sock.close()
+            sock = None
+    if sock is not None:
+        sock.close()
+
+
+@needs_drain
+def test_sigterm_with_keep_alive_python_clients(serve: Callable[..., Served]) -> None:
+    """Twenty keep-alive clients through a SIGTERM to ``--processes 2``: each request
+    is answered whole, or its connection was closed before the request went out."""
+    served = serve("--processes", "2", "--no-access-log", "--drain-timeout", "5")
+    tally, lock = Tally(), threading.Lock()
+    clients = [
+        threading.Thread(target=keep_alive_client, args=(served, tally, lock), daemon=True)
+        for _ in range(20)
+    ]
+    for client in clients:
+        client.start()
+    wait_until(lambda: tally.answered >= 300 or tally.lost, "300 answers")
+    served.signal(signal.SIGTERM)
+    assert served.wait(timeout=5 + EXIT_TIMEOUT) == 0, served.stderr()
+    for client in clients:
+        client.join(timeout=20)
+        assert not client.is_alive()
+    print("keep-alive clients through SIGTERM:", tally)
+    assert tally.lost == []
+    assert tally.answered >= 300
+    assert tally.closed_by_server + tally.closed_before_send + tally.refused >= 20
+
+
+def _slow_request(served: Served, path: str, result: dict[str, Any]) -> threading.Thread:
+    def run() -> None:
+        conn = served.connection(timeout=60)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            result["status"] = response.status
+            result["connection"] = response.getheader("Connection")
+            result["body"] = response.read()
+            if conn.sock is not None:  # kept alive: the drain must close it soon
+                readable = select.select([conn.sock], [], [], 10)[0]
+                result["closed"] = bool(readable) and conn.sock.recv(1) == b""
+            else:
+                result["closed"] = True
+        except (OSError, http.client.HTTPException) as e:
+            result["error"] = e
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@needs_drain
+def test_a_slow_request_in_flight_completes(serve: Callable[..., Served]) -> None:
+    served = serve("--drain-timeout", "10")
+    result: dict[str, Any] = {}
+    thread = _slow_request(served, "/slow?delay=1", result)
+    wait_in_flight(served, 1)
+    served.signal(signal.SIGTERM)
+    thread.join(timeout=20)
+    # Answered whole; then the connection closes: at once, or, if its answer came
+    # within the drain's idle grace, when the grace ends.
+    assert result.pop("connection") in ("close", None)
+    assert result == {"status": 200, "body": b"slept 1\n", "closed": True}
+    assert served.wait() == 0
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((served.host, served.port), timeout=5)
+
+
+@needs_drain
+def test_a_request_past_the_drain_timeout_is_cut(serve: Callable[..., Served]) -> None:
+    served = serve("--processes", "2", "--drain-timeout", "1")
+    result: dict[str, Any] = {}
+    thread = _slow_request(served, "/slow?delay=50", result)
+    wait_in_flight(served, 2)
+    served.signal(signal.SIGTERM)
+    assert served.wait(timeout=1 + EXIT_TIMEOUT) == 0, served.stderr()
+    thread.join(timeout=10)
+    assert isinstance(result.get("error"), (http.client.RemoteDisconnected, ConnectionError))
+
+
+def wait_in_flight(served: Served, processes: int) -> None:
+    """Wait until the server's processes answer one ``/slow`` request between them."""
+
+    def in_flight() -> bool:
+        return (
+            sum(json.loads(b)["slow"] for b in _each_process(served, "/inflight", processes)) == 1
+        )
+
+    wait_until(in_flight, "the slow request to be in flight")
+
+
+def _each_process(served: Served, path: str, processes: int) -> list[bytes]:
+    """``path`` answered once by each of the ``processes`` serving processes."""
+    answers: dict[int, bytes] = {}
+    for _ in range(40):
+        conns = [served.connection() for _ in range(8)]
+        try:
+            for conn in conns:
+                conn.request("GET", "/pid")
+            pids = [json.loads(conn.getresponse().read())["pid"] for conn in conns]
+            for conn, pid in zip(conns, pids, strict=True):
+                if pid not in answers:
+                    conn.request("GET", path)
+                    answers[pid] = conn.getresponse().read()
+        finally:
+            for conn in conns:
+                conn.close()
+        if len(answers) == processes:
+            return list(answers.values())
+    raise AssertionError("not every process answered")
+
+
+@needs_drain
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_second_sigterm_exits_at_once(serve: Callable[..., Served], processes: str) -> None:
+    served = serve("--processes", processes, "--drain-timeout", "50")
+    result: dict[str, Any] = {}
+    _slow_request(served, "/slow?delay=50&flush=1", result)
+    wait_in_flight(served, int(processes))
+    served.signal(signal.SIGTERM)
+    wait_until(lambda: "draining (at most 50s)" in served.stderr(), "the drain to start")
+    served.signal(signal.SIGTERM)
+    assert served.wait(timeout=EXIT_TIMEOUT) == 1
+    if processes == "2":
+        assert "second SIGTERM: killing the serving processes" in served.stderr()
+    else:
+        assert "second SIGTERM, exiting now" in served.stderr()
+
+
+@needs_drain
+def test_a_websocket_is_closed_with_1001(serve: Callable[..., Served]) -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    served = serve("--drain-timeout", "10")
+    with connect(f"ws://{served.host}:{served.port}/ws", open_timeout=10) as ws:
+        ws.send("hello")
+        assert ws.recv(timeout=10) == "hello"
+        served.signal(signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1001
+    assert served.wait() == 0
