@@ -80,9 +80,10 @@ class App:
     pid: int
     port: int
 
-    def stop(self) -> tuple[int, str]:
-        """SIGTERM (a graceful drain), and its exit status and stderr."""
-        if self.process.poll() is None:
+    def stop(self, signal_it: bool = True) -> tuple[int, str]:
+        """SIGTERM (a graceful drain; a second one would exit at once, so
+        ``signal_it=False`` once sent), then its exit status and stderr."""
+        if signal_it and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
             _, err = self.process.communicate(timeout=DEADLINE)
@@ -168,31 +169,45 @@ def render_config(deployment: Deployment) -> str:
     return text[:-1] + edge
 
 
-def start_app(backend: str, directory: Path, markers: Path) -> App:
-    """``python -m reactor serve tests.test_nginx:make_app`` as docs/nginx.md runs it."""
-    ready = directory / f"app-{len(list(directory.glob('app-*')))}.ready"
+def start_apps(backend: str, directory: Path, markers: Path, count: int) -> list[App]:
+    """``python -m reactor serve tests.test_nginx:make_app`` as docs/nginx.md runs it,
+    ``count`` times (started together, then waited for)."""
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         REACTOR_BACKEND=backend,
         MARKERS=str(markers),
     )
-    command = [
-        sys.executable, "-m", "reactor", "serve", "tests.test_nginx:make_app",
-        "--port", "0", "--xheaders", "--trusted-downstream", EDGE, "--no-access-log",
-        "--drain-timeout", str(DEADLINE), "--ready-file", str(ready),
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    started = []
+    for i in range(count):
+        ready = directory / f"app-{i}.ready"
+        command = [
+            sys.executable, "-m", "reactor", "serve", "tests.test_nginx:make_app",
+            "--port", "0", "--xheaders", "--trusted-downstream", EDGE, "--no-access-log",
+            "--drain-timeout", str(DEADLINE), "--ready-file", str(ready),
+        ]  # fmt: skip
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        started.append((process, ready))
+    apps = []
+    try:
+        for process, ready in started:
 
-    def is_ready() -> bool:
-        assert process.poll() is None, process.communicate()[1]
-        return ready.exists()
+            def is_ready(process: subprocess.Popen[str] = process, ready: Path = ready) -> bool:
+                assert process.poll() is None, process.communicate()[1]
+                return ready.exists()
 
-    until(is_ready, "a reactor process to listen")
-    port = ready.read_text().strip().rstrip("/").rsplit(":", 1)[1]
-    return App(process, process.pid, int(port))
+            until(is_ready, "a reactor process to listen")
+            port = ready.read_text().strip().rstrip("/").rsplit(":", 1)[1]
+            apps.append(App(process, process.pid, int(port)))
+    except BaseException:
+        for process, _ in started:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+        raise
+    return apps
 
 
 def start_nginx(deployment: Deployment) -> subprocess.Popen[str]:
@@ -241,27 +256,33 @@ def deployment(reactor_backend: Any) -> Iterator[Deployment]:
     markers.mkdir()
     d = Deployment(prefix, markers, 0, 0)
     try:
-        for _ in range(2):
-            d.apps.append(start_app(backend_env(reactor_backend), prefix, markers))
+        d.apps = start_apps(backend_env(reactor_backend), prefix, markers, 2)
         d.nginx = start_nginx(d)
         yield d
+        stop_nginx(d.nginx)  # first: its idle upstream connections would slow the drains
         for app in d.apps:
             status, err = app.stop()
             assert status == 0, err
             assert "Traceback" not in err and "ERROR" not in err, err
     finally:
+        if d.nginx is not None:
+            stop_nginx(d.nginx)
         for app in d.apps:
             if app.process.poll() is None:
                 app.process.kill()
                 app.process.communicate()
-        if d.nginx is not None:
-            d.nginx.send_signal(signal.SIGQUIT)  # nginx's graceful stop
-            try:
-                d.nginx.communicate(timeout=DEADLINE)
-            except subprocess.TimeoutExpired:
-                d.nginx.kill()
-                d.nginx.communicate()
         shutil.rmtree(prefix, ignore_errors=True)
+
+
+def stop_nginx(nginx: subprocess.Popen[str]) -> None:
+    if nginx.poll() is not None:
+        return
+    nginx.send_signal(signal.SIGQUIT)  # nginx's graceful stop
+    try:
+        nginx.communicate(timeout=DEADLINE)
+    except subprocess.TimeoutExpired:
+        nginx.kill()
+        nginx.communicate()
 
 
 def test_requests_are_balanced_across_the_processes(deployment: Deployment) -> None:
@@ -367,7 +388,7 @@ def test_a_drain_behind_nginx_loses_no_request(deployment: Deployment) -> None:
         (deployment.markers / "release").write_text("")
         results = [answer.result(timeout=DEADLINE) for answer in answers]
     assert results == [(200, pid) for pid in where]
-    status, err = victim.stop()
+    status, err = victim.stop(signal_it=False)
     assert status == 0, err
     deployment.apps.remove(victim)  # done with; the fixture stops the other
     assert deployment.get("/whoami")["pid"] == other.pid
