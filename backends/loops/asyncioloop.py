@@ -118,25 +118,30 @@ class _TimedSelector:
         return getattr(self.selector, name)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        # Once per iteration: end_busy() inline, as the native loop's _run.
         counters = self._counters
         t0 = _monotonic()
-        self.end_busy(t0)
+        busy = t0 - self.busy_start
+        counters.busy_time += busy
+        if t0 >= counters.bucket_end:
+            counters.rotate(t0)
+        if busy > counters.longest:
+            counters.longest = busy
         counters.iterations += 1
-        try:
-            events = self._select(timeout)
-        finally:
-            if timeout == 0:
-                self.busy_start = t0  # a poll that may not wait is busy
-            else:
-                t1 = self.busy_start = _monotonic()
-                counters.idle_time += t1 - t0
+        events = self._select(timeout)
+        if timeout == 0:
+            self.busy_start = t0  # a poll that may not wait is busy
+        else:
+            t1 = self.busy_start = _monotonic()
+            counters.idle_time += t1 - t0
         # What this iteration runs: the queued handles, one per event (a
         # reader or a writer; rarely both), and timers (counted as they run).
         counters.callbacks += len(self._ready) + len(events)
         return events
 
     def end_busy(self, now: float) -> None:
-        """Count the busy stretch from ``busy_start`` to ``now``."""
+        """Count the busy stretch from ``busy_start`` to ``now`` (when the
+        loop stops; ``select`` does the same inline)."""
         counters = self._counters
         busy = now - self.busy_start
         self.busy_start = now
@@ -441,14 +446,21 @@ class AsyncioLoop(IOLoop):
         self.asyncio_loop.call_soon_threadsafe(self._run, callback, args)
 
     def _run_timer(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        # _run_callback's body inline (one frame per timer), after the counts.
         lag = self.asyncio_loop.time() - when
         counters = self._counters
-        # asyncio runs a timer up to its clock's resolution early (and
-        # uvloop rounds to milliseconds): not late, so no lag.
+        # asyncio runs a timer up to its clock's resolution early: not late.
         counters.timer_lag = lag if lag > 0.0 else 0.0
         counters.callbacks += 1
         self._timers_ran += 1
-        AsyncioLoop._run_callback(self, callback, args)
+        try:
+            ret = callback(*args)
+            if ret is not None:
+                self._returned(ret)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            self.handle_callback_exception(callback)
 
     def call_at(
         self, when: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
@@ -565,25 +577,64 @@ class UvloopLoop(AsyncioLoop):
     def _stopped(self) -> None:
         self._end_stretch()
 
+    # The dispatch of AsyncioLoop, each with the counting inline (one frame
+    # per callback, as there): a new time() is a new iteration.
+
     def _run_callback(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        now = self._clock()
-        if now != self._tick:
-            self._next_tick(now)
+        if self._clock() != self._tick:
+            self._next_tick(self._clock())
         self._counters.callbacks += 1
-        AsyncioLoop._run_callback(self, callback, args)
+        try:
+            ret = callback(*args)
+            if ret is not None:
+                self._returned(ret)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            self.handle_callback_exception(callback)
 
     def _run_timer(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         now = self._clock()
         if now != self._tick:
             self._next_tick(now)
-        AsyncioLoop._run_timer(self, when, callback, args)
+        counters = self._counters
+        lag = now - when
+        # uvloop rounds deadlines to milliseconds: a timer a little early is not late.
+        counters.timer_lag = lag if lag > 0.0 else 0.0
+        counters.callbacks += 1
+        self._timers_ran += 1
+        try:
+            ret = callback(*args)
+            if ret is not None:
+                self._returned(ret)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            self.handle_callback_exception(callback)
 
     def _handle_events(self, fd: int, events: int) -> None:
-        now = self._clock()
-        if now != self._tick:
-            self._next_tick(now)
+        if self._clock() != self._tick:
+            self._next_tick(self._clock())
         self._counters.callbacks += 1
-        AsyncioLoop._handle_events(self, fd, events)
+        entry = self._handlers.get(fd)
+        if entry is None:
+            return
+        try:
+            entry[1](entry[0], events)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            self.handle_callback_exception(entry[1])
+
+    def call_later(
+        self, delay: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> asyncio.TimerHandle:
+        # uvloop's call_later is its fast path (its call_at goes through it).
+        if kwargs:
+            callback = functools.partial(callback, **kwargs)
+        loop = self.asyncio_loop
+        self._timers_set += 1
+        return loop.call_later(delay, self._run_timer_bound, loop.time() + delay, callback, args)
 
     def remove_timeout(self, timeout: object) -> None:
         # uvloop's TimerHandle does not say whether it ran; one whose
