@@ -697,9 +697,9 @@ class IOLoop(Configurable):
           timer was taken up to run: the loop's clock then, minus its
           deadline (0.0 until a timer has run).
 
-        Counting costs a couple of clock reads and counter additions per
-        iteration, nothing per callback. The native loop measures all of
-        this exactly; the asyncio bridge on asyncio's own loop times its
+        Counting costs a clock read or two and a few counter additions per
+        iteration; on the native loop nothing per callback. The native loop
+        measures all of this exactly; the asyncio bridge on asyncio's own loop times its
         selector, and the uvloop bridge, which uvloop gives no hooks into,
         estimates several numbers (see ``docs/ioloop.md``, "Loop
         statistics", for what each number means on each backend). Call it
