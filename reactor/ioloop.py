@@ -697,9 +697,9 @@ class IOLoop(Configurable):
           timer was taken up to run: the loop's clock then, minus its
           deadline (0.0 until a timer has run).
 
-        Counting costs a couple of clock reads and counter additions per
-        iteration, nothing per callback. The native loop measures all of
-        this exactly; the asyncio bridge on asyncio's own loop times its
+        Counting costs a clock read or two and a few counter additions per
+        iteration; on the native loop nothing per callback. The native loop
+        measures all of this exactly; the asyncio bridge on asyncio's own loop times its
         selector, and the uvloop bridge, which uvloop gives no hooks into,
         estimates several numbers (see ``docs/ioloop.md``, "Loop
         statistics", for what each number means on each backend). Call it
@@ -933,16 +933,15 @@ class PollIOLoop(IOLoop):
         heappop = heapq.heappop
         handle_exception = self.handle_callback_exception
         monotonic = _monotonic
-        # What stats() counts (see _LoopCounters), read once per iteration:
-        # t1, when the last poll returned (the start of this busy stretch,
-        # and the "now" timers are due by, as asyncio's loop does), and the
-        # events that poll returned. The current bucket's longest stretch
-        # and its end are mirrored in locals; only this loop writes them.
+        # What stats() counts (see _LoopCounters), once per iteration: t1 is
+        # when the last poll returned (the start of this busy stretch, and
+        # the "now" timers are due by, as in asyncio's loop). The current
+        # bucket's longest stretch and its end are mirrored in locals; only
+        # this loop writes them.
         counters = self._counters
         longest = counters.longest
         bucket_end = counters.bucket_end
         t1 = monotonic()
-        events: list[tuple[int, int]] = []
         context: Any
         callback: Any
         args: Any
@@ -1020,8 +1019,9 @@ class PollIOLoop(IOLoop):
             # Drop the last callback's references before a possibly long wait.
             context = callback = args = ret = timer = entry = None
 
-            # The iteration's statistics, in one place: busy since the last
-            # poll returned, and what ran (callbacks, timers, handler calls).
+            # The iteration's statistics: busy since the last poll returned,
+            # and the callbacks and timers that ran (handler calls are
+            # counted below, as the events are dispatched).
             t0 = monotonic()
             busy = t0 - t1
             counters.busy_time += busy
@@ -1032,7 +1032,7 @@ class PollIOLoop(IOLoop):
             if busy > longest:
                 longest = counters.longest = busy
             counters.iterations += 1
-            counters.callbacks += ncallbacks + len(events)
+            counters.callbacks += ncallbacks
 
             # Publish "polling" before the last look at the queue and the
             # stop flag: another thread sets those first and then reads
@@ -1071,6 +1071,7 @@ class PollIOLoop(IOLoop):
             # that removes another fd is caught by the lookup, and one that
             # then registers a new fd under the same number has the old
             # event struck out of this list by add_handler (_drop_stale).
+            counters.callbacks += len(events)
             self._pending = events
             for fd, mask in events:
                 entry = handlers.get(fd)

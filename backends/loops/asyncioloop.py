@@ -118,25 +118,30 @@ class _TimedSelector:
         return getattr(self.selector, name)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        # Once per iteration: end_busy() inline, as the native loop's _run.
         counters = self._counters
         t0 = _monotonic()
-        self.end_busy(t0)
+        busy = t0 - self.busy_start
+        counters.busy_time += busy
+        if t0 >= counters.bucket_end:
+            counters.rotate(t0)
+        if busy > counters.longest:
+            counters.longest = busy
         counters.iterations += 1
-        try:
-            events = self._select(timeout)
-        finally:
-            if timeout == 0:
-                self.busy_start = t0  # a poll that may not wait is busy
-            else:
-                t1 = self.busy_start = _monotonic()
-                counters.idle_time += t1 - t0
+        events = self._select(timeout)
+        if timeout == 0:
+            self.busy_start = t0  # a poll that may not wait is busy
+        else:
+            t1 = self.busy_start = _monotonic()
+            counters.idle_time += t1 - t0
         # What this iteration runs: the queued handles, one per event (a
         # reader or a writer; rarely both), and timers (counted as they run).
         counters.callbacks += len(self._ready) + len(events)
         return events
 
     def end_busy(self, now: float) -> None:
-        """Count the busy stretch from ``busy_start`` to ``now``."""
+        """Count the busy stretch from ``busy_start`` to ``now`` (when the
+        loop stops; ``select`` does the same inline)."""
         counters = self._counters
         busy = now - self.busy_start
         self.busy_start = now
@@ -182,10 +187,7 @@ class AsyncioLoop(IOLoop):
         self._closed = False
         self._run = self._run_callback  # bound once: one less object per callback
         self._run_timer_bound = self._run_timer
-        # stats(): the totals, and the bridge's own timers (set and run).
-        self._counters = _LoopCounters()
-        self._timers_set = 0
-        self._timers_ran = 0
+        self._counters = _LoopCounters()  # see stats()
         self._timed_selector: _TimedSelector | None = self._time_selector()
         super().__init__(make_current=make_current)
 
@@ -441,21 +443,26 @@ class AsyncioLoop(IOLoop):
         self.asyncio_loop.call_soon_threadsafe(self._run, callback, args)
 
     def _run_timer(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        # _run_callback's body inline (one frame per timer), after the counts.
         lag = self.asyncio_loop.time() - when
         counters = self._counters
-        # asyncio runs a timer up to its clock's resolution early (and
-        # uvloop rounds to milliseconds): not late, so no lag.
+        # asyncio runs a timer up to its clock's resolution early: not late.
         counters.timer_lag = lag if lag > 0.0 else 0.0
         counters.callbacks += 1
-        self._timers_ran += 1
-        AsyncioLoop._run_callback(self, callback, args)
+        try:
+            ret = callback(*args)
+            if ret is not None:
+                self._returned(ret)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            self.handle_callback_exception(callback)
 
     def call_at(
         self, when: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> asyncio.TimerHandle:
         if kwargs:
             callback = functools.partial(callback, **kwargs)
-        self._timers_set += 1
         return self.asyncio_loop.call_at(when, self._run_timer_bound, when, callback, args)
 
     def call_later(
@@ -467,7 +474,6 @@ class AsyncioLoop(IOLoop):
             callback = functools.partial(callback, **kwargs)
         loop = self.asyncio_loop
         when = loop.time() + delay
-        self._timers_set += 1
         return loop.call_at(when, self._run_timer_bound, when, callback, args)
 
     def remove_timeout(self, timeout: object) -> None:
@@ -477,26 +483,22 @@ class AsyncioLoop(IOLoop):
     # -- statistics -------------------------------------------------------------
 
     def stats(self) -> dict[str, float | int | str]:
-        loop = self.asyncio_loop
+        loop: Any = self.asyncio_loop
         timed = self._timed_selector
-        if timed is None:  # no selector to time: what the bridge itself sees
-            return self._counters.as_stats(
-                self.backend_name, _monotonic(), len(self._handlers), self._timers_pending()
-            )
-        fds = len(timed.get_map())
-        internal = [getattr(loop, "_ssock", None)]
-        if self._signal_wakeup is not None:
-            internal.append(self._signal_wakeup[0])
-        for sock in internal:
-            if sock is not None and sock.fileno() in timed.get_map():
-                fds -= 1
-        scheduled = getattr(loop, "_scheduled", ())
-        timers = len(scheduled) - getattr(loop, "_timer_cancelled_count", 0)
+        if timed is None:  # no selector (a proactor loop): the bridge's own
+            fds = len(self._handlers)
+        else:
+            watched = timed.get_map()
+            fds = len(watched)
+            internal = [getattr(loop, "_ssock", None)]  # asyncio's self-pipe
+            if self._signal_wakeup is not None:
+                internal.append(self._signal_wakeup[0])
+            for sock in internal:
+                if sock is not None and sock.fileno() in watched:
+                    fds -= 1
+        # Every timer of the asyncio loop; cancelled ones wait in the heap.
+        timers = len(getattr(loop, "_scheduled", ())) - getattr(loop, "_timer_cancelled_count", 0)
         return self._counters.as_stats(self.backend_name, _monotonic(), fds, timers)
-
-    def _timers_pending(self) -> int:
-        """The bridge's own timers not yet run or cancelled (an estimate)."""
-        return 0
 
 
 class UvloopLoop(AsyncioLoop):
@@ -518,6 +520,9 @@ class UvloopLoop(AsyncioLoop):
         asyncio_loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(make_current=make_current, asyncio_loop=asyncio_loop)
+        # The bridge's own timers, for stats()'s estimate of those pending.
+        self._timers_set = 0
+        self._timers_ran = 0
         self._timers_cancelled = 0
         self._clock = self.asyncio_loop.time
         # The iteration the bridge last saw (its time()), and the loop
@@ -565,29 +570,78 @@ class UvloopLoop(AsyncioLoop):
     def _stopped(self) -> None:
         self._end_stretch()
 
+    # The dispatch of AsyncioLoop, each with the counting inline (one frame
+    # per callback, as there): a new time() is a new iteration.
+
     def _run_callback(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         now = self._clock()
         if now != self._tick:
             self._next_tick(now)
         self._counters.callbacks += 1
-        AsyncioLoop._run_callback(self, callback, args)
+        try:
+            ret = callback(*args)
+            if ret is not None:
+                self._returned(ret)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            self.handle_callback_exception(callback)
 
     def _run_timer(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         now = self._clock()
         if now != self._tick:
             self._next_tick(now)
-        AsyncioLoop._run_timer(self, when, callback, args)
+        counters = self._counters
+        lag = now - when
+        # uvloop rounds deadlines to milliseconds: a timer a little early is not late.
+        counters.timer_lag = lag if lag > 0.0 else 0.0
+        counters.callbacks += 1
+        self._timers_ran += 1
+        try:
+            ret = callback(*args)
+            if ret is not None:
+                self._returned(ret)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            self.handle_callback_exception(callback)
 
     def _handle_events(self, fd: int, events: int) -> None:
         now = self._clock()
         if now != self._tick:
             self._next_tick(now)
         self._counters.callbacks += 1
-        AsyncioLoop._handle_events(self, fd, events)
+        entry = self._handlers.get(fd)
+        if entry is None:
+            return
+        try:
+            entry[1](entry[0], events)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            self.handle_callback_exception(entry[1])
+
+    def call_at(
+        self, when: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> asyncio.TimerHandle:
+        if kwargs:
+            callback = functools.partial(callback, **kwargs)
+        self._timers_set += 1
+        return self.asyncio_loop.call_at(when, self._run_timer_bound, when, callback, args)
+
+    def call_later(
+        self, delay: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> asyncio.TimerHandle:
+        # uvloop's call_later is its fast path (its call_at goes through it).
+        if kwargs:
+            callback = functools.partial(callback, **kwargs)
+        loop = self.asyncio_loop
+        self._timers_set += 1
+        return loop.call_later(delay, self._run_timer_bound, loop.time() + delay, callback, args)
 
     def remove_timeout(self, timeout: object) -> None:
         # uvloop's TimerHandle does not say whether it ran; one whose
-        # deadline is still ahead has not (the estimate of _timers_pending).
+        # deadline is still ahead has not (for the estimate in stats()).
         # A deadline already past gives a plain Handle, without when():
         # taken as run.
         handle: Any = timeout
@@ -595,9 +649,11 @@ class UvloopLoop(AsyncioLoop):
             self._timers_cancelled += 1
         handle.cancel()
 
-    def _timers_pending(self) -> int:
+    def stats(self) -> dict[str, float | int | str]:
         pending = self._timers_set - self._timers_ran - self._timers_cancelled
-        return pending if pending > 0 else 0
+        return self._counters.as_stats(
+            self.backend_name, _monotonic(), len(self._handlers), pending if pending > 0 else 0
+        )
 
 
 def _never() -> float:
