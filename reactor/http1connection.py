@@ -76,7 +76,13 @@ from reactor.httputil import (
     responses,
 )
 from reactor.ioloop import _done_future, _new_future
-from reactor.iostream import BaseIOStream, SSLIOStream, StreamClosedError, UnsatisfiableReadError
+from reactor.iostream import (
+    BaseIOStream,
+    SSLIOStream,
+    StreamBufferFullError,
+    StreamClosedError,
+    UnsatisfiableReadError,
+)
 from reactor.log import app_log, gen_log
 
 __all__ = [
@@ -959,6 +965,22 @@ class HTTP1ServerConnection:
             future: Future[None] = _new_future()
             future.set_exception(e)
             future.exception()  # the close is reported through on_connection_close
+            return future
+        except StreamBufferFullError as e:
+            # The client does not read what it asked for (the server's
+            # max_write_buffer_size): the response is cut, the handler
+            # told through on_connection_close, like a client that left.
+            stream = self.stream
+            gen_log.info(
+                "Closing the connection from %s: its client does not read, and its "
+                "response passed max_write_buffer_size (%s bytes)",
+                getattr(self.context, "remote_ip", None),
+                stream.max_write_buffer_size,
+            )
+            stream.close(exc_info=e)
+            future = _new_future()
+            future.set_exception(StreamClosedError(real_error=e))
+            future.exception()
             return future
 
     def _uncork(self) -> None:

@@ -74,7 +74,12 @@ from reactor.httpclient import (
 )
 from reactor.httputil import HTTPHeaders
 from reactor.ioloop import IOLoop, _new_future
-from reactor.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
+from reactor.iostream import (
+    IOStream,
+    StreamBufferFullError,
+    StreamClosedError,
+    UnsatisfiableReadError,
+)
 from reactor.log import app_log, gen_log
 from reactor.tcpclient import TCPClient
 from reactor.web import RequestHandler
@@ -915,20 +920,36 @@ class WebSocketProtocol13(WebSocketProtocol):
             header = struct.pack("!BBH", b0, 126, n)
         else:
             header = struct.pack("!BBQ", b0, 127, n)
-        if n < _JOIN_BELOW:
-            if self._corking and opcode < _OP_CLOSE:
-                self._corked.append(header + data)
-                future = self._cork_future
-                if future is None:
-                    future = self._cork_future = _new_future()
-                return future
+        try:
+            if n < _JOIN_BELOW:
+                if self._corking and opcode < _OP_CLOSE:
+                    self._corked.append(header + data)
+                    future = self._cork_future
+                    if future is None:
+                        future = self._cork_future = _new_future()
+                    return future
+                if self._corked:
+                    self._flush_corked()
+                return stream.write(header + data)
             if self._corked:
                 self._flush_corked()
-            return stream.write(header + data)
-        if self._corked:
-            self._flush_corked()
-        stream.write(header)
-        return stream.write(data)
+            stream.write(header)
+            return stream.write(data)
+        except StreamBufferFullError:
+            self._overflowed()
+            raise StreamClosedError() from None
+
+    def _overflowed(self) -> None:
+        """The stream's ``max_write_buffer_size`` (a server's setting) is
+        passed: the peer does not read what it is sent. No Close frame could
+        reach it past what waits already: TCP is closed at once."""
+        stream = self.stream
+        gen_log.info(
+            "Closing a WebSocket whose peer does not read: its queue passed "
+            "max_write_buffer_size (%s bytes)",
+            stream.max_write_buffer_size if stream is not None else None,
+        )
+        self._abort()
 
     def _flush_corked(self) -> None:
         """Send the gathered data frames in one write; their future follows
@@ -944,7 +965,9 @@ class WebSocketProtocol13(WebSocketProtocol):
             if stream is None:
                 raise StreamClosedError()
             written = stream.write(data)
-        except StreamClosedError:
+        except (StreamClosedError, StreamBufferFullError) as e:
+            if isinstance(e, StreamBufferFullError):
+                self._overflowed()
             future.set_exception(WebSocketClosedError())
             future.exception()  # seen: see _closed_as_websocket
             return
@@ -988,7 +1011,10 @@ class WebSocketProtocol13(WebSocketProtocol):
             raise ValueError("control frame payloads may not exceed 125 bytes")  # Tornado
         if self.stream is None or self.stream.closed():
             raise WebSocketClosedError()
-        self._write_frame(True, _OP_PING, data)
+        try:
+            self._write_frame(True, _OP_PING, data)
+        except StreamClosedError:
+            raise WebSocketClosedError() from None
 
     def _send_pong(self, data: bytes) -> None:
         stream = self.stream

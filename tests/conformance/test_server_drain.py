@@ -269,6 +269,7 @@ async def test_requests_pipelined_behind_the_one_in_flight_are_not_started(
         gate.release.set()
         # A reset would raise here: the close must not destroy the answer.
         data = await io_loop.run_in_executor(None, read_until_eof, client)
+        client.close()  # the server lingers until the client is done too
         await bounded(drain)
     finally:
         client.close()
@@ -326,6 +327,7 @@ async def test_a_next_request_begun_is_answered_with_connection_close(
             await gen.moment
         client.sendall(request[20:])
         data = await io_loop.run_in_executor(None, read_until_eof, client)
+        client.close()
         await bounded(drain)
     finally:
         client.close()
