@@ -582,7 +582,7 @@ class _Drain:
             # one to come. Those still open after it are idle, or WebSockets.
             server.conn_params.no_keep_alive = True
             grace_end = self.loop.time() + min(IDLE_GRACE, self.timeout / 4)
-            while self.loop.time() < grace_end and server._connections:
+            while self.loop.time() < grace_end and _http_connections(server):
                 await gen.sleep(0.02)
             await server.close_all_connections(timeout=max(0.0, deadline - self.loop.time()))
         finally:
@@ -593,6 +593,12 @@ class _Drain:
         gen_log.error("reactor serve: the drain overran its deadline; exiting")
         sys.stderr.flush()
         os._exit(1)
+
+
+def _http_connections(server: HTTPServer) -> int:
+    """Open connections that still speak HTTP (WebSockets are detached)."""
+    stats = server.stats()
+    return stats["connections_open"] - stats["websockets_open"]
 
 
 def serve_process(
