@@ -608,19 +608,23 @@ def serve_process(
     ssl_context: ssl.SSLContext | None,
     announce: Callable[[str], None],
     supervisor: int | None = None,
+    metrics_dir: str | None = None,
 ) -> int:
     """Serve on this process's own loop until a signal has drained it; returns 0.
 
     ``announce(backend_name)`` is called from the loop once the server accepts.
     ``supervisor``: the parent's pid, watched so that an orphan drains.
+    ``metrics_dir``: the supervisor's directory where the processes exchange
+    their metrics (``reactor.metrics.enable_multiprocess``), with ``--metrics``.
     """
     if config.backend:
         IOLoop.configure(config.backend)
     loop = IOLoop(make_current=True)
     try:
         app = make_app(target)
-        if config.metrics:
-            _install_metrics(app, config.metrics)
+        metrics = _install_metrics(app, config.metrics) if config.metrics else None
+        if metrics is not None and metrics_dir is not None:
+            metrics.enable_multiprocess(metrics_dir)
         server = HTTPServer(app, **_server_kwargs(config, ssl_context))
         sockets = listener.sockets
         if not sockets:  # --reuse-port with several processes: a socket of our own
@@ -644,11 +648,14 @@ def serve_process(
         loop.start()
     finally:
         # The drain's handlers stay: a second signal now still means "exit at once".
+        if metrics_dir is not None and "reactor.metrics" in sys.modules:
+            # Our file goes now: a forked process leaves by os._exit, without atexit.
+            sys.modules["reactor.metrics"].disable_multiprocess()
         loop.close(all_fds=True)
     return 0
 
 
-def _install_metrics(app: Any, path: str) -> None:
+def _install_metrics(app: Any, path: str) -> Any:
     from reactor.web import Application
 
     if not isinstance(app, Application):
@@ -658,6 +665,7 @@ def _install_metrics(app: Any, path: str) -> None:
     except ImportError as e:
         raise ServeError(f"--metrics: reactor.metrics cannot be imported ({e})") from None
     metrics.install(app, path)
+    return metrics
 
 
 # -- the supervisor -----------------------------------------------------------------
@@ -789,8 +797,6 @@ class Supervisor:
                 os.close(fd)
             process._task_id = task_id  # what reactor.process.task_id() reports
             process._reseed_random()
-            if self.metrics_dir is not None:
-                importlib.import_module("reactor.metrics").enable_multiprocess(self.metrics_dir)
             ready_w = self._ready_w
 
             def announce(backend: str) -> None:
@@ -803,6 +809,7 @@ class Supervisor:
                 self.ssl_context,
                 announce,
                 supervisor=os.getppid(),
+                metrics_dir=self.metrics_dir,
             )
         except ServeError as e:
             print(f"reactor serve: error: {e}", file=sys.stderr)

@@ -379,6 +379,40 @@ def test_xheaders_and_trusted_downstream(serve: Callable[..., Served]) -> None:
     assert plain.json("/pid", **{"X-Real-Ip": "203.0.113.10"})["remote_ip"] == "127.0.0.1"
 
 
+def _raw_get(sock: socket.socket, path: str = "/") -> http.client.HTTPResponse:
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response
+
+
+def test_max_connections_holds_the_next_client_in_the_backlog(
+    serve: Callable[..., Served],
+) -> None:
+    served = serve("--max-connections", "1")
+    first = socket.create_connection((served.host, served.port), timeout=10)
+    assert _raw_get(first).read() == b"Hello, world"  # kept alive: the one connection
+    second = socket.create_connection((served.host, served.port), timeout=10)
+    second.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+    # Not accepted while the first is open (0.5 s of silence; a wrong server answers in ms).
+    assert select.select([second], [], [], 0.5)[0] == []
+    first.close()
+    response = http.client.HTTPResponse(second)
+    response.begin()
+    assert json.loads(response.read())["pid"] == served.pid
+    second.close()
+    assert served.stop() == 0
+
+
+def test_idle_timeout_closes_a_quiet_keep_alive_connection(serve: Callable[..., Served]) -> None:
+    served = serve("--idle-timeout", "0.5")
+    with socket.create_connection((served.host, served.port), timeout=10) as sock:
+        assert _raw_get(sock).read() == b"Hello, world"
+        assert select.select([sock], [], [], 10)[0], "the server did not close the connection"
+        assert sock.recv(1) == b""
+    assert served.stop() == 0
+
+
 def test_curl_through_keep_alive(serve: Callable[..., Served], need_curl: str) -> None:  # noqa: F811
     served = serve("--processes", "2")
     out, _ = run_curl(served.url, served.url + "pid", "--next", "-d", "posted", served.url + "echo")
