@@ -415,7 +415,8 @@ class Listener:
 
 
 def _url(host: str, port: int, tls: bool) -> str:
-    shown = f"[{host}]" if ":" in host else host
+    shown = host or "0.0.0.0"  # every interface
+    shown = f"[{shown}]" if ":" in shown else shown
     return f"{'https' if tls else 'http'}://{shown}:{port}/"
 
 
@@ -969,6 +970,10 @@ def serve(config: ServeConfig) -> int:
             raise ServeError(f"REACTOR_BACKEND: {e}") from None
     target = load_app(config.app)
     ssl_context = _ssl_context(config)
+    if config.ready_file:
+        folder = os.path.dirname(os.path.abspath(config.ready_file))
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ServeError(f"--ready-file: cannot write in {folder}")
     processes = config.processes or process.cpu_count()
     if processes > 1 and (IOLoop.initialized() or IOLoop.current(instance=False) is not None):
         raise ServeError(f"importing {config.app!r} made an IOLoop; a fork cannot copy one")

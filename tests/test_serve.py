@@ -451,6 +451,7 @@ def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
         ([APP, "--keyfile", "k.pem"], "--keyfile needs --certfile"),
         ([APP, "--certfile", "/nonexistent.pem"], "cannot load the certificate"),
         ([APP, "--unix-socket", "/tmp/x.sock", "--reuse-port"], "--reuse-port is for TCP"),
+        ([APP, "--ready-file", "/nonexistent/ready"], "--ready-file: cannot write in /nonexistent"),
     ],
 )
 def test_a_bad_command_line_says_why_and_exits_2(args: list[str], message: str) -> None:
