@@ -67,7 +67,7 @@ from reactor.netutil import bind_sockets, bind_unix_socket, ssl_options_to_conte
 EXIT_USAGE = 2
 """The exit status for a bad command line, APP or backend."""
 
-DRAIN_GRACE = 5.0
+OVERRUN_MARGIN = 5.0
 """Seconds past ``--drain-timeout`` after which a serving process that is still
 draining gives up and exits 1 (the drain itself ends at the deadline; this only
 guards against a handler that blocks the loop)."""
@@ -573,7 +573,7 @@ class _Drain:
                 signal.Signals(signum).name,
                 self.timeout,
             )
-        overrun = self.loop.call_later(self.timeout + DRAIN_GRACE, self._overrun)
+        overrun = self.loop.call_later(self.timeout + OVERRUN_MARGIN, self._overrun)
         try:
             server = self.server
             server.stop()
@@ -917,7 +917,7 @@ class Supervisor:
         for pid in self.by_pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
-        self.deadline = time.monotonic() + self.config.drain_timeout + DRAIN_GRACE * 2
+        self.deadline = time.monotonic() + self.config.drain_timeout + OVERRUN_MARGIN * 2
 
     def _kill_all(self) -> None:
         for pid in list(self.by_pid):
