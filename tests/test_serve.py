@@ -301,6 +301,37 @@ def test_a_killed_process_is_restarted_with_a_back_off(serve: Callable[..., Serv
     assert served.stop() == 0
 
 
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie nobody reaped counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "State:\tZ" in status
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc to see processes")
+def test_serving_processes_drain_when_the_supervisor_is_killed(
+    serve: Callable[..., Served],
+) -> None:
+    served = serve("--processes", "2")
+    children = list(pids_serving(served, 2))
+    served.process.kill()  # SIGKILL: no forwarding
+    served.wait()
+    wait_until(lambda: all(_gone(pid) for pid in children), "the orphans to drain and exit")
+
+
+def test_sigint_drains_as_sigterm_does(serve: Callable[..., Served]) -> None:
+    served = serve("--processes", "2")
+    seen = pids_serving(served, 2)
+    served.signal(signal.SIGINT)
+    assert served.wait() == 0
+    log = served.stderr()
+    assert "SIGINT: draining 2 process(es)" in log
+    for pid, task in seen.items():
+        assert f"process {task} (pid {pid}) exited with status 0" in log
+
+
 def test_unix_socket(serve: Callable[..., Served], tmp_path: Path) -> None:
     path = str(tmp_path / "reactor.sock")
     served = serve("--unix-socket", path, "--processes", "2")
