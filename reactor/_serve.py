@@ -189,7 +189,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_count,
         default=1,
         metavar="N",
-        help="serving processes (default 1; 0 = one per core)",
+        help="serving processes (default 1; 0 = one per core); with more than 1, "
+        "a supervisor forks them",
     )
     procs.add_argument(
         "--reuse-port",
@@ -203,7 +204,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="on SIGTERM/SIGINT, how long requests in flight may take (default 30)",
     )
-    procs.add_argument("--ready-file", metavar="PATH", help="write the URL here once serving")
+    procs.add_argument(
+        "--ready-file", metavar="PATH", help="write the URL here once every process accepts"
+    )
     http = parser.add_argument_group("HTTP")
     http.add_argument(
         "--xheaders", action="store_true", help="trust X-Real-Ip / X-Forwarded-* (behind a proxy)"
@@ -215,12 +218,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="IP",
         help="a proxy address to skip in X-Forwarded-For (repeatable)",
     )
-    http.add_argument("--max-connections", type=_positive(int), metavar="N")
+    http.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        metavar="N",
+        help="per process; past it, new clients wait in the backlog",
+    )
     http.add_argument("--max-body-size", type=_size, metavar="BYTES", help="larger bodies get 413")
     http.add_argument(
         "--max-header-size", type=_size, metavar="BYTES", help="larger headers get 431"
     )
-    http.add_argument("--max-write-buffer-size", type=_size, metavar="BYTES")
+    http.add_argument(
+        "--max-write-buffer-size",
+        type=_size,
+        metavar="BYTES",
+        help="close a connection whose unsent output passes this",
+    )
     http.add_argument(
         "--idle-timeout",
         type=_positive(float),
