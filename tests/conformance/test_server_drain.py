@@ -11,8 +11,9 @@ package's client in a thread):
   ``Connection: close``; if its headers went out already, the connection
   closes when the response ends; requests pipelined behind it never reach
   the application, and the close resets nothing;
-- an idle keep-alive connection is closed at once; one whose next request
-  is already in the socket is answered first;
+- an idle keep-alive connection is closed; one whose next request is
+  already in the socket, or comes just after the drain began (as a load
+  generator's does), is answered first, with ``Connection: close``;
 - past the deadline, what is left is cut, and its handler's
   ``on_connection_close`` runs; ``timeout=0`` (the default, Tornado's)
   closes everything now;
@@ -282,7 +283,7 @@ async def test_requests_pipelined_behind_the_one_in_flight_are_not_started(
 # -- idle connections ----------------------------------------------------------------------
 
 
-async def test_idle_keep_alive_connection_is_closed_at_once(
+async def test_idle_keep_alive_connection_is_closed(
     io_loop: IOLoop, served: tuple[HTTPServer, int], gate: Gate
 ) -> None:
     server, port = served
@@ -326,6 +327,35 @@ async def test_a_next_request_begun_is_answered_with_connection_close(
         while not server.draining:
             await gen.moment
         client.sendall(request[20:])
+        data = await io_loop.run_in_executor(None, read_until_eof, client)
+        client.close()
+        await bounded(drain)
+    finally:
+        client.close()
+    [(head, body)] = responses_in(data)
+    assert body == b"fast" and b"Connection: close" in head
+
+
+async def test_next_request_sent_just_after_the_drain_began_is_answered(
+    io_loop: IOLoop, served: tuple[HTTPServer, int], gate: Gate
+) -> None:
+    """A client that had its answer just before the drain and sends its
+    next request just after: what wrk does on every connection. It is
+    answered with ``Connection: close`` (closed at once, it would have been
+    a request lost), then the connection closes."""
+    server, port = served
+    client = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    try:
+        client.sendall(get("/fast"))
+        client.settimeout(WAIT)
+        first = http.client.HTTPResponse(client)
+        await io_loop.run_in_executor(None, lambda: (first.begin(), first.read()))
+        server.stop()
+        drain = gen.convert_yielded(server.close_all_connections(timeout=None))
+        while not server.draining:
+            await gen.moment
+        await gen.moment
+        client.sendall(get("/fast"))
         data = await io_loop.run_in_executor(None, read_until_eof, client)
         client.close()
         await bounded(drain)
@@ -513,3 +543,43 @@ async def test_websocket_that_never_answers_is_cut_at_the_deadline(
         assert gate.cut.is_set()
     finally:
         ws.close()
+
+
+# -- over TLS ------------------------------------------------------------------------------
+
+
+async def test_drain_over_tls(io_loop: IOLoop, gate: Gate, tls_certificate: Any) -> None:
+    """The idle check looks at the raw socket under TLS (and at what the TLS
+    layer holds decrypted): an idle connection closes, a busy one is answered."""
+    app = Application([("/slow", Slow, {"gate": gate}), ("/fast", Fast, {"gate": gate})])
+    server = HTTPServer(app, ssl_options=tls_certificate.server_context())
+    [sock] = bind_sockets(0, "127.0.0.1")
+    server.add_sockets([sock])
+    port = sock.getsockname()[1]
+    client = AsyncHTTPClient(force_instance=True)
+    idle = IOStream(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    try:
+        await bounded(idle.connect(("127.0.0.1", port)))
+        tls = await bounded(
+            idle.start_tls(False, tls_certificate.client_context(), server_hostname="localhost")
+        )
+        await tls.write(get("/fast"))
+        await bounded(tls.read_until(b"fast"))
+        fetch = client.fetch(
+            f"https://localhost:{port}/slow",
+            ssl_options=tls_certificate.client_context(),
+            request_timeout=WAIT,
+        )
+        await bounded(gate.entered.wait())
+        server.stop()
+        drain = gen.convert_yielded(server.close_all_connections(timeout=None))
+        assert await bounded(tls.read_until_close()) == b""  # the idle one closes
+        gate.release.set()
+        response = await bounded(fetch)
+        assert response.body == b"done" and response.headers["Connection"] == "close"
+        await bounded(drain)
+    finally:
+        client.close()
+        idle.close()
+        server.stop()
+        await server.close_all_connections()
