@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from types import FrameType, ModuleType
 from typing import Any, NoReturn
 
-from reactor import backends, gen, process
+from reactor import backends, process
 from reactor.httpserver import HTTPServer
 from reactor.httputil import HTTPServerConnectionDelegate
 from reactor.ioloop import IOLoop, PeriodicCallback
@@ -71,16 +71,6 @@ OVERRUN_MARGIN = 5.0
 """Seconds past ``--drain-timeout`` after which a serving process that is still
 draining gives up and exits 1 (the drain itself ends at the deadline; this only
 guards against a handler that blocks the loop)."""
-
-IDLE_GRACE = 1.0
-"""In a drain, how long (at most; a quarter of ``--drain-timeout`` if that is less)
-a keep-alive connection keeps the chance to send one more request, answered with
-``Connection: close``, before the server's drain closes it as idle. HTTP/1.1 cannot
-say "going away" to a connection with no request in progress: a client that sends
-its next request just as the server closes the connection loses it (wrk counts a
-read error). Clients that send back to back (load generators, proxies, busy
-browsers) get their last answer this way; the drain ends early once only idle
-or detached connections could be left."""
 
 RESTART_BACKOFF = (0.5, 30.0)
 """A crashed process is restarted after 0.5 s, doubling each time to 30 s."""
@@ -588,17 +578,8 @@ class _Drain:
             )
         overrun = self.loop.call_later(self.timeout + OVERRUN_MARGIN, self._overrun)
         try:
-            server = self.server
-            server.stop()
-            deadline = self.loop.time() + self.timeout
-            # The idle grace: every request begun from now on is answered with
-            # Connection: close; wait (briefly) for the connections that have
-            # one to come. Those still open after it are idle, or WebSockets.
-            server.conn_params.no_keep_alive = True
-            grace_end = self.loop.time() + min(IDLE_GRACE, self.timeout / 4)
-            while self.loop.time() < grace_end and _http_connections(server):
-                await gen.sleep(0.02)
-            await server.close_all_connections(timeout=max(0.0, deadline - self.loop.time()))
+            self.server.stop()
+            await self.server.close_all_connections(timeout=self.timeout)
         finally:
             self.loop.remove_timeout(overrun)
             self.loop.stop()
@@ -607,12 +588,6 @@ class _Drain:
         gen_log.error("reactor serve: the drain overran its deadline; exiting")
         sys.stderr.flush()
         os._exit(1)
-
-
-def _http_connections(server: HTTPServer) -> int:
-    """Open connections that still speak HTTP (WebSockets are detached)."""
-    stats = server.stats()
-    return stats["connections_open"] - stats["websockets_open"]
 
 
 def serve_process(

@@ -743,10 +743,7 @@ def test_a_slow_request_in_flight_completes(serve: Callable[..., Served]) -> Non
     wait_in_flight(served, 1)
     served.signal(signal.SIGTERM)
     thread.join(timeout=20)
-    # Answered whole; then the connection closes: at once, or, if its answer came
-    # within the drain's idle grace, when the grace ends.
-    assert result.pop("connection") in ("close", None)
-    assert result == {"status": 200, "body": b"slept 1\n", "closed": True}
+    assert result == {"status": 200, "connection": "close", "body": b"slept 1\n", "closed": True}
     assert served.wait() == 0
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((served.host, served.port), timeout=5)
