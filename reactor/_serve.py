@@ -38,6 +38,7 @@ Some facts about serving from several processes, which the code relies on:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import importlib
 import inspect
@@ -580,6 +581,7 @@ class _Drain:
         try:
             self.server.stop()
             await self.server.close_all_connections(timeout=self.timeout)
+            await _cancel_what_is_left()
         finally:
             self.loop.remove_timeout(overrun)
             self.loop.stop()
@@ -588,6 +590,18 @@ class _Drain:
         gen_log.error("reactor serve: the drain overran its deadline; exiting")
         sys.stderr.flush()
         os._exit(1)
+
+
+async def _cancel_what_is_left() -> None:
+    """Cancel the tasks still pending after the drain (handlers cut at the
+    deadline, which saw ``on_connection_close``), and let them unwind: a task
+    left pending would be destroyed with the loop, and logged as an error."""
+    current = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks() if task is not current]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=1.0)
 
 
 def serve_process(
