@@ -38,6 +38,7 @@ Some facts about serving from several processes, which the code relies on:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import importlib
 import inspect
@@ -57,7 +58,7 @@ from dataclasses import dataclass, field
 from types import FrameType, ModuleType
 from typing import Any, NoReturn
 
-from reactor import backends, gen, process
+from reactor import backends, process
 from reactor.httpserver import HTTPServer
 from reactor.httputil import HTTPServerConnectionDelegate
 from reactor.ioloop import IOLoop, PeriodicCallback
@@ -67,20 +68,10 @@ from reactor.netutil import bind_sockets, bind_unix_socket, ssl_options_to_conte
 EXIT_USAGE = 2
 """The exit status for a bad command line, APP or backend."""
 
-DRAIN_GRACE = 5.0
+OVERRUN_MARGIN = 5.0
 """Seconds past ``--drain-timeout`` after which a serving process that is still
 draining gives up and exits 1 (the drain itself ends at the deadline; this only
 guards against a handler that blocks the loop)."""
-
-IDLE_GRACE = 1.0
-"""In a drain, how long (at most; a quarter of ``--drain-timeout`` if that is less)
-a keep-alive connection keeps the chance to send one more request, answered with
-``Connection: close``, before the server's drain closes it as idle. HTTP/1.1 cannot
-say "going away" to a connection with no request in progress: a client that sends
-its next request just as the server closes the connection loses it (wrk counts a
-read error). Clients that send back to back (load generators, proxies, busy
-browsers) get their last answer this way; the drain ends early once only idle
-or detached connections could be left."""
 
 RESTART_BACKOFF = (0.5, 30.0)
 """A crashed process is restarted after 0.5 s, doubling each time to 30 s."""
@@ -189,7 +180,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_count,
         default=1,
         metavar="N",
-        help="serving processes (default 1; 0 = one per core)",
+        help="serving processes (default 1; 0 = one per core); with more than 1, "
+        "a supervisor forks them",
     )
     procs.add_argument(
         "--reuse-port",
@@ -203,7 +195,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="on SIGTERM/SIGINT, how long requests in flight may take (default 30)",
     )
-    procs.add_argument("--ready-file", metavar="PATH", help="write the URL here once serving")
+    procs.add_argument(
+        "--ready-file", metavar="PATH", help="write the URL here once every process accepts"
+    )
     http = parser.add_argument_group("HTTP")
     http.add_argument(
         "--xheaders", action="store_true", help="trust X-Real-Ip / X-Forwarded-* (behind a proxy)"
@@ -215,12 +209,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="IP",
         help="a proxy address to skip in X-Forwarded-For (repeatable)",
     )
-    http.add_argument("--max-connections", type=_positive(int), metavar="N")
+    http.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        metavar="N",
+        help="per process; past it, new clients wait in the backlog",
+    )
     http.add_argument("--max-body-size", type=_size, metavar="BYTES", help="larger bodies get 413")
     http.add_argument(
         "--max-header-size", type=_size, metavar="BYTES", help="larger headers get 431"
     )
-    http.add_argument("--max-write-buffer-size", type=_size, metavar="BYTES")
+    http.add_argument(
+        "--max-write-buffer-size",
+        type=_size,
+        metavar="BYTES",
+        help="close a connection whose unsent output passes this",
+    )
     http.add_argument(
         "--idle-timeout",
         type=_positive(float),
@@ -415,7 +419,8 @@ class Listener:
 
 
 def _url(host: str, port: int, tls: bool) -> str:
-    shown = f"[{host}]" if ":" in host else host
+    shown = host or "0.0.0.0"  # every interface
+    shown = f"[{shown}]" if ":" in shown else shown
     return f"{'https' if tls else 'http'}://{shown}:{port}/"
 
 
@@ -572,19 +577,11 @@ class _Drain:
                 signal.Signals(signum).name,
                 self.timeout,
             )
-        overrun = self.loop.call_later(self.timeout + DRAIN_GRACE, self._overrun)
+        overrun = self.loop.call_later(self.timeout + OVERRUN_MARGIN, self._overrun)
         try:
-            server = self.server
-            server.stop()
-            deadline = self.loop.time() + self.timeout
-            # The idle grace: every request begun from now on is answered with
-            # Connection: close; wait (briefly) for the connections that have
-            # one to come. Those still open after it are idle, or WebSockets.
-            server.conn_params.no_keep_alive = True
-            grace_end = self.loop.time() + min(IDLE_GRACE, self.timeout / 4)
-            while self.loop.time() < grace_end and server._connections:
-                await gen.sleep(0.02)
-            await server.close_all_connections(timeout=max(0.0, deadline - self.loop.time()))
+            self.server.stop()
+            await self.server.close_all_connections(timeout=self.timeout)
+            await _cancel_what_is_left()
         finally:
             self.loop.remove_timeout(overrun)
             self.loop.stop()
@@ -595,6 +592,18 @@ class _Drain:
         os._exit(1)
 
 
+async def _cancel_what_is_left() -> None:
+    """Cancel the tasks still pending after the drain (handlers cut at the
+    deadline, which saw ``on_connection_close``), and let them unwind: a task
+    left pending would be destroyed with the loop, and logged as an error."""
+    current = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks() if task is not current]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=1.0)
+
+
 def serve_process(
     config: ServeConfig,
     target: AppTarget,
@@ -602,19 +611,23 @@ def serve_process(
     ssl_context: ssl.SSLContext | None,
     announce: Callable[[str], None],
     supervisor: int | None = None,
+    metrics_dir: str | None = None,
 ) -> int:
     """Serve on this process's own loop until a signal has drained it; returns 0.
 
     ``announce(backend_name)`` is called from the loop once the server accepts.
     ``supervisor``: the parent's pid, watched so that an orphan drains.
+    ``metrics_dir``: the supervisor's directory where the processes exchange
+    their metrics (``reactor.metrics.enable_multiprocess``), with ``--metrics``.
     """
     if config.backend:
         IOLoop.configure(config.backend)
     loop = IOLoop(make_current=True)
     try:
         app = make_app(target)
-        if config.metrics:
-            _install_metrics(app, config.metrics)
+        metrics = _install_metrics(app, config.metrics) if config.metrics else None
+        if metrics is not None and metrics_dir is not None:
+            metrics.enable_multiprocess(metrics_dir)
         server = HTTPServer(app, **_server_kwargs(config, ssl_context))
         sockets = listener.sockets
         if not sockets:  # --reuse-port with several processes: a socket of our own
@@ -638,11 +651,14 @@ def serve_process(
         loop.start()
     finally:
         # The drain's handlers stay: a second signal now still means "exit at once".
+        if metrics_dir is not None and "reactor.metrics" in sys.modules:
+            # Our file goes now: a forked process leaves by os._exit, without atexit.
+            sys.modules["reactor.metrics"].disable_multiprocess()
         loop.close(all_fds=True)
     return 0
 
 
-def _install_metrics(app: Any, path: str) -> None:
+def _install_metrics(app: Any, path: str) -> Any:
     from reactor.web import Application
 
     if not isinstance(app, Application):
@@ -652,6 +668,7 @@ def _install_metrics(app: Any, path: str) -> None:
     except ImportError as e:
         raise ServeError(f"--metrics: reactor.metrics cannot be imported ({e})") from None
     metrics.install(app, path)
+    return metrics
 
 
 # -- the supervisor -----------------------------------------------------------------
@@ -783,8 +800,6 @@ class Supervisor:
                 os.close(fd)
             process._task_id = task_id  # what reactor.process.task_id() reports
             process._reseed_random()
-            if self.metrics_dir is not None:
-                importlib.import_module("reactor.metrics").enable_multiprocess(self.metrics_dir)
             ready_w = self._ready_w
 
             def announce(backend: str) -> None:
@@ -797,6 +812,7 @@ class Supervisor:
                 self.ssl_context,
                 announce,
                 supervisor=os.getppid(),
+                metrics_dir=self.metrics_dir,
             )
         except ServeError as e:
             print(f"reactor serve: error: {e}", file=sys.stderr)
@@ -903,7 +919,7 @@ class Supervisor:
         for pid in self.by_pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
-        self.deadline = time.monotonic() + self.config.drain_timeout + DRAIN_GRACE * 2
+        self.deadline = time.monotonic() + self.config.drain_timeout + OVERRUN_MARGIN * 2
 
     def _kill_all(self) -> None:
         for pid in list(self.by_pid):
@@ -956,6 +972,10 @@ def serve(config: ServeConfig) -> int:
             raise ServeError(f"REACTOR_BACKEND: {e}") from None
     target = load_app(config.app)
     ssl_context = _ssl_context(config)
+    if config.ready_file:
+        folder = os.path.dirname(os.path.abspath(config.ready_file))
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ServeError(f"--ready-file: cannot write in {folder}")
     processes = config.processes or process.cpu_count()
     if processes > 1 and (IOLoop.initialized() or IOLoop.current(instance=False) is not None):
         raise ServeError(f"importing {config.app!r} made an IOLoop; a fork cannot copy one")
