@@ -219,6 +219,22 @@ async def test_exchange_reports_live_files_and_ignores_the_rest(
 
 
 @pytest.mark.usefixtures("single_process")
+async def test_a_scrape_reads_a_bounded_number_of_files(
+    io_loop: IOLoop,
+    http_client: AsyncHTTPClient,
+    base_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(metrics, "_MAX_FILES", 3)
+    metrics.enable_multiprocess(str(tmp_path))
+    for label in range(1, 8):
+        write_report(tmp_path, str(label))
+    samples = await scrape(http_client, base_url + "/metrics")
+    assert len(processes(samples)) == 1 + 3  # itself, and the first 3 files listed
+
+
+@pytest.mark.usefixtures("single_process")
 async def test_exchange_file_is_rewritten_every_second(
     io_loop: IOLoop, http_client: AsyncHTTPClient, base_url: str, tmp_path: Path
 ) -> None:
