@@ -34,6 +34,7 @@ __all__ = [
     "locale",
     "locks",
     "log",
+    "metrics",
     "netutil",
     "options",
     "platform",

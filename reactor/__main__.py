@@ -11,6 +11,11 @@ default backend (or ``REACTOR_BACKEND``'s) until Ctrl-C. Uploads go to a
 temporary folder, removed when it stops; the access log goes to stderr.
 With ``--broker redis://HOST:PORT/DB`` the chat's messages go through
 Redis, to the clients of every demo process that uses the same one.
+
+``python -m reactor serve APP [options]`` serves an application
+(``module:app`` or a factory ``module:make_app``) from one process or
+several, and drains it gracefully on SIGTERM / SIGINT: see
+:mod:`reactor._serve` and docs/deployment.md.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from typing import Any
 
 from reactor import backends
 
@@ -98,6 +104,25 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from reactor import _serve as serve
+
+    return serve.main(args)
+
+
+def _add_serve(commands: Any) -> None:
+    from reactor._serve import add_arguments
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve an application (module:app) from one or more processes",
+        description="Serve APP over HTTP from one process or several, with a graceful drain "
+        "on SIGTERM/SIGINT (see docs/deployment.md).",
+    )
+    add_arguments(serve)
+    serve.set_defaults(run=_serve)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reactor")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "using it; default: $REACTOR_DEMO_BROKER, else in this process alone",
     )
     demo.set_defaults(run=_demo)
+    _add_serve(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

@@ -56,6 +56,71 @@ _monotonic = time.monotonic
 # outnumber the live ones; below that, lazily skipping them is cheaper.
 _COMPACT_AFTER = 512
 
+# IOLoop.stats()'s longest_iteration is the maximum of two rotating buckets
+# of this many seconds: the current one and the one before it.
+_STATS_BUCKET = 5.0
+
+
+class _LoopCounters:
+    """The running totals behind :meth:`IOLoop.stats`.
+
+    Updated once per loop iteration (never per callback) by the loop, or by
+    what times the poll on a bridge. Slots: the loop's iteration reads and
+    writes them without a dict lookup.
+    """
+
+    __slots__ = (
+        "bucket_end",
+        "busy_time",
+        "callbacks",
+        "idle_time",
+        "iterations",
+        "longest",
+        "longest_before",
+        "timer_lag",
+    )
+
+    def __init__(self) -> None:
+        self.iterations = 0
+        self.callbacks = 0
+        self.busy_time = 0.0
+        self.idle_time = 0.0
+        self.timer_lag = 0.0
+        self.longest = 0.0  # the longest busy stretch in the current bucket
+        self.longest_before = 0.0  # ... in the bucket before it
+        self.bucket_end = 0.0  # when the current bucket ends (loop clock)
+
+    def rotate(self, now: float) -> None:
+        """Start a new bucket at ``now`` (the current one has ended)."""
+        recent = now < self.bucket_end + _STATS_BUCKET
+        self.longest_before = self.longest if recent else 0.0
+        self.longest = 0.0
+        self.bucket_end = now + _STATS_BUCKET
+
+    def recent_longest(self, now: float) -> float:
+        """longest_iteration at ``now``, without rotating (any thread may ask)."""
+        if now < self.bucket_end:
+            return max(self.longest, self.longest_before)
+        if now < self.bucket_end + _STATS_BUCKET:
+            return self.longest
+        return 0.0
+
+    def as_stats(
+        self, backend: str, now: float, fds: int, timers: int
+    ) -> dict[str, float | int | str]:
+        """The dict :meth:`IOLoop.stats` returns."""
+        return {
+            "backend": backend,
+            "iterations": self.iterations,
+            "busy_time": self.busy_time,
+            "idle_time": self.idle_time,
+            "longest_iteration": self.recent_longest(now),
+            "callbacks": self.callbacks,
+            "fds": fds,
+            "timers": timers,
+            "timer_lag": self.timer_lag,
+        }
+
 
 def _loop_class(impl: type) -> type[IOLoop]:
     """The IOLoop class a backend's class runs under."""
@@ -607,6 +672,42 @@ class IOLoop(Configurable):
         """True while :meth:`start` runs (used by the watchdog thread)."""
         raise NotImplementedError(f"{type(self).__name__}._is_running")
 
+    # -- statistics ------------------------------------------------------------
+
+    def stats(self) -> dict[str, float | int | str]:
+        """What the loop has been doing, for monitoring: a new dict each call.
+
+        The same keys on every backend:
+
+        - ``backend`` (str): :attr:`backend_name`.
+        - ``iterations`` (int): loop iterations (polls) since the loop was made.
+        - ``busy_time``, ``idle_time`` (float seconds, totals while running):
+          idle is the time spent waiting in the poller for something to
+          happen, busy the rest (running callbacks, timers and handlers). A
+          poll with a zero timeout (work was queued) does not wait: busy.
+        - ``longest_iteration`` (float seconds): the longest busy stretch
+          between two polls in roughly the last 10 s (5 to 10 s), 0.0 if
+          the loop has not run in that time. A callback that blocks the loop
+          shows here.
+        - ``callbacks`` (int): callbacks, timers and fd handler calls run.
+        - ``fds`` (int): file descriptors registered now (the loop's own
+          internal ones not counted).
+        - ``timers`` (int): timers pending now (cancelled ones not counted).
+        - ``timer_lag`` (float seconds): how late the most recently run
+          timer was taken up to run: the loop's clock then, minus its
+          deadline (0.0 until a timer has run).
+
+        Counting costs a clock read or two and a few counter additions per
+        iteration; on the native loop nothing per callback. The native loop
+        measures all of this exactly; the asyncio bridge on asyncio's own loop times its
+        selector, and the uvloop bridge, which uvloop gives no hooks into,
+        estimates several numbers (see ``docs/ioloop.md``, "Loop
+        statistics", for what each number means on each backend). Call it
+        from the loop's thread; from another thread the values are those of
+        the last completed iteration.
+        """
+        raise NotImplementedError(f"{type(self).__name__}.stats")
+
 
 def _current_asyncio_loop() -> asyncio.AbstractEventLoop:
     """``IOLoop.current().asyncio_loop``, the loop a new Future belongs to,
@@ -748,6 +849,7 @@ class PollIOLoop(IOLoop):
         # made on first use: a cached_property would give this object a real
         # __dict__ and slow down every attribute the loop's iteration touches.)
         self.asyncio_loop: NativeAsyncioLoop = NativeAsyncioLoop(self)  # type: ignore[abstract]
+        self._counters = _LoopCounters()  # see stats() and _run()
         super().__init__(make_current=make_current)
 
     def _wake(self) -> None:
@@ -830,6 +932,16 @@ class PollIOLoop(IOLoop):
         poll = self._poller.poll
         heappop = heapq.heappop
         handle_exception = self.handle_callback_exception
+        monotonic = _monotonic
+        # What stats() counts (see _LoopCounters), once per iteration: t1 is
+        # when the last poll returned (the start of this busy stretch, and
+        # the "now" timers are due by, as in asyncio's loop). The current
+        # bucket's longest stretch and its end are mirrored in locals; only
+        # this loop writes them.
+        counters = self._counters
+        longest = counters.longest
+        bucket_end = counters.bucket_end
+        t1 = monotonic()
         context: Any
         callback: Any
         args: Any
@@ -851,13 +963,12 @@ class PollIOLoop(IOLoop):
                     and self._cancellations > len(timeouts) >> 2
                 ):
                     self._compact_timeouts()
-                now = _monotonic()
                 while timeouts:
                     timer = timeouts[0]
                     if timer[2] is None:  # cancelled: dropped lazily, here
                         heappop(timeouts)
                         self._cancellations -= 1
-                    elif timer[0] <= now:
+                    elif timer[0] <= t1:
                         heappop(timeouts)
                         if due is None:
                             due = [timer]
@@ -865,6 +976,8 @@ class PollIOLoop(IOLoop):
                             due.append(timer)
                     else:
                         break
+                if due is not None:
+                    counters.timer_lag = t1 - due[-1][0]
 
             try:
                 for _ in range(ncallbacks):
@@ -878,6 +991,7 @@ class PollIOLoop(IOLoop):
                     except BaseException:
                         handle_exception(callback)
                 if due is not None:
+                    ncallbacks += len(due)
                     for timer in due:
                         callback = timer[2]
                         if callback is None:  # removed after it was taken off the heap
@@ -905,6 +1019,21 @@ class PollIOLoop(IOLoop):
             # Drop the last callback's references before a possibly long wait.
             context = callback = args = ret = timer = entry = None
 
+            # The iteration's statistics: busy since the last poll returned,
+            # and the callbacks and timers that ran (handler calls are
+            # counted below, as the events are dispatched).
+            t0 = monotonic()
+            busy = t0 - t1
+            counters.busy_time += busy
+            if t0 >= bucket_end:
+                counters.rotate(t0)
+                longest = 0.0
+                bucket_end = counters.bucket_end
+            if busy > longest:
+                longest = counters.longest = busy
+            counters.iterations += 1
+            counters.callbacks += ncallbacks
+
             # Publish "polling" before the last look at the queue and the
             # stop flag: another thread sets those first and then reads
             # _polling, so either we see its change or it sees us polling
@@ -916,7 +1045,7 @@ class PollIOLoop(IOLoop):
             if callbacks:
                 poll_timeout: float | None = 0.0
             elif timeouts:
-                poll_timeout = timeouts[0][0] - _monotonic()
+                poll_timeout = timeouts[0][0] - t0
                 if poll_timeout < 0.0:
                     poll_timeout = 0.0
             else:
@@ -927,6 +1056,13 @@ class PollIOLoop(IOLoop):
                 # PEP 475 retries EINTR for us unless a signal handler
                 # raised; a poller that surfaces it anyway just loops.
                 events = []
+            if poll_timeout == 0.0:
+                # A poll that may not wait is not idle: its cost stays in
+                # the busy stretch, and the clock is not read again.
+                t1 = t0
+            else:
+                t1 = monotonic()
+                counters.idle_time += t1 - t0
             self._polling = False
             if not events:
                 continue
@@ -935,6 +1071,7 @@ class PollIOLoop(IOLoop):
             # that removes another fd is caught by the lookup, and one that
             # then registers a new fd under the same number has the old
             # event struck out of this list by add_handler (_drop_stale).
+            counters.callbacks += len(events)
             self._pending = events
             for fd, mask in events:
                 entry = handlers.get(fd)
@@ -1065,6 +1202,15 @@ class PollIOLoop(IOLoop):
         timer = [_monotonic() + delay, next(self._sequence), callback, args, _copy_context()]
         heapq.heappush(self._timeouts, timer)
         return timer
+
+    def stats(self) -> dict[str, float | int | str]:
+        if self._closed:
+            fds = timers = 0
+        else:
+            fds = len(self._handlers) - 1  # not the waker
+            # Timers taken off the heap to run in this iteration are not pending.
+            timers = len(self._timeouts) - self._cancellations
+        return self._counters.as_stats(self.backend_name, _monotonic(), fds, timers)
 
     def remove_timeout(self, timeout: object) -> None:
         if type(timeout) is not list or len(timeout) != 5:
