@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import datetime
 import http.client
+import re
+import shutil
 import socket
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -184,6 +187,54 @@ def responses_in(data: bytes) -> list[tuple[bytes, bytes]]:
         found.append((head, rest[:length]))
         data = rest[length:]
     return found
+
+
+# -- under load ----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
+)
+async def test_a_drain_under_wrk_loses_no_request(
+    io_loop: IOLoop, served: tuple[HTTPServer, int]
+) -> None:
+    """wrk keeps 20 keep-alive connections busy through the drain: every
+    request it sent is answered (no read error: a request cut or never
+    answered ends in one; no timeout; no status but 200), and the responses
+    it counts are the ones the server finished. Its reconnections after
+    ``Connection: close`` meet the closed listener, which wrk counts as
+    write errors (a refused non-blocking connect shows on the first write):
+    those lose nothing, no request went out."""
+    server, port = served
+    wrk = subprocess.Popen(
+        ["wrk", "-t1", "-c20", "-d2s", "--timeout", "2s", f"http://127.0.0.1:{port}/fast"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = io_loop.time() + WAIT
+        while server.stats()["requests_served"] < 200:
+            assert io_loop.time() < deadline and wrk.poll() is None, "wrk sent too little"
+            await gen.sleep(0.01)
+        server.stop()
+        await bounded(server.close_all_connections(timeout=WAIT))
+        served_at_end = server.stats()["requests_served"]
+        out, _ = await io_loop.run_in_executor(None, lambda: wrk.communicate(timeout=WAIT))
+    finally:
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait()
+    report = out.decode(errors="replace")
+    assert wrk.returncode == 0, report
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", report
+    )
+    if errors is not None:
+        _, read, _, timeout = (int(n) for n in errors.groups())
+        assert (read, timeout) == (0, 0), report
+    assert "Non-2xx" not in report, report
+    total = re.search(r"(\d+) requests in", report)
+    assert total is not None and int(total.group(1)) == served_at_end, report
 
 
 # -- stop() ------------------------------------------------------------------------------
