@@ -87,6 +87,17 @@ class ServeError(Exception):
     """A bad command line, APP, backend or certificate: printed, exit status 2."""
 
 
+class _ChildExit(BaseException):
+    """A serving process is done: unwinds the stack it inherited from the fork
+    (past the supervisor's clean-up, which is the supervisor's own) to ``serve``,
+    so that the process exits as Python processes do, with its atexit handlers
+    (an application's own clean-up) run."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 @dataclass
 class ServeConfig:
     """What ``python -m reactor serve`` was asked to do (one field per option)."""
@@ -652,7 +663,7 @@ def serve_process(
     finally:
         # The drain's handlers stay: a second signal now still means "exit at once".
         if metrics_dir is not None and "reactor.metrics" in sys.modules:
-            # Our file goes now: a forked process leaves by os._exit, without atexit.
+            # Our file goes with the loop that wrote it.
             sys.modules["reactor.metrics"].disable_multiprocess()
         loop.close(all_fds=True)
     return 0
@@ -704,6 +715,7 @@ class Supervisor:
         processes: int,
         metrics_dir: str | None,
     ) -> None:
+        self.pid = os.getpid()
         self.config = config
         self.target = target
         self.listener = listener
@@ -761,11 +773,12 @@ class Supervisor:
                     self._on_shutdown_signal(self.signals.pop(0))
                 self._tick()
         finally:
-            for signum in (*SIGNALS, signal.SIGCHLD):
-                signal.signal(signum, signal.SIG_DFL)
-            signal.set_wakeup_fd(old_wakeup)
-            for fd in (self._ready_r, self._ready_w, self._wake_r, self._wake_w):
-                os.close(fd)
+            if os.getpid() == self.pid:  # not in a serving process, leaving through here
+                for signum in (*SIGNALS, signal.SIGCHLD):
+                    signal.signal(signum, signal.SIG_DFL)
+                signal.set_wakeup_fd(old_wakeup)
+                for fd in (self._ready_r, self._ready_w, self._wake_r, self._wake_w):
+                    os.close(fd)
         return self.status
 
     def _next_timeout(self) -> float | None:
@@ -779,6 +792,8 @@ class Supervisor:
     def _spawn(self, slot: _Slot) -> None:
         slot.restart_at = None
         slot.ready = False
+        sys.stdout.flush()  # or the child would write what is buffered again
+        sys.stderr.flush()
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         try:
             pid = os.fork()
@@ -792,7 +807,7 @@ class Supervisor:
 
     def _child(self, task_id: int) -> NoReturn:
         status = 1
-        try:
+        try:  # everything that fails is this process's exit status, nothing else
             os.setpgid(0, 0)
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -822,11 +837,7 @@ class Supervisor:
         except BaseException:
             traceback.print_exc()
             status = 1
-        finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(status)
+        raise _ChildExit(status)
 
     def _on_ready(self, line: str) -> None:
         try:
@@ -982,6 +993,7 @@ def serve(config: ServeConfig) -> int:
     _setup_logging(config)
     listener = make_listener(config, processes, ssl_context is not None)
     metrics_dir = None
+    supervisor_pid = os.getpid()
     try:
         if processes == 1:
 
@@ -993,11 +1005,14 @@ def serve(config: ServeConfig) -> int:
             metrics_dir = tempfile.mkdtemp(prefix="reactor-metrics-")
         supervisor = Supervisor(config, target, listener, ssl_context, processes, metrics_dir)
         return supervisor.run()
+    except _ChildExit as e:  # a serving process, done
+        return e.status
     finally:
-        listener.close()
-        listener.remove_unix_socket()
-        if config.ready_file:
-            with contextlib.suppress(OSError):
-                os.unlink(config.ready_file)
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        if os.getpid() == supervisor_pid:  # a serving process leaves all this to its supervisor
+            listener.close()
+            listener.remove_unix_socket()
+            if config.ready_file:
+                with contextlib.suppress(OSError):
+                    os.unlink(config.ready_file)
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
