@@ -48,13 +48,14 @@ Some facts behind :meth:`IOLoop.stats` on the bridge (``docs/ioloop.md``,
   ``select`` returns, plus one per event it returns, plus the timers that
   come due; the bridge counts its own timers, not those asyncio code sets
   straight on the asyncio loop.
-- uvloop (libuv) offers no hook around its poll, and its ``time()`` is the
-  iteration's start, in milliseconds, cached for the whole iteration. The
-  bridge sees only what it dispatches itself (its callbacks, timers and fd
-  handlers): the first dispatch at a new ``time()`` starts a new counted
-  iteration, and busy time is the loop thread's CPU time between those
-  (``time.pthread_getcpuclockid``), so a callback that blocks in a system
-  call without using the CPU counts as idle there.
+- uvloop (libuv) offers no hook around its poll and no count of its
+  iterations; its ``time()`` is libuv's clock, brought up to date at each
+  call, in whole milliseconds. The bridge sees only what it dispatches
+  itself (its callbacks, timers and fd handlers): the first dispatch in a
+  new millisecond of ``time()`` counts as a new iteration, and busy time is
+  the loop thread's CPU time between those (``time.pthread_getcpuclockid``),
+  so a callback that blocks in a system call without using the CPU counts
+  as idle there.
 """
 
 from __future__ import annotations
@@ -505,7 +506,7 @@ class UvloopLoop(AsyncioLoop):
     """The asyncio bridge on a uvloop event loop.
 
     :meth:`stats` is an estimate here (see the module docstring): iterations
-    are counted when the bridge dispatches something at a new ``time()``,
+    are the milliseconds of ``time()`` in which the bridge dispatched something,
     busy time is the loop thread's CPU time, and ``fds`` and ``timers`` are
     the bridge's own (asyncio code's transports and timers on the uvloop
     loop are not seen).
@@ -525,8 +526,8 @@ class UvloopLoop(AsyncioLoop):
         self._timers_ran = 0
         self._timers_cancelled = 0
         self._clock = self.asyncio_loop.time
-        # The iteration the bridge last saw (its time()), and the loop
-        # thread's wall and CPU clocks at its start.
+        # The millisecond of time() the bridge last dispatched in (a counted
+        # iteration), and the loop thread's wall and CPU clocks at its start.
         self._tick = -1.0
         self._tick_wall = _monotonic()
         self._cpu_time = _thread_cpu_clock(threading.get_ident())
@@ -541,7 +542,7 @@ class UvloopLoop(AsyncioLoop):
         return None  # uvloop has no selector: see _next_tick
 
     def _next_tick(self, now: float) -> None:
-        """The first dispatch of a new iteration: count the one before."""
+        """The first dispatch in a new millisecond: count the stretch before."""
         self._tick = now
         self._counters.iterations += 1
         self._end_stretch()
@@ -571,7 +572,7 @@ class UvloopLoop(AsyncioLoop):
         self._end_stretch()
 
     # The dispatch of AsyncioLoop, each with the counting inline (one frame
-    # per callback, as there): a new time() is a new iteration.
+    # per callback, as there): a new millisecond of time() is a new iteration.
 
     def _run_callback(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         now = self._clock()
@@ -642,10 +643,11 @@ class UvloopLoop(AsyncioLoop):
     def remove_timeout(self, timeout: object) -> None:
         # uvloop's TimerHandle does not say whether it ran; one whose
         # deadline is still ahead has not (for the estimate in stats()).
-        # A deadline already past gives a plain Handle, without when():
-        # taken as run.
+        # Its clock counts milliseconds, and when() can exceed time() by a
+        # rounding error after the timer ran: ahead means by over 0.5 ms. A
+        # deadline already past gives a plain Handle, without when(): run.
         handle: Any = timeout
-        if not handle.cancelled() and getattr(handle, "when", _never)() > self._clock():
+        if not handle.cancelled() and getattr(handle, "when", _never)() > self._clock() + 0.0005:
             self._timers_cancelled += 1
         handle.cancel()
 
