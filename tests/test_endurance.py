@@ -307,3 +307,324 @@ def test_ulimit_256_with_1000_clients(reactor_backend: Any) -> None:
     assert not errors, f"{len(errors)} ERROR lines, the first: {errors[:3]}"
     exhausted = demo.log.matching(r"^\[W .*(Too many open files|EMFILE|file descriptors)")
     assert 1 <= len(exhausted) <= 10, exhausted[:20]
+
+
+# -- the soak --------------------------------------------------------------------------
+
+SOAK_SECONDS = 600.0 if SOAK else 15.0
+WARM_UP_SECONDS = 30.0 if SOAK else 3.0
+SAMPLE_EVERY = 1.0
+WRK_CONNECTIONS = 16
+PAGES = ("/", "/static/demo.css", "/api/info")
+"""What wrk asks for, in turn: the templated home page, a static file, the JSON."""
+LONG_POLLS = 3
+SOCKETS = 3
+RECONNECT_EVERY = 5.0
+"""Seconds each WebSocket client stays before it closes and connects again."""
+SEND_EVERY = 1.5
+"""Seconds between two messages of a WebSocket client (the demo allows 2 a second)."""
+POST_EVERY = 1.0
+"""Seconds between two messages posted over HTTP."""
+RSS_MARGIN = (8 * 1024 * 1024, 0.20)
+"""How far the last RSS samples may stand above the median of the first
+quarter of the soak: 8 MiB or 20 %, whichever is more. The allocator keeps
+freed memory and grows in steps (pymalloc arenas of 1 MiB, glibc's heap
+trimmed lazily), so a few MiB of drift mean nothing; a leak of even 100
+bytes per request is 2,000 requests x 100 B x 600 s = 120 MB in the
+10-minute soak, and 1 KB per request passes the margin within 15 s."""
+RSS_LAST = 3
+"""Samples at the end compared with that median."""
+
+WRK_SCRIPT = (
+    "local paths = {" + ", ".join(f'"{p}"' for p in PAGES) + "}\n"
+    "local i = 0\n"
+    "request = function()\n"
+    "  i = i + 1\n"
+    '  return wrk.format("GET", paths[(i % #paths) + 1])\n'
+    "end\n"
+)
+
+
+class Chat:
+    """The clients beside wrk: :data:`LONG_POLLS` long polls, :data:`SOCKETS`
+    WebSocket clients that send now and then and reconnect every
+    :data:`RECONNECT_EVERY` s, and a poster over HTTP; each signed in with
+    its own session (a real login: XSRF cookie, form, signed cookie).
+
+    Every message of the room has the next id, so each client, resuming
+    from the last id it saw (the poll's cursor, the socket's ``cursor`` and
+    ``room``), must see them all, in order, without a gap.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.ws_url = base_url.replace("http://", "ws://") + "/chat/socket"
+        self.stop = asyncio.Event()
+        self.seen: dict[str, list[int]] = {}
+        self.posted: list[int] = []
+        self.connections = 0
+        self.polls = 0
+
+    async def session(self, name: str) -> Any:
+        import aiohttp
+
+        session = aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True),  # cookies for an IP address
+            timeout=aiohttp.ClientTimeout(total=60),
+        )
+        async with session.get(self.base_url + "/login") as response:
+            assert response.status == 200
+            await response.read()
+        form = {"name": name, "_xsrf": self.xsrf(session)}
+        async with session.post(
+            self.base_url + "/login", data=form, allow_redirects=False
+        ) as response:
+            assert response.status == 302, await response.text()
+        return session
+
+    @staticmethod
+    def xsrf(session: Any) -> str:
+        return next(c.value for c in session.cookie_jar if c.key == "_xsrf")
+
+    def saw(self, who: str, ids: list[int]) -> None:
+        seen = self.seen.setdefault(who, [])
+        for id_ in ids:
+            assert not seen or id_ == seen[-1] + 1, f"{who} saw {id_} after {seen[-1]}"
+            seen.append(id_)
+
+    async def long_poll(self, who: str) -> None:
+        session = await self.session(who)
+        cursor = 0
+        try:
+            while not (self.stop.is_set() and self.posted and cursor >= self.posted[-1]):
+                url = f"{self.base_url}/chat/updates?cursor={cursor}"
+                async with session.get(url) as response:
+                    assert response.status == 200, await response.text()
+                    messages = (await response.json())["messages"]
+                self.polls += 1
+                self.saw(who, [m["id"] for m in messages])
+                if messages:
+                    cursor = messages[-1]["id"]
+        finally:
+            await session.close()
+
+    async def socket(self, who: str) -> None:
+        import aiohttp
+
+        session = await self.session(who)
+        cursor, room = 0, ""
+        try:
+            while True:
+                url = f"{self.ws_url}?cursor={cursor}&room={room}"
+                async with session.ws_connect(url, origin=self.base_url) as ws:
+                    self.connections += 1
+                    loop = asyncio.get_running_loop()
+                    leave_at = loop.time() + RECONNECT_EVERY
+                    next_send = loop.time() + SEND_EVERY
+                    while True:
+                        done = self.stop.is_set() and self.posted and cursor >= self.posted[-1]
+                        if done or (loop.time() >= leave_at and not self.stop.is_set()):
+                            break
+                        try:
+                            frame = await ws.receive(timeout=max(0.01, next_send - loop.time()))
+                        except asyncio.TimeoutError:
+                            if not self.stop.is_set():
+                                await ws.send_str(json.dumps({"text": f"from {who}"}))
+                            next_send = loop.time() + SEND_EVERY
+                            continue
+                        assert frame.type == aiohttp.WSMsgType.TEXT, frame
+                        event = json.loads(frame.data)
+                        assert event["type"] != "error", event
+                        if event["type"] == "history":
+                            room = event["room"]
+                            messages = event["messages"]
+                        elif event["type"] == "message":
+                            messages = [event]
+                        else:
+                            continue
+                        self.saw(who, [m["id"] for m in messages])
+                        if messages:
+                            cursor = messages[-1]["id"]
+                if self.stop.is_set() and self.posted and cursor >= self.posted[-1]:
+                    return
+        finally:
+            await session.close()
+
+    async def poster(self) -> None:
+        session = await self.session("poster")
+        try:
+            count = 0
+            while True:
+                last = self.stop.is_set()
+                count += 1
+                form = {"text": "the last" if last else f"number {count}"}
+                form["_xsrf"] = self.xsrf(session)
+                async with session.post(self.base_url + "/chat/new", data=form) as response:
+                    assert response.status == 200, await response.text()
+                    self.posted.append((await response.json())["id"])
+                if last:
+                    return
+                try:
+                    await asyncio.wait_for(self.stop.wait(), POST_EVERY)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            await session.close()
+
+    async def run(self, until: asyncio.Future[Any]) -> None:
+        """Chat until ``until`` is done, then post a last message and wait,
+        within :data:`WAIT` s, until every client has seen it."""
+        tasks = [asyncio.ensure_future(self.poster())]
+        tasks += [asyncio.ensure_future(self.long_poll(f"poll{i}")) for i in range(LONG_POLLS)]
+        tasks += [asyncio.ensure_future(self.socket(f"socket{i}")) for i in range(SOCKETS)]
+        try:
+            await asyncio.wait([until, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task.done():
+                    task.result()  # a client that failed fails the soak
+                    raise AssertionError(f"{task} ended before the soak did")
+            await until
+            self.stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        last = self.posted[-1]
+        for who, seen in self.seen.items():
+            assert seen and seen[-1] == last, f"{who} saw up to {seen[-1:]}, the last was {last}"
+
+
+async def run_wrk(url: str, seconds: float, script: Path) -> str:
+    """wrk over ``seconds``, :data:`WRK_CONNECTIONS` connections; its report.
+    Any socket error or non-2xx answer fails."""
+    process = await asyncio.create_subprocess_exec(
+        "wrk",
+        "-t1",
+        f"-c{WRK_CONNECTIONS}",
+        f"-d{round(seconds)}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), seconds + WAIT)
+    report = out.decode(errors="replace")
+    assert process.returncode == 0, report
+    assert re.search(r"\d+ requests in", report), report
+    assert "Socket errors" not in report, report
+    assert "Non-2xx" not in report, report
+    return report
+
+
+class Servers:
+    """The serving processes of a soak target and their samples."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.samples: list[tuple[int, int]] = []
+        """(total RSS, total fds) of all the processes, every :data:`SAMPLE_EVERY` s."""
+
+    def sample(self) -> None:
+        self.samples.append(
+            (sum(rss(pid) for pid in self.pids), sum(fd_count(pid) for pid in self.pids))
+        )
+
+    def settled_fds(self, target: list[int] | None = None) -> list[int]:
+        return [
+            settled_fd_count(pid, None if target is None else target[i])
+            for i, pid in enumerate(self.pids)
+        ]
+
+    async def sampling(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(SAMPLE_EVERY)
+
+
+async def soak(base_url: str, servers: Servers, script: Path) -> dict[str, Any]:
+    """Warm up (wrk and a short chat), then the soak; what was measured."""
+    loop = asyncio.get_running_loop()
+    warm = loop.create_task(run_wrk(base_url + "/", WARM_UP_SECONDS, script))
+    await Chat(base_url).run(warm)
+    after_warm_up = servers.settled_fds()
+
+    sampling = loop.create_task(servers.sampling())
+    wrk = loop.create_task(run_wrk(base_url + "/", SOAK_SECONDS, script))
+    chat = Chat(base_url)
+    try:
+        await chat.run(wrk)
+    finally:
+        sampling.cancel()
+    report = wrk.result()
+    return {
+        "after_warm_up": after_warm_up,
+        "at_end": servers.settled_fds(target=after_warm_up),
+        "report": report,
+        "chat": chat,
+    }
+
+
+def check_soak(result: dict[str, Any], servers: Servers) -> str:
+    """The soak's assertions; a one-line summary for the report."""
+    assert result["at_end"] == result["after_warm_up"], result
+    quiet_fds = sum(result["after_warm_up"])
+    busy = WRK_CONNECTIONS + LONG_POLLS + SOCKETS + 2 + 8  # the poster, a socket reconnecting
+    fds = [f for _, f in servers.samples]
+    assert max(fds) <= quiet_fds + busy, (quiet_fds, fds)
+    rss_samples = [r for r, _ in servers.samples]
+    assert len(rss_samples) >= 4 * RSS_LAST, rss_samples
+    median = statistics.median(rss_samples[: len(rss_samples) // 4])
+    limit = median + max(RSS_MARGIN[0], RSS_MARGIN[1] * median)
+    last = rss_samples[-RSS_LAST:]
+    mib = 1024 * 1024
+    assert max(last) <= limit, (
+        f"RSS grew: median {median / mib:.1f} MiB after the warm-up, "
+        f"last {[round(r / mib, 1) for r in last]} MiB; all: "
+        f"{[round(r / mib, 1) for r in rss_samples]}"
+    )
+    chat = result["chat"]
+    assert chat.polls > LONG_POLLS and chat.connections > SOCKETS, (chat.polls, chat.connections)
+    requests = re.search(r"(\d+) requests in", result["report"])
+    assert requests is not None
+    return (
+        f"{requests.group(1)} wrk requests, {chat.polls} long polls, "
+        f"{chat.connections} WebSocket connections, {len(chat.posted)} posts; "
+        f"fds {quiet_fds} -> {sum(result['at_end'])} (max {max(fds)}); RSS median "
+        f"{median / mib:.1f} MiB, last {max(last) / mib:.1f} MiB"
+    )
+
+
+@pytest.fixture
+def wrk_script(tmp_path: Path) -> Path:
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (.ci/run installs it with apt-get)")
+    pytest.importorskip("aiohttp", reason="the soak's chat clients are aiohttp's")
+    path = tmp_path / "pages.lua"
+    path.write_text(WRK_SCRIPT)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(SOAK_SECONDS + WARM_UP_SECONDS + 120)
+def test_soak(reactor_backend: Any, wrk_script: Path) -> None:
+    """wrk on the demo's pages, long polls and WebSocket clients beside it:
+    no errors, flat fds, flat RSS, every chat message delivered."""
+    name = backend_env(reactor_backend)
+    if not SOAK and name != backends.default_name():
+        pytest.skip("CI soaks the default backend only; REACTOR_SOAK=1 soaks every backend")
+    demo = Demo(reactor_backend)
+    try:
+        servers = Servers([demo.pid])
+        result = asyncio.run(soak(demo.base_url, servers, wrk_script))
+        assert demo.alive(), demo.log.other
+    finally:
+        status = demo.stop()
+    print(f"soak on {demo.backend_name}: {check_soak(result, servers)}")
+    assert status == 0, demo.log.other
+    # Nothing but INFO (the access log): no warning (a 4xx, a refused chat
+    # message), no error.
+    assert demo.log.other == [], demo.log.other[:20]
