@@ -50,6 +50,7 @@ from __future__ import annotations
 import collections
 import re
 import socket
+import ssl
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -75,7 +76,13 @@ from reactor.httputil import (
     responses,
 )
 from reactor.ioloop import _done_future, _new_future
-from reactor.iostream import BaseIOStream, SSLIOStream, StreamClosedError, UnsatisfiableReadError
+from reactor.iostream import (
+    BaseIOStream,
+    SSLIOStream,
+    StreamBufferFullError,
+    StreamClosedError,
+    UnsatisfiableReadError,
+)
 from reactor.log import app_log, gen_log
 
 __all__ = [
@@ -233,9 +240,22 @@ class _RequestConnection(HTTPConnection):
         """Take the stream over (e.g. after a ``101 Switching Protocols``).
 
         The connection stops reading and serving; bytes it had read beyond
-        this request are put back into the stream's buffer.
+        this request are put back into the stream's buffer. The server
+        still counts the stream as one of its connections until it closes.
         """
         return self._conn._detach()
+
+    def set_drain_callback(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback()`` (on the loop, once) when the server drains
+        (:meth:`~reactor.httpserver.HTTPServer.close_all_connections`) while
+        this connection is detached: what the protocol that took the stream
+        over does to end it gracefully (a WebSocket closes with 1001). May
+        be called before or after :meth:`detach`; a drain waits for the
+        stream to close, up to its deadline."""
+        conn = self._conn
+        conn._drain_callback = callback
+        if conn._draining and conn._detached:
+            conn._run_drain_callback()
 
     def write_headers(
         self,
@@ -247,6 +267,8 @@ class _RequestConnection(HTTPConnection):
             raise HTTPOutputError("write_headers called twice for one response")
         assert isinstance(start_line, ResponseStartLine), "a server writes a response"
         code = start_line.code
+        if code >= 500:
+            self._conn._errors += 1
         reason = start_line.reason
         if "\r" in reason or "\n" in reason:
             raise HTTPOutputError(f"invalid reason phrase: {reason[:100]!r}")
@@ -351,12 +373,14 @@ class HTTP1ServerConnection:
     # Slots: an idle keep-alive connection stays small, attributes are quick.
     __slots__ = (
         "__weakref__",
+        "_answered",
         "_blocked",
         "_body_left",
         "_body_size",
         "_body_start",
         "_body_timeout",
         "_closed",
+        "_closing",
         "_content_length",
         "_corked",
         "_corked_size",
@@ -364,6 +388,9 @@ class HTTP1ServerConnection:
         "_deadline",
         "_delegate",
         "_detached",
+        "_drain_callback",
+        "_draining",
+        "_errors",
         "_head_fed",
         "_in_head",
         "_loop",
@@ -374,6 +401,7 @@ class HTTP1ServerConnection:
         "_pending",
         "_raw_headers",
         "_reading",
+        "_refused",
         "_request",
         "_served",
         "_timer",
@@ -432,7 +460,15 @@ class HTTP1ServerConnection:
         self._deadline: float | None = None
         self._timer: object | None = None
         self._timer_at = _INF
-        self._served = 0
+        self._served = 0  # requests begun
+        # What HTTPServer.stats() sums (lazily, over the open connections).
+        self._answered = 0  # responses finished (a 101 and detach included)
+        self._refused = 0  # requests the connection answered itself (4xx, 501)
+        self._errors = 0  # responses with a 5xx status
+        # A server's drain: see _drain.
+        self._draining = False
+        self._closing = False  # _close_after_flush was called
+        self._drain_callback: Callable[[], None] | None = None
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -488,6 +524,7 @@ class HTTP1ServerConnection:
     def _detach(self) -> BaseIOStream:
         self._uncork()  # the 101 answer first
         stream = self.stream
+        self._answered += 1
         self._closed = self._detached = True
         self._cancel_timer()
         self._pending = None
@@ -498,8 +535,8 @@ class HTTP1ServerConnection:
         self._unfed = None
         if rest:
             self._unread(rest)
-        # The connection is no longer the server's (it would keep every
-        # detached one, a WebSocket's stream and all, in its set for good).
+        # The connection is no longer served (the server keeps the stream,
+        # until it closes, among its detached connections).
         if self._delegate is not None:
             self._delegate.on_close(self)
         return stream
@@ -879,6 +916,10 @@ class HTTP1ServerConnection:
         if self._closed:
             return
         code = refusal.code
+        if code == 500:
+            self._errors += 1  # its delegate raised
+        else:
+            self._refused += 1
         if code < 500:
             address = getattr(self.context, "remote_ip", None)
             gen_log.info("Refused a request from %s: %d %s", address, code, refusal)
@@ -925,6 +966,22 @@ class HTTP1ServerConnection:
             future.set_exception(e)
             future.exception()  # the close is reported through on_connection_close
             return future
+        except StreamBufferFullError as e:
+            # The client does not read what it asked for (the server's
+            # max_write_buffer_size): the response is cut, the handler
+            # told through on_connection_close, like a client that left.
+            stream = self.stream
+            gen_log.info(
+                "Closing the connection from %s: its client does not read, and its "
+                "response passed max_write_buffer_size (%s bytes)",
+                getattr(self.context, "remote_ip", None),
+                stream.max_write_buffer_size,
+            )
+            stream.close(exc_info=e)
+            future = _new_future()
+            future.set_exception(StreamClosedError(real_error=e))
+            future.exception()
+            return future
 
     def _uncork(self) -> None:
         self._corking = False
@@ -938,10 +995,14 @@ class HTTP1ServerConnection:
     def _response_finished(self, request: _RequestConnection) -> None:
         if request is not self._request or self._closed:
             return
+        self._answered += 1
         if not request._message_done or not request._keep_alive:
             # An answer before the whole request was read, or no keep-alive:
-            # the rest of the input cannot be trusted to be a request.
-            self._close_after_flush(linger=not request._message_done)
+            # the rest of the input cannot be trusted to be a request. (In a
+            # drain, requests pipelined behind this one are not started:
+            # linger, so that our close does not reset this answer.)
+            linger = not request._message_done or (self._draining and self._input_waiting())
+            self._close_after_flush(linger=linger)
             return
         self._request = None
         stream = self.stream
@@ -972,6 +1033,7 @@ class HTTP1ServerConnection:
         :data:`LINGER_SECONDS` (what nginx calls a lingering close).
         """
         self._uncork()
+        self._closing = True
         self._blocked = True
         self._pending = None
         self._unfed = None
@@ -1004,6 +1066,65 @@ class HTTP1ServerConnection:
     def _discard(self, data: bytes) -> None:
         if not data:  # the client is done too
             self.stream.close()
+
+    # -- a server's drain -------------------------------------------------------------
+
+    def _drain(self) -> None:
+        """The server drains (HTTPServer.close_all_connections): the request
+        in progress is finished, with ``Connection: close`` on its response
+        (or, if its headers went out already, a close at its end); requests
+        pipelined behind it are not started; an idle connection (no byte of
+        a next request read, none waiting in the socket) closes now. The
+        server has set ``params.no_keep_alive``, so that a request begun
+        from here on is answered with ``Connection: close`` too."""
+        if self._draining:
+            return
+        self._draining = True
+        if self._detached:
+            self._run_drain_callback()
+            return
+        if self._closed or self._closing:
+            return  # closing already (after a refusal, or a close)
+        request = self._request
+        if request is not None:
+            request._keep_alive = False
+            return
+        if self._in_head:
+            return  # a request has begun: it is answered, then the connection closes
+        if self._blocked:
+            # A finished answer the client is slow to take, with requests
+            # held behind it: those are not started.
+            self._close_after_flush(linger=self._input_waiting())
+        elif not self._input_waiting():
+            self._close_after_flush()
+
+    def _run_drain_callback(self) -> None:
+        callback = self._drain_callback
+        if callback is not None:
+            self._drain_callback = None
+            self._loop.add_callback(callback)
+
+    def _input_waiting(self) -> bool:
+        """True if the client has sent bytes not parsed yet (held, buffered,
+        or in the socket's receive queue: peeked, not read)."""
+        if self._pending or self._unfed:
+            return True
+        stream = self.stream
+        if stream.closed():
+            return False
+        if stream._read_pos < len(stream._read_buffer):
+            return True
+        sock = getattr(stream, "socket", None)
+        if not isinstance(sock, socket.socket):
+            return False
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        try:
+            # The raw socket's recv (an SSLSocket's takes no flags): any
+            # byte, encrypted or not, is the client talking.
+            return bool(socket.socket.recv(sock, 1, socket.MSG_PEEK))
+        except OSError:  # BlockingIOError: nothing waits; others: gone
+            return False
 
     # -- time limits ------------------------------------------------------------------
 

@@ -22,6 +22,14 @@ request's headers and body as they arrive. Starting the server (``listen``,
 ``bind``/``start``, ``add_sockets``) and TLS (``ssl_options``) are
 :class:`~reactor.tcpserver.TCPServer`'s. The protocol itself, its strict
 parsing and its limits: :mod:`reactor.http1connection`.
+
+A graceful shutdown, in a coroutine on the server's loop::
+
+    server.stop()  # accept nothing new (what the backlog holds is served)
+    await server.close_all_connections(timeout=30)  # drain, then cut
+
+:meth:`HTTPServer.stats` adds request counters to the server's connection
+counters.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from reactor import netutil
+from reactor.concurrent import Future
 from reactor.http1connection import HTTP1ConnectionParameters, HTTP1ServerConnection
 from reactor.httputil import (
     HTTPConnection,
@@ -42,7 +51,8 @@ from reactor.httputil import (
     RequestStartLine,
     ResponseStartLine,
 )
-from reactor.iostream import IOStream, SSLIOStream
+from reactor.ioloop import IOLoop, _new_future
+from reactor.iostream import BaseIOStream, IOStream, SSLIOStream
 from reactor.tcpserver import TCPServer
 from reactor.util import Configurable
 
@@ -65,7 +75,11 @@ class HTTPServer(TCPServer, Configurable, HTTPServerConnectionDelegate):
     (time to send a request's headers, default 30 s),
     ``idle_connection_timeout`` (between requests, default 3600 s) and
     ``body_timeout``: see :class:`~reactor.http1connection.HTTP1ConnectionParameters`.
-    ``max_buffer_size`` and ``read_chunk_size`` go to each connection's stream.
+    ``max_buffer_size`` and ``read_chunk_size`` go to each connection's
+    stream. ``max_connections`` and ``max_write_buffer_size``: see
+    :class:`~reactor.tcpserver.TCPServer`; a response written faster than
+    its client reads, past ``max_write_buffer_size``, is cut (the
+    connection closes, logged once).
 
     Defaults, where they differ from Tornado's: ``header_timeout`` is 30 s,
     or ``idle_connection_timeout`` when that is shorter (Tornado allows the
@@ -104,11 +118,16 @@ class HTTPServer(TCPServer, Configurable, HTTPServerConnectionDelegate):
         trusted_downstream: Iterable[str] | None = None,
         header_timeout: float | None = 30.0,
         read_chunk_size: int | None = None,
+        *,
+        max_connections: int | None = None,
+        max_write_buffer_size: int | None = None,
     ) -> None:
         super().__init__(
             ssl_options=ssl_options,
             max_buffer_size=max_buffer_size,
             read_chunk_size=read_chunk_size,
+            max_connections=max_connections,
+            max_write_buffer_size=max_write_buffer_size,
         )
         self.request_callback = request_callback
         self.xheaders = xheaders
@@ -129,19 +148,114 @@ class HTTPServer(TCPServer, Configurable, HTTPServerConnectionDelegate):
             idle_timeout=idle_connection_timeout or 3600.0,
         )
         self._connections: set[HTTP1ServerConnection] = set()
+        # Detached connections (WebSockets), by stream, until the stream closes.
+        self._detached: dict[BaseIOStream, HTTP1ServerConnection] = {}
+        self._draining = False
+        self._drained: Future[None] | None = None
+        # The counters of connections gone (see stats).
+        self._gone_answered = 0
+        self._gone_refused = 0
+        self._gone_errors = 0
 
-    async def close_all_connections(self) -> None:
-        """Close every open connection (after :meth:`stop`, for a clean shutdown)."""
-        while self._connections:
-            connection = next(iter(self._connections))
-            self._connections.discard(connection)
+    @property
+    def draining(self) -> bool:
+        """True from the start of :meth:`close_all_connections` on."""
+        return self._draining
+
+    async def close_all_connections(self, timeout: float | None = 0) -> None:
+        """Close every connection: gracefully within ``timeout`` seconds,
+        then at once (call :meth:`stop` first, so that none comes in).
+
+        The drain: an idle keep-alive connection (no byte of a next request
+        sent) closes now; a request in progress is finished, and its
+        response carries ``Connection: close`` (or, if its headers went out
+        already, the connection closes when it ends); requests pipelined
+        behind it are not started. A detached connection gets the drain
+        callback its protocol registered (``request.connection.
+        set_drain_callback``; a WebSocket closes with 1001, "going away").
+        Returns once every connection is closed. After ``timeout`` seconds
+        whatever is still open is closed at once (a handler still at work
+        sees ``on_connection_close``); ``None``: no time limit; ``0`` (the
+        default, Tornado's behaviour): close everything now.
+        """
+        loop = IOLoop.current()
+        if not self._draining:
+            self._draining = True
+            # A request begun from here on is answered with Connection: close.
+            self.conn_params.no_keep_alive = True
+            for connection in list(self._connections):
+                connection._drain()
+            for connection in list(self._detached.values()):
+                connection._drain()
+        timer = None
+        if timeout is not None:
+            if timeout <= 0:
+                self._close_now()
+            else:
+                timer = loop.call_later(timeout, self._close_now)
+        try:
+            while self._connections or self._detached:
+                if self._drained is None:
+                    self._drained = _new_future()
+                await self._drained
+        finally:
+            if timer is not None:
+                loop.remove_timeout(timer)
+
+    def _close_now(self) -> None:
+        for connection in list(self._connections):
             connection.close()
+        for stream in list(self._detached):
+            stream.close()
+
+    def _check_drained(self) -> None:
+        drained = self._drained
+        if drained is not None and not self._connections and not self._detached:
+            self._drained = None
+            drained.set_result(None)
+
+    def stats(self) -> dict[str, int]:
+        """:meth:`TCPServer.stats <reactor.tcpserver.TCPServer.stats>`, and:
+        ``requests_in_flight`` (requests whose response is not finished),
+        ``requests_served`` (responses finished, in total; a WebSocket's
+        101 included), ``requests_refused`` (requests the server answered
+        itself, unseen by the application: 400, 408, 413, 431, 501...),
+        ``requests_failed`` (responses with a 5xx status: the server's 500
+        when a handler raised, or the application's own) and
+        ``websockets_open`` (detached connections open). Summed from
+        per-connection counters when called: nothing is counted per request
+        beyond an integer add."""
+        stats = super().stats()
+        in_flight = 0
+        answered = self._gone_answered
+        refused = self._gone_refused
+        errors = self._gone_errors
+        for connection in self._connections:
+            answered += connection._answered
+            refused += connection._refused
+            errors += connection._errors
+            request = connection._request
+            if request is not None and not request.finished:
+                in_flight += 1
+        stats["requests_in_flight"] = in_flight
+        stats["requests_served"] = answered
+        stats["requests_refused"] = refused
+        stats["requests_failed"] = errors
+        stats["websockets_open"] = len(self._detached)
+        return stats
 
     def handle_stream(self, stream: IOStream, address: Any) -> None:
         context = _HTTPRequestContext(stream, address, self.protocol, self.trusted_downstream)
         connection = HTTP1ServerConnection(stream, self.conn_params, context)
         self._connections.add(connection)
         connection.start_serving(self)
+        if self._draining:
+            connection._drain()
+
+    def _connection_closed(self, stream: BaseIOStream) -> None:
+        if self._detached.pop(stream, None) is not None:
+            # After the stream's close callback (the protocol's on_close).
+            IOLoop.current().add_callback(self._check_drained)
 
     def start_request(
         self, server_conn: object, request_conn: HTTPConnection
@@ -157,7 +271,20 @@ class HTTPServer(TCPServer, Configurable, HTTPServerConnectionDelegate):
 
     def on_close(self, server_conn: object) -> None:
         if isinstance(server_conn, HTTP1ServerConnection):
+            if server_conn not in self._connections:
+                return
             self._connections.discard(server_conn)
+            self._gone_answered += server_conn._answered
+            self._gone_refused += server_conn._refused
+            self._gone_errors += server_conn._errors
+            if server_conn._detached:
+                # Its stream is still a connection of ours, until it closes.
+                stream = server_conn.stream
+                if not stream.closed():
+                    self._detached[stream] = server_conn
+                    if self._draining:
+                        server_conn._drain()
+            self._check_drained()
 
 
 class _CallableAdapter(HTTPMessageDelegate):

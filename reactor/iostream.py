@@ -241,6 +241,7 @@ class BaseIOStream:
         "_chunk",
         "_chunk_size",
         "_close_callback",
+        "_close_hook",
         "_closed",
         "_connect_future",
         "_drained",
@@ -331,6 +332,10 @@ class BaseIOStream:
         self._connect_future: Future[Any] | None = None
         self._closed = False
         self._close_callback: Callable[[], Any] | None = None
+        # The owner's own close callback (a server counting its connections),
+        # kept apart from set_close_callback's, which belongs to whoever
+        # reads the stream; called synchronously, once, from close().
+        self._close_hook: Callable[[BaseIOStream], None] | None = None
         self._bind_io()
 
     @property
@@ -1176,6 +1181,10 @@ class BaseIOStream:
         if callback is not None:
             self._close_callback = None
             self.io_loop.add_callback(callback)
+        hook = self._close_hook
+        if hook is not None:
+            self._close_hook = None
+            hook(self)
 
     def _fail_opening(self) -> None:
         future = self._connect_future

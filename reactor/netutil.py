@@ -295,12 +295,157 @@ _ACCEPT_SKIP = frozenset(
 
 # accept() errors that mean the process (or system) is out of something: the
 # connection stays queued and the listener stays readable, so retrying at
-# once would spin. Accepting pauses instead, for a delay that doubles from
-# _PAUSE_MIN to _PAUSE_MAX and resets after a success (Go's net/http does
-# the same).
+# once would spin the loop at 100% CPU. Accepting pauses instead, for a delay
+# that doubles from _PAUSE_MIN to _PAUSE_MAX and resets after a success (Go's
+# net/http does the same); the connections wait in the kernel's backlog
+# meanwhile, and the server keeps serving the ones it has. One such stretch
+# is logged once: a warning when it starts, an info line when it ends.
 _ACCEPT_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-_PAUSE_MIN = 0.005
+_PAUSE_MIN = 0.1
 _PAUSE_MAX = 1.0
+
+# The most connections a stop() takes from a listener's backlog: the kernel
+# holds at most net.core.somaxconn (4096 by default) there.
+_BACKLOG_LIMIT = 65536
+
+
+class _Acceptor:
+    """Accepts the connections of one listening socket on the current loop:
+    the engine of :func:`add_accept_handler` and of
+    :class:`~reactor.tcpserver.TCPServer`, which also holds it (a
+    connection limit), counts its failures, and takes its backlog on stop."""
+
+    __slots__ = (
+        "_backoff",
+        "_callback",
+        "_fd",
+        "_loop",
+        "_retry",
+        "_sock",
+        "_watching",
+        "errors",
+        "held",
+        "removed",
+    )
+
+    def __init__(
+        self, sock: socket.socket, callback: Callable[[socket.socket, Address], None]
+    ) -> None:
+        self._loop = IOLoop.current()
+        self._sock = sock
+        # Kept as a number: after sock.close(), sock.fileno() is -1 and the
+        # handler could no longer be found to remove it.
+        self._fd = sock.fileno()
+        self._callback = callback
+        self._watching = False
+        self._retry: object | None = None  # the back-off timer, out of descriptors
+        self._backoff = 0.0
+        self.errors = 0
+        """accept() failures for want of descriptors or memory (EMFILE...)."""
+        self.held = False
+        """True while the owner holds accepting (a connection limit)."""
+        self.removed = False
+        self._update()
+
+    @property
+    def accepting(self) -> bool:
+        """True while the listener is watched: not removed, held or backing off."""
+        return self._watching
+
+    def _update(self) -> None:
+        want = not self.removed and not self.held and self._retry is None
+        if want == self._watching:
+            return
+        if want:
+            if self._sock.fileno() != self._fd:
+                return  # closed meanwhile
+            self._loop.add_handler(self._sock, self._on_readable, IOLoop.READ)
+        else:
+            self._loop.remove_handler(self._fd)
+        self._watching = want
+
+    def hold(self) -> None:
+        """Stop accepting until :meth:`release` (connections wait in the backlog)."""
+        self.held = True
+        self._update()
+
+    def release(self) -> None:
+        """Accept again after :meth:`hold`."""
+        self.held = False
+        self._update()
+
+    def remove(self) -> None:
+        """Accept nothing more, not even later in the current event; idempotent."""
+        if self.removed:
+            return
+        self.removed = True
+        if self._retry is not None:
+            self._loop.remove_timeout(self._retry)
+            self._retry = None
+        self._update()
+
+    def _on_readable(self, _fileobj: Any, _events: int) -> None:
+        # Bounded, as connections may arrive faster than we take them. The
+        # number queued when the event came is unknown; the listen backlog is
+        # a fair guess. Accepting them all before calling back would be no
+        # better: it would unbalance processes sharing the listener.
+        self._accept(_ACCEPTS_PER_EVENT)
+
+    def accept_backlog(self, limit: int) -> int:
+        """Accept what the kernel has queued already (until EAGAIN, ``limit``
+        at most), even once removed: a stopping server serves the clients
+        whose connections were complete instead of resetting them. Returns
+        how many were accepted."""
+        return self._accept(min(limit, _BACKLOG_LIMIT), final=True)
+
+    def _accept(self, limit: int, final: bool = False) -> int:
+        sock = self._sock
+        callback = self._callback
+        accepted = 0
+        while accepted < limit:
+            if not final and (self.removed or self.held):
+                break
+            try:
+                connection, address = sock.accept()
+            except BlockingIOError:
+                break  # drained (or another process got there first)
+            except OSError as e:
+                if e.errno in _ACCEPT_SKIP:
+                    gen_log.debug("accept() on %r skipped a connection: %s", sock, e)
+                    continue
+                if e.errno in _ACCEPT_EXHAUSTED:
+                    self._exhausted(e)
+                    break
+                raise
+            if self._backoff:
+                self._backoff = 0.0
+                gen_log.info("accept() on %r works again", sock)
+            accepted += 1
+            callback(connection, address)
+        return accepted
+
+    def _exhausted(self, error: OSError) -> None:
+        self.errors += 1
+        if not self._backoff:
+            gen_log.warning(
+                "accept() on %r failed: %s; pausing accepting, retrying every %g to %g "
+                "seconds until it succeeds (logged once)",
+                self._sock,
+                error,
+                _PAUSE_MIN,
+                _PAUSE_MAX,
+            )
+        self._backoff = min(max(self._backoff * 2, _PAUSE_MIN), _PAUSE_MAX)
+        if self.removed:
+            return
+        if self._retry is not None:
+            self._loop.remove_timeout(self._retry)
+        self._retry = self._loop.call_later(self._backoff, self._retry_now)
+        self._update()
+
+    def _retry_now(self) -> None:
+        self._retry = None
+        self._update()
 
 
 def add_accept_handler(
@@ -310,81 +455,23 @@ def add_accept_handler(
 
     ``sock`` is a listening socket, non-blocking (as :func:`bind_sockets` makes
     them). The handler runs on the current IOLoop and takes at most 128
-    connections (the default backlog) per readiness event, so that a busy
-    listener cannot starve the loop. ``connection`` is as ``sock.accept()``
-    returns it: the callback owns it (an IOStream makes it non-blocking).
+    connections per readiness event, so that a busy listener cannot starve
+    the loop. ``connection`` is as ``sock.accept()`` returns it: the callback
+    owns it (an IOStream makes it non-blocking).
 
     A connection that fails while queued is skipped. When the process runs
-    out of file descriptors (EMFILE and kin), the error is logged and
-    accepting pauses briefly; it is never fatal. Other errors of ``accept``
-    propagate to the loop's :meth:`~reactor.ioloop.IOLoop.handle_callback_exception`.
+    out of file descriptors (EMFILE, ENFILE; or ENOBUFS, ENOMEM), accepting
+    pauses and is retried after a back-off (0.1 seconds, doubling to 1): the
+    loop does not spin and nothing is raised; a warning is logged when this
+    starts and an info line when accepting works again. Other errors of
+    ``accept`` propagate to the loop's
+    :meth:`~reactor.ioloop.IOLoop.handle_callback_exception`.
 
     Returns a function that removes the handler: no connection is accepted
     after it is called, not even later in the same event. It may be called
     more than once, and after ``sock`` is closed.
     """
-    io_loop = IOLoop.current()
-    # Kept as a number: after sock.close(), sock.fileno() is -1 and the
-    # handler could no longer be found to remove it.
-    fd = sock.fileno()
-    removed = False
-    paused: object | None = None
-    pause = 0.0
-
-    def on_readable(_fileobj: Any, _events: int) -> None:
-        nonlocal pause
-        # Bounded, as connections may arrive faster than we take them. The
-        # number queued when the event came is unknown; the listen backlog is
-        # a fair guess. Accepting them all before calling back would be no
-        # better: it would unbalance processes sharing the listener.
-        for _ in range(_ACCEPTS_PER_EVENT):
-            if removed:
-                return
-            try:
-                connection, address = sock.accept()
-            except BlockingIOError:
-                return  # drained (or another process got there first)
-            except OSError as e:
-                if e.errno in _ACCEPT_SKIP:
-                    gen_log.debug("accept() on %r skipped a connection: %s", sock, e)
-                    continue
-                if e.errno in _ACCEPT_EXHAUSTED:
-                    pause = min(max(pause * 2, _PAUSE_MIN), _PAUSE_MAX)
-                    gen_log.error(
-                        "accept() on %r failed: %s; accepting again in %.3f seconds",
-                        sock,
-                        e,
-                        pause,
-                    )
-                    pause_accepting(pause)
-                    return
-                raise
-            pause = 0.0
-            callback(connection, address)
-
-    def pause_accepting(delay: float) -> None:
-        nonlocal paused
-        io_loop.remove_handler(fd)
-        paused = io_loop.call_later(delay, resume_accepting)
-
-    def resume_accepting() -> None:
-        nonlocal paused
-        paused = None
-        if not removed and sock.fileno() == fd:  # not closed meanwhile
-            io_loop.add_handler(sock, on_readable, IOLoop.READ)
-
-    def remove() -> None:
-        nonlocal removed, paused
-        if removed:
-            return
-        removed = True
-        if paused is not None:
-            io_loop.remove_timeout(paused)
-            paused = None
-        io_loop.remove_handler(fd)
-
-    io_loop.add_handler(sock, on_readable, IOLoop.READ)
-    return remove
+    return _Acceptor(sock, callback).remove
 
 
 def is_valid_ip(ip: str) -> bool:

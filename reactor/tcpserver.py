@@ -21,6 +21,14 @@ Three ways to start it:
 TLS: pass ``ssl_options`` (an :class:`ssl.SSLContext` or Tornado's dict of
 options); each connection then gets an :class:`~reactor.iostream.SSLIOStream`
 whose handshake runs without blocking the loop.
+
+Protecting the process: ``max_connections`` bounds the connections open at
+once (past it, new ones wait in the kernel's backlog, unaccepted, until one
+closes); running out of file descriptors pauses accepting with a back-off
+instead of spinning (see :func:`~reactor.netutil.add_accept_handler`);
+``max_write_buffer_size`` bounds what each connection may queue for a
+client that does not read. :meth:`TCPServer.stats` counts connections, and
+:meth:`TCPServer.instances` finds every live server (for metrics).
 """
 
 from __future__ import annotations
@@ -29,26 +37,47 @@ import errno
 import os
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
-from typing import Any
+import weakref
+from collections.abc import Awaitable
+from typing import Any, ClassVar, TypeVar
 
 from reactor import gen, netutil, process
 from reactor.ioloop import IOLoop
-from reactor.iostream import IOStream, SSLIOStream
+from reactor.iostream import BaseIOStream, IOStream, SSLIOStream
 from reactor.log import app_log
-from reactor.netutil import _DEFAULT_BACKLOG, add_accept_handler, bind_sockets
+from reactor.netutil import _DEFAULT_BACKLOG, _Acceptor, bind_sockets
 
 __all__ = ["TCPServer"]
 
+# stop() with no max_connections: the whole backlog (netutil bounds it).
+_BACKLOG_ALL = 1 << 30
+
+_Server = TypeVar("_Server", bound="TCPServer")
+
 
 class TCPServer:
-    """A non-blocking, single-threaded TCP server (see the module docstring)."""
+    """A non-blocking, single-threaded TCP server (see the module docstring).
+
+    ``max_buffer_size`` and ``read_chunk_size`` go to each connection's
+    stream, and so does ``max_write_buffer_size`` (default: no limit), past
+    which a write raises :class:`~reactor.iostream.StreamBufferFullError`.
+    ``max_connections`` (default: no limit): the most connections open at
+    once, a detached one (a WebSocket) included until its stream closes;
+    at the limit the server stops accepting, so that new connections wait
+    in the kernel's listen backlog, and it accepts again when one closes.
+    """
+
+    # Every server of this process, for instances() (metrics).
+    _instances: ClassVar[weakref.WeakSet[TCPServer]] = weakref.WeakSet()
 
     def __init__(
         self,
         ssl_options: dict[str, Any] | ssl.SSLContext | None = None,
         max_buffer_size: int | None = None,
         read_chunk_size: int | None = None,
+        *,
+        max_connections: int | None = None,
+        max_write_buffer_size: int | None = None,
     ) -> None:
         self.ssl_options = ssl_options
         self._ssl_context: ssl.SSLContext | None = None
@@ -65,11 +94,53 @@ class TCPServer:
             self._ssl_context = netutil.ssl_options_to_context(ssl_options, server_side=True)
         self.max_buffer_size = max_buffer_size
         self.read_chunk_size = read_chunk_size
+        if max_connections is not None and max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, not {max_connections}")
+        self.max_connections = max_connections
+        self.max_write_buffer_size = max_write_buffer_size
         self._sockets: dict[int, socket.socket] = {}
-        self._handlers: dict[int, Callable[[], None]] = {}
+        self._acceptors: dict[int, _Acceptor] = {}
         self._pending_sockets: list[socket.socket] = []
         self._started = False
         self._stopped = False
+        # Counted per connection, never per request: see stats().
+        self._open = 0
+        self._accepted = 0
+        self._accept_errors = 0  # of acceptors gone (stop); live ones count their own
+        self._held = False  # at max_connections: accepting is held
+        TCPServer._instances.add(self)
+
+    @classmethod
+    def instances(cls: type[_Server]) -> list[_Server]:
+        """The servers of this class (and its subclasses) in this process
+        that have listening sockets or open connections: what a metrics
+        endpoint reports. A server that was stopped drops out once its last
+        connection closes."""
+        return [
+            server
+            for server in list(TCPServer._instances)
+            if isinstance(server, cls) and (server._sockets or server._open)
+        ]
+
+    def stats(self) -> dict[str, int]:
+        """Counters of this server: ``connections_open`` (now, detached ones
+        included), ``connections_accepted`` (in total), ``accept_errors``
+        (``accept()`` failures for want of file descriptors or memory, in
+        total) and ``accepting`` (1 while accepting; 0 while held at
+        ``max_connections``, backing off after such a failure, or after
+        :meth:`stop`)."""
+        errors = self._accept_errors
+        accepting = 0
+        for acceptor in self._acceptors.values():
+            errors += acceptor.errors
+            if acceptor.accepting:
+                accepting = 1
+        return {
+            "connections_open": self._open,
+            "connections_accepted": self._accepted,
+            "accept_errors": errors,
+            "accepting": accepting,
+        }
 
     def listen(
         self,
@@ -95,7 +166,10 @@ class TCPServer:
         """Start accepting on listening sockets (e.g. from ``bind_sockets``)."""
         for sock in sockets:
             self._sockets[sock.fileno()] = sock
-            self._handlers[sock.fileno()] = add_accept_handler(sock, self._handle_connection)
+            acceptor = _Acceptor(sock, self._handle_connection)
+            self._acceptors[sock.fileno()] = acceptor
+            if self._held:
+                acceptor.hold()
 
     def add_socket(self, socket: socket.socket) -> None:
         """Start accepting on one listening socket."""
@@ -139,16 +213,26 @@ class TCPServer:
         self.add_sockets(sockets)
 
     def stop(self) -> None:
-        """Stop accepting and close the listening sockets.
+        """Stop accepting and close the listening sockets; idempotent.
 
-        Connections already accepted are left alone: close them yourself.
+        Connections the kernel has completed already (waiting in the
+        listen backlog) are accepted first, within ``max_connections``, and
+        served as any other, instead of being reset by the close. Connections
+        already accepted are left alone: close them yourself (an HTTPServer:
+        :meth:`~reactor.httpserver.HTTPServer.close_all_connections`).
         """
         if self._stopped:
             return
         self._stopped = True
+        limit = self.max_connections
         for fd, sock in self._sockets.items():
             assert sock.fileno() == fd
-            self._handlers.pop(fd)()
+            acceptor = self._acceptors.pop(fd)
+            acceptor.remove()
+            room = _BACKLOG_ALL if limit is None else limit - self._open
+            if room > 0:
+                acceptor.accept_backlog(room)
+            self._accept_errors += acceptor.errors
             sock.close()
         self._sockets.clear()
 
@@ -182,13 +266,21 @@ class TCPServer:
                 connection,
                 max_buffer_size=self.max_buffer_size,
                 read_chunk_size=self.read_chunk_size,
+                max_write_buffer_size=self.max_write_buffer_size,
             )
         else:
             stream = IOStream(
                 connection,
                 max_buffer_size=self.max_buffer_size,
                 read_chunk_size=self.read_chunk_size,
+                max_write_buffer_size=self.max_write_buffer_size,
             )
+        stream._close_hook = self._stream_closed
+        self._accepted += 1
+        self._open += 1
+        limit = self.max_connections
+        if limit is not None and self._open >= limit and not self._held:
+            self._hold(True)
         try:
             result = self.handle_stream(stream, address)
         except Exception:
@@ -197,6 +289,26 @@ class TCPServer:
             return
         if result is not None:
             IOLoop.current().add_future(gen.convert_yielded(result), _log_failure)
+
+    def _stream_closed(self, stream: BaseIOStream) -> None:
+        """A connection's stream closed (its close hook; see _handle_connection)."""
+        self._open -= 1
+        if self._held and self._open < (self.max_connections or 0):
+            self._hold(False)
+        self._connection_closed(stream)
+
+    def _connection_closed(self, stream: BaseIOStream) -> None:
+        """Called when a connection's stream closes (HTTPServer forgets the
+        detached ones here)."""
+
+    def _hold(self, held: bool) -> None:
+        # Past max_connections, new connections wait in the backlog.
+        self._held = held
+        for acceptor in self._acceptors.values():
+            if held:
+                acceptor.hold()
+            else:
+                acceptor.release()
 
 
 def _log_failure(future: Any) -> None:

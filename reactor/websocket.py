@@ -74,7 +74,12 @@ from reactor.httpclient import (
 )
 from reactor.httputil import HTTPHeaders
 from reactor.ioloop import IOLoop, _new_future
-from reactor.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
+from reactor.iostream import (
+    IOStream,
+    StreamBufferFullError,
+    StreamClosedError,
+    UnsatisfiableReadError,
+)
 from reactor.log import app_log, gen_log
 from reactor.tcpclient import TCPClient
 from reactor.web import RequestHandler
@@ -452,7 +457,16 @@ class WebSocketHandler(RequestHandler):
             "send_error",
         ):
             setattr(self, method, _raise_not_supported_for_websockets)
+        # A server's drain closes the connection with 1001, "going away"
+        # (the close handshake bounded by the drain's deadline).
+        set_drain_callback = getattr(self.request.connection, "set_drain_callback", None)
+        if set_drain_callback is not None:
+            set_drain_callback(self._on_server_drain)
         return self.detach()
+
+    def _on_server_drain(self) -> None:
+        if self.ws_connection is not None and not self.ws_connection.is_closing():
+            self.close(1001)
 
 
 def _valid_key(key: str) -> bool:
@@ -906,20 +920,36 @@ class WebSocketProtocol13(WebSocketProtocol):
             header = struct.pack("!BBH", b0, 126, n)
         else:
             header = struct.pack("!BBQ", b0, 127, n)
-        if n < _JOIN_BELOW:
-            if self._corking and opcode < _OP_CLOSE:
-                self._corked.append(header + data)
-                future = self._cork_future
-                if future is None:
-                    future = self._cork_future = _new_future()
-                return future
+        try:
+            if n < _JOIN_BELOW:
+                if self._corking and opcode < _OP_CLOSE:
+                    self._corked.append(header + data)
+                    future = self._cork_future
+                    if future is None:
+                        future = self._cork_future = _new_future()
+                    return future
+                if self._corked:
+                    self._flush_corked()
+                return stream.write(header + data)
             if self._corked:
                 self._flush_corked()
-            return stream.write(header + data)
-        if self._corked:
-            self._flush_corked()
-        stream.write(header)
-        return stream.write(data)
+            stream.write(header)
+            return stream.write(data)
+        except StreamBufferFullError:
+            self._overflowed()
+            raise StreamClosedError() from None
+
+    def _overflowed(self) -> None:
+        """The stream's ``max_write_buffer_size`` (a server's setting) is
+        passed: the peer does not read what it is sent. No Close frame could
+        reach it past what waits already: TCP is closed at once."""
+        stream = self.stream
+        gen_log.info(
+            "Closing a WebSocket whose peer does not read: its queue passed "
+            "max_write_buffer_size (%s bytes)",
+            stream.max_write_buffer_size if stream is not None else None,
+        )
+        self._abort()
 
     def _flush_corked(self) -> None:
         """Send the gathered data frames in one write; their future follows
@@ -935,7 +965,9 @@ class WebSocketProtocol13(WebSocketProtocol):
             if stream is None:
                 raise StreamClosedError()
             written = stream.write(data)
-        except StreamClosedError:
+        except (StreamClosedError, StreamBufferFullError) as e:
+            if isinstance(e, StreamBufferFullError):
+                self._overflowed()
             future.set_exception(WebSocketClosedError())
             future.exception()  # seen: see _closed_as_websocket
             return
@@ -979,7 +1011,10 @@ class WebSocketProtocol13(WebSocketProtocol):
             raise ValueError("control frame payloads may not exceed 125 bytes")  # Tornado
         if self.stream is None or self.stream.closed():
             raise WebSocketClosedError()
-        self._write_frame(True, _OP_PING, data)
+        try:
+            self._write_frame(True, _OP_PING, data)
+        except StreamClosedError:
+            raise WebSocketClosedError() from None
 
     def _send_pong(self, data: bytes) -> None:
         stream = self.stream
