@@ -9,6 +9,8 @@ backend, an XSRF-protected form, a signed-cookie login, a streamed file
 upload, static files, a JSON endpoint and a long-polling chat) on the
 default backend (or ``REACTOR_BACKEND``'s) until Ctrl-C. Uploads go to a
 temporary folder, removed when it stops; the access log goes to stderr.
+With ``--broker redis://HOST:PORT/DB`` the chat's messages go through
+Redis, to the clients of every demo process that uses the same one.
 
 ``python -m reactor serve APP [options]`` serves an application
 (``module:app`` or a factory ``module:make_app``) from one process or
@@ -68,8 +70,14 @@ def _demo(args: argparse.Namespace) -> int:
     loop = IOLoop.current()
     upload_dir = tempfile.mkdtemp(prefix="reactor-demo-uploads-")
     try:
+        try:
+            app = make_app(upload_dir, broker=args.broker)  # None: $REACTOR_DEMO_BROKER
+        except ValueError as e:
+            print(f"python -m reactor demo: {e}", file=sys.stderr)
+            return 2
+        loop.run_sync(app.room.start)  # connects to the broker (or logs that it cannot yet)
         sockets = bind_sockets(args.port, args.address)
-        server = HTTPServer(make_app(upload_dir))
+        server = HTTPServer(app)
         server.add_sockets(sockets)
         host, port = sockets[0].getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
@@ -89,6 +97,7 @@ def _demo(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, stop)
         loop.start()
         server.stop()
+        loop.run_sync(app.room.broker.close, timeout=5)
     finally:
         shutil.rmtree(upload_dir, ignore_errors=True)
     print("reactor demo: stopped")
@@ -121,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="run the demo web application")
     demo.add_argument("--port", type=int, default=8888, help="0 picks a free port (default 8888)")
     demo.add_argument("--address", default="127.0.0.1", help="default 127.0.0.1")
+    demo.add_argument(
+        "--broker",
+        metavar="URL",
+        default=None,
+        help="carry the chat through Redis (redis://HOST:PORT/DB) to the other processes "
+        "using it; default: $REACTOR_DEMO_BROKER, else in this process alone",
+    )
     demo.set_defaults(run=_demo)
     _add_serve(commands)
     args = parser.parse_args(argv)

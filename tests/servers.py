@@ -139,8 +139,10 @@ def _start_on_a_free_port(name: str, make_command: Any, **popen: Any) -> Running
 
 
 @contextmanager
-def redis_server() -> Iterator[RunningServer]:
-    """A ``redis-server`` on a free loopback port, persisting nothing, in a temporary directory.
+def redis_server(port: int | None = None) -> Iterator[RunningServer]:
+    """A ``redis-server`` on a free loopback port (or on ``port``, for a test
+    that starts one again where its clients expect it), persisting nothing,
+    in a temporary directory.
 
     Raises ServerNotInstalled where there is no ``redis-server``.
     """
@@ -163,7 +165,10 @@ def redis_server() -> Iterator[RunningServer]:
                 "--loglevel", "notice",
             ]  # fmt: skip
 
-        server = _start_on_a_free_port("redis-server", command)
+        if port is None:
+            server = _start_on_a_free_port("redis-server", command)
+        else:
+            server = _start("redis-server", command(port), port)
         try:
             yield server
         finally:

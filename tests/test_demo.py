@@ -616,7 +616,7 @@ async def test_live_chat_reconnect_with_a_cursor(site: Demo) -> None:
     server restarted), everything kept."""
     alice_session = await site.user("alice")
     for i in range(CACHE + 1):
-        site.app.room.add("bob", f"m{i}")
+        await site.app.room.add("bob", f"m{i}")
     epoch = site.app.room.epoch
     alice, history = await live(site, alice_session, f"?room={epoch}&cursor=3")
     assert [m["id"] for m in history["messages"]] == [4]
@@ -672,9 +672,9 @@ async def test_a_client_that_does_not_read_is_closed(
     opened: list[demo.ChatSocketHandler] = []
     real_open = demo.ChatSocketHandler.open
 
-    def open_and_keep(handler: demo.ChatSocketHandler) -> None:
+    def open_and_keep(handler: demo.ChatSocketHandler) -> Any:
         opened.append(handler)
-        real_open(handler)
+        return real_open(handler)
 
     monkeypatch.setattr(demo.ChatSocketHandler, "open", open_and_keep)
     alice_session, bob_session = await site.user("alice"), await site.user("bob")
@@ -729,7 +729,7 @@ async def test_a_listener_that_raises_is_logged_and_the_room_goes_on(
     room.subscribe(broken)
     room.subscribe(broken)  # once is enough: a listener is in the room or not
     assert room.subscribers == 2
-    message = room.add("bob", "still delivered")
+    message = await room.add("bob", "still delivered")
     assert await alice.next() == {"type": "message", **message}
     failures = [r for r in web_log.records if r.levelno == logging.ERROR]
     assert len(failures) == 1 and "chat listener" in failures[0].getMessage()

@@ -27,14 +27,17 @@ messages on the server before it is closed.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import IO, Any
 
-from reactor import escape, locks, web, websocket
+from reactor import escape, gen, locks, web, websocket
+from reactor.demo.broker import Broker, BrokerUnavailable, InProcessBroker, from_url
 from reactor.httputil import HTTPConnection, HTTPMessageDelegate
 from reactor.ioloop import IOLoop
 from reactor.log import app_log
@@ -70,6 +73,16 @@ written to every client of the room, so a flood is bounded at its source."""
 PING_SECONDS = 30.0
 """How often the server pings a WebSocket client (one that does not answer
 in that time is closed): a vanished client does not hold its place."""
+ECHO_SECONDS = 5.0
+"""The longest a post or a join waits for its event to come back from the
+broker (from Redis, on the subscribed connection)."""
+BROKER_ENV = "REACTOR_DEMO_BROKER"
+"""The environment variable naming the broker when ``make_app`` is given
+none: a ``redis://`` URL, or empty for the in-process one."""
+SECRET_ENV = "REACTOR_DEMO_SECRET"
+"""The environment variable holding the cookie secret when the settings give
+none: processes that share a broker behind one address must share it too,
+or a login (and an XSRF token) made by one is refused by the others."""
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -77,24 +90,31 @@ Listener = Callable[[dict[str, Any]], None]
 class ChatRoom:
     """The chat's newest messages, and who is told about the next events.
 
-    Messages get increasing ids. A client polls with the last id it has seen
-    (its cursor) and gets every kept message after it, or waits for one, so
-    a message posted between two polls is not lost. Only the newest
-    ``cache_size`` messages are kept.
+    Messages get increasing ids, given by the room's :class:`~reactor.demo.broker.Broker`
+    (the same in every process that shares it). A client polls with the last
+    id it has seen (its cursor) and gets every kept message after it, or
+    waits for one, so a message posted between two polls is not lost. Only
+    the newest ``cache_size`` messages are kept.
 
     Whatever happens in the room (a message, someone joining or leaving) is
-    an event, a dict with a ``"type"``, given to every listener that
-    :meth:`subscribe` d, in the order they did: the WebSocket clients are
-    listeners; the long polls wait on :attr:`changed`. ``epoch`` names this
-    room: ids start again at 1 when the process does, and a client that
-    kept a cursor from another epoch starts from the oldest kept message.
+    an event, a dict with a ``"type"``, published through the broker and
+    given, in the broker's order, to every listener of this process: the
+    WebSocket clients (:meth:`join`) are listeners; the long polls wait on
+    :attr:`changed`. ``epoch`` names the numbering: ids start again at 1 in
+    a new one (a process of its own with the in-process broker), and a client
+    that kept a cursor from another epoch starts from the oldest kept message.
     """
 
-    def __init__(self, cache_size: int = 100) -> None:
+    def __init__(
+        self, cache_size: int = 100, broker: Broker | None = None, name: str = "main"
+    ) -> None:
         self.cache_size = cache_size
+        self.broker = broker if broker is not None else InProcessBroker()
+        self.name = name
         self.messages: list[dict[str, Any]] = []
         self.last_id = 0
         self.epoch = os.urandom(6).hex()
+        """Until the broker's first sync names the shared one."""
         self.waiting = 0
         """Long polls waiting now."""
         self.changed = locks.Condition()
@@ -102,23 +122,44 @@ class ChatRoom:
         its wait; the Condition sweeps cancelled waits out, so clients that
         connect and leave cost bounded memory."""
         self._listeners: dict[Listener, None] = {}  # a set that keeps its order
+        self._joining: dict[str, tuple[Listener, int, str | None]] = {}
+        self._started: asyncio.Future[None] | None = None
+        self.ready = False
+        """True once :meth:`start` has returned (the handlers then skip it)."""
+        self.broker.subscribe(name, self.receive)
 
     @property
     def subscribers(self) -> int:
         return len(self._listeners)
 
+    async def start(self) -> None:
+        """Start the broker (once; the first caller waits for its first connection
+        attempt, the others for the same)."""
+        started = self._started
+        if started is None:
+            started = self._started = gen.convert_yielded(self.broker.start())
+        if not started.done():
+            await asyncio.shield(started)  # a waiter that is cancelled cancels only itself
+        started.result()
+        self.ready = True
+
     def subscribe(self, listener: Listener) -> None:
-        """Give ``listener`` every event published from now on."""
+        """Give ``listener`` every event of this process's room from now on."""
         self._listeners[listener] = None
 
     def unsubscribe(self, listener: Listener) -> None:
         """Stop giving events to ``listener`` (nothing if it was not subscribed)."""
         self._listeners.pop(listener, None)
+        for ref, (joining, _, _) in list(self._joining.items()):
+            if joining == listener:  # gone before its join came back
+                del self._joining[ref]
+                self.changed.notify_all()
 
     def publish(self, event: dict[str, Any]) -> None:
-        """Give ``event`` to every listener. A listener must not block (a
-        WebSocket client's queues the message and returns); one that raises
-        is logged and the others still get the event."""
+        """Give ``event`` to every listener of this process (not through the
+        broker). A listener must not block (a WebSocket client's queues the
+        message and returns); one that raises is logged and the others still
+        get the event."""
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -132,14 +173,102 @@ class ChatRoom:
             cursor = 0
         return [m for m in self.messages if m["id"] > cursor]
 
-    def add(self, author: str, text: str) -> dict[str, Any]:
-        self.last_id += 1
-        message = {"id": self.last_id, "author": author, "text": text}
+    async def add(self, author: str, text: str) -> dict[str, Any]:
+        """Post a message; returns it with its id once this process has it (so
+        a poll that follows with that id as its cursor waits for the next).
+
+        Raises :class:`~reactor.demo.broker.BrokerUnavailable` if the broker
+        cannot deliver it: it was not posted.
+        """
+        event = await self.broker.publish(
+            self.name, {"type": "message", "author": author, "text": text}
+        )
+        number = event["id"]
+        deadline = IOLoop.current().time() + ECHO_SECONDS
+        while self.last_id < number and IOLoop.current().time() < deadline:
+            # From Redis it comes back on the subscribed connection; if that
+            # broke meanwhile, the sync that follows the reconnection brings it.
+            await self.changed.wait(timeout=deadline)
+        return {"id": number, "author": author, "text": text}
+
+    async def join(self, listener: Listener, name: str, cursor: int, epoch: str | None) -> None:
+        """Tell the room's listeners in every process that ``name`` came, then
+        give ``listener`` the kept messages after ``cursor`` (a ``history``
+        event) and every event after its own join, in the broker's order: so
+        it misses nothing between its history and its first event.
+
+        With the broker unreachable, ``listener`` is let in here alone (its
+        history, then the events of this process) and no one is told.
+        """
+        ref = os.urandom(8).hex()
+        self._joining[ref] = (listener, cursor, epoch)
+        try:
+            await self.broker.publish(self.name, {"type": "join", "name": name, "ref": ref})
+        except BrokerUnavailable:
+            pass  # in at once, unannounced
+        else:
+            deadline = IOLoop.current().time() + ECHO_SECONDS
+            while ref in self._joining and IOLoop.current().time() < deadline:
+                await self.changed.wait(timeout=deadline)
+        entry = self._joining.pop(ref, None)
+        if entry is not None:
+            self._admit(*entry)
+
+    async def leave(self, listener: Listener, name: str) -> None:
+        """Stop giving events to ``listener`` and tell the others ``name`` left
+        (if the broker can: a leave is not worth an error)."""
+        self.unsubscribe(listener)
+        try:
+            await self.broker.publish(self.name, {"type": "leave", "name": name})
+        except BrokerUnavailable:
+            pass
+
+    def _admit(self, listener: Listener, cursor: int, epoch: str | None) -> None:
+        listener({"type": "history", "room": self.epoch, "messages": self.since(cursor, epoch)})
+        self._listeners[listener] = None
+
+    def receive(self, event: dict[str, Any]) -> None:
+        """What the broker delivers (its subscriber): each message once, in order."""
+        kind = event.get("type")
+        if kind == "message":
+            author, text = event.get("author"), event.get("text")
+            if not isinstance(author, str) or not isinstance(text, str):
+                app_log.warning("chat room %s: dropped a message without author or text", self.name)
+                return
+            self._record({"id": event["id"], "author": author, "text": text})
+        elif kind == "sync":
+            self._sync(event)
+        elif kind in ("join", "leave"):
+            ref = event.pop("ref", None)
+            if not isinstance(event.get("name"), str):
+                return
+            self.publish(event)  # to the others: the one joining is not in yet
+            entry = self._joining.pop(ref, None) if isinstance(ref, str) else None
+            if entry is not None:
+                self._admit(*entry)
+                self.changed.notify_all()  # join() is waiting for this
+
+    def _record(self, message: dict[str, Any]) -> None:
+        if message["id"] <= self.last_id:
+            return  # had it already
+        self.last_id = message["id"]
         self.messages.append(message)
         del self.messages[: -self.cache_size]
         self.changed.notify_all()
         self.publish({"type": "message", **message})
-        return message
+
+    def _sync(self, event: dict[str, Any]) -> None:
+        """Catch up with the broker: the messages this process missed (while
+        it was starting, or disconnected) are given to its clients, in order."""
+        if event["epoch"] != self.epoch:
+            self.epoch = event["epoch"]
+            self.messages = []
+            self.last_id = 0
+        for message in event["messages"]:
+            if message["id"] > self.last_id:
+                self.receive(message)
+        self.last_id = max(self.last_id, event["last_id"])
+        self.changed.notify_all()
 
 
 def _limit_body(connection: HTTPConnection | None, max_size: int) -> None:
@@ -157,9 +286,15 @@ def _limit_body(connection: HTTPConnection | None, max_size: int) -> None:
 class DemoApplication(web.Application):
     """The demo; ``upload_dir`` is where uploads go (a folder it may fill)."""
 
-    def __init__(self, upload_dir: str, chat_cache_size: int = 100, **settings: Any) -> None:
+    def __init__(
+        self,
+        upload_dir: str,
+        chat_cache_size: int = 100,
+        broker: Broker | None = None,
+        **settings: Any,
+    ) -> None:
         self.upload_dir = upload_dir
-        self.room = ChatRoom(chat_cache_size)
+        self.room = ChatRoom(chat_cache_size, broker)
         self.notes: list[str] = []
         self.uploads: list[dict[str, Any]] = []
         handlers = [
@@ -177,7 +312,7 @@ class DemoApplication(web.Application):
         defaults: dict[str, Any] = {
             "template_path": os.path.join(HERE, "templates"),
             "static_path": os.path.join(HERE, "static"),
-            "cookie_secret": os.urandom(32).hex(),
+            "cookie_secret": os.environ.get(SECRET_ENV) or os.urandom(32).hex(),
             "xsrf_cookies": True,
             "login_url": "/login",
             "websocket_ping_interval": PING_SECONDS,
@@ -213,6 +348,12 @@ class BaseHandler(web.RequestHandler):
     def get_current_user(self) -> str | None:
         name = self.get_signed_cookie("user", max_age_days=7)
         return name.decode("utf-8") if name else None
+
+    def prepare(self) -> Awaitable[None] | None:
+        # The chat's broker starts on the first request, so on the loop that
+        # serves (after a fork, in the process that serves): then never again.
+        room = self.app.room
+        return None if room.ready else room.start()
 
 
 class MainHandler(BaseHandler):
@@ -333,12 +474,21 @@ class InfoHandler(BaseHandler):
 
 class ChatNewHandler(BaseHandler):
     @web.authenticated
-    def post(self) -> None:
+    async def post(self) -> None:
         text = self.get_argument("text").strip()
         if not text or len(text) > MAX_TEXT:
             raise web.HTTPError(400, "a message of 1 to %d characters", MAX_TEXT)
         assert self.current_user is not None
-        self.write(self.app.room.add(self.current_user, text))
+        room = self.app.room
+        try:
+            message = await room.add(self.current_user, text)
+        except BrokerUnavailable as e:
+            # Not posted, and the poster is told so: try again later.
+            self.set_status(503)
+            self.set_header("Retry-After", "5")
+            self.write({"error": f"not delivered: the chat is unavailable ({e}), try again"})
+            return
+        self.write(message)
 
 
 class ChatUpdatesHandler(BaseHandler):
@@ -431,7 +581,7 @@ class ChatSocketHandler(BaseHandler, websocket.WebSocketHandler):
     def max_message_size(self) -> int:
         return MAX_FRAME
 
-    def prepare(self) -> None:
+    def prepare(self) -> Awaitable[None] | None:
         # Before the upgrade: a 403 or 400 here is an HTTP answer.
         if not self.current_user:
             raise web.HTTPError(403, "sign in to chat")
@@ -439,20 +589,17 @@ class ChatSocketHandler(BaseHandler, websocket.WebSocketHandler):
             self.cursor = int(self.get_query_argument("cursor", "0"))
         except ValueError:
             raise web.HTTPError(400, "cursor must be an integer") from None
+        return super().prepare()
 
-    def open(self, *args: str, **kwargs: str) -> None:
+    async def open(self, *args: str, **kwargs: str) -> None:
         room = self.app.room
         self.user_name = self.current_user
-        epoch = self.get_query_argument("room", None)
-        self.deliver(
-            {"type": "history", "room": room.epoch, "messages": room.since(self.cursor, epoch)}
-        )
-        room.publish({"type": "join", "name": self.user_name})  # to the others: not subscribed yet
-        room.subscribe(self.deliver)
-        self.subscribed = True
         self.checked = clock()
+        epoch = self.get_query_argument("room", None)
+        self.subscribed = True
+        await room.join(self.deliver, self.user_name, self.cursor, epoch)
 
-    def on_message(self, message: str | bytes) -> None:
+    async def on_message(self, message: str | bytes) -> None:
         text = None
         if isinstance(message, str):
             try:
@@ -473,7 +620,12 @@ class ChatSocketHandler(BaseHandler, websocket.WebSocketHandler):
         elif not text.strip() or len(text.strip()) > MAX_TEXT:
             self.refuse(f"{len(text)} characters", f"a message is 1 to {MAX_TEXT} characters")
         else:
-            self.app.room.add(self.user_name, text.strip())
+            try:
+                await self.app.room.add(self.user_name, text.strip())
+            except BrokerUnavailable:
+                self.deliver(
+                    {"type": "error", "error": "not delivered: the chat is unavailable, try again"}
+                )
 
     def refuse(self, what: str, error: str) -> None:
         """Tell this client alone why its message was refused; log it."""
@@ -516,11 +668,33 @@ class ChatSocketHandler(BaseHandler, websocket.WebSocketHandler):
     def on_close(self) -> None:
         if self.subscribed:
             self.subscribed = False
-            room = self.app.room
-            room.unsubscribe(self.deliver)
-            room.publish({"type": "leave", "name": self.user_name})
+            IOLoop.current().spawn_callback(self.app.room.leave, self.deliver, self.user_name)
 
 
-def make_app(upload_dir: str, **settings: Any) -> DemoApplication:
-    """The demo application, uploads stored in ``upload_dir``."""
-    return DemoApplication(upload_dir, **settings)
+def make_app(
+    upload_dir: str | None = None, broker: Broker | str | None = None, **settings: Any
+) -> DemoApplication:
+    """The demo application, uploads stored in ``upload_dir`` (None: a
+    temporary folder of its own, removed at exit).
+
+    ``broker`` carries the chat's events: a :class:`~reactor.demo.broker.Broker`,
+    or a URL for :func:`~reactor.demo.broker.from_url` (``redis://HOST:PORT/DB``);
+    None reads ``REACTOR_DEMO_BROKER`` (so ``python -m reactor serve
+    reactor.demo.app:make_app`` uses it in every process), and without it
+    the in-process broker. The cookie secret, when ``settings`` give none,
+    is ``REACTOR_DEMO_SECRET``'s, else a random one.
+    """
+    if broker is None:
+        broker = os.environ.get(BROKER_ENV)
+    if not isinstance(broker, Broker):
+        broker = from_url(broker)
+    if upload_dir is None:
+        upload_dir = tempfile.mkdtemp(prefix="reactor-demo-uploads-")
+        maker = os.getpid()
+
+        def remove(path: str = upload_dir) -> None:
+            if os.getpid() == maker:  # not a forked child leaving before the others
+                shutil.rmtree(path, ignore_errors=True)
+
+        atexit.register(remove)
+    return DemoApplication(upload_dir, broker=broker, **settings)
