@@ -21,6 +21,7 @@ The servers' numbers come from ``/proc/PID`` (fds, RSS, CPU time): Linux only.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -41,6 +42,8 @@ from typing import Any
 import pytest
 
 from reactor import backends
+from reactor.demo.broker import RedisBroker
+from tests.servers import ServerNotInstalled, redis_server
 
 pytestmark = pytest.mark.skipif(
     not os.path.isdir("/proc/self/fd"), reason="reads /proc/PID (fds, RSS, CPU time): Linux only"
@@ -61,6 +64,24 @@ def backend_env(spec: Any) -> str:
 
 def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def sockets_to(pid: int, port: int) -> int:
+    """How many of the process's fds are TCP connections to loopback ``port``."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if int(fields[2].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}") in inodes
+        except FileNotFoundError:  # closed meanwhile
+            pass
+    return count
 
 
 def rss(pid: int) -> int:
@@ -87,15 +108,15 @@ def poll_until(condition: Callable[[], bool], timeout: float = WAIT, step: float
     return True
 
 
-def settled_fd_count(pid: int, target: int | None = None) -> int:
-    """The fd count once it stops changing (three equal readings 0.1 s
-    apart) or reaches ``target``, within :data:`WAIT`."""
-    readings = [fd_count(pid)]
+def settled_count(count: Callable[[], int], target: int | None = None) -> int:
+    """``count()`` (of another process's fds) once it stops changing (three
+    equal readings 0.1 s apart) or reaches ``target``, within :data:`WAIT`."""
+    readings = [count()]
 
     def settled() -> bool:
         if readings[-1] == target or (len(readings) >= 3 and len(set(readings[-3:])) == 1):
             return True
-        readings.append(fd_count(pid))
+        readings.append(count())
         return False
 
     poll_until(settled, step=0.1)
@@ -318,8 +339,10 @@ SOAK_SECONDS = 600.0 if SOAK else 15.0
 WARM_UP_SECONDS = 30.0 if SOAK else 3.0
 SAMPLE_EVERY = 1.0
 WRK_CONNECTIONS = 16
-PAGES = ("/", "/static/demo.css", "/api/info")
-"""What wrk asks for, in turn: the templated home page, a static file, the JSON."""
+PAGES = ("/", "/static/demo.css", "/api/info", "/login")
+"""What wrk asks for, in turn: the templated home page, a static file, the
+JSON, and the sign-in form (a template with an XSRF cookie; under the
+demo's broker, its first request in a process starts the broker)."""
 LONG_POLLS = 3
 SOCKETS = 3
 RECONNECT_EVERY = 5.0
@@ -514,7 +537,12 @@ async def run_wrk(url: str, seconds: float, script: Path) -> str:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    out, _ = await asyncio.wait_for(process.communicate(), seconds + WAIT)
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), seconds + WAIT)
+    finally:
+        if process.returncode is None:  # the soak failed meanwhile: do not leave it behind
+            process.kill()
+            await process.wait()
     report = out.decode(errors="replace")
     assert process.returncode == 0, report
     assert re.search(r"\d+ requests in", report), report
@@ -524,21 +552,37 @@ async def run_wrk(url: str, seconds: float, script: Path) -> str:
 
 
 class Servers:
-    """The serving processes of a soak target and their samples."""
+    """The serving processes of a soak target and their samples.
 
-    def __init__(self, pids: list[int]) -> None:
+    With ``pool_port``, the processes' connections to that port (Redis) are
+    counted apart: a connection pool grows to the most commands it had in
+    flight at once, up to its bound (``pool_bound`` per process), and keeps
+    them; the fds that must come back exactly are all the others.
+    """
+
+    def __init__(self, pids: list[int], pool_port: int = 0, pool_bound: int = 0) -> None:
         self.pids = pids
+        self.pool_port = pool_port
+        self.pool_bound = pool_bound
         self.samples: list[tuple[int, int]] = []
         """(total RSS, total fds) of all the processes, every :data:`SAMPLE_EVERY` s."""
 
+    def fds(self, pid: int) -> int:
+        if not self.pool_port:
+            return fd_count(pid)
+        pooled = sockets_to(pid, self.pool_port)
+        assert pooled <= self.pool_bound, f"{pid}: {pooled} connections to {self.pool_port}"
+        return fd_count(pid) - pooled
+
     def sample(self) -> None:
         self.samples.append(
-            (sum(rss(pid) for pid in self.pids), sum(fd_count(pid) for pid in self.pids))
+            (sum(rss(pid) for pid in self.pids), sum(self.fds(pid) for pid in self.pids))
         )
 
     def settled_fds(self, target: list[int] | None = None) -> list[int]:
+        """Each process's fd count once settled (see :func:`settled_count`)."""
         return [
-            settled_fd_count(pid, None if target is None else target[i])
+            settled_count(functools.partial(self.fds, pid), None if target is None else target[i])
             for i, pid in enumerate(self.pids)
         ]
 
@@ -631,3 +675,68 @@ def test_soak(reactor_backend: Any, wrk_script: Path) -> None:
     # Nothing but INFO (the access log): no warning (a 4xx, a refused chat
     # message), no error.
     assert demo.log.other == [], demo.log.other[:20]
+
+
+def children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return sorted(int(child) for child in f.read().split())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(SOAK_SECONDS + WARM_UP_SECONDS + 120)
+def test_soak_serve_two_processes(reactor_backend: Any, wrk_script: Path, tmp_path: Path) -> None:
+    """The same soak against ``python -m reactor serve reactor.demo.app:make_app
+    --processes 2 --reuse-port``, its chat carried between the two processes by a real
+    redis-server (so every client sees every message, whichever process it
+    reached): both processes' fds and RSS flat, neither restarted."""
+    name = backend_env(reactor_backend)
+    if not SOAK and name != backends.default_name():
+        pytest.skip("CI soaks the default backend only; REACTOR_SOAK=1 soaks every backend")
+    try:
+        redis = redis_server()
+        server = redis.__enter__()
+    except ServerNotInstalled as e:
+        pytest.skip(str(e))
+    ready = tmp_path / "ready"
+    env = dict(
+        os.environ,
+        REACTOR_BACKEND=name,
+        REACTOR_DEMO_BROKER=f"redis://127.0.0.1:{server.port}/0",
+        REACTOR_DEMO_SECRET=os.urandom(16).hex(),  # a login made by one is good on both
+    )
+    command = [sys.executable, "-m", "reactor", "serve", "reactor.demo.app:make_app"]
+    # --reuse-port: each process its own listening socket, and the kernel
+    # spreads wrk's connections over both (a shared socket may give all 16
+    # to whichever process wakes first), so the warm-up warms both.
+    command += ["--processes", "2", "--reuse-port", "--port", "0", "--ready-file", str(ready)]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, env=env
+    )
+    assert proc.stderr is not None
+    log = LogWatch(proc.stderr.fileno())
+    log.start()
+    try:
+        assert poll_until(lambda: ready.exists() or proc.poll() is not None), log.other
+        assert proc.poll() is None, log.other
+        base_url = ready.read_text().strip().rstrip("/")
+        pids = children(proc.pid)
+        assert len(pids) == 2, pids
+        # The broker's Redis pool: max_connections commands and the subscriber.
+        bound = RedisBroker("redis://").max_connections + 1
+        servers = Servers(pids, pool_port=server.port, pool_bound=bound)
+        result = asyncio.run(soak(base_url, servers, wrk_script))
+        assert children(proc.pid) == pids, "a serving process was restarted"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            status = proc.wait(WAIT + 30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            log.join(WAIT)
+            proc.stderr.close()
+            redis.__exit__(None, None, None)
+    print(f"soak of serve --processes 2 on {name}: {check_soak(result, servers)}")
+    assert status == 0, log.other
+    assert log.other == [], log.other[:20]
