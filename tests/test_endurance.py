@@ -349,6 +349,9 @@ RECONNECT_EVERY = 5.0
 """Seconds each WebSocket client stays before it closes and connects again."""
 SEND_EVERY = 1.5
 """Seconds between two messages of a WebSocket client (the demo allows 2 a second)."""
+DELIVER_WITHIN = 30.0
+"""The longest the last message may take to reach every client once posted
+(generous: on a shared machine a process may get a tenth of a core)."""
 POST_EVERY = 1.0
 """Seconds between two messages posted over HTTP."""
 RSS_MARGIN = (8 * 1024 * 1024, 0.20)
@@ -388,6 +391,9 @@ class Chat:
         self.stop = asyncio.Event()
         self.seen: dict[str, list[int]] = {}
         self.posted: list[int] = []
+        self.last: int | None = None
+        self.posted_last = asyncio.Event()
+        """The id of the last message, once posted: each client ends when it has seen it."""
         self.connections = 0
         self.polls = 0
 
@@ -422,17 +428,30 @@ class Chat:
         session = await self.session(who)
         cursor = 0
         try:
-            while not (self.stop.is_set() and self.posted and cursor >= self.posted[-1]):
-                url = f"{self.base_url}/chat/updates?cursor={cursor}"
-                async with session.get(url) as response:
-                    assert response.status == 200, await response.text()
-                    messages = (await response.json())["messages"]
+            while not (self.last is not None and cursor >= self.last):
+                poll = asyncio.ensure_future(self.poll(session, cursor))
+                if self.last is None:
+                    # This poll may wait for a message after the last one:
+                    # once the last is known, and seen, it is not needed.
+                    ended = asyncio.ensure_future(self.posted_last.wait())
+                    await asyncio.wait([poll, ended], return_when=asyncio.FIRST_COMPLETED)
+                    ended.cancel()
+                    if not poll.done() and self.last is not None and cursor >= self.last:
+                        poll.cancel()  # the client goes away while its poll waits
+                        break
+                messages = await poll
                 self.polls += 1
                 self.saw(who, [m["id"] for m in messages])
                 if messages:
                     cursor = messages[-1]["id"]
         finally:
             await session.close()
+
+    async def poll(self, session: Any, cursor: int) -> list[dict[str, Any]]:
+        url = f"{self.base_url}/chat/updates?cursor={cursor}"
+        async with session.get(url) as response:
+            assert response.status == 200, await response.text()
+            return (await response.json())["messages"]  # type: ignore[no-any-return]
 
     async def socket(self, who: str) -> None:
         import aiohttp
@@ -448,7 +467,7 @@ class Chat:
                     leave_at = loop.time() + RECONNECT_EVERY
                     next_send = loop.time() + SEND_EVERY
                     while True:
-                        done = self.stop.is_set() and self.posted and cursor >= self.posted[-1]
+                        done = self.last is not None and cursor >= self.last
                         if done or (loop.time() >= leave_at and not self.stop.is_set()):
                             break
                         try:
@@ -471,7 +490,7 @@ class Chat:
                         self.saw(who, [m["id"] for m in messages])
                         if messages:
                             cursor = messages[-1]["id"]
-                if self.stop.is_set() and self.posted and cursor >= self.posted[-1]:
+                if self.last is not None and cursor >= self.last:
                     return
         finally:
             await session.close()
@@ -489,6 +508,8 @@ class Chat:
                     assert response.status == 200, await response.text()
                     self.posted.append((await response.json())["id"])
                 if last:
+                    self.last = self.posted[-1]
+                    self.posted_last.set()
                     return
                 try:
                     await asyncio.wait_for(self.stop.wait(), POST_EVERY)
@@ -503,6 +524,8 @@ class Chat:
         tasks = [asyncio.ensure_future(self.poster())]
         tasks += [asyncio.ensure_future(self.long_poll(f"poll{i}")) for i in range(LONG_POLLS)]
         tasks += [asyncio.ensure_future(self.socket(f"socket{i}")) for i in range(SOCKETS)]
+        names = ["poster"] + [f"poll{i}" for i in range(LONG_POLLS)]
+        names += [f"socket{i}" for i in range(SOCKETS)]
         try:
             await asyncio.wait([until, *tasks], return_when=asyncio.FIRST_COMPLETED)
             for task in tasks:
@@ -511,14 +534,30 @@ class Chat:
                     raise AssertionError(f"{task} ended before the soak did")
             await until
             self.stop.set()
-            await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
+            started = time.monotonic()
+            await asyncio.wait(tasks, timeout=DELIVER_WITHIN)
+            for task in tasks:
+                if task.done():
+                    task.result()
+            stuck = {
+                name: [f"{f.f_code.co_name}:{f.f_lineno}" for f in task.get_stack()]
+                for name, task in zip(names, tasks, strict=True)
+                if not task.done()
+            }
+            if stuck:
+                raise AssertionError(
+                    f"not every client ended within {time.monotonic() - started:.1f} s of the "
+                    f"last message ({self.last}, posted {self.posted[-2:]}); saw: "
+                    f"{ {who: seen[-3:] for who, seen in self.seen.items()} }; stuck: {stuck}"
+                )
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        last = self.posted[-1]
+        last = self.last
         for who, seen in self.seen.items():
-            assert seen and seen[-1] == last, f"{who} saw up to {seen[-1:]}, the last was {last}"
+            # (A socket's message sent just before the end may come after it.)
+            assert seen and seen[-1] >= last, f"{who} saw up to {seen[-1:]}, the last was {last}"
 
 
 async def run_wrk(url: str, seconds: float, script: Path) -> str:
@@ -575,8 +614,10 @@ class Servers:
         return fd_count(pid) - pooled
 
     def sample(self) -> None:
+        # All fds, the pool's too (reading /proc/net/tcp each second would
+        # cost more than the sample): check_soak allows for the pool's bound.
         self.samples.append(
-            (sum(rss(pid) for pid in self.pids), sum(self.fds(pid) for pid in self.pids))
+            (sum(rss(pid) for pid in self.pids), sum(fd_count(pid) for pid in self.pids))
         )
 
     def settled_fds(self, target: list[int] | None = None) -> list[int]:
@@ -619,7 +660,8 @@ def check_soak(result: dict[str, Any], servers: Servers) -> str:
     """The soak's assertions; a one-line summary for the report."""
     assert result["at_end"] == result["after_warm_up"], result
     quiet_fds = sum(result["after_warm_up"])
-    busy = WRK_CONNECTIONS + LONG_POLLS + SOCKETS + 2 + 8  # the poster, a socket reconnecting
+    # wrk's, the chat's, the poster's, a socket reconnecting, the Redis pools.
+    busy = WRK_CONNECTIONS + LONG_POLLS + SOCKETS + 2 + 8 + servers.pool_bound * len(servers.pids)
     fds = [f for _, f in servers.samples]
     assert max(fds) <= quiet_fds + busy, (quiet_fds, fds)
     rss_samples = [r for r, _ in servers.samples]

@@ -310,3 +310,51 @@ async def test_a_connection_reset_in_the_backlog_is_closed(io_loop: IOLoop) -> N
     assert streams[0].socket.fileno() == -1
     # What came before the reset may be read, or not, by the kernel's choice.
     assert received in ([REQUEST], [b""], [b"(an error)"])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="srv-core (reactor/tcpserver.py): wrap_socket on a connection reset in the backlog "
+    "raises ConnectionResetError, or SSLError 'Closed before TLS handshake with data in recv "
+    "buffer', and the accept handler logs it as an ERROR with its traceback",
+)
+@pytest.mark.parametrize("sends", [b"", b"\x16\x03\x01\x00\x05hello"], ids=["silent", "with-bytes"])
+async def test_a_tls_connection_reset_in_the_backlog_is_no_error(
+    io_loop: IOLoop, reactor_log: Any, tls_certificate: Any, sends: bytes
+) -> None:
+    """The same over TLS: a client that connects, maybe sends the start of a
+    ClientHello, and resets before it is accepted is the client's business:
+    no ERROR in the log, and the server goes on (a real TLS client is then
+    answered)."""
+    from reactor import web
+    from reactor.httpclient import AsyncHTTPClient
+    from reactor.httpserver import HTTPServer
+
+    class Hello(web.RequestHandler):
+        def get(self) -> None:
+            self.write(ANSWER)
+
+    sockets = bind_sockets(0, "127.0.0.1")
+    port = sockets[0].getsockname()[1]
+    server = HTTPServer(
+        web.Application([("/hello", Hello)]), ssl_options=tls_certificate.server_context()
+    )
+    server.add_sockets(sockets)
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        for _ in range(3):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+            if sends:
+                sock.sendall(sends)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_0)
+            sock.close()
+        response = await client.fetch(
+            f"https://localhost:{port}/hello", ssl_options=tls_certificate.client_context()
+        )
+        assert response.body == ANSWER
+    finally:
+        client.close()
+        server.stop()
+    errors = [r.getMessage() for r in reactor_log.records if r.levelno >= 40 or r.exc_info]
+    reactor_log.records.clear()  # reported here, not again by the fixture
+    assert not errors
