@@ -513,3 +513,43 @@ async def test_websocket_that_never_answers_is_cut_at_the_deadline(
         assert gate.cut.is_set()
     finally:
         ws.close()
+
+
+# -- over TLS ------------------------------------------------------------------------------
+
+
+async def test_drain_over_tls(io_loop: IOLoop, gate: Gate, tls_certificate: Any) -> None:
+    """The idle check looks at the raw socket under TLS (and at what the TLS
+    layer holds decrypted): an idle connection closes, a busy one is answered."""
+    app = Application([("/slow", Slow, {"gate": gate}), ("/fast", Fast, {"gate": gate})])
+    server = HTTPServer(app, ssl_options=tls_certificate.server_context())
+    [sock] = bind_sockets(0, "127.0.0.1")
+    server.add_sockets([sock])
+    port = sock.getsockname()[1]
+    client = AsyncHTTPClient(force_instance=True)
+    idle = IOStream(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    try:
+        await bounded(idle.connect(("127.0.0.1", port)))
+        tls = await bounded(
+            idle.start_tls(False, tls_certificate.client_context(), server_hostname="localhost")
+        )
+        await tls.write(get("/fast"))
+        await bounded(tls.read_until(b"fast"))
+        fetch = client.fetch(
+            f"https://localhost:{port}/slow",
+            ssl_options=tls_certificate.client_context(),
+            request_timeout=WAIT,
+        )
+        await bounded(gate.entered.wait())
+        server.stop()
+        drain = gen.convert_yielded(server.close_all_connections(timeout=None))
+        assert await bounded(tls.read_until_close()) == b""  # the idle one closes
+        gate.release.set()
+        response = await bounded(fetch)
+        assert response.body == b"done" and response.headers["Connection"] == "close"
+        await bounded(drain)
+    finally:
+        client.close()
+        idle.close()
+        server.stop()
+        await server.close_all_connections()

@@ -442,3 +442,21 @@ async def test_a_client_that_reads_is_not_cut(io_loop: IOLoop) -> None:
         client.close()
         server.stop()
         await server.close_all_connections()
+
+
+async def test_application_listen_passes_the_limits_on(io_loop: IOLoop) -> None:
+    server = Application([("/", Hello)]).listen(
+        0, "127.0.0.1", max_connections=3, max_write_buffer_size=WRITE_BOUND
+    )
+    try:
+        assert server.max_connections == 3 and server.max_write_buffer_size == WRITE_BOUND
+        [sock] = server._sockets.values()
+        client = AsyncHTTPClient(force_instance=True)
+        try:
+            response = await bounded(client.fetch(f"http://127.0.0.1:{sock.getsockname()[1]}/"))
+        finally:
+            client.close()
+        assert response.body == b"hello"
+    finally:
+        server.stop()
+        await server.close_all_connections()
