@@ -67,7 +67,7 @@ from reactor.netutil import bind_sockets, bind_unix_socket, ssl_options_to_conte
 EXIT_USAGE = 2
 """The exit status for a bad command line, APP or backend."""
 
-DRAIN_GRACE = 5.0
+OVERRUN_MARGIN = 5.0
 """Seconds past ``--drain-timeout`` after which a serving process that is still
 draining gives up and exits 1 (the drain itself ends at the deadline; this only
 guards against a handler that blocks the loop)."""
@@ -415,7 +415,8 @@ class Listener:
 
 
 def _url(host: str, port: int, tls: bool) -> str:
-    shown = f"[{host}]" if ":" in host else host
+    shown = host or "0.0.0.0"  # every interface
+    shown = f"[{shown}]" if ":" in shown else shown
     return f"{'https' if tls else 'http'}://{shown}:{port}/"
 
 
@@ -572,7 +573,7 @@ class _Drain:
                 signal.Signals(signum).name,
                 self.timeout,
             )
-        overrun = self.loop.call_later(self.timeout + DRAIN_GRACE, self._overrun)
+        overrun = self.loop.call_later(self.timeout + OVERRUN_MARGIN, self._overrun)
         try:
             server = self.server
             server.stop()
@@ -582,7 +583,7 @@ class _Drain:
             # one to come. Those still open after it are idle, or WebSockets.
             server.conn_params.no_keep_alive = True
             grace_end = self.loop.time() + min(IDLE_GRACE, self.timeout / 4)
-            while self.loop.time() < grace_end and server._connections:
+            while self.loop.time() < grace_end and _http_connections(server):
                 await gen.sleep(0.02)
             await server.close_all_connections(timeout=max(0.0, deadline - self.loop.time()))
         finally:
@@ -595,6 +596,12 @@ class _Drain:
         os._exit(1)
 
 
+def _http_connections(server: HTTPServer) -> int:
+    """Open connections that still speak HTTP (WebSockets are detached)."""
+    stats = server.stats()
+    return stats["connections_open"] - stats["websockets_open"]
+
+
 def serve_process(
     config: ServeConfig,
     target: AppTarget,
@@ -602,19 +609,23 @@ def serve_process(
     ssl_context: ssl.SSLContext | None,
     announce: Callable[[str], None],
     supervisor: int | None = None,
+    metrics_dir: str | None = None,
 ) -> int:
     """Serve on this process's own loop until a signal has drained it; returns 0.
 
     ``announce(backend_name)`` is called from the loop once the server accepts.
     ``supervisor``: the parent's pid, watched so that an orphan drains.
+    ``metrics_dir``: the supervisor's directory where the processes exchange
+    their metrics (``reactor.metrics.enable_multiprocess``), with ``--metrics``.
     """
     if config.backend:
         IOLoop.configure(config.backend)
     loop = IOLoop(make_current=True)
     try:
         app = make_app(target)
-        if config.metrics:
-            _install_metrics(app, config.metrics)
+        metrics = _install_metrics(app, config.metrics) if config.metrics else None
+        if metrics is not None and metrics_dir is not None:
+            metrics.enable_multiprocess(metrics_dir)
         server = HTTPServer(app, **_server_kwargs(config, ssl_context))
         sockets = listener.sockets
         if not sockets:  # --reuse-port with several processes: a socket of our own
@@ -638,11 +649,14 @@ def serve_process(
         loop.start()
     finally:
         # The drain's handlers stay: a second signal now still means "exit at once".
+        if metrics_dir is not None and "reactor.metrics" in sys.modules:
+            # Our file goes now: a forked process leaves by os._exit, without atexit.
+            sys.modules["reactor.metrics"].disable_multiprocess()
         loop.close(all_fds=True)
     return 0
 
 
-def _install_metrics(app: Any, path: str) -> None:
+def _install_metrics(app: Any, path: str) -> Any:
     from reactor.web import Application
 
     if not isinstance(app, Application):
@@ -652,6 +666,7 @@ def _install_metrics(app: Any, path: str) -> None:
     except ImportError as e:
         raise ServeError(f"--metrics: reactor.metrics cannot be imported ({e})") from None
     metrics.install(app, path)
+    return metrics
 
 
 # -- the supervisor -----------------------------------------------------------------
@@ -783,8 +798,6 @@ class Supervisor:
                 os.close(fd)
             process._task_id = task_id  # what reactor.process.task_id() reports
             process._reseed_random()
-            if self.metrics_dir is not None:
-                importlib.import_module("reactor.metrics").enable_multiprocess(self.metrics_dir)
             ready_w = self._ready_w
 
             def announce(backend: str) -> None:
@@ -797,6 +810,7 @@ class Supervisor:
                 self.ssl_context,
                 announce,
                 supervisor=os.getppid(),
+                metrics_dir=self.metrics_dir,
             )
         except ServeError as e:
             print(f"reactor serve: error: {e}", file=sys.stderr)
@@ -903,7 +917,7 @@ class Supervisor:
         for pid in self.by_pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
-        self.deadline = time.monotonic() + self.config.drain_timeout + DRAIN_GRACE * 2
+        self.deadline = time.monotonic() + self.config.drain_timeout + OVERRUN_MARGIN * 2
 
     def _kill_all(self) -> None:
         for pid in list(self.by_pid):
@@ -956,6 +970,10 @@ def serve(config: ServeConfig) -> int:
             raise ServeError(f"REACTOR_BACKEND: {e}") from None
     target = load_app(config.app)
     ssl_context = _ssl_context(config)
+    if config.ready_file:
+        folder = os.path.dirname(os.path.abspath(config.ready_file))
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ServeError(f"--ready-file: cannot write in {folder}")
     processes = config.processes or process.cpu_count()
     if processes > 1 and (IOLoop.initialized() or IOLoop.current(instance=False) is not None):
         raise ServeError(f"importing {config.app!r} made an IOLoop; a fork cannot copy one")

@@ -301,6 +301,37 @@ def test_a_killed_process_is_restarted_with_a_back_off(serve: Callable[..., Serv
     assert served.stop() == 0
 
 
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie nobody reaped counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "State:\tZ" in status
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc to see processes")
+def test_serving_processes_drain_when_the_supervisor_is_killed(
+    serve: Callable[..., Served],
+) -> None:
+    served = serve("--processes", "2")
+    children = list(pids_serving(served, 2))
+    served.process.kill()  # SIGKILL: no forwarding
+    served.wait()
+    wait_until(lambda: all(_gone(pid) for pid in children), "the orphans to drain and exit")
+
+
+def test_sigint_drains_as_sigterm_does(serve: Callable[..., Served]) -> None:
+    served = serve("--processes", "2")
+    seen = pids_serving(served, 2)
+    served.signal(signal.SIGINT)
+    assert served.wait() == 0
+    log = served.stderr()
+    assert "SIGINT: draining 2 process(es)" in log
+    for pid, task in seen.items():
+        assert f"process {task} (pid {pid}) exited with status 0" in log
+
+
 def test_unix_socket(serve: Callable[..., Served], tmp_path: Path) -> None:
     path = str(tmp_path / "reactor.sock")
     served = serve("--unix-socket", path, "--processes", "2")
@@ -379,6 +410,40 @@ def test_xheaders_and_trusted_downstream(serve: Callable[..., Served]) -> None:
     assert plain.json("/pid", **{"X-Real-Ip": "203.0.113.10"})["remote_ip"] == "127.0.0.1"
 
 
+def _raw_get(sock: socket.socket, path: str = "/") -> http.client.HTTPResponse:
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response
+
+
+def test_max_connections_holds_the_next_client_in_the_backlog(
+    serve: Callable[..., Served],
+) -> None:
+    served = serve("--max-connections", "1")
+    first = socket.create_connection((served.host, served.port), timeout=10)
+    assert _raw_get(first).read() == b"Hello, world"  # kept alive: the one connection
+    second = socket.create_connection((served.host, served.port), timeout=10)
+    second.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+    # Not accepted while the first is open (0.5 s of silence; a wrong server answers in ms).
+    assert select.select([second], [], [], 0.5)[0] == []
+    first.close()
+    response = http.client.HTTPResponse(second)
+    response.begin()
+    assert json.loads(response.read())["pid"] == served.pid
+    second.close()
+    assert served.stop() == 0
+
+
+def test_idle_timeout_closes_a_quiet_keep_alive_connection(serve: Callable[..., Served]) -> None:
+    served = serve("--idle-timeout", "0.5")
+    with socket.create_connection((served.host, served.port), timeout=10) as sock:
+        assert _raw_get(sock).read() == b"Hello, world"
+        assert select.select([sock], [], [], 10)[0], "the server did not close the connection"
+        assert sock.recv(1) == b""
+    assert served.stop() == 0
+
+
 def test_curl_through_keep_alive(serve: Callable[..., Served], need_curl: str) -> None:  # noqa: F811
     served = serve("--processes", "2")
     out, _ = run_curl(served.url, served.url + "pid", "--next", "-d", "posted", served.url + "echo")
@@ -417,6 +482,7 @@ def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
         ([APP, "--keyfile", "k.pem"], "--keyfile needs --certfile"),
         ([APP, "--certfile", "/nonexistent.pem"], "cannot load the certificate"),
         ([APP, "--unix-socket", "/tmp/x.sock", "--reuse-port"], "--reuse-port is for TCP"),
+        ([APP, "--ready-file", "/nonexistent/ready"], "--ready-file: cannot write in /nonexistent"),
     ],
 )
 def test_a_bad_command_line_says_why_and_exits_2(args: list[str], message: str) -> None:
