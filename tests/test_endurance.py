@@ -12,8 +12,15 @@
   RSS and fd count are sampled every second: no wrk errors and no non-2xx
   answers, every chat message reaching every client, no warning or error in
   the server's log, the fd count back where it was after the warm-up, and
-  the RSS flat (see :data:`RSS_MARGIN`). About 20 s on the default backend;
-  with ``REACTOR_SOAK=1``, 10 minutes on every backend.
+  the RSS flat (see :data:`RSS_MARGIN`). Then the same against
+  ``python -m reactor serve reactor.demo.app:make_app --processes 2
+  --reuse-port``, the chat between the two processes through a real
+  ``redis-server`` (:func:`test_soak_serve_two_processes`). About 20 s each
+  on the default backend; with ``REACTOR_SOAK=1``, 10 minutes of wrk each on
+  every backend.
+
+A soak on another backend than the default is skipped in CI (it says so);
+``REACTOR_SOAK=1`` runs them.
 
 The servers' numbers come from ``/proc/PID`` (fds, RSS, CPU time): Linux only.
 """
