@@ -111,6 +111,11 @@ _CORK_LIMIT = 65536
 # Content-Length says how many follow, go in one piece.)
 _FEED_SLICE = 4096
 
+DRAIN_IDLE_GRACE = 1.0
+"""In a drain, how long after its last request an idle keep-alive connection
+may still send its next one (answered with ``Connection: close``) before it
+is closed; see :meth:`HTTP1ServerConnection._drain`."""
+
 LINGER_SECONDS = 2.0
 """How long a refused connection reads and discards before closing; see
 :meth:`HTTP1ServerConnection._close_after_flush`."""
@@ -1074,9 +1079,18 @@ class HTTP1ServerConnection:
         in progress is finished, with ``Connection: close`` on its response
         (or, if its headers went out already, a close at its end); requests
         pipelined behind it are not started; an idle connection (no byte of
-        a next request read, none waiting in the socket) closes now. The
-        server has set ``params.no_keep_alive``, so that a request begun
-        from here on is answered with ``Connection: close`` too."""
+        a next request read, none waiting in the socket) closes now, unless
+        it was busy less than :data:`DRAIN_IDLE_GRACE` ago. The server has
+        set ``params.no_keep_alive``, so that a request begun from here on
+        is answered with ``Connection: close``.
+
+        Why the grace: a client that has just had an answer sends its next
+        request on the same connection a moment later (a load generator at
+        once; any client once its loop gets round to it). Closed at once, that
+        request would meet a closed socket: a failed request for the client,
+        since it cannot know whether it was seen. Kept open a moment, it is
+        answered, with ``Connection: close``. A connection idle for longer is
+        not about to be used, and closes at once."""
         if self._draining:
             return
         self._draining = True
@@ -1095,7 +1109,22 @@ class HTTP1ServerConnection:
             # A finished answer the client is slow to take, with requests
             # held behind it: those are not started.
             self._close_after_flush(linger=self._input_waiting())
-        elif not self._input_waiting():
+            return
+        if self._input_waiting():
+            return  # a next request is on its way: answered, then closed
+        idle = self._loop.time() - self._now  # since the last read (or the accept)
+        if idle >= DRAIN_IDLE_GRACE:
+            self._close_after_flush()
+        else:
+            self._loop.call_later(DRAIN_IDLE_GRACE - idle, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        """The drain's grace is over: close unless a request has begun."""
+        if self._closed or self._closing or self._detached:
+            return
+        if self._request is not None or self._in_head or self._blocked:
+            return  # answered with Connection: close, then closed
+        if not self._input_waiting():
             self._close_after_flush()
 
     def _run_drain_callback(self) -> None:

@@ -179,20 +179,21 @@ class HTTPServer(TCPServer, Configurable, HTTPServerConnectionDelegate):
         default, Tornado's behaviour): close everything now.
         """
         loop = IOLoop.current()
+        now = timeout is not None and timeout <= 0
         if not self._draining:
             self._draining = True
             # A request begun from here on is answered with Connection: close.
             self.conn_params.no_keep_alive = True
-            for connection in list(self._connections):
-                connection._drain()
-            for connection in list(self._detached.values()):
-                connection._drain()
+            if not now:
+                for connection in list(self._connections):
+                    connection._drain()
+                for connection in list(self._detached.values()):
+                    connection._drain()
         timer = None
-        if timeout is not None:
-            if timeout <= 0:
-                self._close_now()
-            else:
-                timer = loop.call_later(timeout, self._close_now)
+        if now:
+            self._close_now()
+        elif timeout is not None:
+            timer = loop.call_later(timeout, self._close_now)
         try:
             while self._connections or self._detached:
                 if self._drained is None:

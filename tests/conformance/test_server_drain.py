@@ -11,8 +11,9 @@ package's client in a thread):
   ``Connection: close``; if its headers went out already, the connection
   closes when the response ends; requests pipelined behind it never reach
   the application, and the close resets nothing;
-- an idle keep-alive connection is closed at once; one whose next request
-  is already in the socket is answered first;
+- an idle keep-alive connection is closed; one whose next request is
+  already in the socket, or comes just after the drain began (as a load
+  generator's does), is answered first, with ``Connection: close``;
 - past the deadline, what is left is cut, and its handler's
   ``on_connection_close`` runs; ``timeout=0`` (the default, Tornado's)
   closes everything now;
@@ -25,7 +26,10 @@ from __future__ import annotations
 
 import datetime
 import http.client
+import re
+import shutil
 import socket
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -185,6 +189,54 @@ def responses_in(data: bytes) -> list[tuple[bytes, bytes]]:
     return found
 
 
+# -- under load ----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
+)
+async def test_a_drain_under_wrk_loses_no_request(
+    io_loop: IOLoop, served: tuple[HTTPServer, int]
+) -> None:
+    """wrk keeps 20 keep-alive connections busy through the drain: every
+    request it sent is answered (no read error: a request cut or never
+    answered ends in one; no timeout; no status but 200), and the responses
+    it counts are the ones the server finished. Its reconnections after
+    ``Connection: close`` meet the closed listener, which wrk counts as
+    write errors (a refused non-blocking connect shows on the first write):
+    those lose nothing, no request went out."""
+    server, port = served
+    wrk = subprocess.Popen(
+        ["wrk", "-t1", "-c20", "-d2s", "--timeout", "2s", f"http://127.0.0.1:{port}/fast"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = io_loop.time() + WAIT
+        while server.stats()["requests_served"] < 200:
+            assert io_loop.time() < deadline and wrk.poll() is None, "wrk sent too little"
+            await gen.sleep(0.01)
+        server.stop()
+        await bounded(server.close_all_connections(timeout=WAIT), 2 * WAIT)  # past the deadline
+        served_at_end = server.stats()["requests_served"]
+        out, _ = await io_loop.run_in_executor(None, lambda: wrk.communicate(timeout=WAIT))
+    finally:
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait()
+    report = out.decode(errors="replace")
+    assert wrk.returncode == 0, report
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", report
+    )
+    if errors is not None:
+        _, read, _, timeout = (int(n) for n in errors.groups())
+        assert (read, timeout) == (0, 0), report
+    assert "Non-2xx" not in report, report
+    total = re.search(r"(\d+) requests in", report)
+    assert total is not None and int(total.group(1)) == served_at_end, report
+
+
 # -- stop() ------------------------------------------------------------------------------
 
 
@@ -282,7 +334,7 @@ async def test_requests_pipelined_behind_the_one_in_flight_are_not_started(
 # -- idle connections ----------------------------------------------------------------------
 
 
-async def test_idle_keep_alive_connection_is_closed_at_once(
+async def test_idle_keep_alive_connection_is_closed(
     io_loop: IOLoop, served: tuple[HTTPServer, int], gate: Gate
 ) -> None:
     server, port = served
@@ -326,6 +378,35 @@ async def test_a_next_request_begun_is_answered_with_connection_close(
         while not server.draining:
             await gen.moment
         client.sendall(request[20:])
+        data = await io_loop.run_in_executor(None, read_until_eof, client)
+        client.close()
+        await bounded(drain)
+    finally:
+        client.close()
+    [(head, body)] = responses_in(data)
+    assert body == b"fast" and b"Connection: close" in head
+
+
+async def test_next_request_sent_just_after_the_drain_began_is_answered(
+    io_loop: IOLoop, served: tuple[HTTPServer, int], gate: Gate
+) -> None:
+    """A client that had its answer just before the drain and sends its
+    next request just after: what wrk does on every connection. It is
+    answered with ``Connection: close`` (closed at once, it would have been
+    a request lost), then the connection closes."""
+    server, port = served
+    client = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    try:
+        client.sendall(get("/fast"))
+        client.settimeout(WAIT)
+        first = http.client.HTTPResponse(client)
+        await io_loop.run_in_executor(None, lambda: (first.begin(), first.read()))
+        server.stop()
+        drain = gen.convert_yielded(server.close_all_connections(timeout=None))
+        while not server.draining:
+            await gen.moment
+        await gen.moment
+        client.sendall(get("/fast"))
         data = await io_loop.run_in_executor(None, read_until_eof, client)
         client.close()
         await bounded(drain)
