@@ -38,6 +38,7 @@ Some facts about serving from several processes, which the code relies on:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import importlib
 import inspect
@@ -57,7 +58,7 @@ from dataclasses import dataclass, field
 from types import FrameType, ModuleType
 from typing import Any, NoReturn
 
-from reactor import backends, gen, process
+from reactor import backends, process
 from reactor.httpserver import HTTPServer
 from reactor.httputil import HTTPServerConnectionDelegate
 from reactor.ioloop import IOLoop, PeriodicCallback
@@ -72,16 +73,6 @@ OVERRUN_MARGIN = 5.0
 draining gives up and exits 1 (the drain itself ends at the deadline; this only
 guards against a handler that blocks the loop)."""
 
-IDLE_GRACE = 1.0
-"""In a drain, how long (at most; a quarter of ``--drain-timeout`` if that is less)
-a keep-alive connection keeps the chance to send one more request, answered with
-``Connection: close``, before the server's drain closes it as idle. HTTP/1.1 cannot
-say "going away" to a connection with no request in progress: a client that sends
-its next request just as the server closes the connection loses it (wrk counts a
-read error). Clients that send back to back (load generators, proxies, busy
-browsers) get their last answer this way; the drain ends early once only idle
-or detached connections could be left."""
-
 RESTART_BACKOFF = (0.5, 30.0)
 """A crashed process is restarted after 0.5 s, doubling each time to 30 s."""
 
@@ -94,6 +85,17 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 class ServeError(Exception):
     """A bad command line, APP, backend or certificate: printed, exit status 2."""
+
+
+class _ChildExit(BaseException):
+    """A serving process is done: unwinds the stack it inherited from the fork
+    (past the supervisor's clean-up, which is the supervisor's own) to ``serve``,
+    so that the process exits as Python processes do, with its atexit handlers
+    (an application's own clean-up) run."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 @dataclass
@@ -189,7 +191,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_count,
         default=1,
         metavar="N",
-        help="serving processes (default 1; 0 = one per core)",
+        help="serving processes (default 1; 0 = one per core); with more than 1, "
+        "a supervisor forks them",
     )
     procs.add_argument(
         "--reuse-port",
@@ -203,7 +206,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="on SIGTERM/SIGINT, how long requests in flight may take (default 30)",
     )
-    procs.add_argument("--ready-file", metavar="PATH", help="write the URL here once serving")
+    procs.add_argument(
+        "--ready-file", metavar="PATH", help="write the URL here once every process accepts"
+    )
     http = parser.add_argument_group("HTTP")
     http.add_argument(
         "--xheaders", action="store_true", help="trust X-Real-Ip / X-Forwarded-* (behind a proxy)"
@@ -215,12 +220,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="IP",
         help="a proxy address to skip in X-Forwarded-For (repeatable)",
     )
-    http.add_argument("--max-connections", type=_positive(int), metavar="N")
+    http.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        metavar="N",
+        help="per process; past it, new clients wait in the backlog",
+    )
     http.add_argument("--max-body-size", type=_size, metavar="BYTES", help="larger bodies get 413")
     http.add_argument(
         "--max-header-size", type=_size, metavar="BYTES", help="larger headers get 431"
     )
-    http.add_argument("--max-write-buffer-size", type=_size, metavar="BYTES")
+    http.add_argument(
+        "--max-write-buffer-size",
+        type=_size,
+        metavar="BYTES",
+        help="close a connection whose unsent output passes this",
+    )
     http.add_argument(
         "--idle-timeout",
         type=_positive(float),
@@ -575,17 +590,9 @@ class _Drain:
             )
         overrun = self.loop.call_later(self.timeout + OVERRUN_MARGIN, self._overrun)
         try:
-            server = self.server
-            server.stop()
-            deadline = self.loop.time() + self.timeout
-            # The idle grace: every request begun from now on is answered with
-            # Connection: close; wait (briefly) for the connections that have
-            # one to come. Those still open after it are idle, or WebSockets.
-            server.conn_params.no_keep_alive = True
-            grace_end = self.loop.time() + min(IDLE_GRACE, self.timeout / 4)
-            while self.loop.time() < grace_end and _http_connections(server):
-                await gen.sleep(0.02)
-            await server.close_all_connections(timeout=max(0.0, deadline - self.loop.time()))
+            self.server.stop()
+            await self.server.close_all_connections(timeout=self.timeout)
+            await _cancel_what_is_left()
         finally:
             self.loop.remove_timeout(overrun)
             self.loop.stop()
@@ -596,10 +603,16 @@ class _Drain:
         os._exit(1)
 
 
-def _http_connections(server: HTTPServer) -> int:
-    """Open connections that still speak HTTP (WebSockets are detached)."""
-    stats = server.stats()
-    return stats["connections_open"] - stats["websockets_open"]
+async def _cancel_what_is_left() -> None:
+    """Cancel the tasks still pending after the drain (handlers cut at the
+    deadline, which saw ``on_connection_close``), and let them unwind: a task
+    left pending would be destroyed with the loop, and logged as an error."""
+    current = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks() if task is not current]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=1.0)
 
 
 def serve_process(
@@ -650,7 +663,7 @@ def serve_process(
     finally:
         # The drain's handlers stay: a second signal now still means "exit at once".
         if metrics_dir is not None and "reactor.metrics" in sys.modules:
-            # Our file goes now: a forked process leaves by os._exit, without atexit.
+            # Our file goes with the loop that wrote it.
             sys.modules["reactor.metrics"].disable_multiprocess()
         loop.close(all_fds=True)
     return 0
@@ -702,6 +715,7 @@ class Supervisor:
         processes: int,
         metrics_dir: str | None,
     ) -> None:
+        self.pid = os.getpid()
         self.config = config
         self.target = target
         self.listener = listener
@@ -759,11 +773,12 @@ class Supervisor:
                     self._on_shutdown_signal(self.signals.pop(0))
                 self._tick()
         finally:
-            for signum in (*SIGNALS, signal.SIGCHLD):
-                signal.signal(signum, signal.SIG_DFL)
-            signal.set_wakeup_fd(old_wakeup)
-            for fd in (self._ready_r, self._ready_w, self._wake_r, self._wake_w):
-                os.close(fd)
+            if os.getpid() == self.pid:  # not in a serving process, leaving through here
+                for signum in (*SIGNALS, signal.SIGCHLD):
+                    signal.signal(signum, signal.SIG_DFL)
+                signal.set_wakeup_fd(old_wakeup)
+                for fd in (self._ready_r, self._ready_w, self._wake_r, self._wake_w):
+                    os.close(fd)
         return self.status
 
     def _next_timeout(self) -> float | None:
@@ -777,6 +792,8 @@ class Supervisor:
     def _spawn(self, slot: _Slot) -> None:
         slot.restart_at = None
         slot.ready = False
+        sys.stdout.flush()  # or the child would write what is buffered again
+        sys.stderr.flush()
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         try:
             pid = os.fork()
@@ -790,7 +807,7 @@ class Supervisor:
 
     def _child(self, task_id: int) -> NoReturn:
         status = 1
-        try:
+        try:  # everything that fails is this process's exit status, nothing else
             os.setpgid(0, 0)
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -820,11 +837,7 @@ class Supervisor:
         except BaseException:
             traceback.print_exc()
             status = 1
-        finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(status)
+        raise _ChildExit(status)
 
     def _on_ready(self, line: str) -> None:
         try:
@@ -980,6 +993,7 @@ def serve(config: ServeConfig) -> int:
     _setup_logging(config)
     listener = make_listener(config, processes, ssl_context is not None)
     metrics_dir = None
+    supervisor_pid = os.getpid()
     try:
         if processes == 1:
 
@@ -991,11 +1005,14 @@ def serve(config: ServeConfig) -> int:
             metrics_dir = tempfile.mkdtemp(prefix="reactor-metrics-")
         supervisor = Supervisor(config, target, listener, ssl_context, processes, metrics_dir)
         return supervisor.run()
+    except _ChildExit as e:  # a serving process, done
+        return e.status
     finally:
-        listener.close()
-        listener.remove_unix_socket()
-        if config.ready_file:
-            with contextlib.suppress(OSError):
-                os.unlink(config.ready_file)
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        if os.getpid() == supervisor_pid:  # a serving process leaves all this to its supervisor
+            listener.close()
+            listener.remove_unix_socket()
+            if config.ready_file:
+                with contextlib.suppress(OSError):
+                    os.unlink(config.ready_file)
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
