@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import signal
@@ -45,8 +46,11 @@ from reactor.demo.broker import (
     from_url,
 )
 from reactor.httpclient import AsyncHTTPClient, HTTPRequest
+from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
+from reactor.testing import bind_unused_port
 from reactor.websocket import WebSocketClientConnection, websocket_connect
+from tests import test_demo
 from tests.conformance import conftest as conformance
 from tests.conformance.test_port_tornado_app import Session
 from tests.servers import RunningServer, ServerNotInstalled, free_port, redis_server
@@ -253,6 +257,31 @@ async def test_redis_brokers_number_alike_and_catch_up(io_loop: IOLoop, redis_ur
         await one.start()
 
 
+async def test_a_room_subscribed_while_connected(io_loop: IOLoop, redis_url: str) -> None:
+    """A room subscribed after the broker connected is subscribed on the live
+    connection and synced when Redis confirms it; a second subscriber of a
+    room catches up from what the broker has."""
+    broker, poster = RedisBroker(redis_url), RedisBroker(redis_url)
+    try:
+        await broker.start()
+        await poster.start()
+        early = await poster.publish("lobby", {"type": "message", "author": "p", "text": "early"})
+        lobby = Recorder()
+        broker.subscribe("lobby", lobby)
+        (sync,) = await lobby.count("sync", 1)
+        assert sync["messages"] == [early] and sync["last_id"] == 1
+        later = await poster.publish("lobby", {"type": "message", "author": "p", "text": "later"})
+        assert await lobby.count("message", 1) == [later]
+        second = Recorder()
+        broker.subscribe("lobby", second)
+        assert second.events == [
+            {"type": "sync", "epoch": sync["epoch"], "last_id": 2, "messages": [early, later]}
+        ]
+    finally:
+        await broker.close()
+        await poster.close()
+
+
 async def test_a_room_misses_nothing_across_a_reconnection(
     io_loop: IOLoop, redis_url: str, reactor_log: LogRecords
 ) -> None:
@@ -324,6 +353,40 @@ async def test_redis_broker_drops_what_is_not_an_event(
         await broker.close()
 
 
+async def test_a_room_takes_from_redis_only_what_it_would_post(
+    io_loop: IOLoop, redis_url: str, reactor_log: LogRecords
+) -> None:
+    """Events that are well-formed but not the demo's (too long, a name that
+    is not printable, fields of their own) are dropped or cut to their known
+    fields before a client sees them."""
+    room, heard = demo.ChatRoom(broker=RedisBroker(redis_url)), Recorder()
+    room.subscribe(heard)
+    raw = redis.asyncio.Redis.from_url(redis_url)
+    channel = "reactor-demo:room:main"
+    try:
+        await room.start()
+        for event in [
+            {"type": "message", "id": 1, "author": "m", "text": "x" * (demo.MAX_TEXT + 1)},
+            {"type": "message", "id": 2, "author": "m\x1b[2J", "text": "hi"},
+            {"type": "message", "id": 3, "author": "m", "text": ["not", "text"]},
+            {"type": "join", "name": "n" * (demo.MAX_NAME + 1)},
+            {"type": "history", "room": "x", "messages": []},  # not for clients from Redis
+            {"type": "join", "name": "eve", "script": "<script>", "ref": "guess"},
+            {"type": "message", "id": 4, "author": "eve", "text": "two\nlines", "extra": 1},
+        ]:
+            await raw.publish(channel, json.dumps(event))
+        await heard.count("message", 1)
+        assert heard.events == [
+            {"type": "join", "name": "eve"},
+            {"type": "message", "id": 4, "author": "eve", "text": "two\nlines"},
+        ]
+        assert room.messages == [{"id": 4, "author": "eve", "text": "two\nlines"}]
+        assert len([w for w in reactor_log.warnings() if "not one of ours" in w]) == 3
+    finally:
+        await raw.aclose()
+        await room.broker.close()
+
+
 async def test_redis_broker_unreachable(io_loop: IOLoop, reactor_log: LogRecords) -> None:
     """Nothing listens where the URL points: start() returns after the first
     attempt (the broker keeps trying), a publish is refused, not claimed."""
@@ -388,8 +451,14 @@ def backend_spec(reactor_backend: Any) -> str:
 
 @contextmanager
 def demo_processes(
-    count: int, reactor_backend: Any, broker: str | None, tmp_path: Path
+    count: int,
+    reactor_backend: Any,
+    broker: str | None,
+    tmp_path: Path,
+    by_env: tuple[int, ...] = (),
 ) -> Iterator[list[DemoProcess]]:
+    """``count`` demo processes on the backend, with ``--broker`` (those whose
+    index is in ``by_env``: with ``REACTOR_DEMO_BROKER`` instead)."""
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -397,12 +466,15 @@ def demo_processes(
         REACTOR_DEMO_SECRET=SECRET,
     )
     env.pop(demo.BROKER_ENV, None)
-    command = [sys.executable, "-m", "reactor", "demo", "--port", "0"]
-    if broker is not None:
-        command += ["--broker", broker]
     started: list[DemoProcess] = []
     try:
         for i in range(count):
+            command = [sys.executable, "-m", "reactor", "demo", "--port", "0"]
+            own_env = dict(env)
+            if broker is not None and i in by_env:
+                own_env[demo.BROKER_ENV] = broker
+            elif broker is not None:
+                command += ["--broker", broker]
             log = tmp_path / f"demo-{i}.log"
             with log.open("w") as stderr:
                 process = subprocess.Popen(
@@ -410,7 +482,7 @@ def demo_processes(
                     stdout=subprocess.PIPE,
                     stderr=stderr,
                     text=True,
-                    env=env,
+                    env=own_env,
                     cwd=ROOT,
                 )
             started.append(DemoProcess(process, log))
@@ -502,10 +574,11 @@ def run(io_loop: IOLoop, main: Callable[[], Awaitable[None]]) -> None:
 def test_a_message_posted_to_one_process_reaches_the_other(
     io_loop: IOLoop, reactor_backend: Any, redis_url: str, tmp_path: Path
 ) -> None:
-    """MUST-SHOW: two demo processes on one Redis. A message posted to A over
-    HTTP, with its XSRF token as the page sends it, reaches a WebSocket client
-    and a long poll of B; a burst from both keeps one order in both."""
-    with demo_processes(2, reactor_backend, redis_url, tmp_path) as (a, b):
+    """MUST-SHOW: two demo processes on one Redis (A told by ``--broker``, B by
+    ``REACTOR_DEMO_BROKER``). A message posted to A over HTTP, with its XSRF
+    token as the page sends it, reaches a WebSocket client and a long poll of
+    B; a burst from both keeps one order in both."""
+    with demo_processes(2, reactor_backend, redis_url, tmp_path, by_env=(1,)) as (a, b):
 
         async def main() -> None:
             client = AsyncHTTPClient(force_instance=True)
@@ -691,3 +764,57 @@ def test_demo_refuses_an_unknown_broker(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "unknown broker 'kafka://x': give redis://HOST:PORT/DB" in result.stderr
+
+
+# -- the demo's own chat tests (tests/test_demo.py), with the room on Redis -------------------
+
+
+@pytest.fixture
+def site(io_loop: IOLoop, tmp_path: Path, redis_url: str) -> Iterator[test_demo.Demo]:
+    """tests/test_demo.py's site, its chat room on a RedisBroker."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    app = demo.make_app(
+        str(uploads),
+        broker=RedisBroker(redis_url),
+        cookie_secret=test_demo.SECRET,
+        chat_cache_size=test_demo.CACHE,
+    )
+    sock, port = bind_unused_port()
+    server = HTTPServer(app)
+    server.add_sockets([sock])
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        yield test_demo.Demo(app, port, client)
+    finally:
+        client.close()
+        server.stop()
+        io_loop.run_sync(server.close_all_connections)
+        io_loop.run_sync(app.room.broker.close)
+
+
+@pytest.fixture
+def web_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """As in tests/test_demo.py: what the web layer logs, warnings and up."""
+    caplog.set_level(logging.WARNING, logger="reactor")
+    yield caplog
+
+
+# The same tests, the same assertions (ids from 1, joins to the others only,
+# a post's id good as a cursor at once, a slow reader closed, a flood
+# refused): the room behaves on Redis as it does in one process.
+test_chat_long_poll_on_redis = test_demo.test_chat_long_poll
+test_a_poll_whose_client_leaves_stops_waiting_on_redis = (
+    test_demo.test_a_poll_whose_client_leaves_stops_waiting
+)
+test_live_chat_two_clients_on_redis = test_demo.test_live_chat_two_clients
+test_live_chat_and_long_poll_share_the_room_on_redis = (
+    test_demo.test_live_chat_and_long_poll_share_the_room
+)
+test_live_chat_reconnect_with_a_cursor_on_redis = test_demo.test_live_chat_reconnect_with_a_cursor
+test_a_client_that_does_not_read_is_closed_on_redis = (
+    test_demo.test_a_client_that_does_not_read_is_closed
+)
+test_a_client_that_floods_is_refused_past_its_rate_on_redis = (
+    test_demo.test_a_client_that_floods_is_refused_past_its_rate
+)

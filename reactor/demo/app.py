@@ -229,20 +229,24 @@ class ChatRoom:
 
     def receive(self, event: dict[str, Any]) -> None:
         """What the broker delivers (its subscriber): each message once, in order."""
+        # From Redis, whoever may write to it could have published this: only
+        # what this demo would post gets through, with only the known fields.
         kind = event.get("type")
         if kind == "message":
             author, text = event.get("author"), event.get("text")
-            if not isinstance(author, str) or not isinstance(text, str):
-                app_log.warning("chat room %s: dropped a message without author or text", self.name)
+            if not _fits(author, MAX_NAME) or not _fits(text, MAX_TEXT, printable=False):
+                app_log.warning(
+                    "chat room %s: dropped message %s (not one of ours)", self.name, event.get("id")
+                )
                 return
             self._record({"id": event["id"], "author": author, "text": text})
         elif kind == "sync":
             self._sync(event)
         elif kind in ("join", "leave"):
-            ref = event.pop("ref", None)
-            if not isinstance(event.get("name"), str):
+            name, ref = event.get("name"), event.get("ref")
+            if not _fits(name, MAX_NAME):
                 return
-            self.publish(event)  # to the others: the one joining is not in yet
+            self.publish({"type": kind, "name": name})  # to the others: the one joining is not in
             entry = self._joining.pop(ref, None) if isinstance(ref, str) else None
             if entry is not None:
                 self._admit(*entry)
@@ -269,6 +273,16 @@ class ChatRoom:
                 self.receive(message)
         self.last_id = max(self.last_id, event["last_id"])
         self.changed.notify_all()
+
+
+def _fits(value: object, length: int, printable: bool = True) -> bool:
+    """Whether ``value`` is a string such as the demo accepts: 1 to ``length``
+    characters (printable ones, for a name)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= length
+        and (not printable or value.isprintable())
+    )
 
 
 def _limit_body(connection: HTTPConnection | None, max_size: int) -> None:

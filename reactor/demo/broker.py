@@ -43,6 +43,7 @@ Some facts about Redis pub/sub, and what they make this module do:
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import json
@@ -91,7 +92,7 @@ def _deliver(callbacks: dict[Callback, None], event: Event) -> None:
             app_log.exception("chat broker: subscriber %r failed", callback)
 
 
-class Broker:
+class Broker(abc.ABC):
     """Carries each room's events to every subscriber, in every process, in one order.
 
     An event is a JSON-serialisable dict with a ``"type"``. Those of type
@@ -107,30 +108,30 @@ class Broker:
     raises is logged and the others still get the event.
     """
 
+    @abc.abstractmethod
     async def start(self) -> None:
         """Connect. Returns once the first attempt is over; a broker that could
         not connect keeps trying in the background. Idempotent."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def publish(self, room: str, event: Event) -> Event:
         """Give ``event`` to every subscriber of ``room``; returns the event as
         delivered (with its ``id`` if it is a message).
 
         Raises :class:`BrokerUnavailable` when it cannot be delivered.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def subscribe(self, room: str, callback: Callback) -> None:
         """Give ``callback`` the events of ``room`` from now on (a sync first)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def unsubscribe(self, room: str, callback: Callback) -> None:
         """Stop giving ``callback`` the events of ``room`` (nothing if it was not subscribed)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def close(self) -> None:
         """Unsubscribe from everything and close the connections. Idempotent."""
-        raise NotImplementedError
 
 
 class _LocalRoom:
@@ -289,6 +290,7 @@ class RedisBroker(Broker):
         self._client: Any = None
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._first_attempt: asyncio.Future[None] | None = None
         self._closing = False
         self._down_logged = False
@@ -364,7 +366,9 @@ class RedisBroker(Broker):
         elif self._pubsub is not None:
             # Subscribed while connected: its confirmation reaches the
             # reader, which syncs the room then (see _handle).
-            asyncio.get_running_loop().create_task(self._subscribe_late(state.channel))
+            task = asyncio.get_running_loop().create_task(self._subscribe_late(state.channel))
+            self._tasks.add(task)  # held until done: the loop keeps only a weak reference
+            task.add_done_callback(self._tasks.discard)
 
     async def _subscribe_late(self, channel: str) -> None:
         with contextlib.suppress(Exception):  # disconnected: the reader subscribes again
@@ -426,7 +430,8 @@ class RedisBroker(Broker):
         self._pubsub = pubsub
         caught_up = False
         try:
-            await pubsub.subscribe(self._control, *(s.channel for s in self._rooms.values()))
+            unconfirmed = {self._control, *(s.channel for s in self._rooms.values())}
+            await pubsub.subscribe(*unconfirmed)
             loop = asyncio.get_running_loop()
             heard = loop.time()
             while True:
@@ -442,10 +447,10 @@ class RedisBroker(Broker):
                     self._handle(message["channel"], message["data"])
                 elif kind == "subscribe":
                     channel = message["channel"].decode()
-                    if channel == self._control:
-                        continue
-                    await self._sync(channel)
-                    if not caught_up:
+                    if channel != self._control:
+                        await self._sync(channel)
+                    unconfirmed.discard(channel)
+                    if not unconfirmed and not caught_up:  # every room synced
                         caught_up = self.connected = True
                         self._came_back()
                         self._first_attempt_over()
