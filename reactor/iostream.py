@@ -1250,7 +1250,16 @@ class IOStream(BaseIOStream):
         try:
             socket.getpeername()
         except OSError:
-            self._opening = True  # not connected: nothing to watch until connect()
+            # Not connected: a socket that connect() will connect, or an
+            # accepted connection its peer reset before we got to it (it
+            # sent a request and closed with SO_LINGER 0). The latter holds
+            # its reset in SO_ERROR: it must be watched like any other, or
+            # its fd is never closed; the first read then sees the end.
+            code = socket.getsockopt(socket_module.SOL_SOCKET, socket_module.SO_ERROR)
+            if code:
+                self.error = OSError(code, os.strerror(code))
+            else:
+                self._opening = True  # nothing to watch until connect()
 
     def fileno(self) -> int:
         return self._fd
