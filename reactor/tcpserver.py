@@ -247,6 +247,14 @@ class TCPServer:
         stream: IOStream
         if self._ssl_context is not None:
             try:
+                # A client that reset while it waited in the backlog: wrap_socket
+                # would raise ECONNRESET, or "Closed before TLS handshake", from
+                # an SSLSocket it then leaves unclosed. Its business, not ours.
+                connection.getpeername()
+            except OSError:
+                connection.close()
+                return
+            try:
                 connection = self._ssl_context.wrap_socket(
                     connection, server_side=True, do_handshake_on_connect=False
                 )
@@ -258,7 +266,12 @@ class TCPServer:
             except OSError as err:
                 # The client may already be gone (reset, or a half-open
                 # probe); that is its business, not an error of ours.
-                if err.errno in (errno.ECONNABORTED, errno.EINVAL, errno.ENOTCONN):
+                if err.errno in (
+                    errno.ECONNABORTED,
+                    errno.ECONNRESET,
+                    errno.EINVAL,
+                    errno.ENOTCONN,
+                ):
                     connection.close()
                     return
                 raise

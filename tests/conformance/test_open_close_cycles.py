@@ -312,12 +312,6 @@ async def test_a_connection_reset_in_the_backlog_is_closed(io_loop: IOLoop) -> N
     assert received in ([REQUEST], [b""], [b"(an error)"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="srv-core (reactor/tcpserver.py): wrap_socket on a connection reset in the backlog "
-    "raises ConnectionResetError, or SSLError 'Closed before TLS handshake with data in recv "
-    "buffer', and the accept handler logs it as an ERROR with its traceback",
-)
 @pytest.mark.parametrize("sends", [b"", b"\x16\x03\x01\x00\x05hello"], ids=["silent", "with-bytes"])
 async def test_a_tls_connection_reset_in_the_backlog_is_no_error(
     io_loop: IOLoop, reactor_log: Any, tls_certificate: Any, sends: bytes
