@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import http.client
 import importlib.metadata
 import importlib.util
@@ -66,18 +65,15 @@ from _common import (
     Cells,
     Metric,
     add_arguments,
+    choose_implementations,
+    drive,
     emit_result,
     finish,
     fmt,
-    load_average,
-    machine_info,
-    progress,
     report_header,
-    run_cases,
     run_main,
     runs,
     unavailable_reason,
-    with_baseline,
 )
 
 # (full, quick), in whole seconds: wrk's -d takes no fractions.
@@ -923,17 +919,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         parser.error("wrk is not on PATH (apt-get install wrk)")
 
-    names = args.only or list(IMPLEMENTATIONS)
-    unknown = [n for n in names if n not in IMPLEMENTATIONS]
-    if unknown:
-        parser.error(f"unknown implementation(s) {unknown}; known: {', '.join(IMPLEMENTATIONS)}")
-    impls, skipped = [], {}
-    for name in names:
-        reason = _unavailable(name)
-        if reason is None:
-            impls.append(name)
-        else:
-            skipped[name] = reason
+    impls, skipped = choose_implementations(parser, args, list(IMPLEMENTATIONS), _unavailable)
     benches = list(args.bench or [])
     if args.pipeline is not None:
         benches.append("pipeline")
@@ -953,19 +939,11 @@ def main(argv: list[str] | None = None) -> int:
         args.pipeline or PIPELINE_DEPTH,
         args.upload_size,
     )
-    info = machine_info()
-    started = datetime.datetime.now(datetime.timezone.utc)
     command = "python benchmarks/bench_http.py " + " ".join(argv or sys.argv[1:])
 
-    impls = with_baseline(args, impls)
-    for name, reason in skipped.items():
-        progress(f"skipping {name}: {reason}")
-    t_start = time.monotonic()
-    results, failures = run_cases(
-        __file__, cases, impls, args.repeat, args.timeout_scale, describe=_describe
-    )
-    elapsed = time.monotonic() - t_start
-    info["load"] = load_average()
+    run = drive(__file__, args, cases, impls, skipped, describe=_describe)
+    results, failures, elapsed = run.results, run.failures, run.elapsed
+    info, started, impls = run.info, run.started, run.impls
 
     out = report_header(
         command=command,
