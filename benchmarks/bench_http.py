@@ -365,22 +365,38 @@ class ServerProcess:
         self._ticks = os.sysconf("SC_CLK_TCK")
 
     def wait_listening(self) -> None:
-        """Until a TCP connect to the port succeeds (bounded)."""
+        """Until the server itself listens on its port (bounded).
+
+        The port was free when the worker chose it, but on a shared machine
+        another process may bind it before the server does; a bare connect
+        would then measure that process. So the listening socket on the port
+        must belong to the server: its inode (``/proc/net/tcp``) must be one
+        of the server's open sockets, or of a process it forked (gunicorn's
+        arbiter, a supervisor's children). If a stranger holds the port, the
+        server fails to bind and exits, and the cell fails saying so.
+        """
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(
                     f"the server exited with status {self.proc.returncode}: {self.stderr_tail()}"
+                    + _port_holders_note(self.port)
                 )
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"the server did not listen within {SERVER_START_TIMEOUT:g} s"
-                    ) from None
-                time.sleep(0.02)
+            listeners = listening_inodes(self.port)
+            if listeners:
+                ours = socket_inodes(process_tree(self.proc.pid))
+                if listeners <= ours:
+                    try:
+                        socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
+                        return
+                    except OSError:
+                        pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the server did not listen within {SERVER_START_TIMEOUT:g} s"
+                    + _port_holders_note(self.port)
+                )
+            time.sleep(0.02)
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server so far (from /proc)."""
@@ -430,6 +446,65 @@ def _cpu_busy(cpus: list[int | None]) -> list[float]:
             if name.startswith("cpu") and name != "cpu":
                 busy[int(name[3:])] = sum(int(v) for v in fields[:3]) / ticks
     return [busy.get(cpu, 0.0) if cpu is not None else 0.0 for cpu in cpus]
+
+
+def listening_inodes(port: int) -> set[int]:
+    """The inodes of the sockets listening on TCP ``port`` (any address), from
+    ``/proc/net/tcp`` and ``tcp6``."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # sl local_address rem_address st ... inode; st 0A is LISTEN.
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(int(fields[9]))
+    return inodes
+
+
+def process_tree(pid: int) -> set[int]:
+    """``pid`` and every live process descended from it (through ``/proc``)."""
+    parents: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    parents[int(entry.name)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+    tree, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return tree
+
+
+def socket_inodes(pids: set[int]) -> set[int]:
+    """The inodes of the sockets the processes ``pids`` hold open."""
+    inodes = set()
+    for pid in pids:
+        try:
+            fds = list(os.scandir(f"/proc/{pid}/fd"))
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd.path)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def _port_holders_note(port: int) -> str:
+    """ "; port N is held by another process" when a stranger listens on it."""
+    return f"; port {port} is held by another process" if listening_inodes(port) else ""
 
 
 def _free_port() -> int:
