@@ -317,9 +317,11 @@ def progress(msg: str) -> None:
 
 PROGRESS_ENV = "REACTOR_BENCH_PROGRESS"
 """Set (to anything) by ``python -m reactor bench``: the driver then also writes
-one machine-readable line per cell to stderr, :data:`PLAN_MARK` + the number of
-cells before the first, :data:`CELL_MARK` + JSON after each."""
+machine-readable lines to stderr: :data:`PLAN_MARK` + the number of cells
+before the first, :data:`NEXT_MARK` + JSON before each cell and
+:data:`CELL_MARK` + JSON after it."""
 PLAN_MARK = "BENCH-PLAN "
+NEXT_MARK = "BENCH-NEXT "
 CELL_MARK = "BENCH-CELL "
 
 
@@ -432,6 +434,7 @@ def run_cases(
             for impl in order:
                 if not _runs_case(case, impl):
                     continue
+                _machine_progress(NEXT_MARK, {"round": rep + 1, "case": case.label, "impl": impl})
                 result = run_one(script, impl, case, timeout_scale)
                 results[ci].setdefault(impl, []).append(result)
                 _machine_progress(

@@ -9,6 +9,12 @@ backend, an XSRF-protected form, a signed-cookie login, a streamed file
 upload, static files, a JSON endpoint and a long-polling chat) on the
 default backend (or ``REACTOR_BACKEND``'s) until Ctrl-C. Uploads go to a
 temporary folder, removed when it stops; the access log goes to stderr.
+
+``python -m reactor bench [NAME...] [--backends ...] [--quick] [--repeat N]
+[--out DIR] [--no-plots]`` runs the checkout's benchmark scripts
+(``benchmarks/bench_NAME.py``) on every backend available here, prints their
+tables and writes them, with a plot per script, into ``docs/`` (see
+:mod:`reactor._bench`).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from typing import Any
 
 from reactor import backends
 
@@ -89,6 +96,22 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_bench(args: argparse.Namespace) -> int:
+    from reactor import _bench
+
+    return _bench.run(args)
+
+
+def _add_bench(commands: Any) -> None:
+    from reactor import _bench
+
+    bench = commands.add_parser(
+        "bench", help="run the benchmarks on every backend; write their tables and plots"
+    )
+    _bench.add_arguments(bench)
+    bench.set_defaults(run=_run_bench)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reactor")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--port", type=int, default=8888, help="0 picks a free port (default 8888)")
     demo.add_argument("--address", default="127.0.0.1", help="default 127.0.0.1")
     demo.set_defaults(run=_demo)
+    _add_bench(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 
