@@ -316,6 +316,15 @@ def is_reactor(impl: str) -> bool:
     return impl.startswith("reactor-") or impl.startswith("flask-wsgicontainer")
 
 
+def _tick_label(top: float) -> Any:
+    """An axis label formatter: thousands separators, or 3 digits for small values."""
+
+    def label(value: float, _pos: int) -> str:
+        return f"{value:,.0f}" if top >= 10 else f"{value:.3g}"
+
+    return label
+
+
 def plot(raw: dict[str, Any], path: Path, name: str) -> bool:
     """Draw ``raw``'s cases into the PNG ``path``; False if nothing to draw."""
     import matplotlib
@@ -353,7 +362,7 @@ def plot(raw: dict[str, Any], path: Path, name: str) -> bool:
         better = "higher" if metric.get("higher_is_better", True) else "lower"
         ax.set_xlabel(f"median {metric['unit']} ({better} is better)", fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.{3 if top < 10 else 0}g}"))
+        ax.xaxis.set_major_formatter(FuncFormatter(_tick_label(top)))
         title = case["label"]
         if base:
             title += f"\nratio vs {case['baseline']}"
