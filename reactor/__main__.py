@@ -10,6 +10,11 @@ upload, static files, a JSON endpoint and a long-polling chat) on the
 default backend (or ``REACTOR_BACKEND``'s) until Ctrl-C. Uploads go to a
 temporary folder, removed when it stops; the access log goes to stderr.
 
+``python -m reactor serve APP [options]`` serves an application
+(``module:app`` or a factory ``module:make_app``) from one process or
+several, and drains it gracefully on SIGTERM / SIGINT: see
+:mod:`reactor._serve` and docs/deployment.md.
+
 ``python -m reactor bench [NAME...] [--backends ...] [--quick] [--repeat N]
 [--out DIR] [--no-plots]`` runs the checkout's benchmark scripts
 (``benchmarks/bench_NAME.py``) on every backend available here, prints their
@@ -96,6 +101,25 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from reactor import _serve as serve
+
+    return serve.main(args)
+
+
+def _add_serve(commands: Any) -> None:
+    from reactor._serve import add_arguments
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve an application (module:app) from one or more processes",
+        description="Serve APP over HTTP from one process or several, with a graceful drain "
+        "on SIGTERM/SIGINT (see docs/deployment.md).",
+    )
+    add_arguments(serve)
+    serve.set_defaults(run=_serve)
+
+
 def _run_bench(args: argparse.Namespace) -> int:
     from reactor import _bench
 
@@ -120,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--port", type=int, default=8888, help="0 picks a free port (default 8888)")
     demo.add_argument("--address", default="127.0.0.1", help="default 127.0.0.1")
     demo.set_defaults(run=_demo)
+    _add_serve(commands)
     _add_bench(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
