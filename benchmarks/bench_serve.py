@@ -98,7 +98,6 @@ from _common import (
     unavailable_reason,
 )
 from bench_http import check_hello, flag_of, listening_inodes, process_tree, socket_inodes
-from bench_web import _group_cpu_seconds
 
 SCRIPT = Path(__file__).resolve()
 HERE = SCRIPT.parent
@@ -363,8 +362,10 @@ def server_command(spec: dict[str, Any], tmp: str) -> list[str]:
 
 
 def _watch_stdin(lifetime: float) -> None:
-    """Kill the session (the server and all it forked) when stdin closes or
-    the lifetime is over. A daemon thread of the babysitter."""
+    """Kill the server and all it forked (its process tree: reactor's
+    supervisor gives its children a group of their own; and the session)
+    when stdin closes or the lifetime is over. A daemon thread of the
+    babysitter."""
     deadline = time.monotonic() + lifetime
     while True:
         remaining = deadline - time.monotonic()
@@ -374,6 +375,12 @@ def _watch_stdin(lifetime: float) -> None:
         ready, _, _ = select.select([0], [], [], remaining)
         if ready and not os.read(0, 4096):
             break
+    me = os.getpid()
+    for pid in process_tree(me) - {me}:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
@@ -468,7 +475,26 @@ class Server:
         return len(done) >= PROCESSES
 
     def cpu_seconds(self) -> float:
-        return _group_cpu_seconds(self.proc.pid)
+        """CPU time of every process of the server (reactor's supervisor puts
+        its children in a process group of their own: the tree, not the
+        group), per thread from ``schedstat`` in ns, else ``stat``'s ticks."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in process_tree(self.proc.pid):
+            try:
+                ns = 0
+                for task in os.scandir(f"/proc/{pid}/task"):
+                    with open(f"{task.path}/schedstat") as f:
+                        ns += int(f.read().split()[0])
+                total += ns / 1e9
+            except OSError:
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    total += (int(fields[11]) + int(fields[12])) / ticks
+                except (OSError, IndexError, ValueError):
+                    continue  # gone meanwhile
+        return total
 
     def stderr_tail(self) -> str:
         self._stderr.seek(0)
@@ -476,7 +502,13 @@ class Server:
         return text[-1500:] if text else "(no output)"
 
     def close(self) -> str:
-        """Kill the whole session; returns what the server wrote."""
+        """Kill every process of the server (its tree, and its session);
+        returns what the server wrote."""
+        for pid in process_tree(self.proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
