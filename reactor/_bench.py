@@ -33,6 +33,7 @@ import importlib
 import json
 import os
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -185,6 +186,7 @@ def run_script(
     quick: bool,
     repeat: int,
     backends: Sequence[str] | None,
+    extra: Sequence[str] = (),
 ) -> Outcome:
     """Run ``benchmarks/bench_NAME.py`` with its arguments, in the checkout."""
     path = root / "benchmarks" / f"bench_{script.name}.py"
@@ -204,6 +206,7 @@ def run_script(
         ]
         if backends:
             cmd += ["--backends", *backends]
+        cmd += extra
         env = {**os.environ, PROGRESS_ENV: "1"}
         env.pop("REACTOR_BACKEND", None)
         lines: list[str] = []
@@ -418,6 +421,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: the checkout's docs/, whose benchmarks.md gets the tables)",
     )
     parser.add_argument("--no-plots", action="store_true", help="write no PNG")
+    parser.add_argument(
+        "--script-args",
+        metavar="ARGS",
+        default="",
+        help="more arguments for every script run, one shell-quoted string "
+        '(e.g. "--bench chain" with loop; see benchmarks/README.md)',
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -457,7 +467,12 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     for name in args.names or list(SCRIPTS):
         outcome = run_script(
-            root, SCRIPTS[name], quick=args.quick, repeat=args.repeat, backends=args.backends
+            root,
+            SCRIPTS[name],
+            quick=args.quick,
+            repeat=args.repeat,
+            backends=args.backends,
+            extra=shlex.split(args.script_args),
         )
         # The temporary JSON file is no part of the command a reader reruns.
         outcome.markdown = re.sub(r" --json \S+", "", outcome.markdown)
