@@ -191,9 +191,6 @@ def make_starlette_app() -> Any:
     return Starlette(routes=[Route("/", hello), Route("/slow", slow)])
 
 
-starlette_app = None if importlib.util.find_spec("starlette") is None else make_starlette_app()
-
-
 def _say_ready(ready: str, suffix: str, text: str = "") -> None:
     """Write ``ready + suffix`` whole (a rename), so a reader never sees half."""
     tmp = f"{ready}{suffix}.tmp"
@@ -337,7 +334,7 @@ def server_command(spec: dict[str, Any], tmp: str) -> list[str]:
             py,
             "-m",
             "gunicorn",
-            "bench_serve:starlette_app",
+            "bench_serve:make_starlette_app()",
             "--workers",
             str(PROCESSES),
             "--worker-class",
