@@ -299,19 +299,27 @@ def _clean(result: dict[str, Any], key: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+def medians(case: dict[str, Any], key: str) -> dict[str, float]:
+    """The median of ``key`` per implementation over a case's clean runs."""
+    meds = {}
+    for impl, runs in case["results"].items():
+        values = [v for r in runs if (v := _clean(r, key)) is not None]
+        if values:
+            meds[impl] = statistics.median(values)
+    return meds
+
+
 def headline(case: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]] | None:
     """A case's headline metric (its first) and the median of that metric per
     implementation over its clean runs; None if the case has no metric."""
     metrics = case.get("metrics") or []
     if not metrics:
         return None
-    metric = metrics[0]
-    meds = {}
-    for impl, runs in case["results"].items():
-        values = [v for r in runs if (v := _clean(r, metric["key"])) is not None]
-        if values:
-            meds[impl] = statistics.median(values)
-    return metric, meds
+    return metrics[0], medians(case, metrics[0]["key"])
+
+
+def _short(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def is_reactor(impl: str) -> bool:
@@ -358,17 +366,23 @@ def plot(raw: dict[str, Any], path: Path, name: str) -> bool:
         ax.set_yticks(y, impls, fontsize=8)
         ax.invert_yaxis()
         top = max(values)
-        for yi, value in zip(y, values, strict=True):
-            ratio = f"  {value / base:.2f}x" if base else ""
-            ax.text(value, yi, ratio, va="center", fontsize=7)
-        ax.set_xlim(0, top * 1.18)
+        # The case's other metrics beside each bar: a drain's time means
+        # little without the requests it cut, requests/s without the CPU.
+        others = [(m, medians(case, m["key"])) for m in case["metrics"][1:]]
+        for yi, impl, value in zip(y, impls, values, strict=True):
+            label = [f"{value / base:.2f}x"] if base else []
+            label += [f"{_short(meds2[impl])} {m['unit']}" for m, meds2 in others if impl in meds2]
+            ax.text(value, yi, "  " + ", ".join(label), va="center", fontsize=7)
+        ax.set_xlim(0, top * (1.45 if others else 1.18))
         better = "higher" if metric.get("higher_is_better", True) else "lower"
         ax.set_xlabel(f"median {metric['unit']} ({better} is better)", fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
         ax.xaxis.set_major_formatter(FuncFormatter(_tick_label(top)))
         title = case["label"]
-        if base:
-            title += f"\nratio vs {case['baseline']}"
+        beside = [f"ratio vs {case['baseline']}"] if base else []
+        beside += [m["title"] for m in case["metrics"][1:]]
+        if beside:
+            title += "\n(beside each bar: " + "; ".join(beside) + ")"
         ax.set_title(title, fontsize=9)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
@@ -475,7 +489,7 @@ def run(args: argparse.Namespace) -> int:
             extra=shlex.split(args.script_args),
         )
         # The temporary JSON file is no part of the command a reader reruns.
-        outcome.markdown = re.sub(r" --json \S+", "", outcome.markdown)
+        outcome.markdown = re.sub(r" --json [^\s`]+", "", outcome.markdown)
         if outcome.markdown:
             print(outcome.markdown, flush=True)
         if outcome.status:
