@@ -25,6 +25,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -266,6 +267,13 @@ def add_arguments(
         help=f"only these implementations (of: {', '.join(implementations)})",
     )
     parser.add_argument(
+        "--backends",
+        nargs="+",
+        metavar="BACKEND",
+        help="of the reactor-* implementations, only those on these backends "
+        "(e.g. epoll uvloop); the other libraries all run",
+    )
+    parser.add_argument(
         "--bench",
         action="append",
         choices=list(benches),
@@ -307,6 +315,100 @@ def progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+PROGRESS_ENV = "REACTOR_BENCH_PROGRESS"
+"""Set (to anything) by ``python -m reactor bench``: the driver then also writes
+machine-readable lines to stderr: :data:`PLAN_MARK` + the number of cells
+before the first, :data:`NEXT_MARK` + JSON before each cell and
+:data:`CELL_MARK` + JSON after it."""
+PLAN_MARK = "BENCH-PLAN "
+NEXT_MARK = "BENCH-NEXT "
+CELL_MARK = "BENCH-CELL "
+
+
+def _machine_progress(mark: str, value: Any) -> None:
+    if os.environ.get(PROGRESS_ENV):
+        print(mark + json.dumps(value), file=sys.stderr, flush=True)
+
+
+def _runs_case(case: Case, impl: str) -> bool:
+    return case.impls is None or impl.removesuffix(BASELINE_SUFFIX) in case.impls
+
+
+def _backend_of(impl: str) -> str | None:
+    """``reactor-epoll/sleep0@base`` -> ``epoll``; None for other libraries."""
+    if not impl.startswith("reactor-"):
+        return None
+    return impl.removeprefix("reactor-").removesuffix(BASELINE_SUFFIX).split("/", 1)[0]
+
+
+def choose_implementations(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    implementations: Sequence[str],
+    unavailable: Callable[[str], str | None] = unavailable_reason,
+) -> tuple[list[str], dict[str, str]]:
+    """The implementations to run (``--only``, narrowed by ``--backends``) and
+    those skipped, with why (``unavailable(name)`` returns a reason or None).
+
+    An unknown name in ``--only`` is a usage error (exit status 2).
+    """
+    names = list(args.only or implementations)
+    unknown = [n for n in names if n not in implementations]
+    if unknown:
+        parser.error(f"unknown implementation(s) {unknown}; known: {', '.join(implementations)}")
+    if getattr(args, "backends", None):
+        names = [n for n in names if _backend_of(n) in (None, *args.backends)]
+    impls, skipped = [], {}
+    for name in names:
+        reason = unavailable(name)
+        if reason is None:
+            impls.append(name)
+        else:
+            skipped[name] = reason
+    return impls, skipped
+
+
+@dataclass
+class Run:
+    """What :func:`drive` ran: the results (``results[case index][impl]``),
+    the implementations (with ``--baseline-tree``'s NAME@base), the failed runs
+    and the minutes it took; ``info`` is :func:`machine_info` with the load at
+    the end."""
+
+    cases: list[Case]
+    impls: list[str]
+    results: list[Cells]
+    failures: int
+    started: datetime.datetime
+    elapsed: float
+    info: dict[str, str]
+
+
+def drive(
+    script: str | Path,
+    args: argparse.Namespace,
+    cases: Sequence[Case],
+    impls: Sequence[str],
+    skipped: dict[str, str],
+    describe: Callable[[dict[str, Any]], str] | None = None,
+) -> Run:
+    """The common part of every script's ``main``: say what is skipped, run
+    every case ``args.repeat`` times (:func:`run_cases`) and time it."""
+    info = machine_info()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    chosen = with_baseline(args, impls)
+    for name, reason in skipped.items():
+        progress(f"skipping {name}: {reason}")
+    t_start = time.monotonic()
+    results, failures = run_cases(
+        script, cases, chosen, args.repeat, args.timeout_scale, describe=describe
+    )
+    elapsed = time.monotonic() - t_start
+    info["load"] = load_average()
+    info["elapsed_s"] = f"{elapsed:.1f}"
+    return Run(list(cases), chosen, results, failures, started, elapsed, info)
+
+
 def run_cases(
     script: str | Path,
     cases: Sequence[Case],
@@ -323,15 +425,27 @@ def run_cases(
     """
     results: list[Cells] = [{} for _ in cases]
     failures = 0
+    per_round = sum(1 for case in cases for impl in impls if _runs_case(case, impl))
+    _machine_progress(PLAN_MARK, per_round * repeat)
     for rep in range(repeat):
         # Rotate the order each round, so no implementation always runs first.
         order = list(impls[rep % len(impls) :]) + list(impls[: rep % len(impls)]) if impls else []
         for ci, case in enumerate(cases):
             for impl in order:
-                if case.impls is not None and impl.removesuffix(BASELINE_SUFFIX) not in case.impls:
+                if not _runs_case(case, impl):
                     continue
+                _machine_progress(NEXT_MARK, {"round": rep + 1, "case": case.label, "impl": impl})
                 result = run_one(script, impl, case, timeout_scale)
                 results[ci].setdefault(impl, []).append(result)
+                _machine_progress(
+                    CELL_MARK,
+                    {
+                        "round": rep + 1,
+                        "case": case.label,
+                        "impl": impl,
+                        "ok": "error" not in result,
+                    },
+                )
                 if "error" in result:
                     failures += 1
                     progress(
@@ -412,6 +526,16 @@ def save_json(
                 "bench": c.bench,
                 "label": c.label,
                 "params": c.params,
+                "baseline": c.baseline,
+                "metrics": [
+                    {
+                        "key": m.key,
+                        "title": m.title,
+                        "unit": m.unit,
+                        "higher_is_better": m.higher_is_better,
+                    }
+                    for m in c.metrics
+                ],
                 "results": {
                     k: [{x: y for x, y in r.items() if x != "stderr"} for r in v]
                     for k, v in results[i].items()

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import json
 import os
 import resource
@@ -63,19 +62,16 @@ from _common import (
     Cells,
     Metric,
     add_arguments,
+    choose_implementations,
+    drive,
     emit_result,
     finish,
     fmt,
-    load_average,
-    machine_info,
     medians,
-    progress,
     render_table,
     report_header,
-    run_cases,
     run_main,
     unavailable_reason,
-    with_baseline,
 )
 from bench_http import (
     SERVER_START_TIMEOUT,
@@ -670,30 +666,12 @@ def main(argv: list[str] | None = None) -> int:
     if "aiohttp" in benches and shutil.which("wrk") is None:
         parser.error("wrk is not on PATH (apt-get install wrk); or leave out --bench aiohttp")
 
-    names = args.only or list(IMPLEMENTATIONS)
-    unknown = [n for n in names if n not in IMPLEMENTATIONS]
-    if unknown:
-        parser.error(f"unknown implementation(s) {unknown}; known: {', '.join(IMPLEMENTATIONS)}")
-    impls, skipped = [], {}
-    for name in names:
-        reason = unavailable_reason(name)
-        if reason is None:
-            impls.append(name)
-        else:
-            skipped[name] = reason
-    impls = with_baseline(args, impls)
+    impls, skipped = choose_implementations(parser, args, list(IMPLEMENTATIONS), unavailable_reason)
     cases = make_cases(args)
-    info = machine_info()
-    started = datetime.datetime.now(datetime.timezone.utc)
     command = "python benchmarks/bench_asyncio.py " + " ".join(argv or sys.argv[1:])
-    for name, reason in skipped.items():
-        progress(f"skipping {name}: {reason}")
-    t_start = time.monotonic()
-    results, failures = run_cases(
-        SCRIPT, cases, impls, args.repeat, args.timeout_scale, describe=_describe
-    )
-    elapsed = time.monotonic() - t_start
-    info["load"] = load_average()
+    run = drive(SCRIPT, args, cases, impls, skipped, describe=_describe)
+    results, failures, elapsed = run.results, run.failures, run.elapsed
+    info, started, impls = run.info, run.started, run.impls
 
     out = report_header(
         command=command,

@@ -39,7 +39,6 @@ Run ``python benchmarks/bench_coroutines.py --help``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
 import json
 import sys
@@ -53,17 +52,14 @@ from _common import (
     Case,
     Metric,
     add_arguments,
+    choose_implementations,
+    drive,
     emit_result,
     finish,
-    load_average,
-    machine_info,
-    progress,
     render_table,
     report_header,
-    run_cases,
     run_main,
     unavailable_reason,
-    with_baseline,
 )
 
 # Sizes: (full, quick).
@@ -625,36 +621,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
-    names = args.only or IMPLEMENTATIONS
-    unknown = [n for n in names if n not in IMPLEMENTATIONS]
-    if unknown:
-        parser.error(f"unknown implementation(s) {unknown}; known: {', '.join(IMPLEMENTATIONS)}")
-    impls, skipped = [], {}
-    for name in names:
-        reason = coroutine_unavailable(name)
-        if reason is None:
-            impls.append(name)
-        else:
-            skipped[name] = reason
+    impls, skipped = choose_implementations(
+        parser, args, list(IMPLEMENTATIONS), coroutine_unavailable
+    )
     benches = args.bench or BENCHES
     cases = [
         case
         for case in make_cases(benches, args.quick)
         if case.impls is None or any(i in case.impls for i in impls)
     ]
-    info = machine_info()
-    started = datetime.datetime.now(datetime.timezone.utc)
     command = "python benchmarks/bench_coroutines.py " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
 
-    impls = with_baseline(args, impls)
-    for name, reason in skipped.items():
-        progress(f"skipping {name}: {reason}")
-    t_start = time.monotonic()
-    results, failures = run_cases(__file__, cases, impls, args.repeat, args.timeout_scale)
-    elapsed = time.monotonic() - t_start
-    info["load"] = load_average()
+    run = drive(__file__, args, cases, impls, skipped)
+    results, failures, elapsed = run.results, run.failures, run.elapsed
+    info, started, impls = run.info, run.started, run.impls
 
     out = report_header(
         command=command,

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import http.client
 import importlib.metadata
 import importlib.util
@@ -66,18 +65,15 @@ from _common import (
     Cells,
     Metric,
     add_arguments,
+    choose_implementations,
+    drive,
     emit_result,
     finish,
     fmt,
-    load_average,
-    machine_info,
-    progress,
     report_header,
-    run_cases,
     run_main,
     runs,
     unavailable_reason,
-    with_baseline,
 )
 
 # (full, quick), in whole seconds: wrk's -d takes no fractions.
@@ -369,22 +365,38 @@ class ServerProcess:
         self._ticks = os.sysconf("SC_CLK_TCK")
 
     def wait_listening(self) -> None:
-        """Until a TCP connect to the port succeeds (bounded)."""
+        """Until the server itself listens on its port (bounded).
+
+        The port was free when the worker chose it, but on a shared machine
+        another process may bind it before the server does; a bare connect
+        would then measure that process. So the listening socket on the port
+        must belong to the server: its inode (``/proc/net/tcp``) must be one
+        of the server's open sockets, or of a process it forked (gunicorn's
+        arbiter, a supervisor's children). If a stranger holds the port, the
+        server fails to bind and exits, and the cell fails saying so.
+        """
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(
                     f"the server exited with status {self.proc.returncode}: {self.stderr_tail()}"
+                    + _port_holders_note(self.port)
                 )
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"the server did not listen within {SERVER_START_TIMEOUT:g} s"
-                    ) from None
-                time.sleep(0.02)
+            listeners = listening_inodes(self.port)
+            if listeners:
+                ours = socket_inodes(process_tree(self.proc.pid))
+                if listeners <= ours:
+                    try:
+                        socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
+                        return
+                    except OSError:
+                        pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the server did not listen within {SERVER_START_TIMEOUT:g} s"
+                    + _port_holders_note(self.port)
+                )
+            time.sleep(0.02)
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server so far (from /proc)."""
@@ -434,6 +446,65 @@ def _cpu_busy(cpus: list[int | None]) -> list[float]:
             if name.startswith("cpu") and name != "cpu":
                 busy[int(name[3:])] = sum(int(v) for v in fields[:3]) / ticks
     return [busy.get(cpu, 0.0) if cpu is not None else 0.0 for cpu in cpus]
+
+
+def listening_inodes(port: int) -> set[int]:
+    """The inodes of the sockets listening on TCP ``port`` (any address), from
+    ``/proc/net/tcp`` and ``tcp6``."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # sl local_address rem_address st ... inode; st 0A is LISTEN.
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(int(fields[9]))
+    return inodes
+
+
+def process_tree(pid: int) -> set[int]:
+    """``pid`` and every live process descended from it (through ``/proc``)."""
+    parents: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    parents[int(entry.name)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+    tree, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return tree
+
+
+def socket_inodes(pids: set[int]) -> set[int]:
+    """The inodes of the sockets the processes ``pids`` hold open."""
+    inodes = set()
+    for pid in pids:
+        try:
+            fds = list(os.scandir(f"/proc/{pid}/fd"))
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd.path)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def _port_holders_note(port: int) -> str:
+    """ "; port N is held by another process" when a stranger listens on it."""
+    return f"; port {port} is held by another process" if listening_inodes(port) else ""
 
 
 def _free_port() -> int:
@@ -923,17 +994,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         parser.error("wrk is not on PATH (apt-get install wrk)")
 
-    names = args.only or list(IMPLEMENTATIONS)
-    unknown = [n for n in names if n not in IMPLEMENTATIONS]
-    if unknown:
-        parser.error(f"unknown implementation(s) {unknown}; known: {', '.join(IMPLEMENTATIONS)}")
-    impls, skipped = [], {}
-    for name in names:
-        reason = _unavailable(name)
-        if reason is None:
-            impls.append(name)
-        else:
-            skipped[name] = reason
+    impls, skipped = choose_implementations(parser, args, list(IMPLEMENTATIONS), _unavailable)
     benches = list(args.bench or [])
     if args.pipeline is not None:
         benches.append("pipeline")
@@ -953,19 +1014,11 @@ def main(argv: list[str] | None = None) -> int:
         args.pipeline or PIPELINE_DEPTH,
         args.upload_size,
     )
-    info = machine_info()
-    started = datetime.datetime.now(datetime.timezone.utc)
     command = "python benchmarks/bench_http.py " + " ".join(argv or sys.argv[1:])
 
-    impls = with_baseline(args, impls)
-    for name, reason in skipped.items():
-        progress(f"skipping {name}: {reason}")
-    t_start = time.monotonic()
-    results, failures = run_cases(
-        __file__, cases, impls, args.repeat, args.timeout_scale, describe=_describe
-    )
-    elapsed = time.monotonic() - t_start
-    info["load"] = load_average()
+    run = drive(__file__, args, cases, impls, skipped, describe=_describe)
+    results, failures, elapsed = run.results, run.failures, run.elapsed
+    info, started, impls = run.info, run.started, run.impls
 
     out = report_header(
         command=command,

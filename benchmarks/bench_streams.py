@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import json
 import os
 import resource
@@ -66,19 +65,16 @@ from _common import (
     Cells,
     Metric,
     add_arguments,
+    choose_implementations,
+    drive,
     emit_result,
     finish,
     fmt,
-    load_average,
-    machine_info,
     medians,
-    progress,
     render_table,
     report_header,
-    run_cases,
     run_main,
     unavailable_reason,
-    with_baseline,
 )
 
 # Sizes: (full, quick).
@@ -927,17 +923,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
-    names = args.only or list(IMPLEMENTATIONS)
-    unknown = [n for n in names if n not in IMPLEMENTATIONS]
-    if unknown:
-        parser.error(f"unknown implementation(s) {unknown}; known: {', '.join(IMPLEMENTATIONS)}")
-    impls, skipped = [], {}
-    for name in names:
-        reason = _unavailable(name)
-        if reason is None:
-            impls.append(name)
-        else:
-            skipped[name] = reason
+    impls, skipped = choose_implementations(parser, args, list(IMPLEMENTATIONS), _unavailable)
     if _unavailable("uvloop") is not None:
         parser.error("the client needs uvloop: pip install -e .[bench]")
     benches = args.bench or ["echo", "idle"]
@@ -950,19 +936,11 @@ def main(argv: list[str] | None = None) -> int:
         args.connections,
         args.sizes,
     )
-    info = machine_info()
-    started = datetime.datetime.now(datetime.timezone.utc)
     command = "python benchmarks/bench_streams.py " + " ".join(argv or sys.argv[1:])
 
-    impls = with_baseline(args, impls)
-    for name, reason in skipped.items():
-        progress(f"skipping {name}: {reason}")
-    t_start = time.monotonic()
-    results, failures = run_cases(
-        __file__, cases, impls, args.repeat, args.timeout_scale, describe=_describe
-    )
-    elapsed = time.monotonic() - t_start
-    info["load"] = load_average()
+    run = drive(__file__, args, cases, impls, skipped, describe=_describe)
+    results, failures, elapsed = run.results, run.failures, run.elapsed
+    info, started, impls = run.info, run.started, run.impls
 
     server_cpu, client_cpu = _cpus()
     out = report_header(

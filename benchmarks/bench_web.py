@@ -73,18 +73,15 @@ from _common import (
     Cells,
     Metric,
     add_arguments,
+    choose_implementations,
+    drive,
     emit_result,
     finish,
     fmt,
-    load_average,
-    machine_info,
-    progress,
     report_header,
-    run_cases,
     run_main,
     runs,
     unavailable_reason,
-    with_baseline,
 )
 from bench_http import _cpu_busy, _cpus, flag_of, notes, parse_wrk, wrk_version
 from web_apps import (
@@ -851,36 +848,17 @@ def main(argv: list[str] | None = None) -> int:
     if any(b in WRK_BENCHES for b in benches) and shutil.which("wrk") is None:
         parser.error("wrk is not on PATH (apt-get install wrk)")
 
-    names = args.only or list(IMPLEMENTATIONS)
-    unknown = [n for n in names if n not in IMPLEMENTATIONS]
-    if unknown:
-        parser.error(f"unknown implementation(s) {unknown}; known: {', '.join(IMPLEMENTATIONS)}")
-    impls, skipped = [], {}
-    for name in names:
-        reason = _unavailable(name)
-        if reason is None:
-            impls.append(name)
-        else:
-            skipped[name] = reason
+    impls, skipped = choose_implementations(parser, args, list(IMPLEMENTATIONS), _unavailable)
     _, wrk_cpu = _cpus()
     if wrk_cpu is not None and shutil.which("taskset") is None:
         parser.error("taskset is not on PATH (util-linux), and wrk is pinned with it")
     cases = make_cases(benches, args.quick, args.duration, args.warmup, args.layer_requests)
-    info = machine_info()
-    started = datetime.datetime.now(datetime.timezone.utc)
     command = "python benchmarks/bench_web.py " + " ".join(argv or sys.argv[1:])
 
-    impls = with_baseline(args, impls)
-    for name, reason in skipped.items():
-        progress(f"skipping {name}: {reason}")
-    t_start = time.monotonic()
-    results, failures = run_cases(
-        __file__, cases, impls, args.repeat, args.timeout_scale, describe=_describe
-    )
-    elapsed = time.monotonic() - t_start
-    info["load"] = load_average()
+    run = drive(__file__, args, cases, impls, skipped, describe=_describe)
+    results, failures, elapsed = run.results, run.failures, run.elapsed
+    info, started, impls = run.info, run.started, run.impls
 
-    info["elapsed_s"] = f"{elapsed:.1f}"
     out = report(
         command=command,
         started=started,

@@ -81,18 +81,16 @@ from _common import (
     Cells,
     Metric,
     add_arguments,
+    choose_implementations,
+    drive,
     emit_result,
     finish,
     fmt,
-    load_average,
-    machine_info,
     progress,
     report_header,
-    run_cases,
     run_main,
     runs,
     unavailable_reason,
-    with_baseline,
 )
 from bench_http import _cpu_busy, _cpus
 from bench_web import _group_cpu_seconds
@@ -1252,35 +1250,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.window is not None and args.window < 1:
         parser.error("--window must be at least 1")
 
-    names = args.only or list(IMPLEMENTATIONS)
-    unknown = [n for n in names if n not in IMPLEMENTATIONS]
-    if unknown:
-        parser.error(f"unknown implementation(s) {unknown}; known: {', '.join(IMPLEMENTATIONS)}")
-    impls, skipped = [], {}
-    for name in names:
-        reason = _unavailable(name)
-        if reason is None:
-            impls.append(name)
-        else:
-            skipped[name] = reason
+    impls, skipped = choose_implementations(parser, args, list(IMPLEMENTATIONS), _unavailable)
     deflates = {"off": [False], "on": [True], "both": [False, True]}[args.deflate]
     cases = make_cases(
         args.quick, args.duration, args.warmup, args.connections, args.sizes, deflates, args.window
     )
-    info = machine_info()
-    started = datetime.datetime.now(datetime.timezone.utc)
     command = "python benchmarks/bench_websocket.py " + " ".join(argv or sys.argv[1:])
 
-    impls = with_baseline(args, impls)
-    for name, reason in skipped.items():
-        progress(f"skipping {name}: {reason}")
-    t_start = time.monotonic()
-    results, failures = run_cases(
-        __file__, cases, impls, args.repeat, args.timeout_scale, describe=_describe
-    )
-    elapsed = time.monotonic() - t_start
-    info["load"] = load_average()
-    info["elapsed_s"] = f"{elapsed:.1f}"
+    run = drive(__file__, args, cases, impls, skipped, describe=_describe)
+    results, failures, elapsed = run.results, run.failures, run.elapsed
+    info, started, impls = run.info, run.started, run.impls
     out = report(
         command=command,
         started=started,

@@ -16,6 +16,12 @@ Redis, to the clients of every demo process that uses the same one.
 (``module:app`` or a factory ``module:make_app``) from one process or
 several, and drains it gracefully on SIGTERM / SIGINT: see
 :mod:`reactor._serve` and docs/deployment.md.
+
+``python -m reactor bench [NAME...] [--backends ...] [--quick] [--repeat N]
+[--out DIR] [--no-plots]`` runs the checkout's benchmark scripts
+(``benchmarks/bench_NAME.py``) on every backend available here, prints their
+tables and writes them, with a plot per script, into ``docs/`` (see
+:mod:`reactor._bench`).
 """
 
 from __future__ import annotations
@@ -123,6 +129,22 @@ def _add_serve(commands: Any) -> None:
     serve.set_defaults(run=_serve)
 
 
+def _run_bench(args: argparse.Namespace) -> int:
+    from reactor import _bench
+
+    return _bench.run(args)
+
+
+def _add_bench(commands: Any) -> None:
+    from reactor import _bench
+
+    bench = commands.add_parser(
+        "bench", help="run the benchmarks on every backend; write their tables and plots"
+    )
+    _bench.add_arguments(bench)
+    bench.set_defaults(run=_run_bench)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reactor")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.set_defaults(run=_demo)
     _add_serve(commands)
+    _add_bench(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 
