@@ -30,7 +30,7 @@ def _teardown_case(lib: str, events: list[str], after_teardown: list[str]) -> ty
     handler awaiting an event nobody sets, its client still connected."""
     mods = _modules(lib)
 
-    class Slow(mods["web"].RequestHandler):  # type: ignore[misc, name-defined]
+    class Slow(mods["web"].RequestHandler):  # type: ignore[misc]
         async def get(self) -> None:
             events.append("started")
             try:
@@ -41,7 +41,7 @@ def _teardown_case(lib: str, events: list[str], after_teardown: list[str]) -> ty
         def on_connection_close(self) -> None:
             events.append("on_connection_close")
 
-    class Case(mods["testing"].AsyncHTTPTestCase):  # type: ignore[misc, name-defined]
+    class Case(mods["testing"].AsyncHTTPTestCase):  # type: ignore[misc]
         def get_app(self) -> Any:
             return mods["web"].Application([("/slow", Slow)])
 
