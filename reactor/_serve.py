@@ -499,6 +499,14 @@ def _ssl_context(config: ServeConfig) -> ssl.SSLContext | None:
     options = {"certfile": config.certfile}
     if config.keyfile:
         options["keyfile"] = config.keyfile
+    # ssl's FileNotFoundError does not say which of the two files it is.
+    for what, path in options.items():
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as e:
+            name = "certificate" if what == "certfile" else "key"
+            raise ServeError(f"cannot load the {name} {path}: {e.strerror}") from None
     try:
         return ssl_options_to_context(options, server_side=True)
     except (OSError, ssl.SSLError) as e:

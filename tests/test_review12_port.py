@@ -204,3 +204,41 @@ def test_application_listen_with_tornados_keyword_arguments(
     # Connection: close (a deliberate difference, docs/migration.md).
     assert tornado[1] == [400, None, ""]
     assert reactor[1] == [413, "close", ""]
+
+
+# -- docs/deployment.md, followed as written ---------------------------------
+
+
+def run_serve(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reactor", "serve", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=30,
+    )
+
+
+def test_a_missing_key_file_is_named_not_the_certificate(tmp_path: Path) -> None:
+    # deployment.md: "a wrong path ... fails at once with exit status 2". A
+    # mistyped --keyfile was reported as "cannot load the certificate
+    # CERT: [Errno 2] No such file or directory": the user looks at the
+    # certificate, which is there.
+    from reactor.testing.tls import make_certificate
+
+    certificate = make_certificate(tmp_path)
+    missing = tmp_path / "myapp.key"
+    result = run_serve(
+        "examples.serve_app:app",
+        "--port",
+        "0",
+        "--certfile",
+        str(certificate.cert_file),
+        "--keyfile",
+        str(missing),
+    )
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]
+    assert str(missing) in error, error
+    assert "No such file" in error, error
