@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -242,3 +243,104 @@ def test_a_missing_key_file_is_named_not_the_certificate(tmp_path: Path) -> None
     error = result.stderr.strip().splitlines()[-1]
     assert str(missing) in error, error
     assert "No such file" in error, error
+
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def open_folder() -> Iterator[Path]:
+    """A folder every user can reach (pytest's tmp_path is under a 0700 one):
+    the socket's own mode is what is tested."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as name:
+        os.chmod(name, 0o755)
+        yield Path(name)
+
+
+def connect_as_nobody(path: Path) -> str:
+    """Connect to the Unix socket ``path`` from a child running as user and
+    group nobody (as nginx's workers do when its master runs as root and the
+    configuration names no ``user``). Returns "ok" or the error's name."""
+    code = (
+        "import os, socket, sys\n"
+        f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "try:\n"
+        "    s.connect(sys.argv[1])\n"
+        "    s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\n"
+        "    print('ok' if s.recv(100).startswith(b'HTTP/1.') else 'no answer')\n"
+        "except OSError as e:\n"
+        "    print(type(e).__name__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="needs root, to connect as another user (nobody) the way nginx's workers do",
+)
+def test_a_unix_socket_can_be_opened_to_nginxs_user(open_folder: Path) -> None:
+    # deployment.md: "A Unix socket suits a proxy on the same machine:
+    # proxy_pass http://unix:/run/myapp/http.sock; in nginx". The socket is
+    # made 0600, so nginx's workers (www-data, or nobody) get EACCES and every
+    # request is a 502: serve needs a way to give the socket another mode.
+    sock = open_folder / "http.sock"
+    ready = open_folder / "ready"
+    command = [
+        sys.executable, "-m", "reactor", "serve", "examples.serve_app:app",
+        "--unix-socket", str(sock), "--unix-socket-mode", "666", "--ready-file", str(ready),
+    ]  # fmt: skip
+    server = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: ready.exists() or server.poll() is not None, "the server")
+        assert server.poll() is None, server.communicate()[1]
+        assert oct(os.stat(sock).st_mode & 0o777) == "0o666"
+        assert connect_as_nobody(sock) == "ok"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+    assert server.returncode == 0
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="needs root, to connect as another user (nobody)",
+)
+def test_a_unix_socket_is_private_by_default(open_folder: Path) -> None:
+    sock = open_folder / "http.sock"
+    ready = open_folder / "ready"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "reactor", "serve", "examples.serve_app:app",
+         "--unix-socket", str(sock), "--ready-file", str(ready)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: ready.exists() or server.poll() is not None, "the server")
+        assert oct(os.stat(sock).st_mode & 0o777) == "0o600"
+        assert connect_as_nobody(sock) == "PermissionError"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+
+
+def test_a_bad_unix_socket_mode_is_refused() -> None:
+    result = run_serve(
+        "examples.serve_app:app", "--unix-socket", "/tmp/x.sock", "--unix-socket-mode", "9"
+    )
+    assert result.returncode == 2
+    assert "--unix-socket-mode" in result.stderr
