@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -344,3 +345,61 @@ def test_a_bad_unix_socket_mode_is_refused() -> None:
     )
     assert result.returncode == 2
     assert "--unix-socket-mode" in result.stderr
+
+
+# -- docs/metrics.md, followed as written -------------------------------------
+
+
+def python_blocks(page: str) -> list[str]:
+    text = (ROOT / "docs" / page).read_text()
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["one-process", "fork_processes"])
+def test_metrics_page_programs_serve_metrics(
+    tmp_path: Path, reactor_backend: Any, index: int
+) -> None:
+    # Each program on the page, saved and run with python (its port 8888
+    # replaced by a free one), serves /metrics. They used names they never
+    # defined (MainHandler, make_app) and the first never started its loop.
+    blocks = python_blocks("metrics.md")
+    assert len(blocks) == 2
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    program = tmp_path / "program.py"
+    program.write_text(blocks[index].replace("8888", str(port)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "REACTOR_BACKEND": backend_env(reactor_backend)}
+    server = subprocess.Popen(
+        [sys.executable, str(program)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # fork_processes' children leave with their parent's group
+    )
+
+    def scraped() -> str | None:
+        if server.poll() is not None:
+            raise AssertionError(server.communicate()[1])
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", "/metrics")
+            text = connection.getresponse().read().decode()
+            connection.close()
+        except OSError:
+            return None
+        processes = set(re.findall(r'reactor_process_info\{[^}]*process="(\d+)"', text))
+        return text if len(processes) == (1 if index == 0 else 4) else None
+
+    try:
+        text = wait_until(scraped, "/metrics to report every process")
+        assert "reactor_loop_iterations_total" in text
+    finally:
+        try:
+            os.killpg(server.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # the program exited (and the assertion above says why)
+        server.communicate(timeout=10)
