@@ -106,6 +106,7 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8888
     unix_socket: str | None = None
+    unix_socket_mode: int = 0o600
     backend: str | None = None
     processes: int = 1
     reuse_port: bool = False
@@ -158,6 +159,17 @@ def _positive(kind: type) -> Callable[[str], Any]:
     return parse
 
 
+def _mode(text: str) -> int:
+    """File permissions in octal: ``600``, ``0660``, ``0o666``."""
+    try:
+        mode = int(text.removeprefix("0o"), 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o777:
+        raise argparse.ArgumentTypeError(f"not file permissions in octal: {text!r} (e.g. 660)")
+    return mode
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -182,6 +194,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--port", type=_count, default=8888, help="0 picks a free port (printed); default 8888"
     )
     where.add_argument("--unix-socket", metavar="PATH", help="listen on this Unix socket instead")
+    where.add_argument(
+        "--unix-socket-mode",
+        type=_mode,
+        default=0o600,
+        metavar="MODE",
+        help="the Unix socket's permissions, in octal (default 600: its owner only)",
+    )
     where.add_argument("--certfile", help="serve HTTPS with this certificate (PEM)")
     where.add_argument("--keyfile", help="the certificate's private key (PEM)")
     procs = parser.add_argument_group("processes")
@@ -258,6 +277,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         host=args.host,
         port=args.port,
         unix_socket=args.unix_socket,
+        unix_socket_mode=args.unix_socket_mode,
         backend=args.backend,
         processes=args.processes,
         reuse_port=args.reuse_port,
@@ -461,7 +481,7 @@ def make_listener(config: ServeConfig, processes: int, tls: bool) -> Listener:
         if config.reuse_port:
             raise ServeError("--reuse-port is for TCP; a Unix socket is always shared")
         try:
-            sock = bind_unix_socket(config.unix_socket)
+            sock = bind_unix_socket(config.unix_socket, mode=config.unix_socket_mode)
         except (OSError, ValueError) as e:
             raise ServeError(f"cannot listen on {config.unix_socket}: {e}") from None
         inode = None if config.unix_socket.startswith("\0") else os.stat(config.unix_socket).st_ino
@@ -499,6 +519,14 @@ def _ssl_context(config: ServeConfig) -> ssl.SSLContext | None:
     options = {"certfile": config.certfile}
     if config.keyfile:
         options["keyfile"] = config.keyfile
+    # ssl's FileNotFoundError does not say which of the two files it is.
+    for what, path in options.items():
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as e:
+            name = "certificate" if what == "certfile" else "key"
+            raise ServeError(f"cannot load the {name} {path}: {e.strerror}") from None
     try:
         return ssl_options_to_context(options, server_side=True)
     except (OSError, ssl.SSLError) as e:

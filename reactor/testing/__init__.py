@@ -22,6 +22,7 @@ reactor) gives the ``io_loop`` fixture, parametrized over every backend, and
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -113,6 +114,19 @@ class AsyncTestCase(unittest.TestCase):
         self.io_loop.handle_callback_exception = self._handle_callback_exception  # type: ignore[method-assign]
 
     def tearDown(self) -> None:
+        # As Tornado's: cancel the tasks the test left pending on its loop and
+        # let them finish, so that their cleanup (``finally``) runs now, inside
+        # this test, rather than at garbage collection ("Task was destroyed
+        # but it is pending!"). One that fails otherwise than by the
+        # cancellation fails the test.
+        tasks = [t for t in asyncio.all_tasks(self.io_loop.asyncio_loop) if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            done, _ = self.io_loop.run_sync(lambda: asyncio.wait(tasks))
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()
         IOLoop.clear_current()
         self.io_loop.close(all_fds=True)
         super().tearDown()
