@@ -583,23 +583,50 @@ def _setup_logging(config: ServeConfig) -> None:
 # -- one serving process ------------------------------------------------------------
 
 
-class _Drain:
-    """SIGTERM / SIGINT in a serving process: stop, drain, stop the loop; twice: exit now."""
+DUPLICATE_SIGNAL_WINDOW = 1.0
+"""Seconds after the first SIGTERM / SIGINT in which a supervised process takes
+another as the same request to stop, not as "exit now": a process manager that
+signals the whole process group (systemd's default ``KillMode=control-group``,
+``kill -TERM -PGID``) reaches each serving process directly *and* through the
+supervisor's forward, within milliseconds. A person's second Ctrl-C reaches the
+supervisor alone (the serving processes have process groups of their own),
+which then kills the serving processes itself."""
 
-    def __init__(self, loop: IOLoop, server: HTTPServer, timeout: float, status_on_twice: int):
+
+class _Drain:
+    """SIGTERM / SIGINT in a serving process: stop, drain, stop the loop; twice: exit now.
+
+    ``duplicate_window``: a second signal this soon after the first is the same
+    one delivered twice (see :data:`DUPLICATE_SIGNAL_WINDOW`), and ignored.
+    """
+
+    def __init__(
+        self,
+        loop: IOLoop,
+        server: HTTPServer,
+        timeout: float,
+        status_on_twice: int,
+        duplicate_window: float = 0.0,
+    ):
         self.loop = loop
         self.server = server
         self.timeout = timeout
         self.status_on_twice = status_on_twice
+        self.duplicate_window = duplicate_window
         self.started = False
+        self.started_at = 0.0
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.started:
             # Runs in the signal handler: no loop, no logging lock, just go.
             name = signal.Signals(signum).name
+            if time.monotonic() - self.started_at < self.duplicate_window:
+                os.write(2, f"reactor serve: {name} again, already draining\n".encode())
+                return
             os.write(2, f"reactor serve: second {name}, exiting now\n".encode())
             os._exit(self.status_on_twice)
         self.started = True
+        self.started_at = time.monotonic()
         self.loop.add_callback_from_signal(self.loop.spawn_callback, self.run, signum)
 
     def begin(self, reason: str) -> None:
@@ -675,7 +702,13 @@ def serve_process(
             except OSError as e:
                 raise _bind_error(f"{config.host}:{listener.port}", e) from None
         server.add_sockets(sockets)
-        drain = _Drain(loop, server, config.drain_timeout, status_on_twice=1)
+        drain = _Drain(
+            loop,
+            server,
+            config.drain_timeout,
+            status_on_twice=1,
+            duplicate_window=DUPLICATE_SIGNAL_WINDOW if supervisor is not None else 0.0,
+        )
         for signum in SIGNALS:
             signal.signal(signum, drain.on_signal)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
@@ -688,8 +721,17 @@ def serve_process(
             PeriodicCallback(watch_supervisor, 1000).start()
         loop.add_callback(announce, loop.backend_name)
         loop.start()
+        if supervisor is not None:
+            # Drained: the process exits. The interpreter's exit puts SIGTERM
+            # back to its default action, so the supervisor's forward of a
+            # signal that reached us directly as well (a process group killed
+            # at once) would kill us now, and the exit status would say we
+            # were killed. The supervisor, which alone sees a person's second
+            # signal, escalates with SIGKILL: nothing is lost by ignoring these.
+            for signum in SIGNALS:
+                signal.signal(signum, signal.SIG_IGN)
     finally:
-        # The drain's handlers stay: a second signal now still means "exit at once".
+        # Otherwise the drain's handlers stay: a second signal still means "exit at once".
         if metrics_dir is not None and "reactor.metrics" in sys.modules:
             # Our file goes with the loop that wrote it.
             sys.modules["reactor.metrics"].disable_multiprocess()

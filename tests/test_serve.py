@@ -858,3 +858,23 @@ def test_a_websocket_is_closed_with_1001(serve: Callable[..., Served]) -> None:
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1001
     assert served.wait() == 0
+
+
+@needs_drain
+def test_sigterm_to_every_process_at_once_still_drains(serve: Callable[..., Served]) -> None:
+    """systemd's default KillMode=control-group signals the supervisor and each serving
+    process at the same moment; the supervisor forwards its signal too. A serving
+    process takes the second SIGTERM within DUPLICATE_SIGNAL_WINDOW as the same one:
+    the slow request in flight is answered, and every process exits 0."""
+    served = serve("--processes", "2", "--drain-timeout", "10")
+    children = sorted(pids_serving(served, 2))
+    assert len(children) == 2
+    result: dict[str, Any] = {}
+    thread = _slow_request(served, "/slow?delay=1", result)
+    wait_in_flight(served, 2)
+    for pid in [served.pid, *children]:
+        os.kill(pid, signal.SIGTERM)
+    thread.join(timeout=20)
+    assert result == {"status": 200, "connection": "close", "body": b"slept 1\n", "closed": True}
+    assert served.wait() == 0, served.stderr()
+    assert "exiting now" not in served.stderr()
