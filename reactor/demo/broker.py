@@ -63,6 +63,8 @@ MAX_EVENT = 64 * 1024
 """Bytes in one event from Redis; a longer one is dropped."""
 MAX_ROOM = 64
 """Characters in a room's name."""
+MAX_ID = 2**53
+"""The largest message id taken from Redis (exact in Lua's doubles)."""
 RECONNECT_FIRST = 0.1
 """Seconds before the first attempt to reconnect to Redis; then doubled..."""
 RECONNECT_MAX = 2.0
@@ -240,7 +242,10 @@ def _parse(data: bytes) -> Event | None:
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         return None
     if event["type"] == "message" and not (
-        type(event.get("id")) is int and event["id"] > 0  # int, not a bool
+        # An int, not a bool; below what the scripts' counter can reach (Lua
+        # numbers are doubles; INCR's are 64-bit): taken as the last id seen,
+        # a larger one would be set as the counter and fail every INCR after.
+        type(event.get("id")) is int and 0 < event["id"] <= MAX_ID
     ):
         return None
     return event

@@ -1,0 +1,84 @@
+"""Review of issue 12 as a hostile client and operator: the defects found,
+each pinned by a test through real parts (a real redis-server, real
+sockets), on every backend."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis.asyncio
+
+from reactor.demo import app as demo
+from reactor.demo.broker import RedisBroker
+from reactor.ioloop import IOLoop
+from tests.conformance import conftest as conformance
+from tests.test_broker import Recorder, redis_address, redis_url, until
+from tests.util import LogRecords
+
+__all__ = ["redis_address", "redis_url"]  # the fixtures, here too
+reactor_log = conformance.reactor_log
+
+pytestmark = pytest.mark.usefixtures("reactor_log")
+
+CHANNEL = "reactor-demo:room:main"
+
+
+async def test_a_message_id_past_redis_integers_does_not_stop_the_posts(
+    io_loop: IOLoop, redis_url: str
+) -> None:
+    """A message published on the room's channel with an id past what Redis's
+    counter can hold (INCR's 64-bit integers; Lua's doubles) is dropped: taken,
+    each process would give it to the publish script as its last id seen, the
+    script would set the counter to it, and every post after, from every
+    process, would fail."""
+    broker, seen = RedisBroker(redis_url), Recorder()
+    broker.subscribe("main", seen)
+    raw = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        await broker.start()
+        for bad in (10**30, 2**63, 2**53 + 1):
+            event = {"type": "message", "id": bad, "author": "eve", "text": "boom"}
+            await raw.publish(CHANNEL, json.dumps(event))
+        await raw.publish(CHANNEL, json.dumps({"type": "join", "name": "marker"}))
+        await seen.count("join", 1)  # everything before it was handled
+        assert broker.dropped == 3
+        posted = await broker.publish("main", {"type": "message", "author": "a", "text": "hi"})
+        assert posted["id"] == 1
+        (got,) = await seen.count("message", 1)
+        assert got == posted
+    finally:
+        await raw.aclose()
+        await broker.close()
+
+
+async def test_a_sync_from_redis_does_not_wipe_the_rooms(
+    io_loop: IOLoop, redis_url: str, reactor_log: LogRecords
+) -> None:
+    """``sync`` is the broker's own event (made from what its script read),
+    never one that comes on the channel: one published there by whoever may
+    write to Redis is dropped. Delivered, an empty one would empty the room's
+    messages in every process (a new "epoch"), and a malformed one would make
+    the room's subscriber raise."""
+    room, heard = demo.ChatRoom(broker=RedisBroker(redis_url)), Recorder()
+    room.subscribe(heard)
+    raw = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        await room.start()
+        posted = await room.broker.publish(
+            "main", {"type": "message", "author": "a", "text": "kept"}
+        )
+        await until(lambda: room.messages != [], "the message in the room")
+        epoch = room.epoch
+        await raw.publish(CHANNEL, json.dumps({"type": "sync"}))
+        await raw.publish(
+            CHANNEL, json.dumps({"type": "sync", "epoch": "evil", "last_id": 0, "messages": []})
+        )
+        await raw.publish(CHANNEL, json.dumps({"type": "join", "name": "marker"}))
+        await until(lambda: any(e.get("name") == "marker" for e in heard.events), "the marker")
+        assert room.epoch == epoch
+        assert room.messages == [{"id": posted["id"], "author": "a", "text": "kept"}]
+        assert not reactor_log.errors()
+    finally:
+        await raw.aclose()
+        await room.broker.close()
