@@ -37,7 +37,7 @@ Some facts about Redis pub/sub, and what they make this module do:
   of silence and reconnects after twice that.
 - Whoever may write to Redis may publish on the room's channel: what comes
   from it is checked (a JSON object of at most ``MAX_EVENT`` bytes with a
-  ``type``, a message with an integer id) and dropped, with a warning,
+  ``type`` other than ``sync``, a message with an integer id) and dropped, with a warning,
   otherwise.
 """
 
@@ -241,6 +241,8 @@ def _parse(data: bytes) -> Event | None:
         return None
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         return None
+    if event["type"] == "sync":
+        return None  # the broker's own, made from what it read; never from the channel
     if event["type"] == "message" and not (
         # An int, not a bool; below what the scripts' counter can reach (Lua
         # numbers are doubles; INCR's are 64-bit): taken as the last id seen,
