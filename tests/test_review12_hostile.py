@@ -83,3 +83,31 @@ async def test_a_sync_from_redis_does_not_wipe_the_rooms(
     finally:
         await raw.aclose()
         await room.broker.close()
+
+
+DEEP = b"[" * 100_000
+"""JSON nested deeper than json.loads can go: it raises RecursionError (not a
+ValueError), however small the limit on the input's size."""
+
+
+async def test_json_nested_too_deep_from_redis_is_dropped(
+    io_loop: IOLoop, redis_url: str, reactor_log: LogRecords
+) -> None:
+    """Deep JSON published on the room's channel is junk like any other: dropped
+    and counted. Raised out of the subscriber, it was taken for Redis going away:
+    the subscription was dropped and made again (posts refused meanwhile), as
+    often as anyone cared to publish it."""
+    broker, seen = RedisBroker(redis_url), Recorder()
+    broker.subscribe("main", seen)
+    raw = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        await broker.start()
+        await raw.publish(CHANNEL, DEEP[: 60 * 1024])
+        await raw.publish(CHANNEL, json.dumps({"type": "join", "name": "marker"}))
+        await seen.count("join", 1)
+        assert broker.dropped == 1
+        assert [e["type"] for e in seen.events] == ["sync", "join"]  # no second sync
+        assert not [w for w in reactor_log.warnings() if "unreachable" in w]
+    finally:
+        await raw.aclose()
+        await broker.close()

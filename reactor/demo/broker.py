@@ -237,7 +237,7 @@ def _parse(data: bytes) -> Event | None:
         return None
     try:
         event = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         return None
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         return None
