@@ -79,8 +79,17 @@ RESTART_BACKOFF = (0.5, 30.0)
 RESTART_RESET_UPTIME = 60.0
 """A process that served this long before it died restarts after the shortest back-off again."""
 
-SIGNALS = (signal.SIGTERM, signal.SIGINT)
-"""The signals that drain the server (a second one exits at once)."""
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""The signals that drain the server (a second one exits at once). SIGHUP (a
+hang-up: the terminal closed) is caught only where it is not ignored at start:
+under ``nohup`` it stays ignored."""
+
+
+def _catch(handler: Callable[[int, FrameType | None], None]) -> None:
+    """Install ``handler`` for each of :data:`SIGNALS` (see there for SIGHUP)."""
+    for signum in SIGNALS:
+        if signum != signal.SIGHUP or signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, handler)
 
 
 class ServeError(Exception):
@@ -648,8 +657,7 @@ def serve_process(
                 raise _bind_error(f"{config.host}:{listener.port}", e) from None
         server.add_sockets(sockets)
         drain = _Drain(loop, server, config.drain_timeout, status_on_twice=1)
-        for signum in SIGNALS:
-            signal.signal(signum, drain.on_signal)
+        _catch(drain.on_signal)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
         if supervisor is not None:
 
@@ -745,8 +753,8 @@ class Supervisor:
         for fd in (self._ready_r, self._wake_r, self._wake_w):
             os.set_blocking(fd, False)
         old_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        for signum in SIGNALS:
-            signal.signal(signum, self._on_signal)
+        old_handlers = {s: signal.getsignal(s) for s in (*SIGNALS, signal.SIGCHLD)}
+        _catch(self._on_signal)
         signal.signal(signal.SIGCHLD, self._on_sigchld)
         buffer = b""
         try:
@@ -774,8 +782,8 @@ class Supervisor:
                 self._tick()
         finally:
             if os.getpid() == self.pid:  # not in a serving process, leaving through here
-                for signum in (*SIGNALS, signal.SIGCHLD):
-                    signal.signal(signum, signal.SIG_DFL)
+                for signum, handler in old_handlers.items():
+                    signal.signal(signum, handler or signal.SIG_DFL)
                 signal.set_wakeup_fd(old_wakeup)
                 for fd in (self._ready_r, self._ready_w, self._wake_r, self._wake_w):
                     os.close(fd)

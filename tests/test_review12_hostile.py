@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis.asyncio
@@ -15,9 +19,10 @@ from reactor.demo.broker import RedisBroker
 from reactor.ioloop import IOLoop
 from tests.conformance import conftest as conformance
 from tests.test_broker import Recorder, redis_address, redis_url, until
+from tests.test_serve import Served, _slow_request, pids_serving, serve, wait_in_flight
 from tests.util import LogRecords
 
-__all__ = ["redis_address", "redis_url"]  # the fixtures, here too
+__all__ = ["redis_address", "redis_url", "serve"]  # the fixtures, here too
 reactor_log = conformance.reactor_log
 
 pytestmark = pytest.mark.usefixtures("reactor_log")
@@ -111,3 +116,43 @@ async def test_json_nested_too_deep_from_redis_is_dropped(
     finally:
         await raw.aclose()
         await broker.close()
+
+
+# -- python -m reactor serve and SIGHUP ------------------------------------------------
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_sighup_drains_as_sigterm_does(serve: Callable[..., Served], processes: str) -> None:
+    """A hang-up (the terminal of ``python -m reactor serve`` closed, or a
+    ``kill -HUP``) drains, as SIGTERM does: before, its default action killed
+    the process at once, cutting what was in flight; the supervisor left its
+    ready file behind (saying it served when nothing did), its Unix socket
+    file and its metrics directory."""
+    served = serve("--processes", processes, "--drain-timeout", "10")
+    result: dict[str, Any] = {}
+    thread = _slow_request(served, "/slow?delay=1", result)
+    wait_in_flight(served, int(processes))
+    served.signal(signal.SIGHUP)
+    assert served.wait() == 0
+    thread.join(timeout=10)
+    assert result["status"] == 200 and result["body"] == b"slept 1\n"
+    assert "SIGHUP: draining" in served.stderr()
+    assert not served.ready_file.exists()
+
+
+def test_sighup_ignored_at_start_stays_ignored(serve: Callable[..., Served]) -> None:
+    """Started with SIGHUP ignored (``nohup``), the server keeps ignoring it:
+    the hang-up that nohup is there to survive does not stop it."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # what nohup does, inherited
+    try:
+        served = serve("--processes", "2")
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    seen = pids_serving(served, 2)
+    served.signal(signal.SIGHUP)
+    for pid in seen:
+        os.kill(pid, signal.SIGHUP)
+    assert len(pids_serving(served, 2)) == 2  # both still serve
+    assert served.process.poll() is None
+    served.signal(signal.SIGTERM)
+    assert served.wait() == 0
