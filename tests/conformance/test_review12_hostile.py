@@ -4,16 +4,22 @@ defects found, each pinned by a test through real sockets, on every backend
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from reactor import metrics
+from reactor import gen, metrics
 from reactor.httpclient import AsyncHTTPClient
+from reactor.httpserver import HTTPServer
 from reactor.ioloop import IOLoop
-from reactor.web import Application
+from reactor.netutil import bind_sockets
+from reactor.testing import ExpectLog
+from reactor.web import Application, RequestHandler
 from tests.conformance.test_metrics import Hello, processes, scrape
+from tests.conformance.test_server_drain import WAIT, Gate, Slow, bounded, connect, get
+from tests.conformance.test_server_drain import gate as gate  # the fixture
 from tests.test_demo import Demo, live
 from tests.test_demo import site as site  # the fixture
 from tests.test_demo import web_log as web_log  # the fixture (no ERROR logged)
@@ -61,3 +67,89 @@ async def test_a_chat_message_nested_too_deep_is_refused(site: Demo) -> None:
     message = await bob.next()
     assert message["type"] == "message" and message["text"] == "still here"
     await bob.leave()
+
+
+# -- the drain, attacked ---------------------------------------------------------------
+
+
+class Raises(RequestHandler):
+    """Fails once the test releases it (a handler that raises during the drain)."""
+
+    def initialize(self, gate: Gate) -> None:
+        self.gate = gate
+
+    async def get(self) -> None:
+        self.gate.entered.set()
+        await self.gate.release.wait()
+        raise RuntimeError("raised during the drain")
+
+
+@pytest.fixture
+def drained(io_loop: IOLoop, gate: Gate) -> Iterator[tuple[HTTPServer, int]]:
+    app = Application(
+        [("/slow", Slow, {"gate": gate}), ("/raises", Raises, {"gate": gate})],
+        log_function=lambda handler: None,
+    )
+    server = HTTPServer(app)
+    [sock] = bind_sockets(0, "127.0.0.1")
+    server.add_sockets([sock])
+    yield server, sock.getsockname()[1]
+
+    async def finish() -> None:
+        gate.release.set()
+        for _ in range(5):
+            await gen.moment
+        server.stop()
+        await server.close_all_connections(timeout=0)
+
+    io_loop.run_sync(finish, timeout=WAIT)
+
+
+async def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = IOLoop.current().time() + WAIT
+    while not condition():
+        assert IOLoop.current().time() < deadline, f"timed out waiting for {what}"
+        await gen.sleep(0.01)
+
+
+@pytest.mark.parametrize("when", ["before", "during"])
+async def test_half_a_request_that_stalls_ends_at_the_drain_deadline(
+    io_loop: IOLoop, drained: tuple[HTTPServer, int], when: str
+) -> None:
+    """Half a request's headers, sent before or during the drain, then
+    nothing: the drain waits for it (it has begun), but no longer than its
+    deadline, far shorter than header_timeout."""
+    server, port = drained
+    stream = await connect(port)
+    half = b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: "
+    if when == "before":
+        await stream.write(half)
+        await wait_for(lambda: server.stats()["connections_open"] == 1, "the connection")
+    server.stop()
+    task = gen.convert_yielded(server.close_all_connections(timeout=0.5))
+    if when == "during":
+        await stream.write(half)
+    await bounded(task)
+    assert await bounded(stream.read_until_close()) == b""
+    assert server.stats()["connections_open"] == 0
+
+
+async def test_a_handler_that_raises_during_the_drain_is_answered_500_with_close(
+    io_loop: IOLoop, drained: tuple[HTTPServer, int], gate: Gate
+) -> None:
+    """A request in flight whose handler raises once the drain has begun: its
+    client gets the 500, with Connection: close, the connection closes, and
+    the drain ends then, not at its deadline."""
+    server, port = drained
+    stream = await connect(port)
+    await stream.write(get("/raises"))
+    await bounded(gate.entered.wait())
+    server.stop()
+    task = gen.convert_yielded(server.close_all_connections(timeout=WAIT * 4))
+    with ExpectLog("reactor.application", "Uncaught exception", level=logging.ERROR):
+        gate.release.set()
+        answer = await bounded(stream.read_until_close())
+        await bounded(task)
+    head = answer.split(b"\r\n\r\n")[0]
+    assert head.startswith(b"HTTP/1.1 500 "), answer
+    assert b"\r\nConnection: close" in head, head
