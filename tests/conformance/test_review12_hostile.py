@@ -105,8 +105,8 @@ def drained(io_loop: IOLoop, gate: Gate) -> Iterator[tuple[HTTPServer, int]]:
     io_loop.run_sync(finish, timeout=WAIT)
 
 
-async def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = IOLoop.current().time() + WAIT
+async def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    deadline = IOLoop.current().time() + timeout
     while not condition():
         assert IOLoop.current().time() < deadline, f"timed out waiting for {what}"
         await gen.sleep(0.01)
@@ -153,3 +153,57 @@ async def test_a_handler_that_raises_during_the_drain_is_answered_500_with_close
     head = answer.split(b"\r\n\r\n")[0]
     assert head.startswith(b"HTTP/1.1 500 "), answer
     assert b"\r\nConnection: close" in head, head
+
+
+# -- slowloris at max_connections --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        "headers",
+        pytest.param(
+            "body",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="body_timeout is None by default (as in Tornado), and serve has no "
+                "option for it: a body sent slowly holds its connection for ever",
+            ),
+        ),
+    ],
+)
+async def test_a_slowloris_at_max_connections_is_bounded(io_loop: IOLoop, part: str) -> None:
+    """One client holding the only connection of ``max_connections=1`` by
+    sending its request slowly locks every other client out (they wait in
+    the backlog), but only for as long as the server's timeouts allow: for
+    the headers, ``header_timeout`` (its 408 frees the slot); for a body, only
+    ``body_timeout``."""
+    app = Application([("/slow", Slow, {"gate": Gate()})], log_function=lambda handler: None)
+    server = HTTPServer(app, max_connections=1, header_timeout=0.5, idle_connection_timeout=0.5)
+    [sock] = bind_sockets(0, "127.0.0.1")
+    server.add_sockets([sock])
+    port = sock.getsockname()[1]
+    loris = await connect(port)
+    other = None
+    try:
+        if part == "headers":
+            await loris.write(b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        else:
+            await loris.write(
+                b"POST /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 9\r\n\r\n"
+            )
+        await wait_for(lambda: server.stats()["connections_open"] == 1, "the loris")
+        other = await connect(port)  # completed by the kernel, waiting in the backlog
+        await other.write(get("/nowhere"))
+        # Freed within the timeouts (0.5 s here), the other client is served.
+        await wait_for(
+            lambda: server.stats()["connections_accepted"] == 2, "the other client", timeout=2
+        )
+        answer = await bounded(other.read_until(b"\r\n\r\n"))
+        assert answer.startswith(b"HTTP/1.1 404 ")
+    finally:
+        loris.close()
+        if other is not None:
+            other.close()
+        server.stop()
+        await server.close_all_connections(timeout=0)
