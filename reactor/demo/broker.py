@@ -194,7 +194,8 @@ class InProcessBroker(Broker):
 # -- Redis --------------------------------------------------------------------------------
 
 _SYNC = """
--- KEYS: epoch, counter, kept messages. ARGV: the caller's epoch, the last id it has seen.
+-- KEYS: epoch, counter, kept messages. ARGV: the caller's epoch, the last id it has seen,
+-- how many kept messages to read (the newest).
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 local epoch = redis.call('GET', KEYS[1])
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -202,7 +203,7 @@ if epoch == ARGV[1] and last < tonumber(ARGV[2]) then
   last = tonumber(ARGV[2])
   redis.call('SET', KEYS[2], ARGV[2])
 end
-return {epoch, last, redis.call('LRANGE', KEYS[3], 0, -1)}
+return {epoch, last, redis.call('LRANGE', KEYS[3], -tonumber(ARGV[3]), -1)}
 """
 
 _PUBLISH = """
@@ -476,7 +477,7 @@ class RedisBroker(Broker):
         if state is None:
             return
         epoch, last, kept = await self._sync_script(
-            keys=state.keys, args=[state.epoch, state.last_id]
+            keys=state.keys, args=[state.epoch, state.last_id, self.history]
         )
         epoch = epoch.decode()
         messages = [e for e in map(_parse, kept) if e is not None and e["type"] == "message"]
@@ -485,7 +486,7 @@ class RedisBroker(Broker):
             state.last_id = 0
         state.last_id = max(state.last_id, int(last))
         state.kept.clear()
-        state.kept.extend(messages[-self.history :])
+        state.kept.extend(messages)
         sync = {"type": "sync", "epoch": epoch, "last_id": state.last_id, "messages": messages}
         _deliver(state.callbacks, sync)
 
