@@ -477,7 +477,7 @@ class RedisBroker(Broker):
         if state is None:
             return
         epoch, last, kept = await self._sync_script(
-            keys=state.keys, args=[state.epoch, state.last_id, self.history]
+            keys=state.keys, args=[state.epoch, state.last_id, max(self.history, HISTORY)]
         )
         epoch = epoch.decode()
         messages = [e for e in map(_parse, kept) if e is not None and e["type"] == "message"]
@@ -486,7 +486,7 @@ class RedisBroker(Broker):
             state.last_id = 0
         state.last_id = max(state.last_id, int(last))
         state.kept.clear()
-        state.kept.extend(messages)
+        state.kept.extend(messages[-self.history :])
         sync = {"type": "sync", "epoch": epoch, "last_id": state.last_id, "messages": messages}
         _deliver(state.callbacks, sync)
 
