@@ -79,8 +79,17 @@ RESTART_BACKOFF = (0.5, 30.0)
 RESTART_RESET_UPTIME = 60.0
 """A process that served this long before it died restarts after the shortest back-off again."""
 
-SIGNALS = (signal.SIGTERM, signal.SIGINT)
-"""The signals that drain the server (a second one exits at once)."""
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""The signals that drain the server (a second one exits at once). SIGHUP (a
+hang-up: the terminal closed) is caught only where it is not ignored at start:
+under ``nohup`` it stays ignored."""
+
+
+def _catch(handler: Callable[[int, FrameType | None], None]) -> None:
+    """Install ``handler`` for each of :data:`SIGNALS` (see there for SIGHUP)."""
+    for signum in SIGNALS:
+        if signum != signal.SIGHUP or signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, handler)
 
 
 class ServeError(Exception):
@@ -119,6 +128,7 @@ class ServeConfig:
     max_header_size: int | None = None
     max_write_buffer_size: int | None = None
     idle_timeout: float | None = None
+    body_timeout: float | None = None
     drain_timeout: float = 30.0
     access_log: bool = True
     metrics: str | None = None
@@ -256,6 +266,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="close a connection whose unsent output passes this",
     )
     http.add_argument(
+        "--body-timeout",
+        type=_positive(float),
+        metavar="SECONDS",
+        help="the longest a request body may take to arrive (default: no limit, as in "
+        "Tornado); set it with --max-connections, or a client that sends its body slowly "
+        "holds a connection for ever",
+    )
+    http.add_argument(
         "--idle-timeout",
         type=_positive(float),
         metavar="SECONDS",
@@ -290,6 +308,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         max_header_size=args.max_header_size,
         max_write_buffer_size=args.max_write_buffer_size,
         idle_timeout=args.idle_timeout,
+        body_timeout=args.body_timeout,
         drain_timeout=args.drain_timeout,
         access_log=args.access_log,
         metrics=args.metrics,
@@ -543,6 +562,7 @@ def _server_kwargs(config: ServeConfig, ssl_context: ssl.SSLContext | None) -> d
         "max_body_size": config.max_body_size,
         "max_header_size": config.max_header_size,
         "idle_connection_timeout": config.idle_timeout,
+        "body_timeout": config.body_timeout,
         "max_connections": config.max_connections,
         "max_write_buffer_size": config.max_write_buffer_size,
     }
@@ -709,8 +729,7 @@ def serve_process(
             status_on_twice=1,
             duplicate_window=DUPLICATE_SIGNAL_WINDOW if supervisor is not None else 0.0,
         )
-        for signum in SIGNALS:
-            signal.signal(signum, drain.on_signal)
+        _catch(drain.on_signal)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
         if supervisor is not None:
 
@@ -815,8 +834,8 @@ class Supervisor:
         for fd in (self._ready_r, self._wake_r, self._wake_w):
             os.set_blocking(fd, False)
         old_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        for signum in SIGNALS:
-            signal.signal(signum, self._on_signal)
+        old_handlers = {s: signal.getsignal(s) for s in (*SIGNALS, signal.SIGCHLD)}
+        _catch(self._on_signal)
         signal.signal(signal.SIGCHLD, self._on_sigchld)
         buffer = b""
         try:
@@ -844,8 +863,8 @@ class Supervisor:
                 self._tick()
         finally:
             if os.getpid() == self.pid:  # not in a serving process, leaving through here
-                for signum in (*SIGNALS, signal.SIGCHLD):
-                    signal.signal(signum, signal.SIG_DFL)
+                for signum, handler in old_handlers.items():
+                    signal.signal(signum, handler or signal.SIG_DFL)
                 signal.set_wakeup_fd(old_wakeup)
                 for fd in (self._ready_r, self._ready_w, self._wake_r, self._wake_w):
                     os.close(fd)

@@ -319,7 +319,7 @@ def _read_report(path: str, now: float) -> _Report | None:
         return None
     try:
         report = _Report.from_json(text, now)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: nested too deep
         return None
     if report.age > _STALE_AFTER:
         return None

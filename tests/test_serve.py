@@ -878,3 +878,20 @@ def test_sigterm_to_every_process_at_once_still_drains(serve: Callable[..., Serv
     assert result == {"status": 200, "connection": "close", "body": b"slept 1\n", "closed": True}
     assert served.wait() == 0, served.stderr()
     assert "exiting now" not in served.stderr()
+
+
+def test_body_timeout_frees_a_connection_whose_body_stalls(serve: Callable[..., Served]) -> None:
+    """--body-timeout: a client that sends its headers and then stalls on the body
+    loses its connection (and, at --max-connections 1, the next client is served)."""
+    served = serve("--max-connections", "1", "--body-timeout", "0.5")
+    loris = socket.create_connection((served.host, served.port), timeout=10)
+    try:
+        loris.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nab")
+        status, _, body = served.get("/")  # waits in the backlog until the loris is cut
+        assert status == 200, body
+        rest = b""
+        while chunk := loris.recv(4096):  # the server closed it; nothing was answered
+            rest += chunk
+        assert b"200 OK" not in rest
+    finally:
+        loris.close()

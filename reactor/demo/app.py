@@ -618,7 +618,7 @@ class ChatSocketHandler(BaseHandler, websocket.WebSocketHandler):
         if isinstance(message, str):
             try:
                 text = json.loads(message)["text"]
-            except (ValueError, TypeError, KeyError):
+            except (ValueError, TypeError, KeyError, RecursionError):  # Recursion: too deep
                 pass
         now = clock()
         self.allowance = min(float(BURST), self.allowance + (now - self.checked) * RATE)

@@ -37,7 +37,7 @@ Some facts about Redis pub/sub, and what they make this module do:
   of silence and reconnects after twice that.
 - Whoever may write to Redis may publish on the room's channel: what comes
   from it is checked (a JSON object of at most ``MAX_EVENT`` bytes with a
-  ``type``, a message with an integer id) and dropped, with a warning,
+  ``type`` other than ``sync``, a message with an integer id) and dropped, with a warning,
   otherwise.
 """
 
@@ -63,6 +63,8 @@ MAX_EVENT = 64 * 1024
 """Bytes in one event from Redis; a longer one is dropped."""
 MAX_ROOM = 64
 """Characters in a room's name."""
+MAX_ID = 2**53
+"""The largest message id taken from Redis (exact in Lua's doubles)."""
 RECONNECT_FIRST = 0.1
 """Seconds before the first attempt to reconnect to Redis; then doubled..."""
 RECONNECT_MAX = 2.0
@@ -192,7 +194,8 @@ class InProcessBroker(Broker):
 # -- Redis --------------------------------------------------------------------------------
 
 _SYNC = """
--- KEYS: epoch, counter, kept messages. ARGV: the caller's epoch, the last id it has seen.
+-- KEYS: epoch, counter, kept messages. ARGV: the caller's epoch, the last id it has seen,
+-- how many kept messages to read (the newest).
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 local epoch = redis.call('GET', KEYS[1])
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -200,7 +203,7 @@ if epoch == ARGV[1] and last < tonumber(ARGV[2]) then
   last = tonumber(ARGV[2])
   redis.call('SET', KEYS[2], ARGV[2])
 end
-return {epoch, last, redis.call('LRANGE', KEYS[3], 0, -1)}
+return {epoch, last, redis.call('LRANGE', KEYS[3], -tonumber(ARGV[3]), -1)}
 """
 
 _PUBLISH = """
@@ -235,12 +238,17 @@ def _parse(data: bytes) -> Event | None:
         return None
     try:
         event = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         return None
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         return None
+    if event["type"] == "sync":
+        return None  # the broker's own, made from what it read; never from the channel
     if event["type"] == "message" and not (
-        type(event.get("id")) is int and event["id"] > 0  # int, not a bool
+        # An int, not a bool; below what the scripts' counter can reach (Lua
+        # numbers are doubles; INCR's are 64-bit): taken as the last id seen,
+        # a larger one would be set as the counter and fail every INCR after.
+        type(event.get("id")) is int and 0 < event["id"] <= MAX_ID
     ):
         return None
     return event
@@ -469,7 +477,7 @@ class RedisBroker(Broker):
         if state is None:
             return
         epoch, last, kept = await self._sync_script(
-            keys=state.keys, args=[state.epoch, state.last_id]
+            keys=state.keys, args=[state.epoch, state.last_id, max(self.history, HISTORY)]
         )
         epoch = epoch.decode()
         messages = [e for e in map(_parse, kept) if e is not None and e["type"] == "message"]
