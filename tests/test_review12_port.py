@@ -202,9 +202,11 @@ def test_application_listen_with_tornados_keyword_arguments(
     reactor = listen_recipe(start, "reactor")
     ok = [200, "close", '{"ip": "1.2.3.4", "proto": "https", "n": 10}']
     assert tornado[0] == reactor[0] == ok
-    # A body over max_body_size: Tornado answers 400, reactor 413 with
-    # Connection: close (a deliberate difference, docs/migration.md).
-    assert tornado[1] == [400, None, ""]
+    # A body over max_body_size: Tornado answers 400 (and may reset the
+    # connection before it is read: it closes with the body unread), reactor
+    # 413 with Connection: close and a lingering close, so never a reset (a
+    # deliberate difference, docs/migration.md).
+    assert tornado[1] in ([400, None, ""], [400, None, "(reset)"], [None, None, "(reset)"])
     assert reactor[1] == [413, "close", ""]
 
 
