@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import importlib
 import inspect
 import logging
@@ -633,6 +634,8 @@ class _Drain:
         self.timeout = timeout
         self.status_on_twice = status_on_twice
         self.duplicate_window = duplicate_window
+        self.on_start: Callable[[], None] | None = None
+        """Called on the loop when the drain begins (the ready file is withdrawn)."""
         self.started = False
         self.started_at = 0.0
 
@@ -657,6 +660,8 @@ class _Drain:
             self.loop.spawn_callback(self.run, None)
 
     async def run(self, signum: int | None) -> None:
+        if self.on_start is not None:
+            self.on_start()
         if signum is not None:
             gen_log.info(
                 "reactor serve: %s: draining (at most %gs)",
@@ -729,6 +734,8 @@ def serve_process(
             status_on_twice=1,
             duplicate_window=DUPLICATE_SIGNAL_WINDOW if supervisor is not None else 0.0,
         )
+        if supervisor is None:  # one process: the ready file is ours (else the supervisor's)
+            drain.on_start = functools.partial(_withdraw_ready_file, config)
         _catch(drain.on_signal)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
         if supervisor is not None:
@@ -996,6 +1003,7 @@ class Supervisor:
 
     def _on_shutdown_signal(self, signum: int) -> None:
         if not self.stopping:
+            _withdraw_ready_file(self.config)
             gen_log.info(
                 "reactor serve: %s: draining %d process(es) (at most %gs)",
                 signal.Signals(signum).name,
@@ -1043,6 +1051,14 @@ class Supervisor:
 
 
 # -- serve ----------------------------------------------------------------------------
+
+
+def _withdraw_ready_file(config: ServeConfig) -> None:
+    """The drain has begun: remove the ready file, so that whatever reads it
+    as "this server takes traffic" (a readiness check) stops sending any."""
+    if config.ready_file:
+        with contextlib.suppress(OSError):
+            os.unlink(config.ready_file)
 
 
 def _announce(config: ServeConfig, listener: Listener, backend: str, processes: int) -> None:

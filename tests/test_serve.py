@@ -895,3 +895,23 @@ def test_body_timeout_frees_a_connection_whose_body_stalls(serve: Callable[..., 
         assert b"200 OK" not in rest
     finally:
         loris.close()
+
+
+@needs_drain
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_the_ready_file_is_withdrawn_when_the_drain_begins(
+    serve: Callable[..., Served], processes: str
+) -> None:
+    """A readiness check that reads the ready file stops sending traffic to a
+    draining server: the file goes at the signal, while a request is still in flight."""
+    served = serve("--processes", processes, "--drain-timeout", "30")
+    result: dict[str, Any] = {}
+    thread = _slow_request(served, "/slow?delay=50", result)
+    wait_in_flight(served, int(processes))
+    served.signal(signal.SIGTERM)
+    wait_until(lambda: not served.ready_file.exists(), "the ready file to go")
+    assert served.process.poll() is None  # still draining: the request is in flight
+    assert "error" not in result and "status" not in result
+    served.signal(signal.SIGTERM)  # the second signal: exit now
+    assert served.wait() == 1
+    thread.join(timeout=10)
