@@ -383,6 +383,34 @@ class Run:
     elapsed: float
     info: dict[str, str]
 
+    def header(
+        self, args: argparse.Namespace, command: str, skipped: dict[str, str], **kwargs: Any
+    ) -> list[str]:
+        """:func:`report_header` for this run (``kwargs``: its ``baseline``)."""
+        return report_header(
+            command=command,
+            started=self.started,
+            elapsed=self.elapsed,
+            info=self.info,
+            repeat=args.repeat,
+            skipped=skipped,
+            markdown=args.markdown,
+            **kwargs,
+        )
+
+    def finish(self, args: argparse.Namespace, command: str, skipped: dict[str, str]) -> int:
+        """:func:`finish` for this run: its record saved with ``--json``; the exit status."""
+        return finish(
+            args,
+            self.failures,
+            command=command,
+            started=self.started,
+            info=self.info,
+            skipped=skipped,
+            cases=self.cases,
+            results=self.results,
+        )
+
 
 def drive(
     script: str | Path,

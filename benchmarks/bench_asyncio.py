@@ -65,11 +65,9 @@ from _common import (
     choose_implementations,
     drive,
     emit_result,
-    finish,
     fmt,
     medians,
     render_table,
-    report_header,
     run_main,
     unavailable_reason,
 )
@@ -670,19 +668,9 @@ def main(argv: list[str] | None = None) -> int:
     cases = make_cases(args)
     command = "python benchmarks/bench_asyncio.py " + " ".join(argv or sys.argv[1:])
     run = drive(SCRIPT, args, cases, impls, skipped, describe=_describe)
-    results, failures, elapsed = run.results, run.failures, run.elapsed
-    info, started, impls = run.info, run.started, run.impls
+    results, impls = run.results, run.impls
 
-    out = report_header(
-        command=command,
-        started=started,
-        elapsed=elapsed,
-        info=info,
-        repeat=args.repeat,
-        skipped=skipped,
-        markdown=args.markdown,
-        baseline=BASELINE,
-    )
+    out = run.header(args, command, skipped, baseline=BASELINE)
     server_cpu, client_cpu = _cpus()
     out[-1:-1] = [
         "- client: one process on "
@@ -708,16 +696,7 @@ def main(argv: list[str] | None = None) -> int:
         out += [f"{h}Summary", ""]
         out += summary(cases, results, impls)
     print("\n".join(out))
-    return finish(
-        args,
-        failures,
-        command=command,
-        started=started,
-        info=info,
-        skipped=skipped,
-        cases=cases,
-        results=results,
-    )
+    return run.finish(args, command, skipped)
 
 
 if __name__ == "__main__":

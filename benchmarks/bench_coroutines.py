@@ -55,9 +55,7 @@ from _common import (
     choose_implementations,
     drive,
     emit_result,
-    finish,
     render_table,
-    report_header,
     run_main,
     unavailable_reason,
 )
@@ -635,18 +633,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     run = drive(__file__, args, cases, impls, skipped)
-    results, failures, elapsed = run.results, run.failures, run.elapsed
-    info, started, impls = run.info, run.started, run.impls
+    results, impls = run.results, run.impls
 
-    out = report_header(
-        command=command,
-        started=started,
-        elapsed=elapsed,
-        info=info,
-        repeat=args.repeat,
-        skipped=skipped,
-        markdown=args.markdown,
-    )
+    out = run.header(args, command, skipped)
     if any(c.baseline != "asyncio" for c in cases):
         out[-1:-1] = [f"- the Future choice: ratio = median / median of {FUTURE_BASELINE}"]
     h = "### " if args.markdown else ""
@@ -659,16 +648,7 @@ def main(argv: list[str] | None = None) -> int:
             out += render_table(case, metric, shown, results[ci])
     print("\n".join(out))
 
-    return finish(
-        args,
-        failures,
-        command=command,
-        started=started,
-        info=info,
-        skipped=skipped,
-        cases=cases,
-        results=results,
-    )
+    return run.finish(args, command, skipped)
 
 
 if __name__ == "__main__":

@@ -68,9 +68,7 @@ from _common import (
     choose_implementations,
     drive,
     emit_result,
-    finish,
     fmt,
-    report_header,
     run_main,
     runs,
     unavailable_reason,
@@ -1017,19 +1015,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/bench_http.py " + " ".join(argv or sys.argv[1:])
 
     run = drive(__file__, args, cases, impls, skipped, describe=_describe)
-    results, failures, elapsed = run.results, run.failures, run.elapsed
-    info, started, impls = run.info, run.started, run.impls
+    results, impls = run.results, run.impls
 
-    out = report_header(
-        command=command,
-        started=started,
-        elapsed=elapsed,
-        info=info,
-        repeat=args.repeat,
-        skipped=skipped,
-        markdown=args.markdown,
-        baseline=BASELINE,
-    )
+    out = run.header(args, command, skipped, baseline=BASELINE)
     params = cases[0].params if cases else {}
     out[-1:-1] = [
         versions_line(),
@@ -1057,16 +1045,7 @@ def main(argv: list[str] | None = None) -> int:
         out += summary(cases, results, impls)
     print("\n".join(out))
 
-    return finish(
-        args,
-        failures,
-        command=command,
-        started=started,
-        info=info,
-        skipped=skipped,
-        cases=cases,
-        results=results,
-    )
+    return run.finish(args, command, skipped)
 
 
 if __name__ == "__main__":

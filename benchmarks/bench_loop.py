@@ -47,9 +47,7 @@ from _common import (
     choose_implementations,
     drive,
     emit_result,
-    finish,
     render_table,
-    report_header,
     run_main,
     unavailable_reason,
 )
@@ -484,18 +482,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/bench_loop.py " + " ".join(argv or sys.argv[1:])
 
     run = drive(__file__, args, cases, impls, skipped, describe=_describe)
-    results, failures, elapsed = run.results, run.failures, run.elapsed
-    info, started, impls = run.info, run.started, run.impls
+    results, impls = run.results, run.impls
 
-    out = report_header(
-        command=command,
-        started=started,
-        elapsed=elapsed,
-        info=info,
-        repeat=args.repeat,
-        skipped=skipped,
-        markdown=args.markdown,
-    )
+    out = run.header(args, command, skipped)
     h = "### " if args.markdown else ""
     titles = {"chain": "Callback chain", "timers": "Timers", "idle": "Idle poll cost"}
     shown_bench = None
@@ -508,16 +497,7 @@ def main(argv: list[str] | None = None) -> int:
             out += render_table(case, metric, impls, results[ci], notes)
     print("\n".join(out))
 
-    return finish(
-        args,
-        failures,
-        command=command,
-        started=started,
-        info=info,
-        skipped=skipped,
-        cases=cases,
-        results=results,
-    )
+    return run.finish(args, command, skipped)
 
 
 if __name__ == "__main__":

@@ -91,9 +91,7 @@ from _common import (
     choose_implementations,
     drive,
     emit_result,
-    finish,
     render_table,
-    report_header,
     run_main,
     unavailable_reason,
 )
@@ -821,16 +819,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = make_cases(args)
     command = "python benchmarks/bench_serve.py " + " ".join(argv or sys.argv[1:])
     run = drive(SCRIPT, args, cases, impls, skipped)
-    out = report_header(
-        command=command,
-        started=run.started,
-        elapsed=run.elapsed,
-        info=run.info,
-        repeat=args.repeat,
-        skipped=skipped,
-        markdown=args.markdown,
-        baseline=BASELINE,
-    )
+    out = run.header(args, command, skipped, baseline=BASELINE)
     out[-1:-1] = [
         f"- {PROCESSES} server processes each; nothing pinned (servers, wrk and the drain "
         "client share the CPUs); " + bench_http.wrk_version(),
@@ -846,16 +835,7 @@ def main(argv: list[str] | None = None) -> int:
         if note:
             out += [" ".join(note), ""]
     print("\n".join(out))
-    return finish(
-        args,
-        run.failures,
-        command=command,
-        started=run.started,
-        info=run.info,
-        skipped=skipped,
-        cases=run.cases,
-        results=run.results,
-    )
+    return run.finish(args, command, skipped)
 
 
 if __name__ == "__main__":

@@ -68,11 +68,9 @@ from _common import (
     choose_implementations,
     drive,
     emit_result,
-    finish,
     fmt,
     medians,
     render_table,
-    report_header,
     run_main,
     unavailable_reason,
 )
@@ -939,20 +937,10 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/bench_streams.py " + " ".join(argv or sys.argv[1:])
 
     run = drive(__file__, args, cases, impls, skipped, describe=_describe)
-    results, failures, elapsed = run.results, run.failures, run.elapsed
-    info, started, impls = run.info, run.started, run.impls
+    results, impls = run.results, run.impls
 
     server_cpu, client_cpu = _cpus()
-    out = report_header(
-        command=command,
-        started=started,
-        elapsed=elapsed,
-        info=info,
-        repeat=args.repeat,
-        skipped=skipped,
-        markdown=args.markdown,
-        baseline=BASELINE,
-    )
+    out = run.header(args, command, skipped, baseline=BASELINE)
     out.insert(
         -1,
         "- server pinned to CPU "
@@ -985,16 +973,7 @@ def main(argv: list[str] | None = None) -> int:
         out += criteria(cases, results)
     print("\n".join(out))
 
-    return finish(
-        args,
-        failures,
-        command=command,
-        started=started,
-        info=info,
-        skipped=skipped,
-        cases=cases,
-        results=results,
-    )
+    return run.finish(args, command, skipped)
 
 
 if __name__ == "__main__":

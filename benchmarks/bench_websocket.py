@@ -84,7 +84,6 @@ from _common import (
     choose_implementations,
     drive,
     emit_result,
-    finish,
     fmt,
     progress,
     report_header,
@@ -1258,31 +1257,20 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/bench_websocket.py " + " ".join(argv or sys.argv[1:])
 
     run = drive(__file__, args, cases, impls, skipped, describe=_describe)
-    results, failures, elapsed = run.results, run.failures, run.elapsed
-    info, started, impls = run.info, run.started, run.impls
     out = report(
         command=command,
-        started=started,
-        elapsed=elapsed,
-        info=info,
+        started=run.started,
+        elapsed=run.elapsed,
+        info=run.info,
         repeat=args.repeat,
         skipped=skipped,
         markdown=args.markdown,
-        cases=cases,
-        results=results,
-        impls=impls,
+        cases=run.cases,
+        results=run.results,
+        impls=run.impls,
     )
     print("\n".join(out))
-    return finish(
-        args,
-        failures,
-        command=command,
-        started=started,
-        info=info,
-        skipped=skipped,
-        cases=cases,
-        results=results,
-    )
+    return run.finish(args, command, skipped)
 
 
 if __name__ == "__main__":
